@@ -1,0 +1,99 @@
+"""The one small interface every delivery channel implements.
+
+A channel knows how to talk to one provider. It never formats text (``messages``
+does), never touches the ledger (``gateway`` does) and never imports Flask. It is
+built from a plain mapping of settings, so the worker, the tests and the
+benchmarks construct it the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+
+class ChannelError(Exception):
+    """A send that did not go through.
+
+    ``permanent`` errors are final for this delivery (an invalid number, a
+    resident who does not follow the account); transient ones are retried with
+    backoff. ``code`` is the provider's own error code, kept for the ledger.
+    ``retry_after`` (seconds) lets a provider that said "slow down" set the wait.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, code: str | None = None,
+                 retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.code = code
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}" if self.code else self.message
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One delivery as a channel sees it: where it goes and what it says.
+
+    ``rendered`` is the ``messages.Rendered`` for this channel and language.
+    ``callback_url`` is where the provider should report status for this very
+    delivery (it carries the delivery id, so a callback can never race the
+    ledger's record of the provider id).
+    """
+
+    delivery_id: int
+    announcement_id: int
+    address: str
+    rendered: Any
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the provider said when it accepted a message.
+
+    ``status`` is the ledger status the delivery may move to now: ``sent`` for a
+    provider that reports delivery later, ``delivered`` for one whose acceptance
+    is the delivery (the outbox, a group robot).
+    """
+
+    provider_id: str | None = None
+    status: str = "sent"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A provider's later word on one delivery, parsed from a callback."""
+
+    status: str
+    provider_id: str | None = None
+    error: str | None = None
+    permanent: bool = True
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Channel:
+    """Base class: subclasses set ``name`` and implement ``send``.
+
+    ``rate_per_second`` is the provider's declared limit when nothing is
+    configured; the gateway's shared limiter and the preview's estimate read it.
+    """
+
+    name: ClassVar[str] = ""
+    rate_per_second: ClassVar[float] = 10.0
+    personal: ClassVar[bool] = True  # False for channels that reach places, not people
+
+    def __init__(self, settings: Mapping[str, Any] | None = None):
+        self.settings = dict(settings or {})
+
+    def send(self, message: Outgoing) -> Receipt:
+        raise NotImplementedError
+
+    def parse_callback(self, params: Mapping[str, Any]) -> StatusUpdate | None:
+        """Turn a provider's status callback into an update; ``None`` to ignore it."""
+        return None
+
+    def close(self) -> None:
+        """Release connections; called when a worker shuts down."""

@@ -1,0 +1,39 @@
+"""Channel names mapped to their classes, imported only when first used.
+
+Lazy imports keep a worker that never sends a WeChat message from loading
+wechat's dependencies, and let the web process list channels cheaply.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any, Mapping
+
+from channels.base import Channel
+
+#: Every channel name the gateway plans with, and the provider that serves it
+#: when its provider is configured. An unconfigured channel falls back to the
+#: outbox (see ``gateway.config``).
+PROVIDERS: dict[str, str] = {
+    "outbox": "channels.outbox:OutboxChannel",
+}
+
+CHANNEL_NAMES = ("sms", "voice", "wechat", "loudspeaker")
+PERSONAL_CHANNELS = ("sms", "voice", "wechat")
+
+
+class UnknownChannel(LookupError):
+    pass
+
+
+def channel_class(provider: str) -> type[Channel]:
+    try:
+        target = PROVIDERS[provider]
+    except KeyError:
+        raise UnknownChannel(f"no channel provider named {provider!r}") from None
+    module_name, class_name = target.split(":")
+    return getattr(import_module(module_name), class_name)
+
+
+def build(provider: str, settings: Mapping[str, Any]) -> Channel:
+    return channel_class(provider)(settings)
+

@@ -1,0 +1,165 @@
+"""What an announcement is: its fields, aligned with CAP 1.2, and their validation.
+
+Validation lives here so that every way in (the JSON API, the console's form, a
+CAP document) refuses the same things with the same words. Errors name the
+field, so a caller can say exactly what is wrong and where.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+STATUSES = ("actual", "exercise", "test", "draft")
+DRILL_STATUSES = ("exercise", "test")
+MSG_TYPES = ("alert", "update", "cancel")
+SEVERITIES = ("extreme", "severe", "moderate", "minor")
+URGENCIES = ("immediate", "expected", "future", "past", "unknown")
+CERTAINTIES = ("observed", "likely", "possible", "unlikely", "unknown")
+CATEGORIES = ("geo", "met", "safety", "security", "rescue", "fire", "health", "env",
+              "transport", "infra", "cbrne", "other")
+CHANNELS = ("sms", "voice", "wechat", "loudspeaker")
+LANGUAGES = ("zh", "en")
+
+LIMITS = {"headline": 140, "body": 4000, "instruction": 1000, "event": 100}
+AREA_CODE = re.compile(r"^(\d{2}|\d{4}|\d{6}|\d{9}|\d{12})$")
+
+
+class ValidationError(ValueError):
+    """Bad input, with the name of the field it concerns."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass
+class AnnouncementInput:
+    """A validated announcement, not yet stored."""
+
+    headline: str
+    body: str
+    areas: list[str]
+    instruction: str = ""
+    event: str = ""
+    category: str = "other"
+    severity: str = "moderate"
+    urgency: str = "expected"
+    certainty: str = "likely"
+    status: str = "actual"
+    msg_type: str = "alert"
+    references: str | None = None
+    language: str = "zh"
+    channels: list[str] = field(default_factory=lambda: list(CHANNELS))
+    expires: datetime | None = None
+
+
+def is_drill(status: str) -> bool:
+    return status in DRILL_STATUSES
+
+
+def parse_announcement(data: Any, *, now: datetime | None = None) -> AnnouncementInput:
+    """Check a JSON-like mapping and return the announcement it describes.
+
+    Enumerations are accepted in any letter case (CAP writes ``Extreme``) and
+    kept in lower case.
+    """
+    if not isinstance(data, Mapping):
+        raise ValidationError("(body)", "expected a JSON object with the announcement's fields")
+    unknown = sorted(set(data) - _KNOWN_FIELDS)
+    if unknown:
+        raise ValidationError(unknown[0], "is not a field of an announcement")
+    now = now or datetime.now(timezone.utc)
+    return AnnouncementInput(
+        headline=_text(data, "headline", required=True),
+        body=_text(data, "body", required=True),
+        instruction=_text(data, "instruction"),
+        event=_text(data, "event"),
+        category=_choice(data, "category", CATEGORIES, "other"),
+        severity=_choice(data, "severity", SEVERITIES, "moderate"),
+        urgency=_choice(data, "urgency", URGENCIES, "expected"),
+        certainty=_choice(data, "certainty", CERTAINTIES, "likely"),
+        status=_choice(data, "status", STATUSES, "actual"),
+        msg_type=_choice(data, "msg_type", MSG_TYPES, "alert"),
+        references=_text(data, "references") or None,
+        language=_choice(data, "language", LANGUAGES, "zh"),
+        areas=parse_area_list(data.get("areas")),
+        channels=_channels(data.get("channels")),
+        expires=_expires(data.get("expires"), now),
+    )
+
+
+_KNOWN_FIELDS = {"headline", "body", "instruction", "event", "category", "severity", "urgency",
+                 "certainty", "status", "msg_type", "references", "language", "areas", "channels",
+                 "expires"}
+
+
+def _text(data: Mapping, name: str, *, required: bool = False) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise ValidationError(name, "is required")
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(name, f"must be text, not {type(value).__name__}")
+    value = value.strip()
+    if required and not value:
+        raise ValidationError(name, "is required")
+    limit = LIMITS.get(name)
+    if limit and len(value) > limit:
+        raise ValidationError(name, f"is {len(value)} characters long; the limit is {limit}")
+    return value
+
+
+def _choice(data: Mapping, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or value.strip().lower() not in allowed:
+        raise ValidationError(name, f"{value!r} is not one of {', '.join(allowed)}")
+    return value.strip().lower()
+
+
+def parse_area_list(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise ValidationError("areas", "give a non-empty list of administrative area codes")
+    codes = []
+    for index, code in enumerate(value):
+        if not isinstance(code, str) or not AREA_CODE.match(code.strip()):
+            raise ValidationError(f"areas[{index}]", f"{code!r} is not an administrative code "
+                                  "(2, 4, 6, 9 or 12 digits)")
+        if code.strip() not in codes:
+            codes.append(code.strip())
+    return codes
+
+
+def _channels(value: Any) -> list[str]:
+    if value is None:
+        return list(CHANNELS)
+    if not isinstance(value, list) or not value:
+        raise ValidationError("channels", f"give a non-empty list of channel names from {', '.join(CHANNELS)}")
+    names = []
+    for index, name in enumerate(value):
+        if not isinstance(name, str) or name.strip().lower() not in CHANNELS:
+            raise ValidationError(f"channels[{index}]", f"{name!r} is not one of {', '.join(CHANNELS)}")
+        if name.strip().lower() not in names:
+            names.append(name.strip().lower())
+    return names
+
+
+def _expires(value: Any, now: datetime) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("expires", "must be an ISO 8601 date-time text")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError("expires", f"{value!r} is not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise ValidationError("expires", "needs a time zone offset, e.g. 2026-12-01T18:00:00+08:00")
+    if moment <= now:
+        raise ValidationError("expires", "is already past")
+    return moment.astimezone(timezone.utc)
