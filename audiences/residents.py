@@ -1,0 +1,298 @@
+"""Residents as the channel policy sees them, and the roster CSV.
+
+Roster CSV columns (UTF-8, with or without BOM; any order, every column
+present, names as below in any letter case):
+
+================  ========  ==================================================
+column            required  accepted values; what an empty cell means
+================  ========  ==================================================
+name              yes       up to 100 characters
+phone             one of    any valid number, normalised to E.164 with
+wechat_openid     the two   ``phonenumbers`` (region CN: ``13800138000`` →
+                            ``+8613800138000``); an openid is 1–64 letters,
+                            digits, ``-`` or ``_``
+area_code         yes       a 6/9/12-digit code in the area registry
+birth_year        no        1900 … this year; empty: unknown
+visually_impaired no        boolean; empty: no
+hearing_impaired  no        boolean; empty: no
+has_smartphone    no        boolean; empty: yes if the row has a WeChat
+                            openid (WeChat needs a smartphone), otherwise no —
+                            so an unknown resident gets voice and SMS, the
+                            channels that reach any phone
+language          no        ``zh`` or ``en``; empty: ``zh``
+opt_out           no        ``;``-separated personal channels: sms, voice,
+                            wechat (the village loudspeaker is not personal
+                            and cannot be opted out of); empty: none
+test_audience     no        boolean; empty: no
+================  ========  ==================================================
+
+Booleans are ``1``/``0``, ``true``/``false``, ``yes``/``no`` or ``是``/``否``, in
+any letter case.
+
+An import is all or nothing: every bad row is reported (line as a spreadsheet
+numbers it, the header being line 1, and the column), and a file with any
+error yields no residents.
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+import phonenumbers
+
+from audiences.areas import (
+    AreaError,
+    CsvErrors,
+    CsvSource,
+    ErrorCollector,
+    RowError,
+    csv_records,
+    normalize,
+    open_csv_text,
+    read_header,
+)
+from channels.registry import PERSONAL_CHANNELS
+
+__all__ = [
+    "CsvErrors", "LANGUAGES", "PERSONAL_CHANNELS", "ROSTER_COLUMNS", "ResidentProfile", "RowError",
+    "check_roster_csv", "iter_roster", "read_roster_csv", "write_roster_csv",
+]
+
+ROSTER_COLUMNS = (
+    "name", "phone", "wechat_openid", "area_code", "birth_year", "visually_impaired",
+    "hearing_impaired", "has_smartphone", "language", "opt_out", "test_audience",
+)
+LANGUAGES = ("zh", "en")
+NAME_MAX_LENGTH = 100
+EARLIEST_BIRTH_YEAR = 1900
+PHONE_REGION = "CN"
+
+_TRUE = frozenset({"1", "true", "yes", "是"})
+_FALSE = frozenset({"0", "false", "no", "否"})
+_OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Chinese input methods type the full-width semicolon.
+_OPT_OUT_SEPARATOR = re.compile(r"[;；]")
+# What a spreadsheet makes of a long number in a column not formatted as text.
+_SCIENTIFIC = re.compile(r"\d(\.\d+)?[eE]\+?\d+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResidentProfile:
+    """One resident: who they are, where they live and what reaches them.
+
+    ``phone`` is E.164 or ``None``; ``birth_year`` ``None`` when unknown;
+    ``opt_out`` a set of personal channel names the resident declined.
+    """
+
+    name: str
+    phone: str | None = None
+    wechat_openid: str | None = None
+    area_code: str
+    birth_year: int | None = None
+    visually_impaired: bool = False
+    hearing_impaired: bool = False
+    has_smartphone: bool = False
+    language: str = "zh"
+    opt_out: frozenset[str] = frozenset()
+    test_audience: bool = False
+
+    def age(self, today_year: int) -> int | None:
+        """Age reached in ``today_year``, or ``None`` when the birth year is unknown."""
+        return None if self.birth_year is None else today_year - self.birth_year
+
+
+def iter_roster(source: CsvSource, *, known_area: Callable[[str], bool]) -> Iterator[ResidentProfile]:
+    """Stream a roster CSV, one ``ResidentProfile`` per good row.
+
+    ``known_area(code)`` says whether a normalised area code is registered.
+    Profiles are yielded only while every row so far was good; after the
+    first bad row the rest is still checked but nothing more is yielded.
+    When the file is exhausted, ``CsvErrors`` is raised if any row was bad.
+    So a caller that writes as it reads must do it in one transaction and
+    roll back on ``CsvErrors``.
+    """
+    errors = ErrorCollector()
+    with open_csv_text(source) as text:
+        columns = read_header(text, ROSTER_COLUMNS)
+        for line, row in csv_records(text, columns, errors):
+            profile = _parse_row(line, row, errors, known_area)
+            if profile is not None and not errors:
+                yield profile
+    errors.raise_if_any()
+
+
+def read_roster_csv(source: CsvSource, *, known_area: Callable[[str], bool]) -> list[ResidentProfile]:
+    """Every resident in the file, or ``CsvErrors`` naming every bad row."""
+    return list(iter_roster(source, known_area=known_area))
+
+
+def check_roster_csv(source: CsvSource, *, known_area: Callable[[str], bool]) -> int:
+    """Validate the whole file in bounded memory; return how many residents it holds.
+
+    Raises ``CsvErrors`` like ``iter_roster``. Lets a caller validate fully,
+    then reopen the file and insert from ``iter_roster`` in chunks.
+    """
+    return sum(1 for _ in iter_roster(source, known_area=known_area))
+
+
+def write_roster_csv(profiles: Iterable[ResidentProfile], target: str | os.PathLike | IO[str]) -> int:
+    """Write profiles as a roster CSV that ``iter_roster`` reads back; return the count.
+
+    A path is written with a BOM, so Excel on Chinese Windows shows the names
+    correctly; a text file the caller opened is written as it is.
+    """
+    if isinstance(target, (str, os.PathLike)):
+        with open(target, "w", encoding="utf-8-sig", newline="") as text:
+            return _write_rows(profiles, text)
+    return _write_rows(profiles, target)
+
+
+def _write_rows(profiles: Iterable[ResidentProfile], text: IO[str]) -> int:
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(ROSTER_COLUMNS)
+    count = 0
+    for profile in profiles:
+        writer.writerow(_cells(profile))
+        count += 1
+    return count
+
+
+def _cells(profile: ResidentProfile) -> list[str]:
+    def flag(value: bool) -> str:
+        return "1" if value else "0"
+
+    return [
+        profile.name, profile.phone or "", profile.wechat_openid or "", profile.area_code,
+        "" if profile.birth_year is None else str(profile.birth_year),
+        flag(profile.visually_impaired), flag(profile.hearing_impaired), flag(profile.has_smartphone),
+        profile.language, ";".join(sorted(profile.opt_out)), flag(profile.test_audience),
+    ]
+
+
+class _BadCell(ValueError):
+    """A cell that cannot be used; the message says why."""
+
+
+def _parse_row(line: int, row: dict[str, str], errors: ErrorCollector,
+               known_area: Callable[[str], bool]) -> ResidentProfile | None:
+    cells = {column: row[column].strip() for column in ROSTER_COLUMNS}
+    values: dict[str, object] = {}
+    problems: list[tuple[str, str]] = []
+    for column, parse in _CELL_PARSERS:
+        try:
+            values[column] = parse(cells[column])
+        except _BadCell as problem:
+            problems.append((column, str(problem)))
+    if "area_code" in values and not known_area(values["area_code"]):
+        problems.append(("area_code", f"area {values['area_code']} is not in the area registry"))
+    if not cells["phone"] and not cells["wechat_openid"]:
+        problems.append(("phone", "a resident needs a phone or a wechat_openid; both are empty"))
+    for column, message in problems:
+        errors.add(line, column, message)
+    if problems:
+        return None
+    if values["has_smartphone"] is None:
+        values["has_smartphone"] = values["wechat_openid"] is not None
+    return ResidentProfile(**values)
+
+
+def _name(cell: str) -> str:
+    if not cell:
+        raise _BadCell("is empty")
+    if len(cell) > NAME_MAX_LENGTH:
+        raise _BadCell(f"is longer than {NAME_MAX_LENGTH} characters")
+    return cell
+
+
+def _phone(cell: str) -> str | None:
+    if not cell:
+        return None
+    if _SCIENTIFIC.fullmatch(cell):
+        raise _BadCell(f"{cell!r} is a number the spreadsheet shortened; format the column as text")
+    try:
+        number = phonenumbers.parse(cell, PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        raise _BadCell(f"{cell!r} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise _BadCell(f"{cell!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _openid(cell: str) -> str | None:
+    if not cell:
+        return None
+    if not _OPENID.fullmatch(cell):
+        raise _BadCell(f"{cell!r} is not a WeChat openid (1-64 letters, digits, - or _)")
+    return cell
+
+
+def _area_code(cell: str) -> str:
+    try:
+        return normalize(cell)
+    except AreaError as error:
+        raise _BadCell(str(error)) from None
+
+
+def _birth_year(cell: str) -> int | None:
+    if not cell:
+        return None
+    if not (cell.isascii() and cell.isdigit()):
+        raise _BadCell(f"{cell!r} is not a year")
+    year = int(cell)
+    this_year = datetime.date.today().year
+    if not EARLIEST_BIRTH_YEAR <= year <= this_year:
+        raise _BadCell(f"{year} is not between {EARLIEST_BIRTH_YEAR} and {this_year}")
+    return year
+
+
+def _flag(cell: str) -> bool | None:
+    answer = cell.lower()
+    if not answer:
+        return None
+    if answer in _TRUE:
+        return True
+    if answer in _FALSE:
+        return False
+    raise _BadCell(f"{cell!r} is not a yes/no value (1/0, true/false, yes/no, 是/否)")
+
+
+def _flag_default_false(cell: str) -> bool:
+    return bool(_flag(cell))
+
+
+def _language(cell: str) -> str:
+    language = cell.lower() or "zh"
+    if language not in LANGUAGES:
+        raise _BadCell(f"{cell!r} is not a supported language ({', '.join(LANGUAGES)})")
+    return language
+
+
+def _opt_out(cell: str) -> frozenset[str]:
+    channels = frozenset(part.strip().lower() for part in _OPT_OUT_SEPARATOR.split(cell) if part.strip())
+    if "loudspeaker" in channels:
+        raise _BadCell("loudspeaker cannot be opted out of: the village loudspeaker serves everyone, not one person")
+    unknown = sorted(channels - set(PERSONAL_CHANNELS))
+    if unknown:
+        raise _BadCell(f"{', '.join(map(repr, unknown))} is not a channel ({', '.join(PERSONAL_CHANNELS)})")
+    return channels
+
+
+# Column order here is the order errors are reported within a row.
+_CELL_PARSERS: tuple[tuple[str, Callable[[str], object]], ...] = (
+    ("name", _name),
+    ("phone", _phone),
+    ("wechat_openid", _openid),
+    ("area_code", _area_code),
+    ("birth_year", _birth_year),
+    ("visually_impaired", _flag_default_false),
+    ("hearing_impaired", _flag_default_false),
+    ("has_smartphone", _flag),
+    ("language", _language),
+    ("opt_out", _opt_out),
+    ("test_audience", _flag_default_false),
+)
