@@ -1,0 +1,280 @@
+"""Speech audio for calls and loudspeakers: one checked WAV per announcement and language.
+
+pyttsx3 2.99 with espeak-ng has three traps, each handled here:
+
+* ``runAndWait()`` returns before the WAV is written (espeak-ng synthesizes on its own
+  thread), so the synthesizer waits for the ``finished-utterance`` callback.
+* Back-to-back runs in one process occasionally leave an empty file, and a rate set
+  right after a voice change is sometimes ignored, so every synthesis runs in a fresh
+  process, and a file that fails ``check`` is made once more before giving up.
+* An engine created before ``fork()`` hangs in the child (rq's forking worker). The
+  engine therefore never lives in the calling process: ``synthesize`` starts
+  ``python -m messages.audio`` and only reads the finished file.
+
+Files are written under a temporary name and renamed into place, so a reader never
+sees half a file, and ``ensure_audio`` takes a per-file lock so that two workers
+racing for the same announcement make it once.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import wave
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# espeak-ng voice per language, matched against the last part of pyttsx3's voice ids
+# ("sit/cmn-latn-pinyin"). Plain "cmn" reads Chinese characters as pinyin letters.
+VOICE_NAMES = {"zh": "cmn-latn-pinyin", "en": "en-us"}
+# Words per minute as espeak-ng counts them; its default of 175 is too fast for elderly
+# listeners. At 140 the Mandarin voice says about 2.7 characters a second.
+DEFAULT_RATES = {"zh": 140, "en": 140}
+SYNTHESIS_TIMEOUT_SECONDS = 60
+SYNTHESIS_ATTEMPTS = 2
+
+# Plausible seconds of audio per spoken unit (a Chinese character, or an English
+# word) at REFERENCE_RATE; scaled by REFERENCE_RATE / rate, which matches espeak-ng
+# (the same Mandarin script takes 83.4 s at 140 wpm and 54.6 s at 200).
+# Measured with espeak-ng 1.51 at 140 wpm on a headline, a one-sentence notice, a body
+# with numbers and a full call script: Mandarin 0.35-0.41 s per character (0.52 for a
+# four-character headline, its final pause weighing more), English 0.44-0.60 s per
+# word. The ranges allow about half and double that: wide enough for punctuation and
+# long spelt-out numbers, narrow enough to catch a file cut off part-way or a
+# synthesizer that skipped most of the text. Duration cannot tell the voices apart
+# (plain ``cmn`` takes 12.9 s where ``cmn-latn-pinyin`` takes 10.6 s), so the voice is
+# checked by the id the engine reports instead.
+REFERENCE_RATE = 140
+SECONDS_PER_UNIT = {"zh": (0.18, 0.8), "en": (0.22, 1.2)}
+# espeak-ng ends every utterance with a short pause; very short texts need this slack.
+PAUSE_SLACK_SECONDS = 1.0
+
+AUDIO_FILE_NAME = re.compile(r"a\d+-(?:zh|en)-[0-9a-f]{12}\.wav")
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+class SynthesisError(RuntimeError):
+    """Speech could not be made, or a file is not usable speech for its text."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    language: str
+    duration_seconds: float
+    sample_rate: int
+    size_bytes: int
+    sha256: str
+    rate: int
+    voice_id: str | None = None  # what the engine reported; None for a file checked, not made
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name
+
+
+def audio_path(media_dir: str | os.PathLike, announcement_id: int, language: str, text: str,
+               *, rate: int | None = None) -> Path:
+    """Stable per announcement, language, text, voice and rate; a new text gets a new file."""
+    rate = _rate(language, rate)
+    fingerprint = f"{VOICE_NAMES[language]}|{rate}|{text}".encode("utf-8")
+    digest = hashlib.sha256(fingerprint).hexdigest()[:12]
+    return Path(media_dir) / f"a{int(announcement_id)}-{language}-{digest}.wav"
+
+
+def ensure_audio(media_dir: str | os.PathLike, announcement_id: int, language: str, text: str,
+                 *, rate: int | None = None) -> AudioInfo:
+    """The checked speech file for this text, made only if no good one exists yet."""
+    path = audio_path(media_dir, announcement_id, language, text, rate=rate)
+    existing = _checked_or_none(path, text, language, rate)
+    if existing:
+        return existing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(path):
+        # Another process may have made it while this one waited for the lock.
+        return (_checked_or_none(path, text, language, rate)
+                or synthesize(text, language, path, rate=rate))
+
+
+def synthesize(text: str, language: str, path: str | os.PathLike, *,
+               rate: int | None = None) -> AudioInfo:
+    """Make ``path`` from ``text`` in a fresh process, check it, and move it into place."""
+    if not text.strip():
+        raise SynthesisError("nothing to say: the text is empty")
+    path = Path(path)
+    rate = _rate(language, rate)
+    failures = []
+    for _ in range(SYNTHESIS_ATTEMPTS):
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                                 suffix=".tmp")
+        os.close(descriptor)
+        try:
+            voice_id = _synthesize_in_subprocess(text, language, Path(temporary), rate)
+            info = check(temporary, text, language, rate=rate)
+            os.replace(temporary, path)
+            return _moved(info, path, voice_id)
+        except SynthesisError as error:
+            failures.append(str(error))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+    raise SynthesisError(f"speech for {path.name} failed {len(failures)} times: "
+                         + "; ".join(failures))
+
+
+def check(path: str | os.PathLike, text: str, language: str, *,
+          rate: int | None = None) -> AudioInfo:
+    """Refuse a file that is not mono 16-bit PCM speech of about the right length."""
+    path = Path(path)
+    rate = _rate(language, rate)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise SynthesisError(f"{path.name}: missing or empty")
+    content = path.read_bytes()
+    sample_rate, samples = _pcm_samples(path)
+    duration = len(samples) / sample_rate
+    shortest, longest = plausible_duration(text, language, rate)
+    if not shortest <= duration <= longest:
+        raise SynthesisError(f"{path.name}: {duration:.1f} s of audio for this text, expected "
+                             f"{shortest:.1f}-{longest:.1f} s at {rate} wpm")
+    return AudioInfo(path=path, language=language, duration_seconds=duration,
+                     sample_rate=sample_rate, size_bytes=len(content),
+                     sha256=hashlib.sha256(content).hexdigest(), rate=rate)
+
+
+def plausible_duration(text: str, language: str, rate: int | None = None) -> tuple[float, float]:
+    units = spoken_units(text, language)
+    low, high = SECONDS_PER_UNIT[language]
+    scale = REFERENCE_RATE / _rate(language, rate)
+    return units * low * scale, units * high * scale + PAUSE_SLACK_SECONDS
+
+
+def spoken_units(text: str, language: str) -> int:
+    """Chinese characters (plus any Latin words among them), or English words."""
+    if language == "zh":
+        return len(HAN.findall(text)) + len(WORD.findall(text))
+    return len(WORD.findall(text))
+
+
+def _pcm_samples(path: Path) -> tuple[int, array]:
+    try:
+        with wave.open(str(path), "rb") as wav:
+            shape = (wav.getnchannels(), wav.getsampwidth(), wav.getcomptype())
+            if shape != (1, 2, "NONE"):
+                raise SynthesisError(f"{path.name}: expected mono 16-bit PCM, got "
+                                     f"{shape[0]} channel(s), {shape[1] * 8}-bit {shape[2]}")
+            sample_rate, declared = wav.getframerate(), wav.getnframes()
+            frames = wav.readframes(declared)
+    except (wave.Error, EOFError) as error:
+        raise SynthesisError(f"{path.name}: not a readable WAV file ({error})") from None
+    if declared == 0 or len(frames) != declared * 2:
+        raise SynthesisError(f"{path.name}: {len(frames) // 2} of {declared} samples present")
+    samples = array("h", frames)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    if max(samples) == min(samples):
+        raise SynthesisError(f"{path.name}: silent")
+    return sample_rate, samples
+
+
+def _moved(info: AudioInfo, path: Path, voice_id: str) -> AudioInfo:
+    return AudioInfo(path=path, language=info.language, duration_seconds=info.duration_seconds,
+                     sample_rate=info.sample_rate, size_bytes=info.size_bytes,
+                     sha256=info.sha256, rate=info.rate, voice_id=voice_id)
+
+
+def _checked_or_none(path: Path, text: str, language: str, rate: int | None) -> AudioInfo | None:
+    if not path.exists():
+        return None
+    try:
+        return check(path, text, language, rate=rate)
+    except SynthesisError:
+        return None  # a bad file is made again, never served
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    # The lock file stays: removing it would let a third process lock a different inode.
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _rate(language: str, rate: int | None) -> int:
+    if language not in VOICE_NAMES:
+        raise SynthesisError(f"no voice for language {language!r}")
+    return int(rate or DEFAULT_RATES[language])
+
+
+def _synthesize_in_subprocess(text: str, language: str, path: Path, rate: int) -> str:
+    command = [sys.executable, "-m", "messages.audio", language, str(rate), str(path.resolve())]
+    try:
+        finished = subprocess.run(command, input=text, capture_output=True, text=True,
+                                  encoding="utf-8", cwd=PROJECT_ROOT, check=False,
+                                  timeout=SYNTHESIS_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise SynthesisError(f"synthesizer gave no answer in {SYNTHESIS_TIMEOUT_SECONDS} s") from None
+    if finished.returncode != 0:
+        reason = finished.stderr.strip().splitlines()[-1:] or [f"exit {finished.returncode}"]
+        raise SynthesisError(f"synthesizer failed: {reason[0]}")
+    return json.loads(finished.stdout)["voice_id"]
+
+
+# --- The synthesizer process: the only place a pyttsx3 engine exists ------------------
+
+def _run_engine(text: str, language: str, path: Path, rate: int) -> str:
+    import pyttsx3
+
+    engine = pyttsx3.init("espeak")
+    voice_id = _voice_id(engine, VOICE_NAMES[language])
+    finished = threading.Event()
+    engine.connect("finished-utterance", lambda name, completed: finished.set())
+    engine.setProperty("voice", voice_id)
+    engine.setProperty("rate", rate)
+    engine.save_to_file(text, str(path))
+    engine.runAndWait()
+    if not finished.wait(SYNTHESIS_TIMEOUT_SECONDS):
+        raise SynthesisError("espeak-ng never reported the utterance finished")
+    selected = engine.getProperty("voice")
+    if selected != voice_id:
+        raise SynthesisError(f"asked espeak-ng for voice {voice_id}, it used {selected}")
+    return selected
+
+
+def _voice_id(engine, name: str) -> str:
+    for voice in engine.getProperty("voices"):
+        if voice.id.rsplit("/", 1)[-1] == name:
+            return voice.id
+    raise SynthesisError(f"espeak-ng has no voice {name!r}; install Debian's espeak-ng")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Synthesize stdin to a WAV file.")
+    parser.add_argument("language", choices=sorted(VOICE_NAMES))
+    parser.add_argument("rate", type=int)
+    parser.add_argument("path", type=Path)
+    arguments = parser.parse_args(argv)
+    text = sys.stdin.buffer.read().decode("utf-8")
+    # pyttsx3 prints "Audio saved to ..." on stdout, which carries this process's answer.
+    with contextlib.redirect_stdout(sys.stderr):
+        voice_id = _run_engine(text, arguments.language, arguments.path, arguments.rate)
+    print(json.dumps({"voice_id": voice_id}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
