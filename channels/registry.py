@@ -15,6 +15,8 @@ from channels.base import Channel
 #: outbox (see ``gateway.config``).
 PROVIDERS: dict[str, str] = {
     "outbox": "channels.outbox:OutboxChannel",
+    "wechat": "channels.wechat:WechatTemplateChannel",
+    "wecom_robot": "channels.wecom_robot:WecomRobotChannel",
 }
 
 CHANNEL_NAMES = ("sms", "voice", "wechat", "loudspeaker")

@@ -1,18 +1,122 @@
-"""The WeChat template-message fields of an announcement."""
+"""The WeChat renderings of an announcement: template-message fields and group-robot markdown.
+
+Template messages follow WeChat's rules since 4 May 2023 (公告《关于规范公众号模板消息的再次公告》):
+the old ``first`` and ``remark`` fields are no longer shown, so everything a resident must
+see goes into keywords of a category template (类目模板), whose key names the value's type.
+A ``thing`` value holds at most 20 characters and a ``time`` value is a 24-hour time with
+its date ("2024年7月1日 15:01"); values must not contain line breaks (WeChat drops what
+follows one) and a value over its limit makes WeChat refuse the message (errcode 47003).
+So every value is flattened to one line and cut to its limit here, on a character, ending
+with "…"; the link opens the full text on the gateway.
+
+WeCom group-robot markdown may hold at most 4096 bytes of UTF-8 (errcode 40058 beyond), so
+the body is cut on a character boundary to fit, keeping the heading, instruction and link.
+"""
 from __future__ import annotations
 
-from messages.phrases import marker
+import re
+from datetime import datetime, timedelta, timezone
+
+from messages.phrases import marker, phrase
 from messages.render import AnnouncementView, RenderContext, Rendered
+
+#: The keys of the office's template in the Official Account console. An office whose
+#: template numbers its keywords differently changes them here, and only here.
+TEMPLATE_KEYS = {
+    "title": "thing1",
+    "time": "time2",
+    "office": "thing3",
+    "summary": "thing4",
+    "instruction": "thing5",
+}
+
+#: Longest value, in characters, per template value type (the key without its number).
+VALUE_LIMITS = {"thing": 20}
+
+MARKDOWN_LIMIT_BYTES = 4096
+ELLIPSIS = "…"
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 
 
 def render(announcement: AnnouncementView, language: str, context: RenderContext) -> Rendered:
-    title = marker(language, announcement.status, announcement.msg_type) + announcement.headline
-    fields = {
-        "first": title,
-        "keyword1": context.office_name,
-        "keyword2": announcement.body,
-        "remark": announcement.instruction,
+    url = context.full_text_url(announcement.id)
+    values = {
+        "title": _title(announcement, language, TEMPLATE_KEYS["title"]),
+        "time": _template_time(_issued_at(announcement)),
+        "office": context.office_name,
+        "summary": announcement.body,
+        "instruction": announcement.instruction,
     }
-    text = "\n".join(value for value in fields.values() if value)
-    return Rendered("wechat", language, text,
-                    {"fields": fields, "url": context.full_text_url(announcement.id)})
+    template = {TEMPLATE_KEYS[role]: {"value": _fit(TEMPLATE_KEYS[role], value)}
+                for role, value in values.items() if value}
+    lines = [field["value"] for field in template.values()]
+    lines.append(f"{phrase(language, 'details')}: {url}")
+    return Rendered("wechat", language, "\n".join(lines), {"template": template, "url": url})
+
+
+def render_group_markdown(announcement: AnnouncementView, language: str,
+                          context: RenderContext) -> str:
+    """One markdown post for a WeCom group robot, at most 4096 bytes of UTF-8."""
+    colon = "：" if language == "zh" else ": "
+    issued = _template_time(_issued_at(announcement))
+    head = (f"### {marker(language, announcement.status, announcement.msg_type)}"
+            f"{_one_line(announcement.headline)}\n"
+            f"> {phrase(language, 'label.office')}{colon}{context.office_name}\n"
+            f"> {phrase(language, 'label.time')}{colon}{issued}\n\n")
+    tail = f"\n\n[{phrase(language, 'details')}]({context.full_text_url(announcement.id)})"
+    if announcement.instruction:
+        tail = f"\n\n**{_one_line(announcement.instruction)}**" + tail
+    room = MARKDOWN_LIMIT_BYTES - len(head.encode()) - len(tail.encode())
+    return _cut_bytes(head + _cut_bytes(announcement.body, room) + tail, MARKDOWN_LIMIT_BYTES)
+
+
+def _title(announcement: AnnouncementView, language: str, key: str) -> str:
+    """The headline behind its drill or correction marker, cut so that the marker stays whole.
+
+    (Only a marker longer than the whole field, as English ones can be, is cut itself.)
+    """
+    prefix = marker(language, announcement.status, announcement.msg_type)
+    headline = _one_line(announcement.headline)
+    limit = _limit(key)
+    return prefix + (headline if limit is None else _cut(headline, max(limit - len(prefix), 1)))
+
+
+def _fit(key: str, value: str) -> str:
+    limit = _limit(key)
+    value = _one_line(value)
+    return value if limit is None else _cut(value, limit)
+
+
+def _limit(key: str) -> int | None:
+    return VALUE_LIMITS.get(key.rstrip("0123456789"))
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + ELLIPSIS
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    room = max(limit - len(ELLIPSIS.encode()), 0)
+    # Decoding with "ignore" drops a character whose bytes the cut split.
+    return encoded[:room].decode("utf-8", errors="ignore") + ELLIPSIS
+
+
+def _issued_at(announcement: AnnouncementView) -> datetime:
+    """When the announcement was issued: its CAP ``sent`` time when it has one, else now.
+
+    A naive ``sent`` is taken as UTC, the ledger's clock.
+    """
+    sent = getattr(announcement, "sent", None) or datetime.now(timezone.utc)
+    return sent if sent.tzinfo else sent.replace(tzinfo=timezone.utc)
+
+
+def _template_time(moment: datetime) -> str:
+    local = moment.astimezone(CHINA_STANDARD_TIME)
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"

@@ -1,0 +1,226 @@
+"""WechatTemplateChannel through its real HTTP and Redis code, against the local fake API.
+
+Every test here shares the access token through the machine's Redis (127.0.0.1:6379), under
+a key prefix of its own that is deleted afterwards.
+"""
+import multiprocessing
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pytest
+import redis
+
+from channels.base import ChannelError, Outgoing
+from channels.wechat import WechatTemplateChannel, seconds_until_quota_reset
+from messages.render import RenderContext
+from messages.wechat import render
+from tests.fakes.wechat_server import FakeWechat
+
+pytestmark = pytest.mark.integration
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass
+class Announcement:
+    id: int = 7
+    headline: str = "山洪撤离"
+    body: str = "今晚八时起山洪风险高。"
+    instruction: str = "请到村委会集合。"
+    status: str = "exercise"
+    msg_type: str = "alert"
+    severity: str = "severe"
+    language: str = "zh"
+    sent: datetime = datetime(2024, 7, 1, 7, 5, tzinfo=timezone.utc)
+
+
+RENDERED = render(Announcement(), "zh", RenderContext(public_base_url="https://tb.example.cn"))
+
+
+@pytest.fixture
+def fake():
+    server = FakeWechat().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_prefix():
+    prefix = f"test-{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=prefix + "*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def make_channel(fake, redis_prefix):
+    channels = []
+
+    def make(**overrides):
+        settings = {"app_id": fake.app_id, "app_secret": fake.app_secret,
+                    "template_id": "TEMPLATE-ALERT", "api_base": fake.url, "timeout": 5,
+                    "redis_url": REDIS_URL, "redis_prefix": redis_prefix, **overrides}
+        channel = WechatTemplateChannel(settings)
+        channels.append(channel)
+        return channel
+
+    yield make
+    for channel in channels:
+        channel.close()
+
+
+def outgoing(openid, delivery_id=1):
+    return Outgoing(delivery_id=delivery_id, announcement_id=7, address=openid, rendered=RENDERED)
+
+
+def test_send_posts_the_template_payload_and_returns_the_msgid(fake, make_channel):
+    receipt = make_channel().send(outgoing("o-follower"))
+
+    assert (receipt.provider_id, receipt.status) == ("200228332", "sent")
+    [sent] = fake.requests_to("/cgi-bin/message/template/send")
+    assert sent.query == {"access_token": "ACCESS_TOKEN_1"}
+    assert sent.body == {
+        "touser": "o-follower",
+        "template_id": "TEMPLATE-ALERT",
+        "url": "https://tb.example.cn/a/7",
+        "data": {
+            "thing1": {"value": "【演练】山洪撤离"},
+            "time2": {"value": "2024年7月1日 15:05"},
+            "thing3": {"value": "县人民政府信息办"},
+            "thing4": {"value": "今晚八时起山洪风险高。"},
+            "thing5": {"value": "请到村委会集合。"},
+        },
+    }
+    [token_request] = fake.requests_to("/cgi-bin/token")
+    assert token_request.query == {"grant_type": "client_credential", "appid": "wx-test-app",
+                                   "secret": "test-secret"}
+
+
+@pytest.mark.parametrize("errcode, permanent", [
+    (43004, True), (40003, True), (40037, True), (47003, True), (43101, True),
+    (-1, False), (45009, False), (45047, False), (45015, False), (99999, False),
+])
+def test_errcodes_map_to_permanent_or_transient(fake, make_channel, errcode, permanent):
+    fake.openid_errors["o-failing"] = errcode
+
+    with pytest.raises(ChannelError) as failure:
+        make_channel().send(outgoing("o-failing"))
+
+    assert failure.value.code == str(errcode)
+    assert failure.value.permanent is permanent
+
+
+def test_quota_exhaustion_asks_to_wait_until_the_quota_resets(make_channel):
+    with pytest.raises(ChannelError) as failure:
+        make_channel().send(outgoing("o-quota"))
+
+    assert failure.value.code == "45009"
+    assert 0 < failure.value.retry_after <= 24 * 3600
+    assert "quota" in failure.value.message
+
+
+def test_quota_resets_at_midnight_china_time():
+    three_pm_in_china = datetime(2024, 7, 1, 7, 0, tzinfo=timezone.utc)
+
+    assert seconds_until_quota_reset(three_pm_in_china) == 9 * 3600
+
+
+def test_sending_limits_ask_to_slow_down(fake, make_channel):
+    fake.openid_errors["o-limited"] = 45047
+
+    with pytest.raises(ChannelError) as failure:
+        make_channel().send(outgoing("o-limited"))
+
+    assert failure.value.retry_after == 60
+
+
+def test_token_is_fetched_once_for_many_sends_and_channels(fake, make_channel):
+    first, second = make_channel(), make_channel()
+
+    for delivery_id in range(10):
+        (first if delivery_id % 2 else second).send(outgoing("o-follower", delivery_id))
+
+    assert fake.token_fetches == 1
+    assert len(fake.requests_to("/cgi-bin/message/template/send")) == 10
+
+
+def test_invalidated_token_is_refreshed_once_and_the_send_retried(fake, make_channel):
+    channel = make_channel()
+    channel.send(outgoing("o-follower"))
+    fake.invalidate_tokens()
+
+    receipt = channel.send(outgoing("o-follower", 2))
+
+    assert receipt.status == "sent"
+    assert fake.token_fetches == 2
+    tokens_used = [sent.query["access_token"]
+                   for sent in fake.requests_to("/cgi-bin/message/template/send")]
+    assert tokens_used == ["ACCESS_TOKEN_1", "ACCESS_TOKEN_1", "ACCESS_TOKEN_2"]
+
+
+def test_a_token_refused_twice_fails_transiently_without_a_third_try(fake, make_channel):
+    fake.openid_errors["o-stale"] = 40001
+
+    with pytest.raises(ChannelError) as failure:
+        make_channel().send(outgoing("o-stale"))
+
+    assert (failure.value.code, failure.value.permanent) == ("40001", False)
+    assert fake.token_fetches == 2
+    assert len(fake.requests_to("/cgi-bin/message/template/send")) == 2
+
+
+def test_a_stalled_send_times_out_as_transient(fake, make_channel):
+    fake.stall_sends = True
+
+    with pytest.raises(ChannelError) as failure:
+        make_channel(timeout=0.2).send(outgoing("o-follower"))
+
+    assert (failure.value.code, failure.value.permanent) == ("http", False)
+
+
+def test_unreachable_api_is_transient_and_does_not_reveal_the_secret(make_channel):
+    with pytest.raises(ChannelError) as failure:
+        make_channel(api_base="http://127.0.0.1:1").send(outgoing("o-follower"))
+
+    assert (failure.value.code, failure.value.permanent) == ("http", False)
+    assert "test-secret" not in str(failure.value)
+
+
+def test_refused_credentials_are_an_account_problem_not_the_residents(fake, make_channel):
+    with pytest.raises(ChannelError) as failure:
+        make_channel(app_secret="wrong").send(outgoing("o-follower"))
+
+    assert (failure.value.code, failure.value.permanent) == ("40125", False)
+    assert fake.requests_to("/cgi-bin/message/template/send") == []
+
+
+def send_from_worker_process(settings, start, count):
+    """Runs in a spawned process: wait for the other worker, then send ``count`` messages."""
+    channel = WechatTemplateChannel(settings)
+    start.wait()
+    for delivery_id in range(count):
+        channel.send(outgoing("o-follower", delivery_id))
+    channel.close()
+
+
+def test_two_worker_processes_starting_together_fetch_the_token_once(fake, redis_prefix):
+    fake.token_delay = 0.3  # holds the first fetch open while the other worker misses too
+    settings = {"app_id": fake.app_id, "app_secret": fake.app_secret, "template_id": "T",
+                "api_base": fake.url, "redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(2)
+    workers = [spawn.Process(target=send_from_worker_process, args=(settings, start, 5))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        if worker.is_alive():  # a hung worker must not outlive the test run
+            worker.kill()
+
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    assert fake.token_fetches == 1
+    assert len(fake.requests_to("/cgi-bin/message/template/send")) == 10
