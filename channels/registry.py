@@ -15,6 +15,8 @@ from channels.base import Channel
 #: outbox (see ``gateway.config``).
 PROVIDERS: dict[str, str] = {
     "outbox": "channels.outbox:OutboxChannel",
+    "twilio_sms": "channels.twilio_sms:TwilioSmsChannel",
+    "twilio_voice": "channels.twilio_voice:TwilioVoiceChannel",
     "wechat": "channels.wechat:WechatTemplateChannel",
     "wecom_robot": "channels.wecom_robot:WecomRobotChannel",
 }

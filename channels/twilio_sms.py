@@ -1,0 +1,97 @@
+"""SMS over Twilio's Programmable Messaging.
+
+Settings: ``account_sid``, ``auth_token``, ``from_number`` or
+``messaging_service_sid``, optional ``api_base``, ``timeout`` and
+``rate_per_second`` (see ``channels.twilio_common``).
+
+Twilio posts status changes to ``Outgoing.callback_url`` (``parse_callback``)
+and residents' replies to the number's inbound webhook (``parse_inbound``).
+"""
+from __future__ import annotations
+
+import unicodedata
+from typing import Any, Mapping
+
+import requests
+from twilio.base.exceptions import TwilioException
+
+from channels.base import Channel, Outgoing, Receipt, StatusUpdate
+from channels.twilio_common import build_client, channel_error, close_client, delivery_failure
+
+#: Twilio's MessageStatus -> ledger status, for the statuses that are not failures.
+_PROGRESS = {
+    "accepted": "sent",
+    "scheduled": "sent",
+    "queued": "sent",
+    "sending": "sent",
+    "sent": "sent",
+    "delivered": "delivered",
+}
+_FAILURES = ("undelivered", "failed")
+
+# Twilio itself stops messaging a number after its standard opt-out words, so
+# the ledger must treat them as opt-outs too; TD and 退订 are China's convention.
+OPT_OUT_WORDS = frozenset({"TD", "退订", "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END",
+                           "QUIT", "OPTOUT", "REVOKE"})
+CONFIRM_WORDS = frozenset({"1"})
+
+
+class TwilioSmsChannel(Channel):
+    name = "sms"
+    rate_per_second = 1.0  # one segment a second on a long code
+
+    def __init__(self, settings: Mapping[str, Any] | None = None):
+        super().__init__(settings)
+        self.client = build_client(self.settings)
+        self.sender = _sender(self.settings)
+        self.rate_per_second = float(self.settings.get("rate_per_second")
+                                     or type(self).rate_per_second)
+
+    def send(self, message: Outgoing) -> Receipt:
+        try:
+            created = self.client.messages.create(
+                to=message.address, body=message.rendered.text,
+                status_callback=message.callback_url, **self.sender)
+        except (TwilioException, requests.RequestException) as error:
+            raise channel_error(error) from error
+        return Receipt(provider_id=created.sid, status="sent",
+                       detail=f"Twilio {created.status}, {created.num_segments} segment(s)")
+
+    def parse_callback(self, params: Mapping[str, Any]) -> StatusUpdate | None:
+        twilio_status = params.get("MessageStatus") or params.get("SmsStatus")
+        sid = params.get("MessageSid") or params.get("SmsSid")
+        if twilio_status in _PROGRESS:
+            return StatusUpdate(_PROGRESS[twilio_status], provider_id=sid)
+        if twilio_status in _FAILURES:
+            code, permanent, reason = delivery_failure(params.get("ErrorCode"))
+            return StatusUpdate("failed", provider_id=sid, error=reason, permanent=permanent,
+                                extra={"error_code": code, "twilio_status": twilio_status})
+        return None
+
+    def close(self) -> None:
+        close_client(self.client)
+
+
+def _sender(settings: Mapping[str, Any]) -> dict[str, str]:
+    if settings.get("messaging_service_sid"):
+        return {"messaging_service_sid": settings["messaging_service_sid"]}
+    if settings.get("from_number"):
+        return {"from_": settings["from_number"]}
+    raise ValueError("Twilio SMS needs 'from_number' or 'messaging_service_sid'")
+
+
+def parse_inbound(params: Mapping[str, Any]) -> tuple[str, str]:
+    """(sender's number, intent) of a reply: ``confirm``, ``opt_out`` or ``other``.
+
+    Full-width characters are folded (``１`` is ``1``, ``ｔｄ`` is ``TD``), case,
+    surrounding spaces and a trailing full stop are ignored.
+    """
+    text = unicodedata.normalize("NFKC", params.get("Body") or "")
+    word = text.strip().rstrip("。.!").strip().upper()
+    if word in CONFIRM_WORDS:
+        intent = "confirm"
+    elif word in OPT_OUT_WORDS:
+        intent = "opt_out"
+    else:
+        intent = "other"
+    return params.get("From", ""), intent

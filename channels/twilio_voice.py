@@ -1,0 +1,156 @@
+"""Voice calls over Twilio: play the notice, then ask for 1 to confirm.
+
+Settings: ``account_sid``, ``auth_token``, ``from_number``, optional
+``api_base``, ``timeout``, ``rate_per_second`` (see ``channels.twilio_common``),
+``ring_seconds`` (how long a call rings, default 30), ``gather_seconds`` (how
+long to wait for a key, default 8) and ``time_limit`` (the longest a call may
+last, default 900 s; it also bounds a resident who presses 2 forever).
+
+Webhook URLs. ``Outgoing.callback_url`` receives the call's status callbacks
+as it is. The keypress goes to the *gather URL*: the same URL with the query
+parameters ``event=gather`` and ``attempt=<n>`` set (``gather_url``), so one
+gateway route, which already knows the delivery from the URL, serves both:
+``event=gather`` -> ``parse_gather`` and answer with ``gather_twiml``;
+otherwise -> ``parse_callback``. Twilio signs both with the full URL.
+
+``attempt`` counts plays that went unanswered in a row: no key after the first
+play replays once, no key after the second hangs up; pressing 2 replays and
+starts the count again. Any other key counts as no key.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+from twilio.base.exceptions import TwilioException
+from twilio.twiml.voice_response import VoiceResponse
+
+from channels.base import Channel, Outgoing, Receipt, StatusUpdate
+from channels.twilio_common import build_client, channel_error, close_client, delivery_failure
+from messages.phrases import phrase
+
+#: language -> (Say's language, a Twilio voice that speaks it)
+SAY_VOICES = {"zh": ("zh-CN", "Polly.Zhiyu"), "en": ("en-US", "Polly.Joanna")}
+STATUS_EVENTS = ["answered", "completed"]
+UNANSWERED_PLAYS_BEFORE_HANGUP = 2
+
+#: Twilio CallStatus -> (ledger status, permanent, outcome)
+_CALL_STATUSES = {
+    "queued": ("sent", True, "calling"),
+    "initiated": ("sent", True, "calling"),
+    "ringing": ("sent", True, "ringing"),
+    "in-progress": ("sent", True, "answered"),
+    "completed": ("delivered", True, "completed-not-confirmed"),
+    "busy": ("failed", False, "busy"),
+    "no-answer": ("failed", False, "no-answer"),
+    "failed": ("failed", True, "failed"),
+    "canceled": ("failed", True, "canceled"),
+}
+
+
+class TwilioVoiceChannel(Channel):
+    name = "voice"
+    rate_per_second = 1.0  # Twilio's default calls per second per account
+
+    def __init__(self, settings: Mapping[str, Any] | None = None):
+        super().__init__(settings)
+        self.client = build_client(self.settings)
+        if not self.settings.get("from_number"):
+            raise ValueError("Twilio voice needs 'from_number'")
+        self.rate_per_second = float(self.settings.get("rate_per_second")
+                                     or type(self).rate_per_second)
+        self.gather_seconds = int(self.settings.get("gather_seconds") or 8)
+        self.ring_seconds = int(self.settings.get("ring_seconds") or 30)
+        self.time_limit = int(self.settings.get("time_limit") or 900)
+
+    def send(self, message: Outgoing) -> Receipt:
+        if not message.callback_url:
+            raise ValueError("a call needs a callback URL to hear the resident's key")
+        rendered = message.rendered
+        twiml = call_twiml(rendered.data.get("audio_url"), rendered.text, rendered.language,
+                           gather_url(message.callback_url, 1), self.gather_seconds)
+        try:
+            call = self.client.calls.create(
+                to=message.address, from_=self.settings["from_number"], twiml=twiml,
+                status_callback=message.callback_url, status_callback_event=STATUS_EVENTS,
+                timeout=self.ring_seconds, time_limit=self.time_limit)
+        except (TwilioException, requests.RequestException) as error:
+            raise channel_error(error) from error
+        return Receipt(provider_id=call.sid, status="sent", detail=f"Twilio {call.status}")
+
+    def parse_callback(self, params: Mapping[str, Any]) -> StatusUpdate | None:
+        try:
+            status, permanent, outcome = _CALL_STATUSES[params.get("CallStatus")]
+        except KeyError:
+            return None
+        error = None
+        if status == "failed":
+            error = delivery_failure(params["ErrorCode"])[2] if params.get("ErrorCode") else outcome
+        return StatusUpdate(status, provider_id=params.get("CallSid"), error=error,
+                            permanent=permanent,
+                            extra={"outcome": outcome, "duration": params.get("CallDuration")})
+
+    def close(self) -> None:
+        close_client(self.client)
+
+
+def parse_gather(params: Mapping[str, Any]) -> StatusUpdate | None:
+    """A confirmation when the resident pressed 1; ``None`` for any other key."""
+    if (params.get("Digits") or "").strip() != "1":
+        return None
+    return StatusUpdate("confirmed", provider_id=params.get("CallSid"),
+                        extra={"outcome": "completed-and-confirmed"})
+
+
+def gather_url(callback_url: str, attempt: int) -> str:
+    """``callback_url`` with ``event=gather`` and ``attempt`` set, other parameters kept."""
+    parts = urlsplit(callback_url)
+    query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True)
+             if key not in ("event", "attempt")]
+    query += [("event", "gather"), ("attempt", str(attempt))]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def call_twiml(audio_url: str | None, text: str, language: str, action_url: str,
+               gather_seconds: int = 8) -> str:
+    """The notice (the recording, or Twilio's speech when there is none), then the question."""
+    response = VoiceResponse()
+    if audio_url:
+        response.play(audio_url)
+    else:
+        _say(response, text, language)
+    gather = response.gather(num_digits=1, action=action_url, method="POST",
+                             timeout=gather_seconds, action_on_empty_result=True)
+    _say(gather, phrase(language, "call.prompt"), language)
+    return str(response)
+
+
+def gather_twiml(digit: str | None, audio_url: str | None, text: str, language: str,
+                 callback_url: str, attempt: int, gather_seconds: int = 8) -> str:
+    """The answer to a gather webhook.
+
+    ``callback_url`` may be the delivery's callback URL or the gather URL
+    itself: ``event`` and ``attempt`` are replaced either way.
+    """
+    digit = (digit or "").strip()
+    if digit == "1":
+        return _goodbye(language, "call.thanks")
+    if digit == "2":
+        return call_twiml(audio_url, text, language, gather_url(callback_url, 1), gather_seconds)
+    if attempt < UNANSWERED_PLAYS_BEFORE_HANGUP:
+        return call_twiml(audio_url, text, language, gather_url(callback_url, attempt + 1),
+                          gather_seconds)
+    return _goodbye(language, "call.goodbye")
+
+
+def _say(verb: Any, text: str, language: str) -> None:
+    say_language, voice = SAY_VOICES.get(language, SAY_VOICES["zh"])
+    verb.say(text, language=say_language, voice=voice)
+
+
+def _goodbye(language: str, key: str) -> str:
+    response = VoiceResponse()
+    _say(response, phrase(language, key), language)
+    response.hangup()
+    return str(response)
