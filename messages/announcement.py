@@ -23,7 +23,7 @@ CHANNELS = ("sms", "voice", "wechat", "loudspeaker")
 LANGUAGES = ("zh", "en")
 
 LIMITS = {"headline": 140, "body": 4000, "instruction": 1000, "event": 100}
-AREA_CODE = re.compile(r"^(\d{2}|\d{4}|\d{6}|\d{9}|\d{12})$")
+AREA_CODE = re.compile(r"^(\d{6}|\d{9}|\d{12})$")
 
 
 class ValidationError(ValueError):
@@ -129,7 +129,7 @@ def parse_area_list(value: Any) -> list[str]:
     for index, code in enumerate(value):
         if not isinstance(code, str) or not AREA_CODE.match(code.strip()):
             raise ValidationError(f"areas[{index}]", f"{code!r} is not an administrative code "
-                                  "(2, 4, 6, 9 or 12 digits)")
+                                  "(6, 9 or 12 digits)")
         if code.strip() not in codes:
             codes.append(code.strip())
     return codes

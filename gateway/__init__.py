@@ -1,0 +1,50 @@
+"""Tongbao's Flask application: the app factory.
+
+``create_app`` reads the configuration once, opens the database, loads and
+checks the channel policy (a bad rules file stops the app here, with its
+message), and registers the blueprints and CLI commands.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+
+from flask import Flask
+
+from audiences.policy import load_policy
+from gateway import config as settings
+from gateway.db import make_engine
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_path=(test_config or {}).get("INSTANCE_PATH")
+                or os.environ.get("TONGBAO_INSTANCE") or None, instance_relative_config=True)
+    app.config.from_mapping(settings.from_env())
+    if test_config:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or \
+        "sqlite:///" + os.path.join(app.instance_path, "tongbao.db")
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app.instance_path)
+    app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
+    app.extensions["policy"] = load_policy(app.config["POLICY_FILE"])
+
+    from gateway import api, cli
+
+    app.register_blueprint(api.bp)
+    cli.register(app)
+    return app
+
+
+def _instance_secret(instance_path: str) -> str:
+    """A secret made once per installation, so sessions survive restarts."""
+    path = os.path.join(instance_path, "secret_key")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    with open(path) as handle:
+        return handle.read().strip()

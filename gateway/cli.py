@@ -1,0 +1,204 @@
+"""Operators' commands, run as ``flask --app wsgi <command>``. Their names are a contract."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from rq import SimpleWorker
+from rq.worker import DequeueStrategy
+from sqlalchemy import func, insert, select
+
+from audiences import demo as demo_county
+from audiences.areas import AreaError, CsvErrors
+from gateway import auth, db, jobs, queues, roster
+from gateway.schema import areas, residents
+
+
+def engine():
+    return current_app.extensions["engine"]
+
+
+def _schema_ready() -> None:
+    try:
+        db.check_schema(engine())
+    except db.SchemaMissing as error:
+        raise click.ClickException(str(error)) from None
+
+
+db_cli = AppGroup("db", help="The database schema.")
+users_cli = AppGroup("users", help="People who use the console and the API.")
+tokens_cli = AppGroup("tokens", help="API tokens.")
+areas_cli = AppGroup("areas", help="The administrative area registry.")
+residents_cli = AppGroup("residents", help="The resident roster.")
+speakers_cli = AppGroup("speakers", help="Village loudspeaker devices.")
+
+
+@db_cli.command("upgrade")
+def db_upgrade():
+    """Create the schema, or migrate it to the current version."""
+    db.upgrade(engine())
+    click.echo("database schema is up to date")
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(auth.ROLES), required=True)
+@click.option("--password", help="Asked for when not given.")
+def users_create(name, role, password):
+    """Add a user with a role: author, approver or admin."""
+    _schema_ready()
+    if password is None:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        with engine().begin() as conn:
+            auth.create_user(conn, name, role, password)
+    except auth.AuthError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"user {name} ({role}) created")
+
+
+@tokens_cli.command("create")
+@click.argument("name")
+def tokens_create(name):
+    """Make an API token for user NAME; prints the token alone."""
+    _schema_ready()
+    try:
+        with engine().begin() as conn:
+            token = auth.create_token(conn, name)
+    except auth.AuthError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(token)
+
+
+@areas_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def areas_import(file):
+    """Add areas from a CSV file with the header code,name."""
+    _schema_ready()
+    _run_import(lambda conn: roster.import_areas(conn, file, "cli"), "areas")
+
+
+@residents_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def residents_import(file):
+    """Add residents from a roster CSV (columns in the README); all or nothing."""
+    _schema_ready()
+    _run_import(lambda conn: roster.import_residents(conn, file, "cli"), "residents")
+
+
+def _run_import(action, what: str) -> None:
+    try:
+        with engine().begin() as conn:
+            count = action(conn)
+    except (CsvErrors, AreaError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"imported {count} {what}")
+
+
+@speakers_cli.command("add")
+@click.argument("device_id")
+@click.argument("area_code")
+@click.option("--test-device", is_flag=True, help="Receives drills (test and exercise).")
+def speakers_add(device_id, area_code, test_device):
+    """Register a loudspeaker device in a village."""
+    _schema_ready()
+    try:
+        with engine().begin() as conn:
+            roster.add_device(conn, device_id, area_code, test_device=test_device)
+    except (roster.DeviceError, AreaError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"loudspeaker {device_id} registered in {area_code}")
+
+
+@click.command("demo")
+def demo():
+    """Seed the demo county (a few districts of Qinzhou) and demo users."""
+    _schema_ready()
+    if seed_demo():
+        click.echo("demo county loaded")
+    else:
+        click.echo("the demo county is already loaded")
+    for name, role, password in demo_county.demo_users():
+        click.echo(f"  login {name} / {password}  ({role})")
+
+
+def seed_demo() -> bool:
+    with engine().begin() as conn:
+        if conn.execute(select(func.count()).select_from(residents)).scalar_one():
+            return False
+        existing = roster.known_areas(conn)
+        new_areas = [{"code": c, "name": n} for c, n in demo_county.demo_areas() if c not in existing]
+        if new_areas:
+            conn.execute(insert(areas), new_areas)
+        for device_id, area_code, is_test in demo_county.demo_devices():
+            roster.add_device(conn, device_id, area_code, test_device=is_test, actor="demo")
+        roster.insert_residents(conn, demo_county.demo_residents())
+        for name, role, password in demo_county.demo_users():
+            if auth.find_user(conn, name) is None:
+                auth.create_user(conn, name, role, password)
+    return True
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--queues", "names", default=",".join(queues.QUEUE_NAMES), show_default=True,
+              help="Comma-separated queues to serve.")
+def worker(burst, names):
+    """Run an rq worker (with the scheduler) on the channel queues."""
+    _schema_ready()
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = set(wanted) - set(queues.QUEUE_NAMES)
+    if unknown:
+        raise click.ClickException(f"no queue named {sorted(unknown)[0]}; "
+                                   f"the queues are {', '.join(queues.QUEUE_NAMES)}")
+    rq_worker = SimpleWorker([queues.queue(name) for name in wanted],
+                             connection=queues.connection())
+    rq_worker.work(burst=burst, with_scheduler=True,
+                   dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
+
+
+@click.command("reconcile")
+def reconcile():
+    """Re-queue deliveries stranded by a lost job or a Redis restart."""
+    _schema_ready()
+    outcome = jobs.reconcile()
+    click.echo(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in outcome.items()))
+
+
+@click.command("serve")
+def serve():
+    """Quickstart: migrate, seed the demo if empty, run workers and the web server together."""
+    import waitress
+
+    app = current_app._get_current_object()
+    db.upgrade(engine())
+    seed_demo()
+    environment = {**os.environ, "REDIS_URL": queues.redis_url(app)}
+    workers = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker",
+                                 "--queues", name], env=environment)
+               for name in queues.QUEUE_NAMES]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    url = f"http://{app.config['HOST']}:{app.config['PORT']}/"
+    click.echo(f"\nTongbao is running: console {url}  API {url}api/v1/")
+    for name, role, password in demo_county.demo_users():
+        click.echo(f"  login {name} / {password}  ({role})")
+    click.echo("Press Ctrl+C to stop.\n")
+    try:
+        waitress.serve(app, host=app.config["HOST"], port=app.config["PORT"], threads=8)
+    finally:
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.wait(timeout=15)
+
+
+def register(app: Flask) -> None:
+    for group in (db_cli, users_cli, tokens_cli, areas_cli, residents_cli, speakers_cli):
+        app.cli.add_command(group)
+    for command in (demo, worker, reconcile, serve):
+        app.cli.add_command(command)

@@ -1,0 +1,97 @@
+"""Configuration, read from the environment in this one place.
+
+Every name here is documented in the README's configuration table; several are
+a contract with operators' deployments and must keep their names.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Mapping
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _text(default: str | None = None) -> Callable[[str | None], Any]:
+    return lambda raw: default if raw in (None, "") else raw
+
+
+def _number(default: float, *, minimum: float = 0) -> Callable[[str | None], float]:
+    def convert(raw: str | None) -> float:
+        if raw in (None, ""):
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{raw!r} is not a number") from None
+        if value < minimum:
+            raise ConfigError(f"{value} is below the minimum {minimum}")
+        return value
+    return convert
+
+
+def _whole(default: int, *, minimum: int = 0) -> Callable[[str | None], int]:
+    number = _number(default, minimum=minimum)
+    return lambda raw: int(number(raw))
+
+
+def _flag(default: bool) -> Callable[[str | None], bool]:
+    def convert(raw: str | None) -> bool:
+        if raw in (None, ""):
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{raw!r} is not one of 1/0, true/false, yes/no")
+    return convert
+
+
+#: name -> converter (with its default). Unset names take the default.
+SETTINGS: dict[str, Callable[[str | None], Any]] = {
+    "DATABASE_URL": _text(),            # unset: SQLite in the instance folder
+    "REDIS_URL": _text(),               # unset: an embedded Redis server
+    "MQTT_URL": _text(),                # unset: an embedded MQTT broker
+    "SECRET_KEY": _text(),              # unset: generated once into the instance folder
+    "PUBLIC_BASE_URL": _text("http://127.0.0.1:5000"),
+    "HOST": _text("127.0.0.1"),
+    "PORT": _whole(5000, minimum=1),
+    "OFFICE_NAME": _text("钦州市人民政府新闻办公室"),
+    "SMS_SIGNATURE": _text("钦州发布"),
+    "CAP_SENDER": _text("tongbao@qinzhou.example.gov.cn"),
+    "POLICY_FILE": _text(os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                                      "audiences", "policy.toml")),
+    "OUTBOX_FALLBACK": _flag(True),
+    "TWILIO_ACCOUNT_SID": _text(),
+    "TWILIO_AUTH_TOKEN": _text(),
+    "TWILIO_FROM_NUMBER": _text(),
+    "TWILIO_MESSAGING_SERVICE_SID": _text(),
+    "TWILIO_API_BASE": _text(),
+    "WECHAT_APP_ID": _text(),
+    "WECHAT_APP_SECRET": _text(),
+    "WECHAT_TEMPLATE_ID": _text(),
+    "WECHAT_API_BASE": _text("https://api.weixin.qq.com"),
+    "SMS_RATE": _number(10, minimum=0.01),
+    "VOICE_RATE": _number(1, minimum=0.01),
+    "WECHAT_RATE": _number(50, minimum=0.01),
+    "LOUDSPEAKER_RATE": _number(100, minimum=0.01),
+    "SMS_PRICE": _number(0.05),
+    "VOICE_PRICE": _number(0.15),
+    "BATCH_SIZE": _whole(200, minimum=1),
+    "MAX_ATTEMPTS": _whole(3, minimum=1),
+    "RETRY_DELAY_SECONDS": _number(30),
+    "STALE_SENDING_SECONDS": _number(600, minimum=1),
+}
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """All settings, converted; a bad value stops start-up with its name."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for name, convert in SETTINGS.items():
+        try:
+            values[name] = convert(environ.get(name))
+        except ConfigError as error:
+            raise ConfigError(f"environment variable {name}: {error}") from None
+    return values

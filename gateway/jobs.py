@@ -1,0 +1,145 @@
+"""The rq jobs. They take ids, never objects, and run inside the worker's app context.
+
+``deliver_batch`` claims its rows in the ledger before calling the provider and
+records results every ``FLUSH_EVERY`` sends, so progress shows while a batch
+runs and a crash loses little.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import Engine, select, update
+
+from channels.base import ChannelError, Outgoing, Receipt
+from gateway import announcements as lifecycle
+from gateway import escalation, ledger, providers, queues
+from gateway.db import as_utc, utcnow
+from gateway.planner import plan
+from gateway.schema import announcements, delivery_counts
+from messages.render import render
+
+FLUSH_EVERY = 50
+
+
+def engine() -> Engine:
+    return current_app.extensions["engine"]
+
+
+def plan_announcement(announcement_id: int) -> dict[str, int]:
+    return plan(engine(), announcement_id, current_app.extensions["policy"])
+
+
+@dataclass
+class Results:
+    """Send outcomes waiting to be written to the ledger."""
+
+    done: dict[str, list] = field(default_factory=lambda: defaultdict(list))
+    failed: list = field(default_factory=list)
+    retry: list = field(default_factory=list)
+    retry_after: float = 0.0
+
+    def __len__(self) -> int:
+        return sum(map(len, self.done.values())) + len(self.failed) + len(self.retry)
+
+
+def deliver_batch(announcement_id: int, channel: str, batch: int) -> int:
+    """Send one batch of one channel; returns how many sends were attempted."""
+    with engine().begin() as conn:
+        announcement = lifecycle.get(conn, announcement_id)
+        if announcement.state not in lifecycle.LIVE_STATES:
+            ledger.cancel_pending(conn, announcement_id, f"announcement {announcement.state}")
+            return 0
+        rows = ledger.claim(conn, announcement_id, channel, batch=batch)
+    if not rows:
+        return 0
+    sender, limiter = providers.sender(channel), providers.limiter(channel)
+    max_attempts = current_app.config["MAX_ATTEMPTS"]
+    expires = as_utc(announcement.expires)
+    rendered = {}
+    results = Results()
+    for count, row in enumerate(rows, 1):
+        if expires and utcnow() >= expires:
+            results.failed.append((row, "the announcement expired before this delivery was sent"))
+            continue
+        if row.language not in rendered:
+            rendered[row.language] = render(announcement, channel, row.language,
+                                            providers.render_context())
+        limiter.wait_turn()
+        try:
+            receipt: Receipt = sender.send(Outgoing(
+                row.id, announcement_id, row.address, rendered[row.language],
+                providers.callback_url(channel, row.id)))
+            results.done[receipt.status].append((row.id, receipt.provider_id, None))
+        except ChannelError as error:
+            if error.permanent or row.attempts >= max_attempts:
+                reason = str(error) if error.permanent else \
+                    f"gave up after {row.attempts} tries: {error}"
+                results.failed.append((row, reason))
+            else:
+                results.retry.append((row, str(error)))
+                results.retry_after = max(results.retry_after, error.retry_after or 0)
+        if count % FLUSH_EVERY == 0:
+            _flush(announcement, channel, batch, results)
+            results = Results()
+    _flush(announcement, channel, batch, results)
+    _finish_if_done(announcement_id)
+    return len(rows)
+
+
+def _flush(announcement, channel: str, batch: int, results: Results) -> None:
+    if not len(results):
+        return
+    with engine().begin() as conn:
+        for status, outcomes in results.done.items():
+            ledger.settle(conn, announcement.id, channel, status, outcomes)
+        ledger.settle(conn, announcement.id, channel, "failed",
+                      [(row.id, None, reason) for row, reason in results.failed])
+        escalated = escalation.escalate(conn, announcement, channel, batch,
+                                        [row.recipient_id for row, _ in results.failed])
+        for row, error in results.retry:
+            ledger.reschedule(conn, announcement.id, channel, [row.id], error)
+    for fallback in escalated:
+        queues.enqueue_batches(announcement.id, fallback, [escalation.batch_for(batch)])
+    if results.retry:
+        attempts = max(row.attempts for row, _ in results.retry)
+        delay = max(results.retry_after,
+                    current_app.config["RETRY_DELAY_SECONDS"] * 2 ** (attempts - 1))
+        queues.schedule_retry(announcement.id, channel, batch, delay)
+
+
+def _finish_if_done(announcement_id: int) -> None:
+    with engine().begin() as conn:
+        busy = conn.execute(select(delivery_counts.c.count)
+                            .where(delivery_counts.c.announcement_id == announcement_id,
+                                   delivery_counts.c.status.in_(("planned", "queued", "sending")),
+                                   delivery_counts.c.count > 0).limit(1)).first()
+        if busy is None:
+            conn.execute(update(announcements)
+                         .where(announcements.c.id == announcement_id,
+                                announcements.c.state == "sending")
+                         .values(state="done", finished_at=utcnow()))
+
+
+def reconcile() -> dict[str, int]:
+    """Re-queue deliveries stranded by a lost job or a Redis restart; safe to run any time."""
+    stale = timedelta(seconds=current_app.config["STALE_SENDING_SECONDS"])
+    with engine().begin() as conn:
+        reclaimed = ledger.reclaim_stale(conn, stale)
+        groups = ledger.pending_batches(conn)
+    requeued = 0
+    for group in groups:
+        if not queues.batch_has_live_job(group.announcement_id, group.channel, group.batch):
+            queues.enqueue_batches(group.announcement_id, group.channel, [group.batch])
+            requeued += 1
+    with engine().connect() as conn:
+        approved = conn.execute(select(announcements.c.id)
+                                .where(announcements.c.state == "approved")).all()
+    stuck_plans = [row.id for row in approved if not queues.plan_has_live_job(row.id)]
+    for announcement_id in stuck_plans:
+        queues.enqueue_plan(announcement_id)
+    return {"batches_requeued": requeued, "stale_groups_reclaimed": len(reclaimed),
+            "plans_requeued": len(stuck_plans)}
+

@@ -1,0 +1,211 @@
+"""The delivery ledger: one row per (announcement, channel, recipient), moved forward only.
+
+Every status change goes through here, in the same transaction as the running
+counts in ``delivery_counts``, so the status page reads a handful of rows
+instead of scanning millions. Statuses move forward only; the two ways back
+(``reschedule`` for a retry, ``reclaim_stale``) are explicit and owned by jobs.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Iterable, Mapping, Sequence
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+
+from gateway.db import utcnow
+from gateway.schema import deliveries, delivery_counts
+
+STATUSES = ("planned", "queued", "sending", "sent", "delivered", "confirmed", "failed",
+            "cancelled")
+PENDING = ("planned", "queued")
+REACHED = ("delivered", "confirmed")
+FINAL = ("delivered", "confirmed", "failed", "cancelled")
+_RANK = {"planned": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "confirmed": 5}
+# failed may follow anything not yet delivered; cancelled only what no job holds.
+_FAILABLE = ("planned", "queued", "sending", "sent")
+
+
+def may_move(old: str, new: str) -> bool:
+    if new == "failed":
+        return old in _FAILABLE
+    if new == "cancelled":
+        return old in PENDING
+    return old in _RANK and new in _RANK and _RANK[new] > _RANK[old]
+
+
+def ensure_counts(conn: Connection, announcement_id: int, channels: Iterable[str]) -> None:
+    existing = {row.channel for row in conn.execute(
+        select(delivery_counts.c.channel).distinct()
+        .where(delivery_counts.c.announcement_id == announcement_id))}
+    rows = [{"announcement_id": announcement_id, "channel": channel, "status": status, "count": 0}
+            for channel in sorted(set(channels) - existing) for status in STATUSES]
+    if rows:
+        conn.execute(insert(delivery_counts), rows)
+
+
+def bump(conn: Connection, announcement_id: int, channel: str, deltas: Mapping[str, int]) -> None:
+    """Add to the running counts; statuses in a fixed order so concurrent writers never deadlock."""
+    for status in sorted(s for s, n in deltas.items() if n):
+        conn.execute(update(delivery_counts)
+                     .where(delivery_counts.c.announcement_id == announcement_id,
+                            delivery_counts.c.channel == channel,
+                            delivery_counts.c.status == status)
+                     .values(count=delivery_counts.c.count + deltas[status]))
+
+
+def add(conn: Connection, announcement_id: int, rows: Sequence[Mapping], *,
+        status: str = "queued") -> None:
+    """Write new deliveries in one statement; each row has channel, recipient_id,
+    address, language and batch."""
+    if not rows:
+        return
+    now = utcnow()
+    conn.execute(insert(deliveries), [
+        {**row, "announcement_id": announcement_id, "status": status, "attempts": 0,
+         "updated_at": now} for row in rows])
+    for channel, count in Counter(row["channel"] for row in rows).items():
+        bump(conn, announcement_id, channel, {status: count})
+
+
+def claim(conn: Connection, announcement_id: int, channel: str, *, batch: int | None = None,
+          ids: Sequence[int] | None = None) -> list:
+    """Mark pending deliveries ``sending`` and return them: only what is claimed is sent.
+
+    A second run of the same job finds nothing left to claim, so a retried job
+    never sends twice what the ledger holds as sent.
+    """
+    where = [deliveries.c.announcement_id == announcement_id, deliveries.c.channel == channel]
+    if batch is not None:
+        where.append(deliveries.c.batch == batch)
+    if ids is not None:
+        where.append(deliveries.c.id.in_(list(ids)))
+    claimed = []
+    now = utcnow()
+    for old in PENDING:
+        rows = conn.execute(
+            update(deliveries).where(*where, deliveries.c.status == old)
+            .values(status="sending", attempts=deliveries.c.attempts + 1, updated_at=now)
+            .returning(deliveries.c.id, deliveries.c.recipient_id, deliveries.c.address,
+                       deliveries.c.language, deliveries.c.attempts)).all()
+        if rows:
+            bump(conn, announcement_id, channel, {old: -len(rows), "sending": len(rows)})
+            claimed.extend(rows)
+    return sorted(claimed, key=lambda row: row.id)
+
+
+def settle(conn: Connection, announcement_id: int, channel: str, new: str,
+           outcomes: Sequence[tuple[int, str | None, str | None]]) -> int:
+    """Record the result of sends this job claimed: (delivery id, provider id, error).
+
+    Only rows still ``sending`` move; a provider callback that already moved a
+    row further (delivered before we recorded sent) is left as it is.
+    """
+    if not outcomes:
+        return 0
+    now = utcnow()
+    conn.execute(update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))
+                 .values(provider_id=bindparam("provider_id"),
+                         last_error=bindparam("error"), updated_at=now),
+                 [{"delivery_id": i, "provider_id": p, "error": _clip(e)} for i, p, e in outcomes])
+    moved = conn.execute(update(deliveries)
+                         .where(deliveries.c.id.in_([i for i, _, _ in outcomes]),
+                                deliveries.c.status == "sending")
+                         .values(status=new)).rowcount
+    bump(conn, announcement_id, channel, {"sending": -moved, new: moved})
+    return moved
+
+
+def reschedule(conn: Connection, announcement_id: int, channel: str, ids: Sequence[int],
+               error: str, *, from_status: str = "sending") -> int:
+    """Put deliveries back to ``planned`` for a later try (a transient failure)."""
+    if not ids:
+        return 0
+    moved = conn.execute(update(deliveries)
+                         .where(deliveries.c.id.in_(list(ids)),
+                                deliveries.c.status == from_status)
+                         .values(status="planned", last_error=_clip(error),
+                                 updated_at=utcnow())).rowcount
+    bump(conn, announcement_id, channel, {from_status: -moved, "planned": moved})
+    return moved
+
+
+def transition(conn: Connection, delivery_id: int, new: str, *, provider_id: str | None = None,
+               error: str | None = None) -> bool:
+    """Move one delivery forward (a provider callback); anything else changes nothing."""
+    row = conn.execute(select(deliveries.c.announcement_id, deliveries.c.channel,
+                              deliveries.c.status)
+                       .where(deliveries.c.id == delivery_id)).first()
+    if row is None or not may_move(row.status, new):
+        return False
+    values = {"status": new, "updated_at": utcnow()}
+    if provider_id:
+        values["provider_id"] = provider_id
+    if error:
+        values["last_error"] = _clip(error)
+    moved = conn.execute(update(deliveries)
+                         .where(deliveries.c.id == delivery_id, deliveries.c.status == row.status)
+                         .values(**values)).rowcount
+    if moved:
+        bump(conn, row.announcement_id, row.channel, {row.status: -1, new: 1})
+    return bool(moved)
+
+
+def cancel_pending(conn: Connection, announcement_id: int, reason: str) -> int:
+    """Cancel everything not yet handed to a provider."""
+    total = 0
+    for channel, old in conn.execute(
+            select(delivery_counts.c.channel, delivery_counts.c.status)
+            .where(delivery_counts.c.announcement_id == announcement_id,
+                   delivery_counts.c.status.in_(PENDING), delivery_counts.c.count > 0)).all():
+        moved = conn.execute(update(deliveries)
+                             .where(deliveries.c.announcement_id == announcement_id,
+                                    deliveries.c.channel == channel, deliveries.c.status == old)
+                             .values(status="cancelled", last_error=reason,
+                                     updated_at=utcnow())).rowcount
+        bump(conn, announcement_id, channel, {old: -moved, "cancelled": moved})
+        total += moved
+    return total
+
+
+def reclaim_stale(conn: Connection, older_than: timedelta) -> list[tuple[int, str]]:
+    """Deliveries stuck in ``sending`` (their worker died mid-batch) go back to planned.
+
+    The provider may or may not have taken them: this is the one place a
+    duplicate is possible, so the error text says so and the caller counts it.
+    """
+    cutoff = utcnow() - older_than
+    stuck = conn.execute(select(deliveries.c.id, deliveries.c.announcement_id,
+                                deliveries.c.channel)
+                         .where(deliveries.c.status == "sending",
+                                deliveries.c.updated_at < cutoff)).all()
+    by_group: dict[tuple[int, str], list[int]] = {}
+    for row in stuck:
+        by_group.setdefault((row.announcement_id, row.channel), []).append(row.id)
+    for (announcement_id, channel), ids in by_group.items():
+        reschedule(conn, announcement_id, channel, ids,
+                   "worker lost mid-send; retried (may duplicate)")
+    return list(by_group)
+
+
+def counts(conn: Connection, announcement_id: int) -> dict[str, dict[str, int]]:
+    result: dict[str, dict[str, int]] = {}
+    for row in conn.execute(select(delivery_counts)
+                            .where(delivery_counts.c.announcement_id == announcement_id)):
+        result.setdefault(row.channel, {status: 0 for status in STATUSES})[row.status] = row.count
+    return result
+
+
+def pending_batches(conn: Connection, *, planned_before: datetime | None = None) -> list:
+    """(announcement, channel, batch) groups that still have pending deliveries."""
+    query = (select(deliveries.c.announcement_id, deliveries.c.channel, deliveries.c.batch,
+                    func.count().label("pending"))
+             .where(deliveries.c.status.in_(PENDING))
+             .group_by(deliveries.c.announcement_id, deliveries.c.channel, deliveries.c.batch))
+    if planned_before is not None:
+        query = query.where(and_(deliveries.c.updated_at < planned_before))
+    return conn.execute(query).all()
+
+
+def _clip(text: str | None) -> str | None:
+    return None if text is None else text[:500]

@@ -1,0 +1,94 @@
+"""Reports over the ledger: the status of an announcement and who is still not reached."""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Connection, and_, exists, func, select
+
+from gateway import ledger
+from gateway.planner import beneath
+from gateway.schema import announcements, deliveries, residents
+
+UNREACHED_COLUMNS = ("id", "name", "phone", "area_code", "tried")
+
+
+def status(conn: Connection, announcement) -> dict:
+    counts = ledger.counts(conn, announcement.id)
+    personal = {c: n for c, n in counts.items() if c != "loudspeaker"}
+    pending = sum(n[s] for n in counts.values() for s in ("planned", "queued", "sending"))
+    corrections = [row.id for row in conn.execute(
+        select(announcements.c.id).where(announcements.c.supersedes_id == announcement.id))]
+    return {
+        "id": announcement.id,
+        "identifier": announcement.identifier,
+        "state": announcement.state,
+        "status": announcement.status,
+        "msg_type": announcement.msg_type,
+        "severity": announcement.severity,
+        "headline": announcement.headline,
+        "areas": json.loads(announcement.areas),
+        "channels": json.loads(announcement.channels),
+        "deliveries": counts,
+        "pending": pending,
+        "personal_deliveries": sum(sum(n.values()) for n in personal.values()),
+        "reached_residents": reached_count(conn, announcement.id) if personal else 0,
+        "superseded_by": corrections,
+        "supersedes": announcement.supersedes_id,
+    }
+
+
+def reached_count(conn: Connection, announcement_id: int) -> int:
+    return conn.execute(select(func.count(func.distinct(deliveries.c.recipient_id)))
+                        .where(deliveries.c.announcement_id == announcement_id,
+                               deliveries.c.channel != "loudspeaker",
+                               deliveries.c.status.in_(ledger.REACHED))).scalar_one()
+
+
+def unreached(conn: Connection, announcement, *, area: str | None = None, limit: int = 100,
+              offset: int = 0) -> tuple[list[dict], int]:
+    """Residents of the audience whom no personal channel has reached (yet).
+
+    Includes residents the policy found no channel for: those are exactly the
+    people a grid worker must visit.
+    """
+    reached = exists().where(deliveries.c.announcement_id == announcement.id,
+                             deliveries.c.recipient_id == residents.c.id,
+                             deliveries.c.channel != "loudspeaker",
+                             deliveries.c.status.in_(ledger.REACHED))
+    if announcement.msg_type == "cancel":
+        audience = exists().where(deliveries.c.announcement_id == announcement.id,
+                                  deliveries.c.recipient_id == residents.c.id,
+                                  deliveries.c.channel != "loudspeaker")
+    else:
+        audience = beneath(residents.c.area_code, json.loads(announcement.areas))
+        if announcement.status in ("test", "exercise"):
+            audience = and_(audience, residents.c.test_audience.is_(True))
+    condition = and_(audience, ~reached)
+    if area:
+        condition = and_(condition, beneath(residents.c.area_code, [area]))
+    total = conn.execute(select(func.count()).select_from(residents).where(condition)).scalar_one()
+    people = conn.execute(select(residents.c.id, residents.c.name, residents.c.phone,
+                                 residents.c.area_code).where(condition)
+                          .order_by(residents.c.area_code, residents.c.id)
+                          .limit(limit).offset(offset)).all()
+    tried = _tried(conn, announcement.id, [person.id for person in people])
+    return [{"id": p.id, "name": p.name, "phone": p.phone, "area_code": p.area_code,
+             "tried": tried.get(p.id, [])} for p in people], total
+
+
+def _tried(conn: Connection, announcement_id: int, resident_ids: list[int]) -> dict[int, list]:
+    result: dict[int, list] = {}
+    if not resident_ids:
+        return result
+    for row in conn.execute(select(deliveries.c.recipient_id, deliveries.c.channel,
+                                   deliveries.c.status, deliveries.c.attempts,
+                                   deliveries.c.last_error, deliveries.c.updated_at)
+                            .where(deliveries.c.announcement_id == announcement_id,
+                                   deliveries.c.channel != "loudspeaker",
+                                   deliveries.c.recipient_id.in_(resident_ids))
+                            .order_by(deliveries.c.id)):
+        result.setdefault(row.recipient_id, []).append({
+            "channel": row.channel, "status": row.status, "attempts": row.attempts,
+            "error": row.last_error,
+            "at": row.updated_at.isoformat() if row.updated_at else None})
+    return result
