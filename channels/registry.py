@@ -17,6 +17,7 @@ PROVIDERS: dict[str, str] = {
     "outbox": "channels.outbox:OutboxChannel",
     "twilio_sms": "channels.twilio_sms:TwilioSmsChannel",
     "twilio_voice": "channels.twilio_voice:TwilioVoiceChannel",
+    "mqtt_loudspeaker": "channels.loudspeaker.channel:MqttLoudspeakerChannel",
     "wechat": "channels.wechat:WechatTemplateChannel",
     "wecom_robot": "channels.wecom_robot:WecomRobotChannel",
 }
