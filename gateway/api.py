@@ -59,8 +59,11 @@ def _csv_errors(error: CsvErrors):
                     "more_errors": error.omitted}), 422
 
 
-@bp.errorhandler(HTTPException)
+@bp.app_errorhandler(HTTPException)
 def _http_error(error: HTTPException):
+    """JSON for every HTTP error under /api, including paths no route matches."""
+    if not request.path.startswith(bp.url_prefix):
+        return error
     return jsonify({"error": error.description}), error.code
 
 

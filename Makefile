@@ -1,0 +1,29 @@
+# The two commands of the README:  `make run`  and  `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: run test install install-dev system-packages
+
+run: install
+	$(BIN)/flask --app wsgi serve
+
+test: install-dev
+	$(BIN)/pytest
+
+install: system-packages $(VENV)/.installed
+
+install-dev: install $(VENV)/.installed-dev
+
+system-packages:
+	@scripts/system-packages.sh
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
