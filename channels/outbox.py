@@ -34,6 +34,8 @@ class OutboxChannel(Channel):
             "language": message.rendered.language,
             "text": message.rendered.text,
         }
+        if message.rendered.data.get("audio_url"):
+            record["audio_url"] = message.rendered.data["audio_url"]
         line = json.dumps(record, ensure_ascii=False) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

@@ -26,12 +26,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or \
         "sqlite:///" + os.path.join(app.instance_path, "tongbao.db")
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app.instance_path)
+    app.config["MEDIA_DIR"] = app.config["MEDIA_DIR"] or os.path.join(app.instance_path, "media")
+    app.config["SIGNING_KEY_PATH"] = app.config["SIGNING_KEY_PATH"] or \
+        os.path.join(app.instance_path, "loudspeaker-signing-key.pem")
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["policy"] = load_policy(app.config["POLICY_FILE"])
 
-    from gateway import api, cli
+    from gateway import api, cli, console, webhooks
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(webhooks.bp)
+    console.init_app(app)
     cli.register(app)
     return app
 

@@ -82,6 +82,13 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "MAX_ATTEMPTS": _whole(3, minimum=1),
     "RETRY_DELAY_SECONDS": _number(30),
     "STALE_SENDING_SECONDS": _number(600, minimum=1),
+    "VOICE_MAX_ATTEMPTS": _whole(3, minimum=1),
+    "VOICE_RETRY_DELAY_SECONDS": _number(600),
+    "SPEECH_RATE": _whole(140, minimum=60),
+    "MEDIA_DIR": _text(),               # unset: media/ in the instance folder
+    "SIGNING_KEY_PATH": _text(),        # unset: loudspeaker-signing-key.pem in the instance folder
+    "LOUDSPEAKER_ACK_SECONDS": _number(60, minimum=1),
+    "SESSION_MINUTES": _number(30, minimum=1),
 }
 
 

@@ -22,7 +22,8 @@ from gateway.schema import deliveries, residents
 
 def escalate(conn: Connection, announcement, failed_channel: str, batch: int,
              recipient_ids: Sequence[int]) -> dict[str, int]:
-    """Plan the fallback channel for residents whose ``failed_channel`` failed for good.
+    """Plan the fallback channel for residents whose ``failed_channel`` failed for good
+    and whom no other channel has reached.
 
     Returns the new deliveries per channel; the caller queues ``batch_for(batch)``
     of each once its transaction has committed."""
@@ -30,15 +31,20 @@ def escalate(conn: Connection, announcement, failed_channel: str, batch: int,
         return {}
     allowed = set(json.loads(announcement.channels)) & providers.available_channels(current_app.config)
     planned: dict[int, set[str]] = {}
-    for row in conn.execute(select(deliveries.c.recipient_id, deliveries.c.channel)
+    reached: set[int] = set()
+    for row in conn.execute(select(deliveries.c.recipient_id, deliveries.c.channel,
+                                   deliveries.c.status)
                             .where(deliveries.c.announcement_id == announcement.id,
                                    deliveries.c.recipient_id.in_(list(recipient_ids)),
                                    deliveries.c.channel != "loudspeaker")):
         planned.setdefault(row.recipient_id, set()).add(row.channel)
+        if row.status in ledger.REACHED:
+            reached.add(row.recipient_id)
     added: dict[str, int] = {}
     target_batch = batch_for(batch)
     year = utcnow().year
-    for person in conn.execute(select(residents).where(residents.c.id.in_(list(recipient_ids)))):
+    waiting = [i for i in recipient_ids if i not in reached]  # another channel got through
+    for person in conn.execute(select(residents).where(residents.c.id.in_(waiting))):
         channel = next_channel(person, severity=announcement.severity,
                                policy=current_app.extensions["policy"], available=allowed,
                                already=planned.get(person.id, set()), year=year)
@@ -61,5 +67,5 @@ def _insert_once(conn: Connection, announcement, channel: str, person, batch: in
         announcement_id=announcement.id, channel=channel, recipient_id=person.id,
         address=person.wechat_openid if channel == "wechat" else person.phone,
         language=announcement.language, batch=batch, status="queued", attempts=0,
-        updated_at=utcnow()).on_conflict_do_nothing()
-    return conn.execute(statement).rowcount == 1
+        updated_at=utcnow()).on_conflict_do_nothing().returning(deliveries.c.id)
+    return conn.execute(statement).first() is not None

@@ -15,11 +15,10 @@ from sqlalchemy import Engine, select, update
 
 from channels.base import ChannelError, Outgoing, Receipt
 from gateway import announcements as lifecycle
-from gateway import escalation, ledger, providers, queues
+from gateway import escalation, ledger, media, providers, queues
 from gateway.db import as_utc, utcnow
 from gateway.planner import plan
 from gateway.schema import announcements, delivery_counts
-from messages.render import render
 
 FLUSH_EVERY = 50
 
@@ -65,8 +64,7 @@ def deliver_batch(announcement_id: int, channel: str, batch: int) -> int:
             results.failed.append((row, "the announcement expired before this delivery was sent"))
             continue
         if row.language not in rendered:
-            rendered[row.language] = render(announcement, channel, row.language,
-                                            providers.render_context())
+            rendered[row.language] = media.rendered_for(announcement, channel, row.language)
         limiter.wait_turn()
         try:
             receipt: Receipt = sender.send(Outgoing(

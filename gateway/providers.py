@@ -68,7 +68,9 @@ def settings_for(app: Flask, channel: str, provider: str) -> dict[str, Any]:
         return {"app_id": config["WECHAT_APP_ID"], "app_secret": config["WECHAT_APP_SECRET"],
                 "template_id": config["WECHAT_TEMPLATE_ID"], "api_base": config["WECHAT_API_BASE"],
                 "redis_url": queues.redis_url(app)}
-    return {"mqtt_url": config["MQTT_URL"], "redis_url": queues.redis_url(app)}
+    return {"mqtt_url": config["MQTT_URL"], "redis_url": queues.redis_url(app),
+            "signing_key_path": config["SIGNING_KEY_PATH"],
+            "command_ttl_seconds": 3600}
 
 
 def outbox_path(app: Flask) -> str:
@@ -96,12 +98,16 @@ def limiter(channel: str) -> RateLimiter:
     return limiters[channel]
 
 
-def render_context(app: Flask | None = None, audio_url: str | None = None) -> RenderContext:
+def render_context(app: Flask | None = None) -> RenderContext:
     config = (app or current_app).config
     return RenderContext(office_name=config["OFFICE_NAME"], sms_signature=config["SMS_SIGNATURE"],
-                         public_base_url=config["PUBLIC_BASE_URL"], audio_url=audio_url)
+                         public_base_url=config["PUBLIC_BASE_URL"])
 
 
-def callback_url(channel: str, delivery_id: int) -> str:
+def callback_url(channel: str, delivery_id: int) -> str | None:
+    """Where the provider reports this delivery's status; the id is in the path and signed."""
+    provider = provider_for(current_app.config, channel)
+    if provider not in ("twilio_sms", "twilio_voice"):
+        return None
     base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    return f"{base}/webhooks/{channel}/status/{delivery_id}"
+    return f"{base}/webhooks/twilio/{channel}/{delivery_id}"

@@ -140,3 +140,15 @@ audit_log = Table(
     Column("target", String(64), nullable=False, default=""),
     Column("detail", Text, nullable=False, default=""),
 )
+
+inbound_messages = Table(
+    "inbound_messages", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("channel", String(12), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("resident_id", BigInteger),
+    Column("announcement_id", Integer),
+    Column("intent", String(12), nullable=False),
+    Column("body", Text, nullable=False),
+)

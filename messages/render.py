@@ -28,6 +28,7 @@ class RenderContext:
     sms_signature: str = "县人民政府"
     public_base_url: str = "http://127.0.0.1:5000"
     audio_url: str | None = None  # the synthesized speech, when there is one
+    audio_sha256: str | None = None  # loudspeakers check the audio they download against it
 
     def full_text_url(self, announcement_id: int) -> str:
         return f"{self.public_base_url.rstrip('/')}/a/{announcement_id}"

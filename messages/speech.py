@@ -24,6 +24,10 @@ def script(announcement: AnnouncementView, language: str, context: RenderContext
     return speak_numbers(spoken, language)
 
 
+# A more severe notice interrupts a less severe one playing on the same loudspeaker.
+BROADCAST_PRIORITY = {"extreme": 9, "severe": 7, "moderate": 5, "minor": 3}
+
+
 def render_call(announcement: AnnouncementView, language: str, context: RenderContext) -> Rendered:
     return Rendered("voice", language, script(announcement, language, context),
                     {"audio_url": context.audio_url})
@@ -31,9 +35,11 @@ def render_call(announcement: AnnouncementView, language: str, context: RenderCo
 
 def render_broadcast(announcement: AnnouncementView, language: str,
                      context: RenderContext) -> Rendered:
-    return Rendered("loudspeaker", language, script(announcement, language, context),
-                    {"audio_url": context.audio_url,
-                     "drill": announcement.status in DRILL_STATUSES})
+    data = {"drill": announcement.status in DRILL_STATUSES,
+            "priority": BROADCAST_PRIORITY.get(announcement.severity, 5)}
+    if context.audio_url and context.audio_sha256:
+        data.update(audio_url=context.audio_url, audio_sha256=context.audio_sha256)
+    return Rendered("loudspeaker", language, script(announcement, language, context), data)
 
 
 def _message_parts(announcement: AnnouncementView, language: str,

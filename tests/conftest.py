@@ -18,7 +18,8 @@ from sqlalchemy import create_engine, text
 from gateway import create_app, db, queues
 
 POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+TEST_REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
+OWNER_KEY = "tongbao:test-run-owner"
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +48,25 @@ def database_url(request, tmp_path):
     yield base
 
 
+@pytest.fixture(scope="session")
+def redis_database():
+    """A Redis database number of our own (8-15), so test runs side by side never flush each other."""
+    for number in range(8, 16):
+        connection = redis.Redis.from_url(f"{TEST_REDIS_SERVER}/{number}")
+        if connection.set(OWNER_KEY, os.getpid(), nx=True, ex=6 * 3600):
+            yield f"{TEST_REDIS_SERVER}/{number}"
+            connection.flushdb()
+            return
+    pytest.fail("every Redis database from 8 to 15 is taken by another test run")
+
+
 @pytest.fixture
-def redis_url():
-    connection = redis.Redis.from_url(TEST_REDIS_URL)
+def redis_url(redis_database):
+    connection = redis.Redis.from_url(redis_database)
+    owner = connection.get(OWNER_KEY)
     connection.flushdb()
-    yield TEST_REDIS_URL
-    connection.flushdb()
+    connection.set(OWNER_KEY, owner, ex=6 * 3600)
+    yield redis_database
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dataclasses import replace
+
 import pytest
 
 from messages.render import RenderContext
@@ -85,11 +87,18 @@ def test_numbers_in_the_script_are_spelt_out():
 
 def test_call_and_broadcast_carry_the_audio_url_and_drill_flag():
     call = render_call(Notice(), "zh", CONTEXT)
-    broadcast = render_broadcast(Notice(status="exercise"), "zh", CONTEXT)
+    with_hash = replace(CONTEXT, audio_sha256="ab" * 32)
+    broadcast = render_broadcast(Notice(status="exercise"), "zh", with_hash)
     assert (call.channel, call.data["audio_url"]) == ("voice", CONTEXT.audio_url)
     assert broadcast.channel == "loudspeaker"
-    assert broadcast.data == {"audio_url": CONTEXT.audio_url, "drill": True}
-    assert render_broadcast(Notice(), "zh", CONTEXT).data["drill"] is False
+    assert broadcast.data == {"audio_url": CONTEXT.audio_url, "audio_sha256": "ab" * 32,
+                              "drill": True, "priority": 7}
+    assert render_broadcast(Notice(), "zh", with_hash).data["drill"] is False
+
+
+def test_a_broadcast_without_a_checkable_audio_file_is_text_only():
+    broadcast = render_broadcast(Notice(), "zh", CONTEXT)  # a URL but no hash
+    assert "audio_url" not in broadcast.data and broadcast.text
 
 
 @pytest.mark.parametrize(("written", "spoken"), [

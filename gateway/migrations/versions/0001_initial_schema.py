@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 15:14:34.552910
+Create Date: 2026-11-28 15:22:36.545178
 """
 from alembic import op
 import sqlalchemy as sa
@@ -71,6 +71,20 @@ def upgrade():
     )
     with op.batch_alter_table('devices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_devices_area_code'), ['area_code'], unique=False)
+
+    op.create_table('inbound_messages',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('channel', sa.String(length=12), nullable=False),
+    sa.Column('address', sa.String(length=64), nullable=False),
+    sa.Column('resident_id', sa.BigInteger(), nullable=True),
+    sa.Column('announcement_id', sa.Integer(), nullable=True),
+    sa.Column('intent', sa.String(length=12), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_messages'))
+    )
+    with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inbound_messages_at'), ['at'], unique=False)
 
     op.create_table('residents',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -158,6 +172,10 @@ def downgrade():
         batch_op.drop_index('ix_residents_area_code_id')
 
     op.drop_table('residents')
+    with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inbound_messages_at'))
+
+    op.drop_table('inbound_messages')
     with op.batch_alter_table('devices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_devices_area_code'))
 
