@@ -1,0 +1,228 @@
+// Tongbao console: live rendering while composing, and live progress while sending.
+// A static file because the Content-Security-Policy forbids inline scripts.
+"use strict";
+
+const POLL_MS = 2000;
+const TYPING_PAUSE_MS = 300;
+const SVG = "http://www.w3.org/2000/svg";
+const CHANNELS = ["sms", "voice", "wechat", "loudspeaker"];
+
+function csrfToken() {
+  return document.querySelector('meta[name="csrf-token"]').content;
+}
+
+// data-label-<key> attributes hold the translated words for a key.
+function labelFor(element, key) {
+  return element.dataset["label" + key[0].toUpperCase() + key.slice(1)] || key;
+}
+
+function fill(template, values) {
+  return template.replace(/\{(\w+)\}/g, (_, key) => values[key]);
+}
+
+// --- Compose: audience size and the messages as they will go out ---------------------------
+
+function selectedResidents(form) {
+  // A checked area already counts everyone beneath it, so checked descendants add nothing.
+  let total = 0;
+  for (const box of form.querySelectorAll('input[name="areas"]:checked')) {
+    if (!isCheckedAncestorChain(box)) total += Number(box.dataset.residents);
+  }
+  return total;
+}
+
+function isCheckedAncestorChain(box) {
+  let item = box.closest("li").parentElement.closest("li");
+  while (item) {
+    if (item.querySelector(":scope > label > input").checked) return true;
+    item = item.parentElement.closest("li");
+  }
+  return false;
+}
+
+function showAudience(form) {
+  const label = document.getElementById("audience-size");
+  label.textContent = fill(label.dataset.template, { count: selectedResidents(form) });
+}
+
+function showRendered(rendered) {
+  const sms = rendered.sms;
+  document.getElementById("render-sms").textContent = sms.text;
+  const meta = document.getElementById("sms-meta");
+  meta.textContent = fill(meta.dataset.template, sms.data);
+  const card = document.getElementById("render-wechat");
+  card.replaceChildren();
+  for (const field of Object.values(rendered.wechat.data.template || {})) {
+    const line = document.createElement("p");
+    line.textContent = field.value;
+    card.append(line);
+  }
+  document.getElementById("render-voice").textContent = rendered.voice.text;
+}
+
+async function renderDraft(form) {
+  const url = document.getElementById("live-render").dataset.url;
+  const response = await fetch(url, {
+    method: "POST", body: new FormData(form), headers: { "X-CSRFToken": csrfToken() },
+  });
+  if (response.ok) showRendered(await response.json());
+}
+
+function setUpCompose(form) {
+  let timer = null;
+  const update = () => {
+    showAudience(form);
+    clearTimeout(timer);
+    timer = setTimeout(() => renderDraft(form), TYPING_PAUSE_MS);
+  };
+  form.addEventListener("input", update);
+  form.addEventListener("change", update);
+  update();
+}
+
+// --- Watch: progress per channel, failures, loudspeakers, and a chart over time ------------
+
+function cell(text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  return td;
+}
+
+function channelSummary(counts) {
+  const reached = counts.delivered + counts.confirmed;
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  const pending = counts.planned + counts.queued + counts.sending;
+  return {
+    planned: total, sent: counts.sent + reached, delivered: reached, confirmed: counts.confirmed,
+    failed: counts.failed, done: total - pending,
+  };
+}
+
+function showProgress(status) {
+  const rows = document.getElementById("progress-rows");
+  rows.replaceChildren();
+  for (const channel of CHANNELS) {
+    const counts = status.deliveries[channel];
+    if (!counts) continue;
+    const s = channelSummary(counts);
+    const row = document.createElement("tr");
+    row.dataset.channel = channel;
+    row.append(cell(labelFor(rows, channel)),
+      cell(s.planned), cell(s.sent), cell(s.delivered), cell(s.confirmed), cell(s.failed));
+    const bar = document.createElement("progress");
+    bar.max = s.planned || 1;
+    bar.value = s.done;
+    const barCell = document.createElement("td");
+    barCell.append(bar);
+    row.append(barCell);
+    row.cells[1].className = "planned";
+    row.cells[3].className = "delivered";
+    row.cells[5].className = "failed";
+    rows.append(row);
+  }
+  document.getElementById("reached").textContent = status.reached_residents;
+  document.getElementById("pending").textContent = status.pending;
+  const state = document.getElementById("state");
+  state.textContent = labelFor(state, status.state);
+}
+
+function showFailures(status) {
+  document.getElementById("failures-total").textContent = status.failures_total;
+  const list = document.getElementById("failures");
+  list.replaceChildren(...status.failures.map((f) => {
+    const item = document.createElement("li");
+    item.textContent = `${f.channel} ${f.address} ×${f.attempts}: ${f.error}`;
+    return item;
+  }));
+}
+
+function showSpeakers(status) {
+  const body = document.getElementById("speaker-rows");
+  body.replaceChildren(...status.loudspeakers.map((v) => {
+    const row = document.createElement("tr");
+    const played = v.played > 0;
+    const word = played ? body.dataset.yes : v.failed >= v.speakers ? body.dataset.failed : body.dataset.no;
+    const verdict = cell(`${word} (${v.played}/${v.speakers})`);
+    verdict.className = played ? "played" : "not-played";
+    row.append(cell(`${v.name} ${v.area_code}`), cell(v.speakers), verdict);
+    return row;
+  }));
+}
+
+// The ledger keeps counts, not history: the chart is the series of counts this page has polled.
+function drawChart(svg, series) {
+  const width = 600, height = 200, left = 40, bottom = 20;
+  svg.replaceChildren();
+  const start = series[0].time;
+  const span = Math.max(series[series.length - 1].time - start, 1);
+  const top = Math.max(1, ...series.flatMap((p) => CHANNELS.map((c) => p.planned[c] || 0)));
+  const x = (t) => left + ((t - start) / span) * (width - left - 10);
+  const y = (n) => height - bottom - (n / top) * (height - bottom - 10);
+  svg.append(line(left, y(0), width - 10, y(0), "axis"), line(left, y(0), left, y(top), "axis"),
+    label(2, y(top) + 4, String(top)), label(2, y(0), "0"));
+  CHANNELS.forEach((channel, index) => {
+    if (!series.some((p) => channel in p.delivered)) return;
+    const path = document.createElementNS(SVG, "polyline");
+    path.setAttribute("points", series.map((p) => `${x(p.time)},${y(p.delivered[channel] || 0)}`).join(" "));
+    path.setAttribute("class", `series series-${channel}`);
+    svg.append(path, label(left + 10 + index * 130, height - 4,
+      labelFor(document.getElementById("progress-rows"), channel), `legend series-${channel}`));
+  });
+}
+
+function line(x1, y1, x2, y2, cls) {
+  const element = document.createElementNS(SVG, "line");
+  Object.entries({ x1, y1, x2, y2, class: cls }).forEach(([k, v]) => element.setAttribute(k, v));
+  return element;
+}
+
+function label(xPos, yPos, text, cls = "tick") {
+  const element = document.createElementNS(SVG, "text");
+  element.setAttribute("x", xPos);
+  element.setAttribute("y", yPos);
+  element.setAttribute("class", cls);
+  element.textContent = text;
+  return element;
+}
+
+function setUpWatch(section) {
+  const series = [];
+  const poll = async () => {
+    let status;
+    try {
+      const response = await fetch(section.dataset.url, { headers: { "X-Console-Poll": "1" } });
+      if (!response.ok) throw new Error(String(response.status));
+      status = await response.json();
+    } catch (error) {
+      document.getElementById("poll-error").hidden = false;
+      setTimeout(poll, POLL_MS);
+      return;
+    }
+    document.getElementById("poll-error").hidden = true;
+    showProgress(status);
+    showFailures(status);
+    showSpeakers(status);
+    const point = { time: Date.now(), delivered: {}, planned: {} };
+    for (const [channel, counts] of Object.entries(status.deliveries)) {
+      const s = channelSummary(counts);
+      point.delivered[channel] = s.delivered;
+      point.planned[channel] = s.planned;
+    }
+    series.push(point);
+    drawChart(document.getElementById("chart"), series);
+    if (status.finished) {
+      document.getElementById("watch-finished").hidden = false;
+      section.dataset.finished = "true";
+    } else {
+      setTimeout(poll, POLL_MS);
+    }
+  };
+  poll();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const compose = document.getElementById("compose");
+  if (compose) setUpCompose(compose);
+  const watch = document.getElementById("watch");
+  if (watch) setUpWatch(watch);
+});
