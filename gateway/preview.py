@@ -17,6 +17,7 @@ from audiences.policy import channels_for
 from gateway import providers
 from gateway.planner import beneath
 from gateway.schema import devices, residents
+from messages.render import render
 
 AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 64, "40-64"), (65, 200, "65+"))
 
@@ -81,7 +82,8 @@ def preview(conn: Connection, announcement) -> dict:
             segment["unreachable"] += group.n
     if speakers:
         per_channel["loudspeaker"] = sum(speakers.values())
-    return _summary(config, residents_total, per_channel, segments, speakers)
+    sms = render(announcement, "sms", announcement.language, providers.render_context())
+    return _summary(config, residents_total, per_channel, segments, speakers, sms.data)
 
 
 def _groups(conn: Connection, codes: list[str], drill: bool):
@@ -110,7 +112,7 @@ def _speaker_villages(conn: Connection, codes: list[str], drill: bool) -> dict[s
 
 
 def _summary(config, residents_total: int, per_channel: dict, segments: dict,
-             speakers: dict) -> dict:
+             speakers: dict, sms: dict) -> dict:
     estimate = {channel: round(count / providers.rate(config, channel), 2)
                 for channel, count in per_channel.items()}
     ordered = sorted(segments.values(), key=lambda s: (s["town"], s["age_band"], s["impairment"]))
@@ -124,6 +126,8 @@ def _summary(config, residents_total: int, per_channel: dict, segments: dict,
         "weak_segments": [s for s in ordered if s["fewer_than_two_channels"]],
         "seconds_to_complete": {"per_channel": estimate,
                                 "overall": max(estimate.values(), default=0.0)},
-        "cost": {"sms": round(per_channel.get("sms", 0) * config["SMS_PRICE"], 2),
+        "sms": {"segments_per_message": sms["segments"], "encoding": sms["encoding"],
+                "characters": sms["characters"], "shortened": sms["shortened"]},
+        "cost": {"sms": round(per_channel.get("sms", 0) * sms["segments"] * config["SMS_PRICE"], 2),
                  "voice": round(per_channel.get("voice", 0) * config["VOICE_PRICE"], 2)},
     }

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Connection, and_, exists, func, select
+from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from gateway import ledger
+from gateway.outcomes import CONFIRM_SEVERITIES, VULNERABLE_AGE
 from gateway.planner import beneath
 from gateway.schema import announcements, deliveries, residents
 
@@ -49,12 +50,15 @@ def unreached(conn: Connection, announcement, *, area: str | None = None, limit:
     """Residents of the audience whom no personal channel has reached (yet).
 
     Includes residents the policy found no channel for: those are exactly the
-    people a grid worker must visit.
+    people a grid worker must visit. For a severe or extreme notice a vulnerable
+    resident counts as reached only once they confirmed it.
     """
-    reached = exists().where(deliveries.c.announcement_id == announcement.id,
-                             deliveries.c.recipient_id == residents.c.id,
-                             deliveries.c.channel != "loudspeaker",
-                             deliveries.c.status.in_(ledger.REACHED))
+    reached = _reached_by(announcement.id, ledger.REACHED)
+    if announcement.severity in CONFIRM_SEVERITIES:
+        year = (announcement.sent or announcement.created_at).year
+        vulnerable = or_(residents.c.visually_impaired.is_(True),
+                         residents.c.birth_year <= year - VULNERABLE_AGE)
+        reached = and_(reached, or_(~vulnerable, _reached_by(announcement.id, ("confirmed",))))
     if announcement.msg_type == "cancel":
         audience = exists().where(deliveries.c.announcement_id == announcement.id,
                                   deliveries.c.recipient_id == residents.c.id,
@@ -74,6 +78,13 @@ def unreached(conn: Connection, announcement, *, area: str | None = None, limit:
     tried = _tried(conn, announcement.id, [person.id for person in people])
     return [{"id": p.id, "name": p.name, "phone": p.phone, "area_code": p.area_code,
              "tried": tried.get(p.id, [])} for p in people], total
+
+
+def _reached_by(announcement_id: int, statuses):
+    return exists().where(deliveries.c.announcement_id == announcement_id,
+                          deliveries.c.recipient_id == residents.c.id,
+                          deliveries.c.channel != "loudspeaker",
+                          deliveries.c.status.in_(statuses))
 
 
 def _tried(conn: Connection, announcement_id: int, resident_ids: list[int]) -> dict[int, list]:

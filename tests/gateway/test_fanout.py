@@ -219,6 +219,9 @@ def test_preview_counts_match_what_is_planned(app, api):
     assert preview["deliveries"] == {channel: len(rows) for channel, rows in ledger.items()}
     assert preview["residents"] == len(RESIDENTS) - 1
     assert preview["weak_segments"] == []  # every village's loudspeaker adds a second channel
+    segments = preview["sms"]["segments_per_message"]
+    assert preview["sms"]["encoding"] == "UCS-2" and segments == 1  # under 70 characters
+    assert preview["cost"]["sms"] == round(preview["deliveries"]["sms"] * segments * 0.05, 2)
     assert preview["seconds_to_complete"]["overall"] > 0
 
 
@@ -230,3 +233,10 @@ def test_preview_flags_segments_with_fewer_than_two_channels(app, api):
             for s in preview["weak_segments"]]
     # The four working-age residents without impairments get one channel each.
     assert weak == [("450702100", "18-39", "none", 4)]
+
+
+def test_vulnerable_residents_stay_unreached_until_they_confirm_a_severe_notice(app, api):
+    announcement_id = publish(api, severity="severe", channels=["sms", "voice"])
+    run_jobs(app)  # the outbox delivers, but nobody has pressed 1
+    body = api("author").get(f"/api/v1/announcements/{announcement_id}/unreached").json
+    assert {p["name"] for p in body["residents"]} == {"张伟", "陈桂英"}  # blind, and aged 78

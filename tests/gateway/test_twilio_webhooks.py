@@ -165,3 +165,20 @@ def test_an_unanswered_call_is_retried_then_the_resident_is_unreached(app, api, 
     unreached = api("author").get(f"/api/v1/announcements/{announcement_id}/unreached").json
     tried = {p["name"]: p["tried"] for p in unreached["residents"]}
     assert tried["张伟"][0]["channel"] == "voice" and tried["张伟"][0]["attempts"] == 3
+
+
+def test_a_vulnerable_resident_is_called_until_they_confirm_a_severe_notice(app, api, twilio):
+    announcement_id = publish(api, channels=["voice"], areas=[VILLAGE_A], severity="severe")
+    run_jobs(app)
+    blind = RESIDENTS["blind"][0].phone
+    client = app.test_client()
+    first = [s for s, c in twilio.calls.items() if c["to"] == blind][-1]
+    deliver(client, twilio.status_callback(first, "completed", duration=50))  # no key pressed
+    assert ledger_rows(app, announcement_id, "voice")[blind].status == "planned"
+    run_jobs(app)
+    second = [s for s, c in twilio.calls.items() if c["to"] == blind][-1]
+    assert second != first
+    deliver(client, twilio.gather_callback(second, "1"))
+    deliver(client, twilio.status_callback(second, "completed", duration=50))
+    row = ledger_rows(app, announcement_id, "voice")[blind]
+    assert (row.status, row.attempts) == ("confirmed", 2)
