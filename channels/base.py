@@ -18,15 +18,18 @@ class ChannelError(Exception):
     resident who does not follow the account); transient ones are retried with
     backoff. ``code`` is the provider's own error code, kept for the ledger.
     ``retry_after`` (seconds) lets a provider that said "slow down" set the wait.
+    ``pauses_channel`` says the whole sending account is blocked (a daily quota
+    used up) until ``retry_after``: the gateway stops the channel, not one send.
     """
 
     def __init__(self, message: str, *, permanent: bool = False, code: str | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, pauses_channel: bool = False):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.code = code
         self.retry_after = retry_after
+        self.pauses_channel = pauses_channel
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}" if self.code else self.message

@@ -168,7 +168,7 @@ def template_error(errcode: int, errmsg: str) -> ChannelError:
     if code == QUOTA_EXHAUSTED:
         return ChannelError("WeChat's daily template-message quota is used up: pause the channel "
                             "until it resets at midnight China time", code=code,
-                            retry_after=seconds_until_quota_reset())
+                            retry_after=seconds_until_quota_reset(), pauses_channel=True)
     if errcode in SLOW_DOWN_ERRORS:
         return ChannelError(f"{SLOW_DOWN_ERRORS[errcode]} ({errmsg})", code=code,
                             retry_after=SLOW_DOWN_SECONDS)

@@ -39,13 +39,24 @@ class Results:
     failed: list = field(default_factory=list)
     retry: list = field(default_factory=list)
     retry_after: float = 0.0
+    held: list = field(default_factory=list)
+    held_reason: str = ""
+
+    def hold(self, rows) -> None:
+        """Put back unsent rows for a later try, without counting the try against them."""
+        self.held.extend(row.id for row in rows)
 
     def __len__(self) -> int:
-        return sum(map(len, self.done.values())) + len(self.failed) + len(self.retry)
+        return (sum(map(len, self.done.values())) + len(self.failed) + len(self.retry)
+                + len(self.held))
 
 
 def deliver_batch(announcement_id: int, channel: str, batch: int) -> int:
     """Send one batch of one channel; returns how many sends were attempted."""
+    pause = queues.channel_pause(channel)
+    if pause is not None:
+        queues.schedule_retry(announcement_id, channel, batch, pause[0])
+        return 0
     with engine().begin() as conn:
         announcement = lifecycle.get(conn, announcement_id)
         if announcement.state not in lifecycle.LIVE_STATES:
@@ -54,37 +65,53 @@ def deliver_batch(announcement_id: int, channel: str, batch: int) -> int:
         rows = ledger.claim(conn, announcement_id, channel, batch=batch)
     if not rows:
         return 0
-    sender, limiter = providers.sender(channel), providers.limiter(channel)
-    max_attempts = current_app.config["MAX_ATTEMPTS"]
-    expires = as_utc(announcement.expires)
-    rendered = {}
+    rendered: dict[str, object] = {}
     results = Results()
     for count, row in enumerate(rows, 1):
-        if expires and utcnow() >= expires:
-            results.failed.append((row, "the announcement expired before this delivery was sent"))
-            continue
-        if row.language not in rendered:
-            rendered[row.language] = media.rendered_for(announcement, channel, row.language)
-        limiter.wait_turn()
-        try:
-            receipt: Receipt = sender.send(Outgoing(
-                row.id, announcement_id, row.address, rendered[row.language],
-                providers.callback_url(channel, row.id)))
-            results.done[receipt.status].append((row.id, receipt.provider_id, None))
-        except ChannelError as error:
-            if error.permanent or row.attempts >= max_attempts:
-                reason = str(error) if error.permanent else \
-                    f"gave up after {row.attempts} tries: {error}"
-                results.failed.append((row, reason))
-            else:
-                results.retry.append((row, str(error)))
-                results.retry_after = max(results.retry_after, error.retry_after or 0)
+        if not _send_one(announcement, channel, row, rendered, results):
+            results.hold(rows[count - 1:])
+            break
         if count % FLUSH_EVERY == 0:
             _flush(announcement, channel, batch, results)
             results = Results()
     _flush(announcement, channel, batch, results)
     _finish_if_done(announcement_id)
     return len(rows)
+
+
+def _send_one(announcement, channel: str, row, rendered: dict, results: Results) -> bool:
+    """Send one claimed delivery and note the outcome; False when the channel got paused."""
+    expires = as_utc(announcement.expires)
+    if expires and utcnow() >= expires:
+        results.failed.append((row, "the announcement expired before this delivery was sent"))
+        return True
+    if row.language not in rendered:
+        rendered[row.language] = media.rendered_for(announcement, channel, row.language)
+    providers.limiter(channel).wait_turn()
+    try:
+        receipt: Receipt = providers.sender(channel).send(Outgoing(
+            row.id, announcement.id, row.address, rendered[row.language],
+            providers.callback_url(channel, row.id)))
+    except ChannelError as error:
+        return _note_error(channel, row, error, results)
+    results.done[receipt.status].append((row.id, receipt.provider_id, None))
+    return True
+
+
+def _note_error(channel: str, row, error: ChannelError, results: Results) -> bool:
+    if error.pauses_channel:
+        queues.pause_channel(channel, error.retry_after or 3600, str(error))
+        results.held_reason = str(error)
+        results.retry_after = max(results.retry_after, error.retry_after or 3600)
+        return False
+    if error.permanent:
+        results.failed.append((row, str(error)))
+    elif row.attempts >= current_app.config["MAX_ATTEMPTS"]:
+        results.failed.append((row, f"gave up after {row.attempts} tries: {error}"))
+    else:
+        results.retry.append((row, str(error)))
+        results.retry_after = max(results.retry_after, error.retry_after or 0)
+    return True
 
 
 def _flush(announcement, channel: str, batch: int, results: Results) -> None:
@@ -99,10 +126,13 @@ def _flush(announcement, channel: str, batch: int, results: Results) -> None:
                                         [row.recipient_id for row, _ in results.failed])
         for row, error in results.retry:
             ledger.reschedule(conn, announcement.id, channel, [row.id], error)
+        if results.held:
+            ledger.reschedule(conn, announcement.id, channel, results.held, results.held_reason)
+            ledger.forgive_attempt(conn, results.held)
     for fallback in escalated:
         queues.enqueue_batches(announcement.id, fallback, [escalation.batch_for(batch)])
-    if results.retry:
-        attempts = max(row.attempts for row, _ in results.retry)
+    if results.retry or results.held:
+        attempts = max((row.attempts for row, _ in results.retry), default=1)
         delay = max(results.retry_after,
                     current_app.config["RETRY_DELAY_SECONDS"] * 2 ** (attempts - 1))
         queues.schedule_retry(announcement.id, channel, batch, delay)

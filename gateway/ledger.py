@@ -130,6 +130,12 @@ def reschedule(conn: Connection, announcement_id: int, channel: str, ids: Sequen
     return moved
 
 
+def forgive_attempt(conn: Connection, ids: Sequence[int]) -> None:
+    """A try that never reached the provider (the channel was paused) does not count."""
+    conn.execute(update(deliveries).where(deliveries.c.id.in_(list(ids)), deliveries.c.attempts > 0)
+                 .values(attempts=deliveries.c.attempts - 1))
+
+
 def transition(conn: Connection, delivery_id: int, new: str, *, provider_id: str | None = None,
                error: str | None = None) -> bool:
     """Move one delivery forward (a provider callback); anything else changes nothing."""

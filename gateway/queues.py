@@ -103,3 +103,16 @@ def _any_live(*job_ids: str) -> bool:
         if job.get_status(refresh=False) in _LIVE:
             return True
     return False
+
+
+def pause_channel(channel: str, seconds: float, reason: str) -> None:
+    """Stop sending on a channel until its provider account may send again."""
+    connection().set(f"tongbao:paused:{channel}", reason, ex=max(1, int(seconds)))
+
+
+def channel_pause(channel: str) -> tuple[int, str] | None:
+    """(seconds left, reason) while a channel is paused."""
+    key = f"tongbao:paused:{channel}"
+    with connection().pipeline() as pipe:
+        reason, ttl = pipe.get(key).ttl(key).execute()
+    return (ttl, reason.decode()) if reason is not None and ttl > 0 else None

@@ -5,7 +5,7 @@ import json
 
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
-from gateway import ledger
+from gateway import ledger, queues
 from gateway.outcomes import CONFIRM_SEVERITIES, VULNERABLE_AGE
 from gateway.planner import beneath
 from gateway.schema import announcements, deliveries, residents
@@ -34,8 +34,19 @@ def status(conn: Connection, announcement) -> dict:
         "personal_deliveries": sum(sum(n.values()) for n in personal.values()),
         "reached_residents": reached_count(conn, announcement.id) if personal else 0,
         "superseded_by": corrections,
+        "paused_channels": paused_channels(json.loads(announcement.channels)),
         "supersedes": announcement.supersedes_id,
     }
+
+
+def paused_channels(channels: list[str]) -> dict[str, dict]:
+    """Channels whose provider account is blocked for now, with why and for how long."""
+    paused = {}
+    for channel in channels:
+        pause = queues.channel_pause(channel)
+        if pause is not None:
+            paused[channel] = {"seconds_left": pause[0], "reason": pause[1]}
+    return paused
 
 
 def reached_count(conn: Connection, announcement_id: int) -> int:

@@ -1,0 +1,77 @@
+"""WeChat through the gateway: template messages to followers, non-followers moved to SMS,
+and a used-up daily quota pausing the channel (issue 5, gateway side)."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from gateway.schema import deliveries, residents
+from tests.conftest import run_jobs
+from tests.fakes.wechat_server import FakeWechat
+from tests.gateway.conftest import RESIDENTS, announcement
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def wechat():
+    server = FakeWechat().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app(make_app, database_url, wechat):
+    return make_app(database_url, WECHAT_APP_ID=wechat.app_id, WECHAT_APP_SECRET=wechat.app_secret,
+                    WECHAT_TEMPLATE_ID="tmpl-1", WECHAT_API_BASE=wechat.url)
+
+
+def set_openid(app, name, openid):
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(update(residents).where(residents.c.name == name).values(wechat_openid=openid))
+
+
+def rows(app, announcement_id):
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(select(deliveries.c.channel, deliveries.c.address, deliveries.c.status,
+                                   deliveries.c.last_error)
+                            .where(deliveries.c.announcement_id == announcement_id)).all()
+
+
+def publish(api, **fields):
+    created = api("author").post("/api/v1/announcements", json=announcement(**fields)).json
+    api("approver").post(f"/api/v1/announcements/{created['id']}/approve")
+    return created["id"]
+
+
+def test_followers_get_one_template_message_and_non_followers_move_to_sms(app, api, wechat):
+    set_openid(app, "王小明", "o-not-follower")
+    announcement_id = publish(api, channels=["wechat", "sms"])
+    run_jobs(app)
+    sends = wechat.requests_to("/cgi-bin/message/template/send")
+    followers = {RESIDENTS[name][0].wechat_openid for name in ("deaf", "drill tester")}
+    assert {s.body["touser"] for s in sends} == followers | {"o-not-follower"}
+    assert all(s.body["template_id"] == "tmpl-1" for s in sends)
+    assert wechat.token_fetches == 1
+    ledger = {(r.channel, r.address): r for r in rows(app, announcement_id)}
+    assert ledger[("wechat", "o-not-follower")].status == "failed"
+    assert "43004" in ledger[("wechat", "o-not-follower")].last_error
+    moved = ledger[("sms", RESIDENTS["young follower"][0].phone)]
+    assert moved.status == "delivered"  # the outbox stands in for SMS here
+    # The deaf resident already had SMS planned: never two of the same.
+    assert sum(1 for r in rows(app, announcement_id) if r.address == RESIDENTS["deaf"][0].phone) == 1
+
+
+def test_a_used_up_quota_pauses_the_channel_and_says_so(app, api, wechat):
+    set_openid(app, "王小明", "o-quota")
+    announcement_id = publish(api, channels=["wechat"])
+    run_jobs(app, scheduled=False)
+    status = api("author").get(f"/api/v1/announcements/{announcement_id}").json
+    paused = status["paused_channels"]["wechat"]
+    assert "quota" in paused["reason"] and paused["seconds_left"] > 0
+    statuses = {r.status for r in rows(app, announcement_id)}
+    assert "failed" not in statuses and "planned" in statuses  # held for after the reset
+    with app.extensions["engine"].connect() as conn:
+        attempts = conn.execute(select(deliveries.c.attempts)
+                                .where(deliveries.c.status == "planned")).scalars().all()
+    assert attempts and all(a == 0 for a in attempts)
