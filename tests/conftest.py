@@ -63,9 +63,8 @@ def redis_database():
 @pytest.fixture
 def redis_url(redis_database):
     connection = redis.Redis.from_url(redis_database)
-    owner = connection.get(OWNER_KEY)
     connection.flushdb()
-    connection.set(OWNER_KEY, owner, ex=6 * 3600)
+    connection.set(OWNER_KEY, os.getpid(), ex=6 * 3600)
     yield redis_database
 
 
