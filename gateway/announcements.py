@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+
+import redis
 
 from sqlalchemy import Connection, insert, select, update
 
-from gateway import audit, ledger
+from gateway import audit, ledger, queues
 from gateway.auth import APPROVERS
 from gateway.db import utcnow
 from gateway.schema import announcements, areas
 from messages.announcement import AnnouncementInput, ValidationError, is_drill
 
 # awaiting_approval -> approved -> sending -> done; or rejected / cancelled / superseded.
+log = logging.getLogger(__name__)
 OPEN_STATES = ("draft", "awaiting_approval")
 LIVE_STATES = ("approved", "sending", "done")
 
@@ -35,8 +39,29 @@ class ActionRefused(Exception):
 
 @dataclass
 class Outcome:
+    """What an action leaves to do once its transaction has committed."""
+
     announcement_id: int
     to_plan: list[int]
+    to_stop: list[int] = field(default_factory=list)  # loudspeakers may hold these
+
+
+def follow_up(outcome: Outcome) -> bool:
+    """Queue planning and loudspeaker stops after commit.
+
+    Returns False when Redis is unreachable: the change stands and the
+    reconciler queues the planning later.
+    """
+    try:
+        for announcement_id in outcome.to_plan:
+            queues.enqueue_plan(announcement_id)
+        for announcement_id in outcome.to_stop:
+            queues.enqueue_stop(announcement_id)
+    except (redis.RedisError, OSError):
+        log.exception("could not queue the follow-up of announcement %s; `flask reconcile` will "
+                      "plan it", outcome.announcement_id)
+        return False
+    return True
 
 
 def get(conn: Connection, announcement_id: int):
@@ -107,6 +132,7 @@ def approve(conn: Connection, announcement_id: int, approver) -> Outcome:
     if row.msg_type in ("update", "cancel") and row.supersedes_id:
         _withdraw(conn, row.supersedes_id, approver.name,
                   "cancelled" if row.msg_type == "cancel" else "superseded")
+        return Outcome(announcement_id, [announcement_id], [row.supersedes_id])
     return Outcome(announcement_id, [announcement_id])
 
 
@@ -151,7 +177,7 @@ def cancel(conn: Connection, announcement_id: int, user, correction: str, *,
         approver_id=user.id, created_at=utcnow(), sent=utcnow())).inserted_primary_key[0]
     audit.record(conn, user.name, "send", f"announcement:{correction_id}",
                  {"correction_of": announcement_id})
-    return Outcome(correction_id, [correction_id])
+    return Outcome(correction_id, [correction_id], [announcement_id])
 
 
 def _withdraw(conn: Connection, announcement_id: int, actor: str, state: str) -> None:

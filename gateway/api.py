@@ -10,7 +10,6 @@ import csv
 import io
 from functools import wraps
 
-import redis
 from sqlalchemy import func, select
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -18,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from audiences.areas import AreaError, CsvErrors, normalize
 from channels import outbox
 from gateway import announcements as lifecycle
-from gateway import auth, preview, providers, queues, reports, roster
+from gateway import auth, preview, providers, reports, roster
 from gateway.schema import residents
 from gateway.planner import beneath
 from messages.announcement import ValidationError, parse_announcement
@@ -106,17 +105,6 @@ def page_args() -> tuple[int, int]:
     return page, per_page
 
 
-def _queue_plan(outcome: lifecycle.Outcome) -> bool:
-    """Queue planning after commit; if Redis is down, the reconciler will do it later."""
-    try:
-        for announcement_id in outcome.to_plan:
-            queues.enqueue_plan(announcement_id)
-    except (redis.RedisError, OSError):
-        current_app.logger.exception("could not queue planning; `flask reconcile` will")
-        return False
-    return True
-
-
 @bp.post("/announcements")
 @token_required
 def create_announcement():
@@ -139,7 +127,7 @@ def announcement_status(announcement_id: int):
 def approve(announcement_id: int):
     with engine().begin() as conn:
         outcome = lifecycle.approve(conn, announcement_id, g.user)
-    queued = _queue_plan(outcome)
+    queued = lifecycle.follow_up(outcome)
     with engine().connect() as conn:
         body = reports.status(conn, lifecycle.get(conn, announcement_id))
     return jsonify({**body, "planning_queued": queued})
@@ -168,7 +156,7 @@ def cancel(announcement_id: int):
         outcome = lifecycle.cancel(conn, announcement_id, g.user, correction,
                                    sender=current_app.config["CAP_SENDER"])
         state = lifecycle.get(conn, announcement_id).state
-    queued = _queue_plan(outcome)
+    queued = lifecycle.follow_up(outcome)
     correction_id = outcome.to_plan[0] if outcome.to_plan else None
     return jsonify({"id": announcement_id, "state": state, "correction_id": correction_id,
                     "planning_queued": queued})

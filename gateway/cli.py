@@ -15,7 +15,9 @@ from sqlalchemy import func, insert, select
 
 from audiences import demo as demo_county
 from audiences.areas import AreaError, CsvErrors
-from gateway import auth, db, jobs, queues, roster
+from channels.loudspeaker.broker import EmbeddedBroker
+from channels.loudspeaker.protocol import SigningKey
+from gateway import auth, db, jobs, loudspeakers, queues, roster
 from gateway.schema import areas, residents
 
 
@@ -115,6 +117,22 @@ def speakers_add(device_id, area_code, test_device):
     click.echo(f"loudspeaker {device_id} registered in {area_code}")
 
 
+@speakers_cli.command("listen")
+def speakers_listen():
+    """Record loudspeaker acks and presence, and re-send unacknowledged commands, until stopped."""
+    _schema_ready()
+    if not current_app.config["MQTT_URL"]:
+        raise click.ClickException("MQTT_URL is not set: there is no broker to listen to")
+    loudspeakers.listen_until_signalled(current_app._get_current_object())
+
+
+@speakers_cli.command("key")
+def speakers_key():
+    """Print the public key loudspeaker controllers verify commands with (made if absent)."""
+    click.echo(SigningKey.load_or_create(current_app.config["SIGNING_KEY_PATH"]).public_pem(),
+               nl=False)
+
+
 @click.command("demo")
 def demo():
     """Seed the demo county (a few districts of Qinzhou) and demo users."""
@@ -178,13 +196,22 @@ def serve():
     app = current_app._get_current_object()
     db.upgrade(engine())
     seed_demo()
-    environment = {**os.environ, "REDIS_URL": queues.redis_url(app)}
+    broker = None
+    if not app.config["MQTT_URL"]:
+        broker = EmbeddedBroker()
+        broker.start()
+        app.config["MQTT_URL"] = broker.url
+    listening = loudspeakers.listen(app)
+    environment = {**os.environ, "REDIS_URL": queues.redis_url(app),
+                   "MQTT_URL": app.config["MQTT_URL"]}
     workers = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker",
                                  "--queues", name], env=environment)
                for name in queues.QUEUE_NAMES]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url = f"http://{app.config['HOST']}:{app.config['PORT']}/"
     click.echo(f"\nTongbao is running: console {url}  API {url}api/v1/")
+    click.echo(f"Loudspeaker broker {app.config['MQTT_URL']}; controllers verify with "
+               f"{url}loudspeaker/public-key.pem")
     for name, role, password in demo_county.demo_users():
         click.echo(f"  login {name} / {password}  ({role})")
     click.echo("Press Ctrl+C to stop.\n")
@@ -195,6 +222,9 @@ def serve():
             process.terminate()
         for process in workers:
             process.wait(timeout=15)
+        listening.stop()
+        if broker is not None:
+            broker.stop()
 
 
 def register(app: Flask) -> None:

@@ -138,23 +138,30 @@ def forgive_attempt(conn: Connection, ids: Sequence[int]) -> None:
 
 def transition(conn: Connection, delivery_id: int, new: str, *, provider_id: str | None = None,
                error: str | None = None) -> bool:
-    """Move one delivery forward (a provider callback); anything else changes nothing."""
-    row = conn.execute(select(deliveries.c.announcement_id, deliveries.c.channel,
-                              deliveries.c.status)
-                       .where(deliveries.c.id == delivery_id)).first()
-    if row is None or not may_move(row.status, new):
-        return False
-    values = {"status": new, "updated_at": utcnow()}
-    if provider_id:
-        values["provider_id"] = provider_id
-    if error:
-        values["last_error"] = _clip(error)
-    moved = conn.execute(update(deliveries)
-                         .where(deliveries.c.id == delivery_id, deliveries.c.status == row.status)
-                         .values(**values)).rowcount
-    if moved:
-        bump(conn, row.announcement_id, row.channel, {row.status: -1, new: 1})
-    return bool(moved)
+    """Move one delivery forward (a provider callback); anything else changes nothing.
+
+    The move is conditional on the status just read; when a job moved the row in
+    between (a callback racing the job that records ``sent``), it is read again.
+    """
+    for _ in range(3):
+        row = conn.execute(select(deliveries.c.announcement_id, deliveries.c.channel,
+                                  deliveries.c.status)
+                           .where(deliveries.c.id == delivery_id)).first()
+        if row is None or not may_move(row.status, new):
+            return False
+        values = {"status": new, "updated_at": utcnow()}
+        if provider_id:
+            values["provider_id"] = provider_id
+        if error:
+            values["last_error"] = _clip(error)
+        moved = conn.execute(update(deliveries)
+                             .where(deliveries.c.id == delivery_id,
+                                    deliveries.c.status == row.status)
+                             .values(**values)).rowcount
+        if moved:
+            bump(conn, row.announcement_id, row.channel, {row.status: -1, new: 1})
+            return True
+    return False
 
 
 def cancel_pending(conn: Connection, announcement_id: int, reason: str) -> int:

@@ -48,6 +48,12 @@ def queue(name: str, app: Flask | None = None) -> Queue:
     return Queue(name, connection=connection(app))
 
 
+def enqueue_stop(announcement_id: int) -> None:
+    """Tell every loudspeaker holding or playing this announcement to stop."""
+    queue("loudspeaker").enqueue("gateway.loudspeakers.stop_loudspeakers_job", announcement_id,
+                                 job_id=f"stop-{announcement_id}", result_ttl=3600)
+
+
 def deliver_job_id(announcement_id: int, channel: str, batch: int) -> str:
     return f"deliver-{announcement_id}-{channel}-{batch}"
 

@@ -1,4 +1,5 @@
-"""Provider webhooks (Twilio status, keypress and replies) and the media files calls play.
+"""Provider webhooks (Twilio status, keypress and replies), and the public files that
+calls and loudspeakers fetch: synthesized speech and the loudspeaker signing key.
 
 Every Twilio request is checked against ``X-Twilio-Signature`` computed over the
 public URL (``PUBLIC_BASE_URL``, so it holds behind a proxy); an unsigned or
@@ -13,6 +14,7 @@ from flask import Blueprint, Response, abort, current_app, request, send_from_di
 from sqlalchemy import insert, select, update
 
 from channels import twilio_sms, twilio_voice
+from channels.loudspeaker.protocol import SigningKey
 from channels.base import StatusUpdate
 from channels.twilio_common import valid_signature
 from gateway import audit, media, outcomes, providers
@@ -131,3 +133,10 @@ def media_file(name: str):
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response
 
+
+
+@bp.get("/loudspeaker/public-key.pem")
+def loudspeaker_public_key():
+    """The key controllers verify every command with (made on first use)."""
+    key = SigningKey.load_or_create(current_app.config["SIGNING_KEY_PATH"])
+    return Response(key.public_pem(), mimetype="application/x-pem-file")

@@ -6,13 +6,12 @@ import re
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-import redis
 from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
                    url_for)
 from flask_babel import force_locale, gettext as _
 
 from gateway import announcements as lifecycle
-from gateway import preview, providers, queues, reports
+from gateway import preview, providers, reports
 from gateway.auth import APPROVERS
 from gateway.console import queries
 from gateway.console.auth import login_required
@@ -175,12 +174,7 @@ def cancel(announcement_id: int):
 
 
 def _queue_plan(outcome: lifecycle.Outcome) -> None:
-    """Queue planning after commit; if Redis is down the reconciler plans it later."""
-    try:
-        for announcement_id in outcome.to_plan:
-            queues.enqueue_plan(announcement_id)
-    except (redis.RedisError, OSError):
-        current_app.logger.exception("could not queue planning; `flask reconcile` will")
+    if not lifecycle.follow_up(outcome):
         flash(_("The queue is unreachable; sending starts when the reconciler runs."), "warning")
 
 

@@ -15,7 +15,7 @@ from gateway import jobs, ledger, providers, queues
 from gateway.db import utcnow
 from gateway.schema import deliveries
 from tests.conftest import run_jobs
-from tests.gateway.conftest import DISTRICT, RESIDENTS, VILLAGE_B, announcement
+from tests.gateway.conftest import RESIDENTS, VILLAGE_B, announcement
 
 pytestmark = pytest.mark.integration
 
