@@ -32,9 +32,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["policy"] = load_policy(app.config["POLICY_FILE"])
 
-    from gateway import api, cli, console, webhooks
+    from gateway import api, cli, console, interop, webhooks
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(interop.bp)
     app.register_blueprint(webhooks.bp)
     console.init_app(app)
     cli.register(app)

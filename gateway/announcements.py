@@ -25,6 +25,7 @@ from messages.announcement import AnnouncementInput, ValidationError, is_drill
 # awaiting_approval -> approved -> sending -> done; or rejected / cancelled / superseded.
 log = logging.getLogger(__name__)
 OPEN_STATES = ("draft", "awaiting_approval")
+MAX_ID = 2**31 - 1
 LIVE_STATES = ("approved", "sending", "done")
 
 
@@ -65,6 +66,8 @@ def follow_up(outcome: Outcome) -> bool:
 
 
 def get(conn: Connection, announcement_id: int):
+    if not 0 < announcement_id <= MAX_ID:  # beyond the column, no database can hold it
+        raise ActionRefused(f"there is no announcement {announcement_id}", 404)
     row = conn.execute(select(announcements).where(announcements.c.id == announcement_id)).first()
     if row is None:
         raise ActionRefused(f"there is no announcement {announcement_id}", 404)

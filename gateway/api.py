@@ -24,6 +24,7 @@ from messages.announcement import ValidationError, parse_announcement
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_PAGE = 500
+LAST_PAGE = 1_000_000  # past this the offset overflows a database integer
 
 
 class ApiError(Exception):
@@ -100,8 +101,8 @@ def page_args() -> tuple[int, int]:
         per_page = int(request.args.get("per_page", 100))
     except ValueError:
         raise ApiError("page and per_page must be whole numbers", 400, "page") from None
-    if page < 1 or not 1 <= per_page <= MAX_PAGE:
-        raise ApiError(f"page starts at 1 and per_page is 1 to {MAX_PAGE}", 400, "page")
+    if not 1 <= page <= LAST_PAGE or not 1 <= per_page <= MAX_PAGE:
+        raise ApiError(f"page is 1 to {LAST_PAGE} and per_page is 1 to {MAX_PAGE}", 400, "page")
     return page, per_page
 
 

@@ -1,0 +1,331 @@
+"""CAP in and out, and the Atom feed, through the gateway on SQLite and PostgreSQL.
+
+A CAP alert from another system must become announcements an approver can send,
+Update and Cancel over CAP must do what the API's update and cancel do, and what
+the gateway publishes (CAP and Atom) must validate.
+"""
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import xmlschema
+from sqlalchemy import func, select
+
+from channels import outbox
+from gateway import providers
+from gateway.db import utcnow
+from gateway.schema import announcements
+from messages.cap import ATOM_SCHEMA_PATH, CAP_MEDIA_TYPE, CAP_NAMESPACE, parse_cap
+from tests.conftest import run_jobs
+from tests.gateway.conftest import DISTRICT, RESIDENTS, announcement
+from tests.gateway.test_fanout import planned
+from tests.messages.test_cap import REFUSED, line_of
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = (Path(__file__).parents[1] / "messages" / "cap_examples" /
+           "county-rainstorm-zh-en.xml").read_text(encoding="utf-8")
+IDENTIFIER = "450702-20260601-0001"
+SENDER = "yjj@qinnan.gov.cn"
+SENT = "2026-06-01T08:00:00+08:00"
+EXAMPLE_EXPIRES = "2026-06-02T20:00:00+08:00"
+ATOM = {"atom": "http://www.w3.org/2005/Atom"}
+CAP = {"cap": CAP_NAMESPACE}
+
+
+def county_alert(identifier=IDENTIFIER, *, msg_type="Alert", references=(), description=None,
+                 expires=None) -> bytes:
+    """The county's bilingual rainstorm alert, expiring tomorrow unless told otherwise."""
+    text = (EXAMPLE.replace(EXAMPLE_EXPIRES, expires or tomorrow())
+            .replace(f"<identifier>{IDENTIFIER}", f"<identifier>{identifier}")
+            .replace("<msgType>Alert", f"<msgType>{msg_type}"))
+    if references:
+        listed = " ".join(f"{SENDER},{reference},{SENT}" for reference in references)
+        text = text.replace("</scope>", f"</scope>\n  <references>{listed}</references>")
+    if description:
+        text = re.sub("<description>.*?</description>", f"<description>{description}</description>",
+                      text)
+    return text.encode()
+
+
+def tomorrow() -> str:
+    return (utcnow() + timedelta(days=1)).replace(microsecond=0).isoformat()
+
+
+def not_expired(document: bytes) -> bytes:
+    """A document made from the example, its expiry moved to tomorrow (its lines unchanged)."""
+    return document.replace(EXAMPLE_EXPIRES.encode(), tomorrow().encode())
+
+
+def post_cap(api, document: bytes, user="author"):
+    return api(user).post("/api/v1/cap", data=document, headers={"Content-Type": CAP_MEDIA_TYPE})
+
+
+def receive(api, document: bytes | None = None) -> dict[str, int]:
+    """Post an alert; language -> announcement id."""
+    response = post_cap(api, document or county_alert())
+    assert response.status_code == 201, response.json
+    return {created["language"]: created["id"] for created in response.json["announcements"]}
+
+
+def approve(api, announcement_id: int) -> None:
+    response = api("approver").post(f"/api/v1/announcements/{announcement_id}/approve")
+    assert response.status_code == 200, response.json
+
+
+def status(api, announcement_id: int) -> dict:
+    return api("author").get(f"/api/v1/announcements/{announcement_id}").json
+
+
+def stored_announcements(app) -> int:
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(select(func.count()).select_from(announcements)).scalar_one()
+
+
+# --- CAP in --------------------------------------------------------------------------
+
+def test_a_cap_alert_becomes_announcements_an_approver_can_send(app, api):
+    response = post_cap(api, county_alert())
+    assert response.status_code == 201, response.json
+    assert response.json["identifier"] == IDENTIFIER
+    created = response.json["announcements"]
+    assert [(c["identifier"], c["language"], c["state"]) for c in created] == [
+        (IDENTIFIER, "zh", "awaiting_approval"), (f"{IDENTIFIER}#en", "en", "awaiting_approval")]
+    chinese = status(api, created[0]["id"])
+    assert (chinese["headline"], chinese["severity"], chinese["status"], chinese["msg_type"]) == (
+        "暴雨橙色预警：请做好防范", "severe", "actual", "alert")
+    assert chinese["areas"] == ["450702", "450703"]
+
+    approve(api, created[0]["id"])
+    run_jobs(app)
+    ledger = planned(app, created[0]["id"])
+    assert {status for channel in ("sms", "voice", "wechat") for _, status in ledger[channel]} == {
+        "delivered"}
+    assert {address for address, _ in ledger["loudspeaker"]} == {"spk-a", "spk-b", "spk-other"}
+    assert status(api, created[0]["id"])["reached_residents"] == len(RESIDENTS)
+    assert status(api, created[1]["id"])["state"] == "awaiting_approval"
+
+
+def test_an_alert_posted_by_an_approver_still_needs_a_second_person(app, api):
+    response = post_cap(api, county_alert(), user="approver")
+    chinese = response.json["announcements"][0]["id"]
+    refused = api("approver").post(f"/api/v1/announcements/{chinese}/approve")
+    assert refused.status_code == 403 and "two-person rule" in refused.json["error"]
+
+
+@pytest.mark.parametrize("case", ["missing event", "wrong urgency", "unsupported language",
+                                  "XXE: external entity", "billion laughs", "external DTD",
+                                  "not XML at all", "no administrative geocode"])
+def test_a_refused_document_gets_400_with_the_reason_and_its_line_and_nothing_is_stored(
+        app, api, case):
+    [(document, words, line)] = [refused[1:] for refused in REFUSED if refused[0] == case]
+    response = post_cap(api, not_expired(document))
+    assert response.status_code == 400
+    assert words in response.json["error"]
+    assert response.json["line"] == (line_of(document, line) if isinstance(line, str) else line)
+    assert stored_announcements(app) == 0
+
+
+def test_a_ten_megabyte_body_is_refused_before_it_is_read(app, api):
+    document = county_alert(description="雨" * (10 * 1024 * 1024 // 3))
+    response = post_cap(api, document)
+    assert response.status_code == 413
+    assert response.json["error"] == ("the CAP document is larger than the limit of 1000000 bytes; "
+                                      "nothing was stored")
+    assert stored_announcements(app) == 0
+
+
+def test_an_expired_alert_is_refused(app, api):
+    response = post_cap(api, county_alert(expires="2020-06-02T20:00:00+08:00"))
+    assert response.status_code == 400 and "expires: is already past" in response.json["error"]
+    assert stored_announcements(app) == 0
+
+
+def test_cap_needs_an_api_token(app, api):
+    response = app.test_client().post("/api/v1/cap", data=county_alert())
+    assert response.status_code == 401 and "Bearer" in response.json["error"]
+
+
+def test_an_alert_received_twice_is_refused_the_second_time(app, api):
+    receive(api)
+    again = post_cap(api, county_alert())
+    assert again.status_code == 409 and again.json["field"] == "identifier"
+    assert stored_announcements(app) == 2
+
+
+def test_areas_missing_from_the_registry_are_refused_like_the_apis(app, api):
+    document = county_alert().replace(b"<value>450703</value>", b"<value>450799</value>", 1)
+    response = post_cap(api, document)
+    assert response.status_code == 422
+    assert response.json == {"error": "450799 is not in the area registry", "field": "areas[1]"}
+    assert stored_announcements(app) == 0
+
+
+# --- Update and Cancel over CAP --------------------------------------------------------
+
+def test_an_update_over_cap_supersedes_each_language_once_approved(app, api):
+    original = receive(api)
+    approve(api, original["zh"])
+    run_jobs(app)
+    response = post_cap(api, county_alert("450702-20260601-0002", msg_type="Update",
+                                          references=[IDENTIFIER], description="雨势加强。"))
+    assert response.status_code == 201, response.json
+    update = {created["language"]: created for created in response.json["announcements"]}
+    assert {created["state"] for created in update.values()} == {"awaiting_approval"}
+    for language in ("zh", "en"):
+        assert status(api, update[language]["id"])["supersedes"] == original[language]
+        assert status(api, update[language]["id"])["msg_type"] == "update"
+
+    approve(api, update["zh"]["id"])
+    run_jobs(app)
+    assert status(api, original["zh"])["state"] == "superseded"
+    assert status(api, original["zh"])["superseded_by"] == [update["zh"]["id"]]
+    assert status(api, update["zh"]["id"])["state"] == "done"
+
+
+def test_a_cancel_over_cap_withdraws_at_once_and_corrects_everyone_reached(app, api):
+    original = receive(api)
+    approve(api, original["zh"])
+    run_jobs(app)
+    reached = planned(app, original["zh"])
+    response = post_cap(api, county_alert("450702-20260601-0003", msg_type="Cancel",
+                                          references=[IDENTIFIER], description="此预警发布有误。"))
+    assert response.status_code == 201, response.json
+    cancelled = {entry["id"]: entry for entry in response.json["cancelled"]}
+    assert set(cancelled) == {original["zh"], original["en"]}
+    assert cancelled[original["en"]]["correction_id"] is None  # never sent: simply withdrawn
+    correction_id = cancelled[original["zh"]]["correction_id"]
+    assert {entry["state"] for entry in cancelled.values()} == {"cancelled"}
+
+    run_jobs(app)
+    correction = planned(app, correction_id)
+    assert {a for a, _ in correction["sms"]} == {a for a, _ in reached["sms"]}
+    records, _ = outbox.read(providers.outbox_path(app), announcement_id=correction_id)
+    assert records and all("此预警发布有误" in record["text"] for record in records)
+    assert status(api, original["zh"])["superseded_by"] == [correction_id]
+
+
+def test_a_cancel_of_a_withdrawn_alert_is_refused(app, api):
+    receive(api)
+    cancel = county_alert("450702-20260601-0003", msg_type="Cancel", references=[IDENTIFIER])
+    assert post_cap(api, cancel).status_code == 201
+    again = post_cap(api, cancel.replace(b"-0003<", b"-0004<"))
+    assert again.status_code == 409 and "already withdrawn" in again.json["error"]
+
+
+@pytest.mark.parametrize("msg_type", ["Update", "Cancel"])
+def test_unknown_referenced_alerts_are_named_and_nothing_is_stored(app, api, msg_type):
+    original = receive(api)
+    response = post_cap(api, county_alert("450702-20260601-0005", msg_type=msg_type,
+                                          references=[IDENTIFIER, "450702-unknown-1"]))
+    assert response.status_code == 422
+    assert response.json["unknown"] == ["450702-unknown-1"]
+    assert "450702-unknown-1" in response.json["error"]
+    assert stored_announcements(app) == 2
+    assert status(api, original["zh"])["state"] == "awaiting_approval"
+
+
+# --- CAP out -------------------------------------------------------------------------
+
+def test_cap_in_and_out_again_preserves_every_mapped_field(app, api):
+    document = county_alert()
+    received = receive(api, document)
+    for announcement_id in received.values():
+        approve(api, announcement_id)
+    response = app.test_client().get(f"/api/v1/announcements/{received['zh']}.cap")
+    assert response.status_code == 200 and response.mimetype == CAP_MEDIA_TYPE
+    sent_back, original = parse_cap(response.data), parse_cap(document)
+    assert (sent_back.identifier, sent_back.sender, sent_back.status, sent_back.msg_type) == (
+        original.identifier, original.sender, original.status, original.msg_type)
+    assert sent_back.infos == original.infos
+    assert app.test_client().get(f"/cap/{received['en']}.xml").data == response.data
+
+
+def test_cap_out_names_areas_and_links_the_public_page(app, api):
+    created = api("author").post("/api/v1/announcements", json=announcement(event="暴雨")).json
+    approve(api, created["id"])
+    document = app.test_client().get(f"/api/v1/announcements/{created['id']}.cap").data
+    root = ET.fromstring(document)
+    assert root.findtext("cap:identifier", namespaces=CAP) == created["identifier"]
+    assert root.findtext("cap:info/cap:area/cap:areaDesc", namespaces=CAP) == "钦南区"
+    assert root.findtext("cap:info/cap:area/cap:geocode/cap:value", namespaces=CAP) == DISTRICT
+    assert root.findtext("cap:info/cap:web", namespaces=CAP) == \
+        f"{app.config['PUBLIC_BASE_URL']}/a/{created['id']}"
+    [info] = parse_cap(document).infos
+    assert (info.headline, info.body, info.severity, info.areas) == (
+        "暴雨红色预警", "预计未来3小时有特大暴雨。", "moderate", [DISTRICT])
+
+
+def test_a_correction_is_published_as_a_cap_cancel_referencing_the_original(app, api):
+    created = api("author").post("/api/v1/announcements", json=announcement()).json
+    approve(api, created["id"])
+    run_jobs(app)
+    cancelled = api("author").post(f"/api/v1/announcements/{created['id']}/cancel",
+                                   json={"correction": "此预警发布有误，请忽略。"}).json
+    document = app.test_client().get(f"/api/v1/announcements/{cancelled['correction_id']}.cap")
+    alert = parse_cap(document.data)
+    assert alert.msg_type == "cancel"
+    assert alert.infos[0].body == "此预警发布有误，请忽略。"
+    assert [reference.split(",")[:2] for reference in alert.references.split()] == [
+        [app.config["CAP_SENDER"], created["identifier"]]]
+
+
+def test_announcements_not_yet_approved_are_not_public(app, api):
+    received = receive(api)
+    draft = api("author").post("/api/v1/announcements", json=announcement(status="draft")).json
+    public = app.test_client()
+    for announcement_id in (received["zh"], draft["id"]):
+        assert public.get(f"/api/v1/announcements/{announcement_id}.cap").status_code == 401
+        assert public.get(f"/cap/{announcement_id}.xml").status_code == 401
+        with_token = api("author").get(f"/api/v1/announcements/{announcement_id}.cap")
+        assert with_token.status_code == 200 and parse_cap(with_token.data)
+    assert public.get("/api/v1/announcements/999.cap").status_code == 404
+
+
+def test_a_language_not_yet_approved_is_left_out_of_the_public_document(app, api):
+    received = receive(api)
+    approve(api, received["en"])
+    alert = parse_cap(app.test_client().get(f"/cap/{received['en']}.xml").data)
+    assert [info.language for info in alert.infos] == ["en"]
+    assert alert.identifier == IDENTIFIER
+
+
+# --- the Atom feed -------------------------------------------------------------------
+
+def feed_entries(app) -> dict[str, str]:
+    """Entry id -> CAP link, after checking the feed against the Atom schema."""
+    response = app.test_client().get("/feeds/alerts.atom")
+    assert response.status_code == 200 and response.mimetype == "application/atom+xml"
+    xmlschema.XMLSchema(str(ATOM_SCHEMA_PATH)).validate(response.data.decode())
+    feed = ET.fromstring(response.data)
+    return {entry.findtext("atom:id", namespaces=ATOM):
+            entry.find("atom:link[@type='application/cap+xml']", ATOM).get("href")
+            for entry in feed.findall("atom:entry", ATOM)}
+
+
+def test_the_feed_lists_sent_alerts_with_their_cap_links_and_nothing_else(app, api):
+    received = receive(api)
+    drill = api("author").post("/api/v1/announcements", json=announcement(status="Exercise")).json
+    for announcement_id in (received["zh"], drill["id"]):
+        approve(api, announcement_id)
+    run_jobs(app)
+    base = app.config["PUBLIC_BASE_URL"]
+    assert feed_entries(app) == {f"{base}/a/{received['zh']}":
+                                 f"{base}/api/v1/announcements/{received['zh']}.cap"}
+    cap_link = feed_entries(app)[f"{base}/a/{received['zh']}"].removeprefix(base)
+    assert parse_cap(app.test_client().get(cap_link).data).identifier == IDENTIFIER
+
+
+def test_a_cancelled_alert_leaves_the_feed(app, api):
+    created = api("author").post("/api/v1/announcements", json=announcement()).json
+    approve(api, created["id"])
+    run_jobs(app)
+    assert len(feed_entries(app)) == 1
+    api("author").post(f"/api/v1/announcements/{created['id']}/cancel",
+                       json={"correction": "此预警发布有误，请忽略。"})
+    run_jobs(app)
+    assert feed_entries(app) == {}
