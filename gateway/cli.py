@@ -8,7 +8,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from rq import SimpleWorker
 from rq.worker import DequeueStrategy
 from sqlalchemy import func, insert, select
@@ -134,6 +134,7 @@ def speakers_key():
 
 
 @click.command("demo")
+@with_appcontext
 def demo():
     """Seed the demo county (a few districts of Qinzhou) and demo users."""
     _schema_ready()
@@ -163,6 +164,7 @@ def seed_demo() -> bool:
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--queues", "names", default=",".join(queues.QUEUE_NAMES), show_default=True,
               help="Comma-separated queues to serve.")
@@ -181,6 +183,7 @@ def worker(burst, names):
 
 
 @click.command("reconcile")
+@with_appcontext
 def reconcile():
     """Re-queue deliveries stranded by a lost job or a Redis restart."""
     _schema_ready()
@@ -189,6 +192,7 @@ def reconcile():
 
 
 @click.command("serve")
+@with_appcontext
 def serve():
     """Quickstart: migrate, seed the demo if empty, run workers and the web server together."""
     import waitress

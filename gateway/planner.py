@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, tupl
 
 from audiences import areas as area_codes
 from audiences.policy import Policy, channels_for
-from gateway import ledger, providers, queues
+from gateway import audit, ledger, providers, queues
 from gateway.db import utcnow
 from gateway.schema import announcements, deliveries, delivery_counts, devices, residents
 
@@ -100,6 +100,8 @@ def plan(engine: Engine, announcement_id: int, policy: Policy) -> dict[str, int]
                             announcements.c.state == "approved")
                      .values(state="sending" if any(totals.values()) else "done",
                              finished_at=None if any(totals.values()) else utcnow()))
+        audit.record(conn, "system", "send", f"announcement:{announcement_id}",
+                     {"deliveries": totals})
     return totals
 
 

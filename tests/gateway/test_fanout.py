@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from channels import outbox
 from gateway import jobs, ledger, providers, queues
 from gateway.db import utcnow
-from gateway.schema import deliveries
+from gateway.schema import audit_log, deliveries
 from tests.conftest import run_jobs
 from tests.gateway.conftest import RESIDENTS, VILLAGE_B, announcement
 
@@ -240,3 +240,18 @@ def test_vulnerable_residents_stay_unreached_until_they_confirm_a_severe_notice(
     run_jobs(app)  # the outbox delivers, but nobody has pressed 1
     body = api("author").get(f"/api/v1/announcements/{announcement_id}/unreached").json
     assert {p["name"] for p in body["residents"]} == {"张伟", "陈桂英"}  # blind, and aged 78
+
+
+def test_every_action_is_in_the_audit_log(app, api):
+    announcement_id = publish(api)
+    run_jobs(app)
+    api("author").post(f"/api/v1/announcements/{announcement_id}/cancel",
+                       json={"correction": "更正内容"})
+    with app.extensions["engine"].connect() as conn:
+        entries = conn.execute(select(audit_log.c.actor, audit_log.c.action, audit_log.c.target)
+                               .order_by(audit_log.c.id)).all()
+    target = f"announcement:{announcement_id}"
+    assert ("author", "create", target) in entries
+    assert ("approver", "approve", target) in entries
+    assert ("system", "send", target) in entries
+    assert ("author", "cancel", target) in entries

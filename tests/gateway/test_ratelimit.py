@@ -1,0 +1,27 @@
+"""The shared send-rate limit: slots handed out 1/rate apart to every worker together."""
+from __future__ import annotations
+
+import pytest
+import redis
+
+from gateway.ratelimit import RateLimiter
+
+pytestmark = pytest.mark.integration
+
+
+def test_two_workers_share_one_schedule_of_slots(redis_url):
+    connection = redis.Redis.from_url(redis_url)
+    first, second = (RateLimiter(connection, "sms:twilio_sms", per_second=1) for _ in range(2))
+    # Reserve (without sleeping) as two workers would, alternately.
+    waits = [(first if i % 2 else second)._reserve(keys=[first.key], args=[first.interval_us])
+             for i in range(10)]
+    slots = [round(wait / 1_000_000) for wait in waits]
+    assert slots == list(range(10))  # one a second, never two in the same second
+
+
+def test_senders_do_not_share_slots(redis_url):
+    connection = redis.Redis.from_url(redis_url)
+    sms = RateLimiter(connection, "sms:twilio_sms", per_second=1)
+    voice = RateLimiter(connection, "voice:twilio_voice", per_second=1)
+    sms._reserve(keys=[sms.key], args=[sms.interval_us])
+    assert voice._reserve(keys=[voice.key], args=[voice.interval_us]) == 0
