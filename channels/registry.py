@@ -22,8 +22,11 @@ PROVIDERS: dict[str, str] = {
     "wecom_robot": "channels.wecom_robot:WecomRobotChannel",
 }
 
-CHANNEL_NAMES = ("sms", "voice", "wechat", "loudspeaker")
+#: Channels planned for an announcement. WeCom group robots post into village groups and come
+#: with ``wechat``; they and loudspeakers reach places, not people.
+CHANNEL_NAMES = ("sms", "voice", "wechat", "loudspeaker", "wecom_robot")
 PERSONAL_CHANNELS = ("sms", "voice", "wechat")
+PLACE_CHANNELS = ("loudspeaker", "wecom_robot")
 
 
 class UnknownChannel(LookupError):

@@ -38,6 +38,7 @@ tokens_cli = AppGroup("tokens", help="API tokens.")
 areas_cli = AppGroup("areas", help="The administrative area registry.")
 residents_cli = AppGroup("residents", help="The resident roster.")
 speakers_cli = AppGroup("speakers", help="Village loudspeaker devices.")
+robots_cli = AppGroup("robots", help="WeCom group robots of villages and grid teams.")
 
 
 @db_cli.command("upgrade")
@@ -115,6 +116,21 @@ def speakers_add(device_id, area_code, test_device):
     except (roster.DeviceError, AreaError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"loudspeaker {device_id} registered in {area_code}")
+
+
+@robots_cli.command("add")
+@click.argument("name")
+@click.argument("area_code")
+@click.argument("robot_key")
+def robots_add(name, area_code, robot_key):
+    """Register a group robot; announcements with WeChat to its area post there."""
+    _schema_ready()
+    try:
+        with engine().begin() as conn:
+            roster.add_robot(conn, name, area_code, robot_key)
+    except (roster.DeviceError, AreaError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"group robot {name} registered in {area_code}")
 
 
 @speakers_cli.command("listen")
@@ -232,7 +248,8 @@ def serve():
 
 
 def register(app: Flask) -> None:
-    for group in (db_cli, users_cli, tokens_cli, areas_cli, residents_cli, speakers_cli):
+    for group in (db_cli, users_cli, tokens_cli, areas_cli, residents_cli, speakers_cli,
+                  robots_cli):
         app.cli.add_command(group)
     for command in (demo, worker, reconcile, serve):
         app.cli.add_command(command)

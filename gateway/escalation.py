@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from audiences.policy import next_channel
+from channels.registry import PLACE_CHANNELS
 from gateway import ledger, providers, queues
 from gateway.db import utcnow
 from gateway.schema import deliveries, residents
@@ -27,7 +28,7 @@ def escalate(conn: Connection, announcement, failed_channel: str, batch: int,
 
     Returns the new deliveries per channel; the caller queues ``batch_for(batch)``
     of each once its transaction has committed."""
-    if failed_channel == "loudspeaker" or not recipient_ids:
+    if failed_channel in PLACE_CHANNELS or not recipient_ids:
         return {}
     allowed = set(json.loads(announcement.channels)) & providers.available_channels(current_app.config)
     planned: dict[int, set[str]] = {}
@@ -36,7 +37,7 @@ def escalate(conn: Connection, announcement, failed_channel: str, batch: int,
                                    deliveries.c.status)
                             .where(deliveries.c.announcement_id == announcement.id,
                                    deliveries.c.recipient_id.in_(list(recipient_ids)),
-                                   deliveries.c.channel != "loudspeaker")):
+                                   deliveries.c.channel.notin_(PLACE_CHANNELS))):
         planned.setdefault(row.recipient_id, set()).add(row.channel)
         if row.status in ledger.REACHED:
             reached.add(row.recipient_id)

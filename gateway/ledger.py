@@ -13,14 +13,19 @@ from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
+from sqlalchemy.dialects import postgresql, sqlite
+
 from gateway.db import utcnow
-from gateway.schema import deliveries, delivery_counts
+from gateway.schema import deliveries, delivery_counts, reached
 
 STATUSES = ("planned", "queued", "sending", "sent", "delivered", "confirmed", "failed",
             "cancelled")
 PENDING = ("planned", "queued")
 REACHED = ("delivered", "confirmed")
 FINAL = ("delivered", "confirmed", "failed", "cancelled")
+PERSONAL_CHANNELS = ("sms", "voice", "wechat")
+#: The delivery_counts row holding how many residents have been reached.
+REACHED_KEY = ("*", "reached")
 _RANK = {"planned": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "confirmed": 5}
 # failed may follow anything not yet delivered; cancelled only what no job holds.
 _FAILABLE = ("planned", "queued", "sending", "sent")
@@ -57,15 +62,27 @@ def bump(conn: Connection, announcement_id: int, channel: str, deltas: Mapping[s
 def add(conn: Connection, announcement_id: int, rows: Sequence[Mapping], *,
         status: str = "queued") -> None:
     """Write new deliveries in one statement; each row has channel, recipient_id,
-    address, language and batch."""
+    address, language and batch.
+
+    The rows go to the driver as plain tuples: SQLAlchemy's per-row parameter
+    handling was a third of the time of planning a million deliveries.
+    """
     if not rows:
         return
-    now = utcnow()
-    conn.execute(insert(deliveries), [
-        {**row, "announcement_id": announcement_id, "status": status, "attempts": 0,
-         "updated_at": now} for row in rows])
+    process = deliveries.c.updated_at.type.bind_processor(conn.dialect)
+    stamp = process(utcnow()) if process else utcnow()
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(
+        f"INSERT INTO deliveries ({', '.join(_ADD_COLUMNS)}) "
+        f"VALUES ({', '.join([marker] * len(_ADD_COLUMNS))})",
+        [(announcement_id, row["channel"], row["recipient_id"], row["address"], row["language"],
+          row["batch"], status, 0, stamp) for row in rows])
     for channel, count in Counter(row["channel"] for row in rows).items():
         bump(conn, announcement_id, channel, {status: count})
+
+
+_ADD_COLUMNS = ("announcement_id", "channel", "recipient_id", "address", "language", "batch",
+                "status", "attempts", "updated_at")
 
 
 def claim(conn: Connection, announcement_id: int, channel: str, *, batch: int | None = None,
@@ -108,11 +125,13 @@ def settle(conn: Connection, announcement_id: int, channel: str, new: str,
                  .values(provider_id=bindparam("provider_id"),
                          last_error=bindparam("error"), updated_at=now),
                  [{"delivery_id": i, "provider_id": p, "error": _clip(e)} for i, p, e in outcomes])
+    ids = [i for i, _, _ in outcomes]
     moved = conn.execute(update(deliveries)
-                         .where(deliveries.c.id.in_([i for i, _, _ in outcomes]),
-                                deliveries.c.status == "sending")
+                         .where(deliveries.c.id.in_(ids), deliveries.c.status == "sending")
                          .values(status=new)).rowcount
     bump(conn, announcement_id, channel, {"sending": -moved, new: moved})
+    if moved and new in REACHED and channel in PERSONAL_CHANNELS:
+        _count_reached(conn, announcement_id, ids, new)
     return moved
 
 
@@ -160,6 +179,8 @@ def transition(conn: Connection, delivery_id: int, new: str, *, provider_id: str
                              .values(**values)).rowcount
         if moved:
             bump(conn, row.announcement_id, row.channel, {row.status: -1, new: 1})
+            if new in REACHED and row.channel in PERSONAL_CHANNELS:
+                _count_reached(conn, row.announcement_id, [delivery_id], new)
             return True
     return False
 
@@ -201,10 +222,40 @@ def reclaim_stale(conn: Connection, older_than: timedelta) -> list[tuple[int, st
     return list(by_group)
 
 
+def _count_reached(conn: Connection, announcement_id: int, ids: Sequence[int], status: str) -> None:
+    """Note residents reached for the first time by these deliveries, and count them."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    first_time = len(conn.execute(
+        dialect.insert(reached).from_select(
+            ["announcement_id", "recipient_id"],
+            select(deliveries.c.announcement_id, deliveries.c.recipient_id)
+            .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == status))
+        .on_conflict_do_nothing().returning(reached.c.recipient_id)).all())
+    if first_time:
+        if not conn.execute(select(delivery_counts.c.count).where(*_reached_key(announcement_id))).first():
+            conn.execute(insert(delivery_counts).values(announcement_id=announcement_id,
+                                                        channel=REACHED_KEY[0],
+                                                        status=REACHED_KEY[1], count=0))
+        conn.execute(update(delivery_counts).where(*_reached_key(announcement_id))
+                     .values(count=delivery_counts.c.count + first_time))
+
+
+def _reached_key(announcement_id: int):
+    return (delivery_counts.c.announcement_id == announcement_id,
+            delivery_counts.c.channel == REACHED_KEY[0], delivery_counts.c.status == REACHED_KEY[1])
+
+
+def reached_count(conn: Connection, announcement_id: int) -> int:
+    """Residents any personal channel has reached; a running count, no scan."""
+    return conn.execute(select(delivery_counts.c.count)
+                        .where(*_reached_key(announcement_id))).scalar() or 0
+
+
 def counts(conn: Connection, announcement_id: int) -> dict[str, dict[str, int]]:
     result: dict[str, dict[str, int]] = {}
     for row in conn.execute(select(delivery_counts)
-                            .where(delivery_counts.c.announcement_id == announcement_id)):
+                            .where(delivery_counts.c.announcement_id == announcement_id,
+                                   delivery_counts.c.channel != REACHED_KEY[0])):
         result.setdefault(row.channel, {status: 0 for status in STATUSES})[row.status] = row.count
     return result
 

@@ -4,6 +4,9 @@ Residents are streamed from the database in chunks (keyset paging on
 area code and id), so the roster is never held in memory. Each chunk's
 deliveries are written in one statement and committed before their jobs are
 queued; a crash between the two leaves rows the reconciler will find.
+
+A resident's deliveries are in their own language when the announcement has a
+text in it, else in the announcement's language; loudspeakers play the latter.
 """
 from __future__ import annotations
 
@@ -16,9 +19,11 @@ from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, tupl
 
 from audiences import areas as area_codes
 from audiences.policy import Policy, channels_for
+from gateway import announcements as lifecycle
 from gateway import audit, ledger, providers, queues
 from gateway.db import utcnow
-from gateway.schema import announcements, deliveries, delivery_counts, devices, residents
+from gateway.schema import (announcements, deliveries, delivery_counts, devices, group_robots,
+                            residents)
 
 CHUNK = 5000
 RESIDENT_COLUMNS = (residents.c.id, residents.c.area_code, residents.c.phone,
@@ -107,7 +112,7 @@ def plan(engine: Engine, announcement_id: int, policy: Policy) -> dict[str, int]
 
 def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
     config = current_app.config
-    allowed = set(json.loads(announcement.channels)) & providers.available_channels(config)
+    allowed = planned_channels(announcement, config)
     codes = json.loads(announcement.areas)
     drill = announcement.status in ("test", "exercise")
     year = (announcement.sent or utcnow()).year
@@ -115,6 +120,7 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
     with engine.begin() as conn:
         ledger.ensure_counts(conn, announcement.id, allowed)
         batches = Batches(config["BATCH_SIZE"], _planned_so_far(conn, announcement.id))
+        written_in = set(lifecycle.languages(conn, announcement))
     queued = {channel: 0 for channel in allowed}
     cache: dict[tuple, tuple[str, ...]] = {}
     with engine.connect() as reader:
@@ -129,14 +135,15 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
                 for channel in chosen:
                     rows.append({"channel": channel, "recipient_id": person.id,
                                  "address": person.wechat_openid if channel == "wechat" else person.phone,
-                                 "language": announcement.language,
+                                 "language": (person.language if person.language in written_in
+                                              else announcement.language),
                                  "batch": batches.next(channel)})
             cursor["after"] = [chunk[-1].area_code, chunk[-1].id]
             _write_and_queue(engine, announcement.id, rows, cursor, batches, queued)
-        if "loudspeaker" in allowed and not cursor["speakers"]:
+        if not cursor["speakers"]:
             cursor["speakers"] = True
             _write_and_queue(engine, announcement.id,
-                             _speaker_rows(reader, announcement, codes, drill, batches),
+                             _place_rows(reader, announcement, allowed, drill, batches),
                              cursor, batches, queued)
     for channel in allowed:
         queues.enqueue_batches(announcement.id, channel,
@@ -165,15 +172,34 @@ def _write_and_queue(engine: Engine, announcement_id: int, rows: list[dict], cur
         queued[channel] = complete
 
 
-def _speaker_rows(conn: Connection, announcement, codes: list[str], drill: bool,
-                  batches: Batches) -> list[dict]:
-    query = (select(devices.c.id, devices.c.device_id)
-             .where(beneath(devices.c.area_code, codes)).order_by(devices.c.id))
-    if drill:
-        query = query.where(devices.c.test_device.is_(True))
-    return [{"channel": "loudspeaker", "recipient_id": device.id, "address": device.device_id,
-             "language": announcement.language, "batch": batches.next("loudspeaker")}
-            for device in conn.execute(query)]
+def planned_channels(announcement, config) -> set[str]:
+    """The announcement's channels that can be sent over; group robots come with WeChat."""
+    allowed = set(json.loads(announcement.channels))
+    if "wechat" in allowed:
+        allowed.add("wecom_robot")
+    return allowed & providers.available_channels(config)
+
+
+def _place_rows(conn: Connection, announcement, allowed: set[str], drill: bool,
+                batches: Batches) -> list[dict]:
+    """One delivery per loudspeaker, and per village group robot, in the targeted areas.
+
+    Drills go only to test devices; group robots post to real groups, so never drills."""
+    codes = json.loads(announcement.areas)
+    places = []
+    if "loudspeaker" in allowed:
+        query = (select(devices.c.id, devices.c.device_id.label("address"))
+                 .where(beneath(devices.c.area_code, codes)).order_by(devices.c.id))
+        if drill:
+            query = query.where(devices.c.test_device.is_(True))
+        places += [("loudspeaker", row) for row in conn.execute(query)]
+    if "wecom_robot" in allowed and not drill:
+        query = (select(group_robots.c.id, group_robots.c.robot_key.label("address"))
+                 .where(beneath(group_robots.c.area_code, codes)).order_by(group_robots.c.id))
+        places += [("wecom_robot", row) for row in conn.execute(query)]
+    return [{"channel": channel, "recipient_id": row.id, "address": row.address,
+             "language": announcement.language, "batch": batches.next(channel)}
+            for channel, row in places]
 
 
 def _plan_correction(engine: Engine, correction) -> dict[str, int]:

@@ -15,8 +15,8 @@ from sqlalchemy import Connection, and_, case, func, select
 
 from audiences.policy import channels_for
 from gateway import providers
-from gateway.planner import beneath
-from gateway.schema import devices, residents
+from gateway.planner import beneath, planned_channels
+from gateway.schema import devices, group_robots, residents
 from messages.render import render
 
 AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 64, "40-64"), (65, 200, "65+"))
@@ -51,7 +51,7 @@ def preview(conn: Connection, announcement) -> dict:
     config = current_app.config
     codes = json.loads(announcement.areas)
     drill = announcement.status in ("test", "exercise")
-    allowed = set(json.loads(announcement.channels)) & providers.available_channels(config)
+    allowed = planned_channels(announcement, config)
     year = (announcement.sent or announcement.created_at).year
     speakers = _speaker_villages(conn, codes, drill) if "loudspeaker" in allowed else {}
     per_channel: dict[str, int] = defaultdict(int)
@@ -82,6 +82,11 @@ def preview(conn: Connection, announcement) -> dict:
             segment["unreachable"] += group.n
     if speakers:
         per_channel["loudspeaker"] = sum(speakers.values())
+    robots = 0 if "wecom_robot" not in allowed or drill else conn.execute(
+        select(func.count()).select_from(group_robots)
+        .where(beneath(group_robots.c.area_code, codes))).scalar_one()
+    if robots:
+        per_channel["wecom_robot"] = robots
     sms = render(announcement, "sms", announcement.language, providers.render_context())
     return _summary(config, residents_total, per_channel, segments, speakers, sms.data)
 

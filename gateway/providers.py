@@ -18,7 +18,7 @@ from gateway.ratelimit import RateLimiter
 from messages.render import RenderContext
 
 RATE_SETTING = {"sms": "SMS_RATE", "voice": "VOICE_RATE", "wechat": "WECHAT_RATE",
-                "loudspeaker": "LOUDSPEAKER_RATE"}
+                "loudspeaker": "LOUDSPEAKER_RATE", "wecom_robot": "WECOM_ROBOT_RATE"}
 
 
 def configured_provider(config: dict, channel: str) -> str | None:
@@ -31,6 +31,7 @@ def configured_provider(config: dict, channel: str) -> str | None:
         "voice": "twilio_voice" if twilio and config["TWILIO_FROM_NUMBER"] else None,
         "wechat": "wechat" if wechat else None,
         "loudspeaker": "mqtt_loudspeaker" if config["MQTT_URL"] else None,
+        "wecom_robot": "wecom_robot",  # each robot's key is its own configuration
     }
     provider = candidates[channel]
     return provider if provider in registry.PROVIDERS else None
@@ -68,6 +69,8 @@ def settings_for(app: Flask, channel: str, provider: str) -> dict[str, Any]:
         return {"app_id": config["WECHAT_APP_ID"], "app_secret": config["WECHAT_APP_SECRET"],
                 "template_id": config["WECHAT_TEMPLATE_ID"], "api_base": config["WECHAT_API_BASE"],
                 "redis_url": queues.redis_url(app)}
+    if provider == "wecom_robot":
+        return {"api_base": config["WECOM_API_BASE"], "redis_url": queues.redis_url(app)}
     return {"mqtt_url": config["MQTT_URL"], "redis_url": queues.redis_url(app),
             "signing_key_path": config["SIGNING_KEY_PATH"],
             "command_ttl_seconds": 3600}

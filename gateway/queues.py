@@ -18,7 +18,7 @@ from rq.job import Job
 from gateway import embedded
 
 PLAN_QUEUE = "plan"
-CHANNEL_QUEUES = ("sms", "voice", "wechat", "loudspeaker")
+CHANNEL_QUEUES = ("sms", "voice", "wechat", "loudspeaker", "wecom_robot")
 QUEUE_NAMES = (PLAN_QUEUE, *CHANNEL_QUEUES)
 _LIVE = {"queued", "started", "scheduled", "deferred"}
 #: Deliveries added after a permanent failure elsewhere go to batches numbered from here.

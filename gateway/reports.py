@@ -5,6 +5,8 @@ import json
 
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
+from channels.registry import PLACE_CHANNELS
+from gateway import announcements as lifecycle
 from gateway import ledger, queues
 from gateway.outcomes import CONFIRM_SEVERITIES, VULNERABLE_AGE
 from gateway.planner import beneath
@@ -15,7 +17,7 @@ UNREACHED_COLUMNS = ("id", "name", "phone", "area_code", "tried")
 
 def status(conn: Connection, announcement) -> dict:
     counts = ledger.counts(conn, announcement.id)
-    personal = {c: n for c, n in counts.items() if c != "loudspeaker"}
+    personal = {c: n for c, n in counts.items() if c not in PLACE_CHANNELS}
     pending = sum(n[s] for n in counts.values() for s in ("planned", "queued", "sending"))
     corrections = [row.id for row in conn.execute(
         select(announcements.c.id).where(announcements.c.supersedes_id == announcement.id))]
@@ -26,13 +28,14 @@ def status(conn: Connection, announcement) -> dict:
         "status": announcement.status,
         "msg_type": announcement.msg_type,
         "severity": announcement.severity,
+        "languages": lifecycle.languages(conn, announcement),
         "headline": announcement.headline,
         "areas": json.loads(announcement.areas),
         "channels": json.loads(announcement.channels),
         "deliveries": counts,
         "pending": pending,
         "personal_deliveries": sum(sum(n.values()) for n in personal.values()),
-        "reached_residents": reached_count(conn, announcement.id) if personal else 0,
+        "reached_residents": ledger.reached_count(conn, announcement.id),
         "superseded_by": corrections,
         "paused_channels": paused_channels(json.loads(announcement.channels)),
         "supersedes": announcement.supersedes_id,
@@ -47,13 +50,6 @@ def paused_channels(channels: list[str]) -> dict[str, dict]:
         if pause is not None:
             paused[channel] = {"seconds_left": pause[0], "reason": pause[1]}
     return paused
-
-
-def reached_count(conn: Connection, announcement_id: int) -> int:
-    return conn.execute(select(func.count(func.distinct(deliveries.c.recipient_id)))
-                        .where(deliveries.c.announcement_id == announcement_id,
-                               deliveries.c.channel != "loudspeaker",
-                               deliveries.c.status.in_(ledger.REACHED))).scalar_one()
 
 
 def unreached(conn: Connection, announcement, *, area: str | None = None, limit: int = 100,
@@ -73,7 +69,7 @@ def unreached(conn: Connection, announcement, *, area: str | None = None, limit:
     if announcement.msg_type == "cancel":
         audience = exists().where(deliveries.c.announcement_id == announcement.id,
                                   deliveries.c.recipient_id == residents.c.id,
-                                  deliveries.c.channel != "loudspeaker")
+                                  deliveries.c.channel.notin_(PLACE_CHANNELS))
     else:
         audience = beneath(residents.c.area_code, json.loads(announcement.areas))
         if announcement.status in ("test", "exercise"):
@@ -94,7 +90,7 @@ def unreached(conn: Connection, announcement, *, area: str | None = None, limit:
 def _reached_by(announcement_id: int, statuses):
     return exists().where(deliveries.c.announcement_id == announcement_id,
                           deliveries.c.recipient_id == residents.c.id,
-                          deliveries.c.channel != "loudspeaker",
+                          deliveries.c.channel.notin_(PLACE_CHANNELS),
                           deliveries.c.status.in_(statuses))
 
 
@@ -106,7 +102,7 @@ def _tried(conn: Connection, announcement_id: int, resident_ids: list[int]) -> d
                                    deliveries.c.status, deliveries.c.attempts,
                                    deliveries.c.last_error, deliveries.c.updated_at)
                             .where(deliveries.c.announcement_id == announcement_id,
-                                   deliveries.c.channel != "loudspeaker",
+                                   deliveries.c.channel.notin_(PLACE_CHANNELS),
                                    deliveries.c.recipient_id.in_(resident_ids))
                             .order_by(deliveries.c.id)):
         result.setdefault(row.recipient_id, []).append({

@@ -14,7 +14,7 @@ from audiences import areas as area_codes
 from audiences.areas import CsvSource, read_area_csv
 from audiences.residents import ResidentProfile, iter_roster
 from gateway import audit
-from gateway.schema import areas, devices, residents
+from gateway.schema import areas, devices, group_robots, residents
 
 CHUNK = 2000
 
@@ -70,6 +70,22 @@ def resident_row(profile: ResidentProfile) -> dict:
             "hearing_impaired": profile.hearing_impaired,
             "has_smartphone": profile.has_smartphone, "language": profile.language,
             "opt_out": ";".join(sorted(profile.opt_out)), "test_audience": profile.test_audience}
+
+
+def add_robot(conn: Connection, name: str, area_code: str, robot_key: str, *,
+              actor: str = "cli") -> int:
+    """Register a WeCom group robot (a village's or a grid team's group) under an area."""
+    code = area_codes.normalize(area_code)
+    if code not in known_areas(conn):
+        raise DeviceError(f"area {code} is not in the area registry")
+    if not robot_key.strip() or len(robot_key) > 100:
+        raise DeviceError("give the robot's webhook key (the key=… part of its URL)")
+    if conn.execute(select(group_robots.c.id).where(group_robots.c.robot_key == robot_key)).first():
+        raise DeviceError("that robot is already registered")
+    new_id = conn.execute(insert(group_robots).values(name=name, area_code=code,
+                                                      robot_key=robot_key.strip())).inserted_primary_key[0]
+    audit.record(conn, actor, "import", f"robot:{new_id}", {"area": code, "name": name})
+    return new_id
 
 
 def add_device(conn: Connection, device_id: str, area_code: str, *, test_device: bool = False,

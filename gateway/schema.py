@@ -7,7 +7,8 @@ Migrations in ``gateway/migrations`` are generated from this metadata.
 from __future__ import annotations
 
 from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer,
-                        MetaData, SmallInteger, String, Table, Text, UniqueConstraint)
+                        MetaData, PrimaryKeyConstraint, SmallInteger, String, Table, Text,
+                        UniqueConstraint)
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -51,6 +52,14 @@ devices = Table(
     Column("test_device", Boolean, nullable=False, default=False),
     Column("online", Boolean),
     Column("last_seen", DateTime(timezone=True)),
+)
+
+group_robots = Table(
+    "group_robots", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("area_code", String(12), nullable=False, index=True),
+    Column("robot_key", String(100), nullable=False, unique=True),  # a secret: the webhook key
 )
 
 users = Table(
@@ -104,6 +113,19 @@ announcements = Table(
     Column("plan_cursor", Text),
 )
 
+# An announcement's texts in languages other than its own (announcements.language).
+announcement_texts = Table(
+    "announcement_texts", metadata,
+    Column("announcement_id", Integer, ForeignKey("announcements.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("headline", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("instruction", Text, nullable=False, default=""),
+    Column("event", String(100), nullable=False, default=""),
+    PrimaryKeyConstraint("announcement_id", "language"),
+)
+
 deliveries = Table(
     "deliveries", metadata,
     Column("id", BigId, primary_key=True),
@@ -129,6 +151,14 @@ delivery_counts = Table(
     Column("channel", String(12), primary_key=True),
     Column("status", String(10), primary_key=True),
     Column("count", BigInteger, nullable=False, default=0),
+)
+
+# Who has been reached (a personal channel delivered or confirmed): the primary key decides
+# who is first, so the running count in delivery_counts (channel "*") stays exact.
+reached = Table(
+    "reached", metadata,
+    Column("announcement_id", Integer, primary_key=True),
+    Column("recipient_id", BigInteger, primary_key=True),
 )
 
 audit_log = Table(

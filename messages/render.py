@@ -52,6 +52,7 @@ def _renderers() -> dict[str, Renderer]:
         "sms": sms.render,
         "voice": speech.render_call,
         "wechat": wechat.render,
+        "wecom_robot": wechat.render_group,
         "loudspeaker": speech.render_broadcast,
     }
 

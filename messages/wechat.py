@@ -120,3 +120,8 @@ def _issued_at(announcement: AnnouncementView) -> datetime:
 def _template_time(moment: datetime) -> str:
     local = moment.astimezone(CHINA_STANDARD_TIME)
     return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def render_group(announcement: AnnouncementView, language: str, context: RenderContext) -> Rendered:
+    """The group robot's post, as a ``Rendered`` like every other channel's."""
+    return Rendered("wecom_robot", language, render_group_markdown(announcement, language, context))

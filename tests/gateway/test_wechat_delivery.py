@@ -8,7 +8,8 @@ from sqlalchemy import select, update
 from gateway.schema import deliveries, residents
 from tests.conftest import run_jobs
 from tests.fakes.wechat_server import FakeWechat
-from tests.gateway.conftest import RESIDENTS, announcement
+from gateway import roster
+from tests.gateway.conftest import OTHER_DISTRICT_VILLAGE, RESIDENTS, VILLAGE_A, announcement
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,8 @@ def wechat():
 @pytest.fixture
 def app(make_app, database_url, wechat):
     return make_app(database_url, WECHAT_APP_ID=wechat.app_id, WECHAT_APP_SECRET=wechat.app_secret,
-                    WECHAT_TEMPLATE_ID="tmpl-1", WECHAT_API_BASE=wechat.url)
+                    WECHAT_TEMPLATE_ID="tmpl-1", WECHAT_API_BASE=wechat.url,
+                    WECOM_API_BASE=wechat.url)
 
 
 def set_openid(app, name, openid):
@@ -75,3 +77,29 @@ def test_a_used_up_quota_pauses_the_channel_and_says_so(app, api, wechat):
         attempts = conn.execute(select(deliveries.c.attempts)
                                 .where(deliveries.c.status == "planned")).scalars().all()
     assert attempts and all(a == 0 for a in attempts)
+
+
+def test_each_village_group_robot_in_the_area_gets_one_post(app, api, wechat):
+    with app.extensions["engine"].begin() as conn:
+        roster.add_robot(conn, "沙埠村群", VILLAGE_A, "robot-key-1")
+        roster.add_robot(conn, "大寺村群", OTHER_DISTRICT_VILLAGE, "robot-key-2")
+    preview = api("approver").get(f"/api/v1/announcements/{draft(api)}/preview").json
+    assert preview["deliveries"]["wecom_robot"] == 1
+    announcement_id = publish(api, channels=["wechat"])
+    run_jobs(app)
+    posts = wechat.requests_to("/cgi-bin/webhook/send")
+    assert [p.query["key"] for p in posts] == ["robot-key-1"]
+    assert posts[0].body["msgtype"] == "markdown"
+    assert "暴雨红色预警" in posts[0].body["markdown"]["content"]
+    ledger = {(r.channel, r.address): r.status for r in rows(app, announcement_id)}
+    assert ledger[("wecom_robot", "robot-key-1")] == "delivered"
+    status = api("author").get(f"/api/v1/announcements/{announcement_id}").json
+    # Robots reach groups: not counted as people.
+    assert status["personal_deliveries"] == sum(status["deliveries"]["wechat"].values())
+    drill = publish(api, channels=["wechat"], status="exercise")
+    run_jobs(app)
+    assert all(r.channel != "wecom_robot" for r in rows(app, drill))
+
+
+def draft(api):
+    return api("author").post("/api/v1/announcements", json=announcement(channels=["wechat"])).json["id"]

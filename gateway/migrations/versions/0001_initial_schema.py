@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 15:22:36.545178
+Create Date: 2026-11-28 15:59:19.691108
 """
 from alembic import op
 import sqlalchemy as sa
@@ -72,6 +72,17 @@ def upgrade():
     with op.batch_alter_table('devices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_devices_area_code'), ['area_code'], unique=False)
 
+    op.create_table('group_robots',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('area_code', sa.String(length=12), nullable=False),
+    sa.Column('robot_key', sa.String(length=100), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_group_robots')),
+    sa.UniqueConstraint('robot_key', name=op.f('uq_group_robots_robot_key'))
+    )
+    with op.batch_alter_table('group_robots', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_group_robots_area_code'), ['area_code'], unique=False)
+
     op.create_table('inbound_messages',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -86,6 +97,11 @@ def upgrade():
     with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_inbound_messages_at'), ['at'], unique=False)
 
+    op.create_table('reached',
+    sa.Column('announcement_id', sa.Integer(), nullable=False),
+    sa.Column('recipient_id', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('announcement_id', 'recipient_id', name=op.f('pk_reached'))
+    )
     op.create_table('residents',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -159,11 +175,22 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
     )
+    op.create_table('announcement_texts',
+    sa.Column('announcement_id', sa.Integer(), nullable=False),
+    sa.Column('language', sa.String(length=8), nullable=False),
+    sa.Column('headline', sa.String(length=200), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('instruction', sa.Text(), nullable=False),
+    sa.Column('event', sa.String(length=100), nullable=False),
+    sa.ForeignKeyConstraint(['announcement_id'], ['announcements.id'], name=op.f('fk_announcement_texts_announcement_id_announcements'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('announcement_id', 'language', name=op.f('pk_announcement_texts'))
+    )
 
 
 
 def downgrade():
 
+    op.drop_table('announcement_texts')
     op.drop_table('api_tokens')
     op.drop_table('announcements')
     op.drop_table('users')
@@ -172,10 +199,15 @@ def downgrade():
         batch_op.drop_index('ix_residents_area_code_id')
 
     op.drop_table('residents')
+    op.drop_table('reached')
     with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbound_messages_at'))
 
     op.drop_table('inbound_messages')
+    with op.batch_alter_table('group_robots', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_group_robots_area_code'))
+
+    op.drop_table('group_robots')
     with op.batch_alter_table('devices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_devices_area_code'))
 
