@@ -14,6 +14,7 @@ test: install-dev
 install: system-packages $(VENV)/.installed
 
 install-dev: install $(VENV)/.installed-dev
+	@scripts/system-packages.sh test
 
 system-packages:
 	@scripts/system-packages.sh

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, and_, case, func, select
 
 from audiences.policy import channels_for
 from gateway import providers
+from gateway.outcomes import CONFIRM_SEVERITIES
 from gateway.planner import beneath, planned_channels
 from gateway.schema import devices, group_robots, residents
 from messages.render import render
@@ -88,7 +89,8 @@ def preview(conn: Connection, announcement) -> dict:
     if robots:
         per_channel["wecom_robot"] = robots
     sms = render(announcement, "sms", announcement.language, providers.render_context())
-    return _summary(config, residents_total, per_channel, segments, speakers, sms.data)
+    return _summary(config, residents_total, per_channel, segments, speakers, sms.data,
+                    _escalation(config, announcement))
 
 
 def _groups(conn: Connection, codes: list[str], drill: bool):
@@ -116,8 +118,19 @@ def _speaker_villages(conn: Connection, codes: list[str], drill: bool) -> dict[s
         .group_by(devices.c.area_code))}
 
 
+def _escalation(config, announcement) -> dict:
+    """What happens when a channel does not get through, as the approver should know it."""
+    return {
+        "fallback_order": list(current_app.extensions["policy"].fallback),
+        "tries_per_delivery": config["MAX_ATTEMPTS"],
+        "calls_per_resident": config["VOICE_MAX_ATTEMPTS"],
+        "minutes_between_calls": round(config["VOICE_RETRY_DELAY_SECONDS"] / 60, 1),
+        "vulnerable_must_confirm": announcement.severity in CONFIRM_SEVERITIES,
+    }
+
+
 def _summary(config, residents_total: int, per_channel: dict, segments: dict,
-             speakers: dict, sms: dict) -> dict:
+             speakers: dict, sms: dict, escalation: dict) -> dict:
     estimate = {channel: round(count / providers.rate(config, channel), 2)
                 for channel, count in per_channel.items()}
     ordered = sorted(segments.values(), key=lambda s: (s["town"], s["age_band"], s["impairment"]))
@@ -135,4 +148,5 @@ def _summary(config, residents_total: int, per_channel: dict, segments: dict,
                 "characters": sms["characters"], "shortened": sms["shortened"]},
         "cost": {"sms": round(per_channel.get("sms", 0) * sms["segments"] * config["SMS_PRICE"], 2),
                  "voice": round(per_channel.get("voice", 0) * config["VOICE_PRICE"], 2)},
+        "escalation": escalation,
     }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages Tongbao needs: espeak-ng for speech (pyttsx3's engine), and
-# Chromium with its driver for the browser tests. Installs only what is missing.
+# Debian packages Tongbao needs, installed only when missing: espeak-ng for speech
+# (pyttsx3's engine); with "test", Chromium and its driver for the browser tests.
 set -euo pipefail
 missing=()
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
-command -v chromium >/dev/null || missing+=(chromium chromium-driver)
+if [ "${1:-}" = "test" ]; then
+    command -v chromium >/dev/null || missing+=(chromium chromium-driver)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${missing[*]}"
 sudo_cmd=""
