@@ -11,6 +11,8 @@ import json
 import uuid
 import logging
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Mapping
 
 import redis
 
@@ -19,7 +21,7 @@ from sqlalchemy import Connection, insert, select, update
 from gateway import audit, ledger, queues
 from gateway.auth import APPROVERS
 from gateway.db import utcnow
-from gateway.schema import announcements, areas
+from gateway.schema import announcement_texts, announcements, areas
 from messages.announcement import AnnouncementInput, ValidationError, is_drill
 
 # awaiting_approval -> approved -> sending -> done; or rejected / cancelled / superseded.
@@ -74,6 +76,33 @@ def get(conn: Connection, announcement_id: int):
     return row
 
 
+def translations(conn: Connection, announcement_id: int) -> list:
+    """The announcement's texts in languages other than its own, in language order."""
+    return conn.execute(select(announcement_texts)
+                        .where(announcement_texts.c.announcement_id == announcement_id)
+                        .order_by(announcement_texts.c.language)).all()
+
+
+def languages(conn: Connection, announcement) -> list[str]:
+    """Every language the announcement has a text in, its own first."""
+    return [announcement.language] + [text.language for text in
+                                       translations(conn, announcement.id)]
+
+
+def in_language(conn: Connection, announcement, language: str):
+    """The announcement with its texts in ``language``; as it is when it has none in it."""
+    if language == announcement.language:
+        return announcement
+    text = conn.execute(select(announcement_texts.c.language, announcement_texts.c.headline,
+                               announcement_texts.c.body, announcement_texts.c.instruction,
+                               announcement_texts.c.event)
+                        .where(announcement_texts.c.announcement_id == announcement.id,
+                               announcement_texts.c.language == language)).first()
+    if text is None:
+        return announcement
+    return SimpleNamespace(**{**announcement._asdict(), **text._asdict()})
+
+
 def find_by_reference(conn: Connection, reference: str):
     """An announcement named by its CAP identifier or its number."""
     query = select(announcements).where(announcements.c.identifier == reference)
@@ -112,9 +141,17 @@ def create(conn: Connection, data: AnnouncementInput, author, *, sender: str,
         language=data.language, areas=json.dumps(data.areas), channels=json.dumps(data.channels),
         expires=data.expires, author_id=author.id, created_at=utcnow(),
     )).inserted_primary_key[0]
+    _add_translations(conn, announcement_id, [vars(text) for text in data.translations])
     audit.record(conn, author.name, "create", f"announcement:{announcement_id}",
-                 {"headline": data.headline, "status": data.status, "areas": data.areas})
+                 {"headline": data.headline, "status": data.status, "areas": data.areas,
+                  "translations": [text.language for text in data.translations]})
     return announcement_id
+
+
+def _add_translations(conn: Connection, announcement_id: int, texts: list[dict]) -> None:
+    if texts:
+        conn.execute(insert(announcement_texts),
+                     [{**text, "announcement_id": announcement_id} for text in texts])
 
 
 def approve(conn: Connection, announcement_id: int, approver) -> Outcome:
@@ -153,8 +190,13 @@ def reject(conn: Connection, announcement_id: int, approver, reason: str) -> Non
 
 
 def cancel(conn: Connection, announcement_id: int, user, correction: str, *,
-           sender: str) -> Outcome:
-    """Cancel at once; everyone already reached gets the correction, no second person needed."""
+           sender: str, translated: Mapping[str, str] | None = None) -> Outcome:
+    """Cancel at once; everyone already reached gets the correction, no second person needed.
+
+    The correction speaks every language of the original, so each resident reached
+    hears it in the language they were reached in: under the original's headline in
+    that language, with ``translated[language]`` as its text when given, else ``correction``.
+    """
     row = get(conn, announcement_id)
     if user.role not in APPROVERS and user.id != row.author_id:
         raise ActionRefused("only the author, an approver or an admin may cancel", 403)
@@ -165,10 +207,9 @@ def cancel(conn: Connection, announcement_id: int, user, correction: str, *,
         return Outcome(announcement_id, [])
     if row.state not in LIVE_STATES:
         raise ActionRefused(f"announcement {announcement_id} is already {row.state}")
-    if not correction.strip():
-        raise ValidationError("correction", "give the correction text that goes to everyone reached")
-    if len(correction) > 1000:
-        raise ValidationError("correction", f"is {len(correction)} characters long; the limit is 1000")
+    _check_correction("correction", correction)
+    for language, text in (translated or {}).items():
+        _check_correction(f"correction ({language})", text)
     _withdraw(conn, announcement_id, user.name, "cancelled")
     correction_id = conn.execute(insert(announcements).values(
         identifier=f"tongbao-{uuid.uuid4().hex}", sender=sender, state="approved",
@@ -178,9 +219,20 @@ def cancel(conn: Connection, announcement_id: int, user, correction: str, *,
         certainty=row.certainty, headline=row.headline, body=correction.strip(), instruction="",
         language=row.language, areas=row.areas, channels=row.channels, author_id=user.id,
         approver_id=user.id, created_at=utcnow(), sent=utcnow())).inserted_primary_key[0]
+    _add_translations(conn, correction_id, [
+        {"language": text.language, "headline": text.headline, "event": text.event,
+         "body": (translated or {}).get(text.language, correction).strip(), "instruction": ""}
+        for text in translations(conn, announcement_id)])
     audit.record(conn, user.name, "send", f"announcement:{correction_id}",
                  {"correction_of": announcement_id})
     return Outcome(correction_id, [correction_id], [announcement_id])
+
+
+def _check_correction(field_name: str, correction: str) -> None:
+    if not correction.strip():
+        raise ValidationError(field_name, "give the correction text that goes to everyone reached")
+    if len(correction) > 1000:
+        raise ValidationError(field_name, f"is {len(correction)} characters long; the limit is 1000")
 
 
 def _withdraw(conn: Connection, announcement_id: int, actor: str, state: str) -> None:

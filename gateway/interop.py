@@ -1,15 +1,13 @@
 """CAP 1.2 in and out, the Atom feed of alerts, and the OpenAPI description of the JSON API.
 
 A CAP alert from another system goes through the same lifecycle functions as
-the API and the console: each ``<info>`` block becomes an announcement awaiting
-approval, an Update supersedes the alert it references once approved, and a
-Cancel withdraws at once and corrects everyone already reached.
+the API and the console: it becomes one announcement awaiting approval, an
+Update supersedes the alert it references once approved, and a Cancel withdraws
+at once and corrects everyone already reached.
 
-The announcements table holds one language per row, so a block in a second
-language is stored as its own announcement whose identifier is the alert's
-followed by ``#<language>`` (``450702-0001`` and ``450702-0001#en``). Those rows
-are one alert's "language group": CAP output joins them again into one
-``<alert>`` with an ``<info>`` per language.
+The first ``<info>`` block is the announcement's own language; each further
+block is its text in another language (a translation). CAP output writes the
+announcement and its translations again as one ``<info>`` per language.
 """
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, Row, or_, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway import announcements as lifecycle
@@ -27,7 +25,7 @@ from gateway import api
 from gateway.api import ApiError, engine, token_required
 from gateway.db import as_utc, utcnow
 from gateway.schema import announcements, areas
-from messages.announcement import LANGUAGES, AnnouncementInput
+from messages.announcement import AnnouncementInput, Translation
 from messages.cap import (
     CAP_MEDIA_TYPE, CapAlert, CapError, CapExport, CapInfo, FeedEntry, atom_feed, parse_cap,
     referenced_identifiers, to_cap,
@@ -82,55 +80,59 @@ def _alert_from_request() -> CapAlert:
 
 def _check_identifiers_fit(alert: CapAlert) -> None:
     """The columns' lengths, checked here: PostgreSQL would refuse a longer value with a 500."""
-    stored = {"identifier": _language_identifier(alert.identifier, "en", first=False),
-              "sender": alert.sender}
-    for name, value in stored.items():
+    for name, value in {"identifier": alert.identifier, "sender": alert.sender}.items():
         limit = announcements.c[name].type.length
         if len(value) > limit:
-            raise ApiError(f"the CAP {name} is too long: at most {limit} characters can be stored "
-                           "(an identifier's further languages add '#en' or '#zh')", 400, name)
+            raise ApiError(f"the CAP {name} is too long: at most {limit} characters can be stored",
+                           400, name)
 
 
 def _announce_over_cap(alert: CapAlert):
+    data = _one_announcement(alert)
     with engine().begin() as conn:
         _refuse_second_delivery(conn, alert.identifier)
-        originals = _referenced_groups(conn, alert.references)
-        created = [lifecycle.create(conn, _pointing_at_original(info, originals), g.user,
-                                    sender=alert.sender,
-                                    identifier=_language_identifier(alert.identifier, info.language,
-                                                                     first=number == 0))
-                   for number, info in enumerate(alert.infos)]
-        rows = [lifecycle.get(conn, announcement_id) for announcement_id in created]
+        originals = _referenced(conn, alert.references)
+        if originals:  # CAP lists the whole chain; the newest is the one in force
+            data = replace(data, references=originals[-1].identifier)
+        row = lifecycle.get(conn, lifecycle.create(conn, data, g.user, sender=alert.sender,
+                                                   identifier=alert.identifier))
+        languages = lifecycle.languages(conn, row)
     return jsonify({"identifier": alert.identifier, "msg_type": alert.msg_type,
-                    "announcements": [{"id": row.id, "identifier": row.identifier,
-                                       "language": row.language, "state": row.state}
-                                      for row in rows]}), 201
+                    "announcement": {"id": row.id, "identifier": row.identifier,
+                                     "languages": languages, "state": row.state}}), 201
 
 
-def _pointing_at_original(info: AnnouncementInput,
-                          originals: list[dict[str, object]]) -> AnnouncementInput:
-    """An Update's block, referencing the stored announcement it replaces.
+def _one_announcement(alert: CapAlert) -> AnnouncementInput:
+    """The first <info> block, with each further block as its text in another language.
 
-    The newest referenced alert is the one in force (CAP lists the whole chain);
-    its block in the same language is replaced, or its first block if it had none.
+    Everything but the texts (areas, severity, urgency, certainty, category,
+    expires) is the first block's. Blocks naming other areas or another severity
+    are refused: one announcement cannot tell residents different things by language.
     """
-    if not originals:
-        return info
-    newest = originals[-1]
-    original = newest.get(info.language) or next(iter(newest.values()))
-    return replace(info, references=original.identifier)
+    first, *others = alert.infos
+    for number, info in enumerate(others, start=2):
+        for name, differs in (("areas", set(info.areas) != set(first.areas)),
+                              ("severity", info.severity != first.severity)):
+            if differs:
+                raise ApiError(f"info[{number}] ({info.language}) differs from the first <info> "
+                               f"in its {name}; every language of an alert must say the same "
+                               f"{name}, so send one alert per {name}", 400, name)
+    return replace(first, translations=[
+        Translation(info.language, info.headline, info.body, info.instruction, info.event)
+        for info in others])
 
 
 def _cancel_over_cap(alert: CapAlert):
     corrections = {info.language: info.body for info in alert.infos}
     with engine().begin() as conn:
-        targets = [row for group in _referenced_groups(conn, alert.references)
-                   for row in group.values() if row.state in STILL_IN_FORCE]
+        targets = [row for row in _referenced(conn, alert.references)
+                   if row.state in STILL_IN_FORCE]
         if not targets:
             raise ApiError("every announcement this Cancel references is already withdrawn", 409,
                            "references")
         outcomes = [lifecycle.cancel(conn, row.id, g.user,
                                      corrections.get(row.language, alert.infos[0].body),
+                                     translated=corrections,
                                      sender=current_app.config["CAP_SENDER"])
                     for row in targets]
         states = [lifecycle.get(conn, row.id).state for row in targets]
@@ -143,41 +145,25 @@ def _cancel_over_cap(alert: CapAlert):
 
 
 def _refuse_second_delivery(conn: Connection, identifier: str) -> None:
-    if _language_group(conn, identifier):
+    if _by_identifier(conn, identifier):
         raise ApiError(f"alert {identifier} was already received; send an Update or a Cancel "
                        "that references it", 409, "identifier")
 
 
-def _referenced_groups(conn: Connection, references: str | None) -> list[dict[str, object]]:
-    """The language groups of the referenced alerts, oldest reference first; all must be known."""
+def _referenced(conn: Connection, references: str | None) -> list[Row]:
+    """The referenced announcements, oldest reference first; all must be known."""
     identifiers = referenced_identifiers(references)
-    groups = [_language_group(conn, identifier) for identifier in identifiers]
-    unknown = [identifier for identifier, group in zip(identifiers, groups) if not group]
+    rows = [_by_identifier(conn, identifier) for identifier in identifiers]
+    unknown = [identifier for identifier, row in zip(identifiers, rows) if row is None]
     if unknown:
         raise ApiError(f"the alert references {', '.join(unknown)}, which this gateway has no "
                        "announcement for", 422, "references", unknown=unknown)
-    return groups
+    return rows
 
 
-# --- language groups -----------------------------------------------------------------
-
-def _language_identifier(alert_identifier: str, language: str, *, first: bool) -> str:
-    return alert_identifier if first else f"{alert_identifier}#{language}"
-
-
-def _alert_identifier(announcement_identifier: str) -> str:
-    for language in LANGUAGES:
-        if announcement_identifier.endswith(f"#{language}"):
-            return announcement_identifier[:-len(language) - 1]
-    return announcement_identifier
-
-
-def _language_group(conn: Connection, alert_identifier: str) -> dict[str, object]:
-    """Language -> announcement for every stored block of one alert, in the order received."""
-    names = [alert_identifier] + [f"{alert_identifier}#{language}" for language in LANGUAGES]
-    rows = conn.execute(select(announcements).where(announcements.c.identifier.in_(names))
-                        .order_by(announcements.c.id)).all()
-    return {row.language: row for row in rows}
+def _by_identifier(conn: Connection, identifier: str) -> Row | None:
+    return conn.execute(select(announcements)
+                        .where(announcements.c.identifier == identifier)).first()
 
 
 # --- CAP out -------------------------------------------------------------------------
@@ -206,23 +192,22 @@ def _is_public(row) -> bool:
 
 
 def _cap_export(conn: Connection, row) -> CapExport:
-    """The announcement with its public blocks in other languages, as one CAP alert."""
-    group = _language_group(conn, _alert_identifier(row.identifier)).values()
-    blocks = sorted([row] + [other for other in group if other.id != row.id and _is_public(other)],
-                    key=lambda block: block.id)
-    names = _area_names(conn, [code for block in blocks for code in json.loads(block.areas)])
+    """The announcement as one CAP alert: an <info> per language, its own language first."""
+    names = _area_names(conn, json.loads(row.areas))
     return CapExport(
-        identifier=_alert_identifier(row.identifier), sender=row.sender,
+        identifier=row.identifier, sender=row.sender,
         sent=as_utc(row.sent or row.created_at), status=row.status, msg_type=row.msg_type,
         references=_references(conn, row.supersedes_id),
-        infos=[_cap_info(block, names) for block in blocks])
+        infos=[_cap_info(row, text, names)
+               for text in [row, *lifecycle.translations(conn, row.id)]])
 
 
-def _cap_info(row, area_names: dict[str, str]) -> CapInfo:
+def _cap_info(row, text, area_names: dict[str, str]) -> CapInfo:
+    """One language's block: ``text``'s language and texts, everything else the announcement's."""
     return CapInfo(
-        language=row.language, category=row.category, event=row.event, urgency=row.urgency,
-        severity=row.severity, certainty=row.certainty, headline=row.headline,
-        description=row.body, instruction=row.instruction, expires=as_utc(row.expires),
+        language=text.language, category=row.category, event=text.event, urgency=row.urgency,
+        severity=row.severity, certainty=row.certainty, headline=text.headline,
+        description=text.body, instruction=text.instruction, expires=as_utc(row.expires),
         web=_public_url(f"/a/{row.id}"),
         areas=[(code, area_names.get(code, code)) for code in json.loads(row.areas)])
 
@@ -233,7 +218,7 @@ def _references(conn: Connection, original_id: int | None) -> str | None:
         return None
     original = lifecycle.get(conn, original_id)
     sent = as_utc(original.sent or original.created_at).replace(microsecond=0).isoformat()
-    return f"{original.sender},{_alert_identifier(original.identifier)},{sent}"
+    return f"{original.sender},{original.identifier},{sent}"
 
 
 def _area_names(conn: Connection, codes: list[str]) -> dict[str, str]:

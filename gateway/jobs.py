@@ -19,6 +19,7 @@ from gateway import escalation, ledger, media, providers, queues
 from gateway.db import as_utc, utcnow
 from gateway.planner import plan
 from gateway.schema import announcements, delivery_counts
+from messages.render import Rendered
 
 FLUSH_EVERY = 50
 
@@ -86,7 +87,7 @@ def _send_one(announcement, channel: str, row, rendered: dict, results: Results)
         results.failed.append((row, "the announcement expired before this delivery was sent"))
         return True
     if row.language not in rendered:
-        rendered[row.language] = media.rendered_for(announcement, channel, row.language)
+        rendered[row.language] = _rendered_in(announcement, channel, row.language)
     providers.limiter(channel).wait_turn()
     try:
         receipt: Receipt = providers.sender(channel).send(Outgoing(
@@ -96,6 +97,13 @@ def _send_one(announcement, channel: str, row, rendered: dict, results: Results)
         return _note_error(channel, row, error, results)
     results.done[receipt.status].append((row.id, receipt.provider_id, None))
     return True
+
+
+def _rendered_in(announcement, channel: str, language: str) -> Rendered:
+    """The announcement's text in one language, rendered; looked up once per language per batch."""
+    with engine().connect() as conn:
+        text = lifecycle.in_language(conn, announcement, language)
+    return media.rendered_for(text, channel, text.language)
 
 
 def _note_error(channel: str, row, error: ChannelError, results: Results) -> bool:

@@ -17,6 +17,7 @@ from channels import twilio_sms, twilio_voice
 from channels.loudspeaker.protocol import SigningKey
 from channels.base import StatusUpdate
 from channels.twilio_common import valid_signature
+from gateway import announcements as lifecycle
 from gateway import audit, media, outcomes, providers
 from gateway.db import utcnow
 from gateway.schema import announcements, deliveries, inbound_messages, residents
@@ -73,16 +74,17 @@ def _gather(delivery_id: int) -> Response:
         row = conn.execute(select(deliveries.c.language.label("spoken_language"), announcements)
                            .join(announcements, announcements.c.id == deliveries.c.announcement_id)
                            .where(deliveries.c.id == delivery_id)).first()
-    if row is None:
-        return twiml(EMPTY_TWIML)
-    rendered = media.rendered_for(row, "voice", row.spoken_language)
+        if row is None:
+            return twiml(EMPTY_TWIML)
+        spoken = lifecycle.in_language(conn, row, row.spoken_language)
+    rendered = media.rendered_for(spoken, "voice", spoken.language)
     try:
         attempt = int(request.args.get("attempt", "1"))
     except ValueError:
         attempt = 1
     return twiml(twilio_voice.gather_twiml(request.form.get("Digits"),
                                            rendered.data.get("audio_url"), rendered.text,
-                                           row.spoken_language, public_url(), attempt))
+                                           spoken.language, public_url(), attempt))
 
 
 @bp.post("/webhooks/twilio/inbound")

@@ -35,6 +35,17 @@ class ValidationError(ValueError):
         self.message = message
 
 
+@dataclass(frozen=True)
+class Translation:
+    """The texts of an announcement in a language other than its own."""
+
+    language: str
+    headline: str
+    body: str
+    instruction: str = ""
+    event: str = ""
+
+
 @dataclass
 class AnnouncementInput:
     """A validated announcement, not yet stored."""
@@ -54,6 +65,7 @@ class AnnouncementInput:
     language: str = "zh"
     channels: list[str] = field(default_factory=lambda: list(CHANNELS))
     expires: datetime | None = None
+    translations: list[Translation] = field(default_factory=list)
 
 
 def is_drill(status: str) -> bool:
@@ -72,6 +84,7 @@ def parse_announcement(data: Any, *, now: datetime | None = None) -> Announcemen
     if unknown:
         raise ValidationError(unknown[0], "is not a field of an announcement")
     now = now or datetime.now(timezone.utc)
+    language = _choice(data, "language", LANGUAGES, "zh")
     return AnnouncementInput(
         headline=_text(data, "headline", required=True),
         body=_text(data, "body", required=True),
@@ -84,16 +97,18 @@ def parse_announcement(data: Any, *, now: datetime | None = None) -> Announcemen
         status=_choice(data, "status", STATUSES, "actual"),
         msg_type=_choice(data, "msg_type", MSG_TYPES, "alert"),
         references=_text(data, "references") or None,
-        language=_choice(data, "language", LANGUAGES, "zh"),
+        language=language,
         areas=parse_area_list(data.get("areas")),
         channels=_channels(data.get("channels")),
         expires=_expires(data.get("expires"), now),
+        translations=_translations(data.get("translations"), language),
     )
 
 
 _KNOWN_FIELDS = {"headline", "body", "instruction", "event", "category", "severity", "urgency",
                  "certainty", "status", "msg_type", "references", "language", "areas", "channels",
-                 "expires"}
+                 "expires", "translations"}
+_TRANSLATION_FIELDS = {"language", "headline", "body", "instruction", "event"}
 
 
 def _text(data: Mapping, name: str, *, required: bool = False) -> str:
@@ -147,6 +162,44 @@ def _channels(value: Any) -> list[str]:
         if name.strip().lower() not in names:
             names.append(name.strip().lower())
     return names
+
+
+def _translations(value: Any, primary: str) -> list[Translation]:
+    """The texts in further languages: each language once, none in the primary one."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationError("translations", "give a list of objects with language, headline "
+                              "and body")
+    translations: list[Translation] = []
+    for index, item in enumerate(value):
+        where = f"translations[{index}]"
+        translation = _translation(item, where)
+        if translation.language == primary:
+            raise ValidationError(f"{where}.language", f"{primary} is the announcement's own "
+                                  "language; its text is in headline and body")
+        if translation.language in {t.language for t in translations}:
+            raise ValidationError(f"{where}.language", f"a second translation in "
+                                  f"{translation.language}; give each language once")
+        translations.append(translation)
+    return translations
+
+
+def _translation(item: Any, where: str) -> Translation:
+    if not isinstance(item, Mapping):
+        raise ValidationError(where, "expected an object with language, headline and body")
+    unknown = sorted(set(item) - _TRANSLATION_FIELDS)
+    try:
+        if unknown:
+            raise ValidationError(unknown[0], "is not a field of a translation")
+        language = _choice(item, "language", LANGUAGES, "")
+        if not language:
+            raise ValidationError("language", "is required")
+        return Translation(language=language, headline=_text(item, "headline", required=True),
+                           body=_text(item, "body", required=True),
+                           instruction=_text(item, "instruction"), event=_text(item, "event"))
+    except ValidationError as error:
+        raise ValidationError(f"{where}.{error.field}", error.message) from None
 
 
 def _expires(value: Any, now: datetime) -> datetime | None:

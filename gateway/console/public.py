@@ -2,6 +2,7 @@
 
 Public: residents open it without an account. Only announcements that were
 released are shown; a withdrawn one says so at the top and links its correction.
+Its texts in other languages follow its own.
 """
 from __future__ import annotations
 
@@ -25,5 +26,6 @@ def full_text(announcement_id: int):
         if row.state not in SHOWN_STATES:
             abort(404)
         correction_id = queries.latest_correction(conn, announcement_id)
-    return render_template("public/announcement.html", a=row, correction_id=correction_id,
-                           office=current_app.config["OFFICE_NAME"])
+        translations = lifecycle.translations(conn, announcement_id)
+    return render_template("public/announcement.html", a=row, translations=translations,
+                           correction_id=correction_id, office=current_app.config["OFFICE_NAME"])

@@ -16,6 +16,16 @@ def test_create_returns_id_and_state(api):
     assert status["severity"] == "severe" and status["deliveries"] == {}
 
 
+def test_translations_are_stored_with_the_announcement(api):
+    english = {"language": "en", "headline": "Rainstorm", "body": "Heavy rain."}
+    created = api("author").post("/api/v1/announcements",
+                                 json=announcement(translations=[english])).json
+    status = api("author").get(f"/api/v1/announcements/{created['id']}").json
+    assert (status["languages"], status["headline"]) == (["zh", "en"], "暴雨红色预警")
+    plain = api("author").post("/api/v1/announcements", json=announcement()).json
+    assert api("author").get(f"/api/v1/announcements/{plain['id']}").json["languages"] == ["zh"]
+
+
 @pytest.mark.parametrize("headers, status, message", [
     ({}, 401, "send an API token"),
     ({"Authorization": "Bearer nope"}, 401, "not valid"),
@@ -39,6 +49,10 @@ def test_requests_without_a_good_token_are_refused(app, county, headers, status,
     ({"json": announcement(msg_type="update", references="nope")}, 422, "references",
      "names no known announcement"),
     ({"json": announcement(expires=12)}, 422, "expires", "ISO 8601"),
+    ({"json": announcement(translations=[{"language": "en", "headline": "Rainstorm"}])}, 422,
+     "translations[0].body", "is required"),
+    ({"json": announcement(translations=[{"language": "zh", "headline": "x", "body": "y"}])}, 422,
+     "translations[0].language", "the announcement's own language"),
 ])
 def test_bad_announcements_are_refused_with_what_and_where(api, kwargs, status, field, message):
     response = api("author").post("/api/v1/announcements", **kwargs)

@@ -11,11 +11,11 @@ from rq import SimpleWorker
 from sqlalchemy import select, update
 
 from channels import outbox
-from gateway import jobs, ledger, providers, queues
+from gateway import jobs, ledger, providers, queues, roster
 from gateway.db import utcnow
 from gateway.schema import audit_log, deliveries
 from tests.conftest import run_jobs
-from tests.gateway.conftest import RESIDENTS, VILLAGE_B, announcement
+from tests.gateway.conftest import RESIDENTS, VILLAGE_B, announcement, person
 
 pytestmark = pytest.mark.integration
 
@@ -223,6 +223,10 @@ def test_preview_counts_match_what_is_planned(app, api):
     assert preview["sms"]["encoding"] == "UCS-2" and segments == 1  # under 70 characters
     assert preview["cost"]["sms"] == round(preview["deliveries"]["sms"] * segments * 0.05, 2)
     assert preview["seconds_to_complete"]["overall"] > 0
+    assert preview["escalation"] == {"fallback_order": ["sms", "voice", "wechat"],
+                                     "tries_per_delivery": 3, "calls_per_resident": 3,
+                                     "minutes_between_calls": 10.0,
+                                     "vulnerable_must_confirm": False}
 
 
 def test_preview_flags_segments_with_fewer_than_two_channels(app, api):
@@ -255,3 +259,75 @@ def test_every_action_is_in_the_audit_log(app, api):
     assert ("approver", "approve", target) in entries
     assert ("system", "send", target) in entries
     assert ("author", "cancel", target) in entries
+
+
+# --- languages -----------------------------------------------------------------------
+
+ENGLISH = {"language": "en", "headline": "Red rainstorm warning",
+           "body": "Torrential rain is expected within 3 hours.",
+           "instruction": "Move to a safe place."}
+# Residents who read English: one reached by WeChat, one (blind) by a call and SMS.
+ENGLISH_READERS = [person("Tom Lee", phone="+8613800000021", openid="o_english1", language="en"),
+                   person("Ann Wu", phone="+8613800000022", visual=True, born=1970,
+                          language="en")]
+ENGLISH_ADDRESSES = {"o_english1", "+8613800000022"}
+
+
+def add_residents(app, *profiles) -> None:
+    with app.extensions["engine"].begin() as conn:
+        roster.insert_residents(conn, profiles)
+
+
+def languages_planned(app, announcement_id) -> dict[tuple[str, str], str]:
+    """(channel, address) -> the language of its delivery."""
+    with app.extensions["engine"].connect() as conn:
+        rows = conn.execute(select(deliveries.c.channel, deliveries.c.address,
+                                   deliveries.c.language)
+                            .where(deliveries.c.announcement_id == announcement_id)).all()
+    return {(row.channel, row.address): row.language for row in rows}
+
+
+def test_each_resident_gets_the_text_in_their_language_when_there_is_one(app, api):
+    add_residents(app, *ENGLISH_READERS)
+    bilingual = publish(api, translations=[ENGLISH])
+    chinese_only = publish(api)
+    plan_only(app)
+    languages = languages_planned(app, bilingual)
+    assert {address for (_, address), language in languages.items() if language == "en"} == \
+        ENGLISH_ADDRESSES
+    assert {language for (channel, _), language in languages.items()
+            if channel == "loudspeaker"} == {"zh"}
+    assert set(languages_planned(app, chinese_only).values()) == {"zh"}
+
+
+def test_the_outbox_carries_each_delivery_in_its_own_language(app, api):
+    add_residents(app, *ENGLISH_READERS)
+    announcement_id = publish(api, translations=[ENGLISH])
+    run_jobs(app)
+    records, total = outbox.read(providers.outbox_path(app), announcement_id=announcement_id)
+    english = [r for r in records if r["address"] in ENGLISH_ADDRESSES]
+    chinese = [r for r in records if r["address"] not in ENGLISH_ADDRESSES]
+    assert {r["channel"] for r in english} == {"wechat", "sms", "voice"}
+    assert all(r["language"] == "en" and "Red rainstorm" in r["text"]
+               and "暴雨红色预警" not in r["text"] for r in english)
+    assert chinese and all(r["language"] == "zh" and "暴雨红色预警" in r["text"]
+                           and "Red rainstorm" not in r["text"] for r in chinese)
+    assert total == len(records) == len(english) + len(chinese)
+
+
+def test_a_correction_reaches_each_resident_in_the_language_they_were_reached_in(app, api):
+    add_residents(app, *ENGLISH_READERS)
+    announcement_id = publish(api, translations=[ENGLISH], channels=["sms"])
+    run_jobs(app)
+    correction_id = api("author").post(f"/api/v1/announcements/{announcement_id}/cancel",
+                                       json={"correction": "Issued in error. 此预警发布有误。"}
+                                       ).json["correction_id"]
+    assert api("author").get(f"/api/v1/announcements/{correction_id}").json["languages"] == [
+        "zh", "en"]
+    run_jobs(app)
+    records, _ = outbox.read(providers.outbox_path(app), announcement_id=correction_id)
+    by_address = {r["address"]: r for r in records}
+    for address in ("+8613800000021", "+8613800000022"):
+        assert by_address.pop(address)["language"] == "en"
+    assert by_address and {r["language"] for r in by_address.values()} == {"zh"}
+    assert all("Issued in error" in r["text"] for r in records)

@@ -1,6 +1,7 @@
 """CAP in and out, and the Atom feed, through the gateway on SQLite and PostgreSQL.
 
-A CAP alert from another system must become announcements an approver can send,
+A CAP alert from another system must become one announcement an approver can send,
+in each resident's language,
 Update and Cancel over CAP must do what the API's update and cancel do, and what
 the gateway publishes (CAP and Atom) must validate.
 """
@@ -22,7 +23,7 @@ from gateway.schema import announcements
 from messages.cap import ATOM_SCHEMA_PATH, CAP_MEDIA_TYPE, CAP_NAMESPACE, parse_cap
 from tests.conftest import run_jobs
 from tests.gateway.conftest import DISTRICT, RESIDENTS, announcement
-from tests.gateway.test_fanout import planned
+from tests.gateway.test_fanout import ENGLISH_READERS, add_residents, planned
 from tests.messages.test_cap import REFUSED, line_of
 
 pytestmark = pytest.mark.integration
@@ -65,11 +66,19 @@ def post_cap(api, document: bytes, user="author"):
     return api(user).post("/api/v1/cap", data=document, headers={"Content-Type": CAP_MEDIA_TYPE})
 
 
-def receive(api, document: bytes | None = None) -> dict[str, int]:
-    """Post an alert; language -> announcement id."""
+def with_descriptions(document: bytes, chinese: str, english: str) -> bytes:
+    """The county's alert with new descriptions in its Chinese and its English block."""
+    text = re.sub("<description>预计.*?</description>", f"<description>{chinese}</description>",
+                  document.decode())
+    return re.sub("<description>Over .*?</description>", f"<description>{english}</description>",
+                  text).encode()
+
+
+def receive(api, document: bytes | None = None) -> int:
+    """Post an alert; the announcement it became."""
     response = post_cap(api, document or county_alert())
     assert response.status_code == 201, response.json
-    return {created["language"]: created["id"] for created in response.json["announcements"]}
+    return response.json["announcement"]["id"]
 
 
 def approve(api, announcement_id: int) -> None:
@@ -88,31 +97,49 @@ def stored_announcements(app) -> int:
 
 # --- CAP in --------------------------------------------------------------------------
 
-def test_a_cap_alert_becomes_announcements_an_approver_can_send(app, api):
+def test_a_bilingual_cap_alert_becomes_one_announcement_an_approver_can_send(app, api):
     response = post_cap(api, county_alert())
     assert response.status_code == 201, response.json
     assert response.json["identifier"] == IDENTIFIER
-    created = response.json["announcements"]
-    assert [(c["identifier"], c["language"], c["state"]) for c in created] == [
-        (IDENTIFIER, "zh", "awaiting_approval"), (f"{IDENTIFIER}#en", "en", "awaiting_approval")]
-    chinese = status(api, created[0]["id"])
-    assert (chinese["headline"], chinese["severity"], chinese["status"], chinese["msg_type"]) == (
+    created = response.json["announcement"]
+    assert (created["identifier"], created["languages"], created["state"]) == (
+        IDENTIFIER, ["zh", "en"], "awaiting_approval")
+    assert stored_announcements(app) == 1
+    stored = status(api, created["id"])
+    assert (stored["headline"], stored["severity"], stored["status"], stored["msg_type"]) == (
         "暴雨橙色预警：请做好防范", "severe", "actual", "alert")
-    assert chinese["areas"] == ["450702", "450703"]
+    assert stored["areas"] == ["450702", "450703"]
 
-    approve(api, created[0]["id"])
+    add_residents(app, *ENGLISH_READERS)
+    approve(api, created["id"])
     run_jobs(app)
-    ledger = planned(app, created[0]["id"])
+    ledger = planned(app, created["id"])
     assert {status for channel in ("sms", "voice", "wechat") for _, status in ledger[channel]} == {
         "delivered"}
     assert {address for address, _ in ledger["loudspeaker"]} == {"spk-a", "spk-b", "spk-other"}
-    assert status(api, created[0]["id"])["reached_residents"] == len(RESIDENTS)
-    assert status(api, created[1]["id"])["state"] == "awaiting_approval"
+    assert status(api, created["id"])["reached_residents"] == len(RESIDENTS) + len(ENGLISH_READERS)
+
+
+def test_approving_a_bilingual_alert_sends_each_resident_one_message_in_their_language(app, api):
+    add_residents(app, *ENGLISH_READERS)
+    announcement_id = receive(api)
+    approve(api, announcement_id)
+    run_jobs(app)
+    records, _ = outbox.read(providers.outbox_path(app), announcement_id=announcement_id)
+    sms = {record["address"]: record for record in records if record["channel"] == "sms"}
+    assert len(sms) == len([r for r in records if r["channel"] == "sms"])  # one each
+    english = sms.pop(ENGLISH_READERS[1].phone)
+    assert english["language"] == "en"
+    assert "Orange rainstorm warning" in english["text"] and "暴雨" not in english["text"]
+    assert sms and all(record["language"] == "zh" and "暴雨橙色预警" in record["text"]
+                       and "Orange" not in record["text"] for record in sms.values())
+    wechat = [r for r in records if r["address"] == ENGLISH_READERS[0].wechat_openid]
+    assert [r["language"] for r in wechat] == ["en"]
 
 
 def test_an_alert_posted_by_an_approver_still_needs_a_second_person(app, api):
     response = post_cap(api, county_alert(), user="approver")
-    chinese = response.json["announcements"][0]["id"]
+    chinese = response.json["announcement"]["id"]
     refused = api("approver").post(f"/api/v1/announcements/{chinese}/approve")
     assert refused.status_code == 403 and "two-person rule" in refused.json["error"]
 
@@ -154,59 +181,79 @@ def test_an_alert_received_twice_is_refused_the_second_time(app, api):
     receive(api)
     again = post_cap(api, county_alert())
     assert again.status_code == 409 and again.json["field"] == "identifier"
-    assert stored_announcements(app) == 2
+    assert stored_announcements(app) == 1
 
 
 def test_areas_missing_from_the_registry_are_refused_like_the_apis(app, api):
-    document = county_alert().replace(b"<value>450703</value>", b"<value>450799</value>", 1)
+    document = county_alert().replace(b"<value>450703</value>", b"<value>450799</value>")
     response = post_cap(api, document)
     assert response.status_code == 422
     assert response.json == {"error": "450799 is not in the area registry", "field": "areas[1]"}
     assert stored_announcements(app) == 0
 
 
+@pytest.mark.parametrize("field, first_block, other_block", [
+    ("areas", b"<value>450703</value>", b"<value>450702100</value>"),
+    ("severity", b"<severity>Severe</severity>", b"<severity>Extreme</severity>"),
+])
+def test_blocks_that_disagree_on_areas_or_severity_are_refused(app, api, field, first_block,
+                                                                other_block):
+    document = county_alert()
+    english = document.rindex(first_block)  # the English block's
+    document = document[:english] + other_block + document[english + len(first_block):]
+    response = post_cap(api, document)
+    assert response.status_code == 400 and response.json["field"] == field
+    assert response.json["error"].startswith(f"info[2] (en) differs from the first <info> in "
+                                             f"its {field}")
+    assert stored_announcements(app) == 0
+
+
 # --- Update and Cancel over CAP --------------------------------------------------------
 
-def test_an_update_over_cap_supersedes_each_language_once_approved(app, api):
+def test_an_update_over_cap_supersedes_the_alert_once_approved(app, api):
     original = receive(api)
-    approve(api, original["zh"])
+    approve(api, original)
     run_jobs(app)
     response = post_cap(api, county_alert("450702-20260601-0002", msg_type="Update",
                                           references=[IDENTIFIER], description="雨势加强。"))
     assert response.status_code == 201, response.json
-    update = {created["language"]: created for created in response.json["announcements"]}
-    assert {created["state"] for created in update.values()} == {"awaiting_approval"}
-    for language in ("zh", "en"):
-        assert status(api, update[language]["id"])["supersedes"] == original[language]
-        assert status(api, update[language]["id"])["msg_type"] == "update"
+    update = response.json["announcement"]
+    assert (update["state"], update["languages"]) == ("awaiting_approval", ["zh", "en"])
+    assert status(api, update["id"])["supersedes"] == original
+    assert status(api, update["id"])["msg_type"] == "update"
 
-    approve(api, update["zh"]["id"])
+    approve(api, update["id"])
     run_jobs(app)
-    assert status(api, original["zh"])["state"] == "superseded"
-    assert status(api, original["zh"])["superseded_by"] == [update["zh"]["id"]]
-    assert status(api, update["zh"]["id"])["state"] == "done"
+    assert status(api, original)["state"] == "superseded"
+    assert status(api, original)["superseded_by"] == [update["id"]]
+    assert status(api, update["id"])["state"] == "done"
 
 
 def test_a_cancel_over_cap_withdraws_at_once_and_corrects_everyone_reached(app, api):
+    add_residents(app, *ENGLISH_READERS)
     original = receive(api)
-    approve(api, original["zh"])
+    approve(api, original)
     run_jobs(app)
-    reached = planned(app, original["zh"])
-    response = post_cap(api, county_alert("450702-20260601-0003", msg_type="Cancel",
-                                          references=[IDENTIFIER], description="此预警发布有误。"))
+    reached = planned(app, original)
+    cancel = with_descriptions(county_alert("450702-20260601-0003", msg_type="Cancel",
+                                            references=[IDENTIFIER]),
+                               "此预警发布有误。", "This warning was issued in error.")
+    response = post_cap(api, cancel)
     assert response.status_code == 201, response.json
-    cancelled = {entry["id"]: entry for entry in response.json["cancelled"]}
-    assert set(cancelled) == {original["zh"], original["en"]}
-    assert cancelled[original["en"]]["correction_id"] is None  # never sent: simply withdrawn
-    correction_id = cancelled[original["zh"]]["correction_id"]
-    assert {entry["state"] for entry in cancelled.values()} == {"cancelled"}
+    [cancelled] = response.json["cancelled"]
+    assert (cancelled["id"], cancelled["state"]) == (original, "cancelled")
 
     run_jobs(app)
-    correction = planned(app, correction_id)
+    correction = planned(app, cancelled["correction_id"])
     assert {a for a, _ in correction["sms"]} == {a for a, _ in reached["sms"]}
-    records, _ = outbox.read(providers.outbox_path(app), announcement_id=correction_id)
-    assert records and all("此预警发布有误" in record["text"] for record in records)
-    assert status(api, original["zh"])["superseded_by"] == [correction_id]
+    records, _ = outbox.read(providers.outbox_path(app),
+                             announcement_id=cancelled["correction_id"])
+    english = [r for r in records if r["address"] == ENGLISH_READERS[1].phone]
+    chinese = [r for r in records if r["language"] == "zh"]
+    assert english and all("This warning was issued in error" in r["text"] for r in english)
+    assert chinese and all("此预警发布有误" in r["text"] for r in chinese)
+    assert len(english) + len(chinese) + 1 == len(records)  # and the English WeChat follower's
+    assert status(api, original)["superseded_by"] == [cancelled["correction_id"]]
 
 
 def test_a_cancel_of_a_withdrawn_alert_is_refused(app, api):
@@ -225,24 +272,24 @@ def test_unknown_referenced_alerts_are_named_and_nothing_is_stored(app, api, msg
     assert response.status_code == 422
     assert response.json["unknown"] == ["450702-unknown-1"]
     assert "450702-unknown-1" in response.json["error"]
-    assert stored_announcements(app) == 2
-    assert status(api, original["zh"])["state"] == "awaiting_approval"
+    assert stored_announcements(app) == 1
+    assert status(api, original)["state"] == "awaiting_approval"
 
 
 # --- CAP out -------------------------------------------------------------------------
 
-def test_cap_in_and_out_again_preserves_every_mapped_field(app, api):
+def test_cap_in_and_out_again_preserves_every_mapped_field_in_both_languages(app, api):
     document = county_alert()
     received = receive(api, document)
-    for announcement_id in received.values():
-        approve(api, announcement_id)
-    response = app.test_client().get(f"/api/v1/announcements/{received['zh']}.cap")
+    approve(api, received)
+    response = app.test_client().get(f"/api/v1/announcements/{received}.cap")
     assert response.status_code == 200 and response.mimetype == CAP_MEDIA_TYPE
     sent_back, original = parse_cap(response.data), parse_cap(document)
     assert (sent_back.identifier, sent_back.sender, sent_back.status, sent_back.msg_type) == (
         original.identifier, original.sender, original.status, original.msg_type)
+    assert [info.language for info in sent_back.infos] == ["zh", "en"]
     assert sent_back.infos == original.infos
-    assert app.test_client().get(f"/cap/{received['en']}.xml").data == response.data
+    assert app.test_client().get(f"/cap/{received}.xml").data == response.data
 
 
 def test_cap_out_names_areas_and_links_the_public_page(app, api):
@@ -274,24 +321,41 @@ def test_a_correction_is_published_as_a_cap_cancel_referencing_the_original(app,
         [app.config["CAP_SENDER"], created["identifier"]]]
 
 
+def test_translations_made_with_the_api_are_published_as_further_info_blocks(app, api):
+    english = {"language": "en", "headline": "Red rainstorm warning", "event": "Rainstorm",
+               "body": "Torrential rain within 3 hours."}
+    created = api("author").post("/api/v1/announcements", json=announcement(
+        event="暴雨", translations=[english])).json
+    approve(api, created["id"])
+    chinese, translated = parse_cap(
+        app.test_client().get(f"/api/v1/announcements/{created['id']}.cap").data).infos
+    assert (chinese.language, chinese.headline, chinese.event) == ("zh", "暴雨红色预警", "暴雨")
+    assert (translated.language, translated.headline, translated.body, translated.event,
+            translated.instruction) == ("en", "Red rainstorm warning",
+                                        "Torrential rain within 3 hours.", "Rainstorm", "")
+    assert (translated.areas, translated.severity) == (chinese.areas, chinese.severity)
+
+
+def test_the_public_page_shows_every_language(app, api):
+    announcement_id = receive(api)
+    approve(api, announcement_id)
+    html = app.test_client().get(f"/a/{announcement_id}").get_data(as_text=True)
+    for text in ("暴雨橙色预警：请做好防范", "Orange rainstorm warning: take precautions",
+                 "Keep away from rivers and low-lying ground"):
+        assert text in html
+    assert 'lang="en"' in html
+
+
 def test_announcements_not_yet_approved_are_not_public(app, api):
     received = receive(api)
     draft = api("author").post("/api/v1/announcements", json=announcement(status="draft")).json
     public = app.test_client()
-    for announcement_id in (received["zh"], draft["id"]):
+    for announcement_id in (received, draft["id"]):
         assert public.get(f"/api/v1/announcements/{announcement_id}.cap").status_code == 401
         assert public.get(f"/cap/{announcement_id}.xml").status_code == 401
         with_token = api("author").get(f"/api/v1/announcements/{announcement_id}.cap")
         assert with_token.status_code == 200 and parse_cap(with_token.data)
     assert public.get("/api/v1/announcements/999.cap").status_code == 404
-
-
-def test_a_language_not_yet_approved_is_left_out_of_the_public_document(app, api):
-    received = receive(api)
-    approve(api, received["en"])
-    alert = parse_cap(app.test_client().get(f"/cap/{received['en']}.xml").data)
-    assert [info.language for info in alert.infos] == ["en"]
-    assert alert.identifier == IDENTIFIER
 
 
 # --- the Atom feed -------------------------------------------------------------------
@@ -310,13 +374,13 @@ def feed_entries(app) -> dict[str, str]:
 def test_the_feed_lists_sent_alerts_with_their_cap_links_and_nothing_else(app, api):
     received = receive(api)
     drill = api("author").post("/api/v1/announcements", json=announcement(status="Exercise")).json
-    for announcement_id in (received["zh"], drill["id"]):
+    for announcement_id in (received, drill["id"]):
         approve(api, announcement_id)
     run_jobs(app)
     base = app.config["PUBLIC_BASE_URL"]
-    assert feed_entries(app) == {f"{base}/a/{received['zh']}":
-                                 f"{base}/api/v1/announcements/{received['zh']}.cap"}
-    cap_link = feed_entries(app)[f"{base}/a/{received['zh']}"].removeprefix(base)
+    assert feed_entries(app) == {f"{base}/a/{received}":
+                                 f"{base}/api/v1/announcements/{received}.cap"}
+    cap_link = feed_entries(app)[f"{base}/a/{received}"].removeprefix(base)
     assert parse_cap(app.test_client().get(cap_link).data).identifier == IDENTIFIER
 
 

@@ -84,6 +84,14 @@ def test_announcement_fields_and_limits_are_those_the_code_accepts():
         assert schema["properties"][name]["maxLength"] == limit, name
 
 
+def test_translation_fields_and_limits_are_those_the_code_accepts():
+    schema = DOCUMENT["components"]["schemas"]["Translation"]
+    assert set(schema["properties"]) == {f.name for f in dataclasses.fields(fields.Translation)}
+    assert schema["properties"]["language"]["enum"] == list(fields.LANGUAGES)
+    for name, limit in fields.LIMITS.items():
+        assert schema["properties"][name]["maxLength"] == limit, name
+
+
 # --- property-based: no 500 on any documented operation --------------------------------
 # schemathesis.pytest.from_fixture does not run on pytest 9 (it reads a removed private
 # attribute of the test item), so each operation's strategy is driven by Hypothesis here.

@@ -61,3 +61,42 @@ def test_bad_fields_are_named(fields, field, message):
 def test_a_non_object_is_refused():
     with pytest.raises(ValidationError, match="expected a JSON object"):
         parse_announcement(["headline"], now=NOW)
+
+
+ENGLISH = {"language": "en", "headline": "Rainstorm warning", "body": "Very heavy rain."}
+
+
+def test_translations_are_kept_in_their_languages():
+    result = parse(translations=[{**ENGLISH, "language": "EN", "instruction": " Stay inside. ",
+                                  "event": "Rainstorm"}])
+    assert result.language == "zh"
+    assert [vars(text) for text in result.translations] == [{
+        "language": "en", "headline": "Rainstorm warning", "body": "Very heavy rain.",
+        "instruction": "Stay inside.", "event": "Rainstorm"}]
+    assert parse().translations == []
+
+
+@pytest.mark.parametrize("translations, field, message", [
+    ("Rainstorm warning", "translations", "give a list of objects"),
+    (["Rainstorm warning"], "translations[0]", "expected an object"),
+    ([{**ENGLISH, "headline": ""}], "translations[0].headline", "is required"),
+    ([{**ENGLISH, "headline": "x" * 141}], "translations[0].headline", "the limit is 140"),
+    ([{**ENGLISH, "body": "x" * 4001}], "translations[0].body", "the limit is 4000"),
+    ([{**ENGLISH, "instruction": "x" * 1001}], "translations[0].instruction", "the limit is 1000"),
+    ([{**ENGLISH, "event": 7}], "translations[0].event", "must be text"),
+    ([{**ENGLISH, "language": None}], "translations[0].language", "is required"),
+    ([{**ENGLISH, "language": "fr"}], "translations[0].language", "is not one of zh, en"),
+    ([{**ENGLISH, "severity": "minor"}], "translations[0].severity", "is not a field"),
+    ([{**ENGLISH, "language": "zh"}], "translations[0].language", "the announcement's own"),
+    ([ENGLISH, ENGLISH], "translations[1].language", "a second translation in en"),
+])
+def test_bad_translations_are_named_by_their_position(translations, field, message):
+    with pytest.raises(ValidationError) as caught:
+        parse(translations=translations)
+    assert caught.value.field == field
+    assert message in caught.value.message
+
+
+def test_a_translation_may_be_in_the_language_an_english_announcement_is_not():
+    result = parse(language="en", translations=[{**ENGLISH, "language": "zh"}])
+    assert (result.language, [text.language for text in result.translations]) == ("en", ["zh"])
