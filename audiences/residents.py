@@ -39,7 +39,7 @@ import csv
 import datetime
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO
 
@@ -60,7 +60,7 @@ from channels.registry import PERSONAL_CHANNELS
 
 __all__ = [
     "CsvErrors", "LANGUAGES", "PERSONAL_CHANNELS", "ROSTER_COLUMNS", "ResidentProfile", "RowError",
-    "check_roster_csv", "iter_roster", "read_roster_csv", "write_roster_csv",
+    "check_roster_csv", "iter_roster", "parse_resident", "read_roster_csv", "write_roster_csv",
 ]
 
 ROSTER_COLUMNS = (
@@ -124,6 +124,20 @@ def iter_roster(source: CsvSource, *, known_area: Callable[[str], bool]) -> Iter
             if profile is not None and not errors:
                 yield profile
     errors.raise_if_any()
+
+
+def parse_resident(cells: Mapping[str, str], *,
+                   known_area: Callable[[str], bool]) -> ResidentProfile:
+    """One resident from roster cells (an edit form's fields), checked by the roster's rules.
+
+    A missing cell counts as empty. Raises ``CsvErrors`` naming every bad cell,
+    reported as line 2, as for a roster of one row.
+    """
+    errors = ErrorCollector()
+    row = {column: cells.get(column, "") for column in ROSTER_COLUMNS}
+    profile = _parse_row(2, row, errors, known_area)
+    errors.raise_if_any()
+    return profile
 
 
 def read_roster_csv(source: CsvSource, *, known_area: Callable[[str], bool]) -> list[ResidentProfile]:

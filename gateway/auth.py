@@ -1,21 +1,26 @@
-"""Users, roles and API tokens.
+"""Users, roles, password logins and API tokens.
 
 Passwords are stored as werkzeug's salted scrypt hashes; API tokens only as
-their SHA-256, so a copy of the database gives no working token.
+their SHA-256, so a copy of the database gives no working token. Repeated wrong
+passwords lock an account for a while, so a password cannot be guessed online.
 """
 from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from gateway.db import utcnow
+from gateway import audit
+from gateway.db import as_utc, utcnow
 from gateway.schema import api_tokens, users
 
 ROLES = ("author", "approver", "admin")
 APPROVERS = ("approver", "admin")
+MAX_FAILED_LOGINS = 5
+LOCK_MINUTES = 15
 
 
 class AuthError(ValueError):
@@ -42,6 +47,31 @@ def find_user(conn: Connection, name: str):
 
 def password_matches(user, password: str) -> bool:
     return bool(user.password_hash) and check_password_hash(user.password_hash, password)
+
+
+def is_locked(user, now: datetime) -> bool:
+    return user.locked_until is not None and as_utc(user.locked_until) > now
+
+
+def record_failed_login(conn: Connection, user) -> None:
+    """Count a wrong password; the ``MAX_FAILED_LOGINS``-th in a row locks the account."""
+    conn.execute(update(users).where(users.c.id == user.id)
+                 .values(failed_logins=users.c.failed_logins + 1))
+    failures = conn.execute(select(users.c.failed_logins)
+                            .where(users.c.id == user.id)).scalar_one()
+    if failures < MAX_FAILED_LOGINS:
+        return
+    conn.execute(update(users).where(users.c.id == user.id).values(
+        failed_logins=0, locked_until=utcnow() + timedelta(minutes=LOCK_MINUTES)))
+    audit.record(conn, user.name, "lock", "console",
+                 {"failed_logins": failures, "minutes": LOCK_MINUTES})
+
+
+def record_login(conn: Connection, user) -> None:
+    """A successful login clears the failure count and any expired lock."""
+    conn.execute(update(users).where(users.c.id == user.id)
+                 .values(failed_logins=0, locked_until=None))
+    audit.record(conn, user.name, "login", "console")
 
 
 def create_token(conn: Connection, user_name: str) -> str:

@@ -1,4 +1,4 @@
-"""Imports into the registry: areas, residents and loudspeaker devices.
+"""Imports into the registry (areas, residents and loudspeaker devices) and resident edits.
 
 Imports are all or nothing: rows are written as they are read, inside one
 transaction that is rolled back if any row is bad, so a file with errors
@@ -6,13 +6,13 @@ changes nothing and a large file never sits whole in memory.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from audiences import areas as area_codes
 from audiences.areas import CsvSource, read_area_csv
-from audiences.residents import ResidentProfile, iter_roster
+from audiences.residents import ResidentProfile, iter_roster, parse_resident
 from gateway import audit
 from gateway.schema import areas, devices, group_robots, residents
 
@@ -61,6 +61,22 @@ def insert_residents(conn: Connection, profiles: Iterable[ResidentProfile]) -> i
         conn.execute(insert(residents), chunk)
         count += len(chunk)
     return count
+
+
+def update_resident(conn: Connection, resident_id: int, fields: Mapping[str, str],
+                    actor: str) -> ResidentProfile:
+    """Replace a resident's details with roster cells, checked by the roster import's rules.
+
+    Raises ``CsvErrors`` naming every bad field (nothing is changed), or
+    ``LookupError`` when there is no such resident.
+    """
+    profile = parse_resident(fields, known_area=known_areas(conn).__contains__)
+    changed = conn.execute(update(residents).where(residents.c.id == resident_id)
+                           .values(resident_row(profile))).rowcount
+    if not changed:
+        raise LookupError(f"there is no resident {resident_id}")
+    audit.record(conn, actor, "edit", f"resident:{resident_id}", {"area": profile.area_code})
+    return profile
 
 
 def resident_row(profile: ResidentProfile) -> dict:

@@ -15,6 +15,7 @@ from gateway import preview, providers, reports
 from gateway.auth import APPROVERS
 from gateway.console import queries
 from gateway.console.auth import login_required
+from messages import audio, speech
 from messages.announcement import (CHANNELS, LANGUAGES, LIMITS, SEVERITIES, STATUSES,
                                    ValidationError, parse_announcement)
 from messages.render import render
@@ -28,6 +29,8 @@ FORM_FIELDS = ("headline", "body", "instruction", "severity", "status", "languag
 LOCAL_MINUTE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
 CHINA_OFFSET = "+08:00"
 FINISHED_STATES = ("done", "cancelled", "superseded", "rejected")
+# Drafts have no id yet; their speech files are content-addressed, so identical drafts share one.
+DRAFT_AUDIO_ID = 0
 
 
 def engine():
@@ -81,6 +84,23 @@ def render_draft():
     context = providers.render_context()
     return jsonify({channel: _rendered_json(render(draft, channel, draft.language, context))
                     for channel in CHANNELS})
+
+
+@bp.post("/announcements/draft-audio")
+@login_required
+def draft_audio():
+    """The draft's speech script as synthesized audio, for the compose page's play button."""
+    draft = _draft_view(_submitted_form())
+    text = speech.script(draft, draft.language, providers.render_context())
+    try:
+        info = audio.ensure_audio(current_app.config["MEDIA_DIR"], DRAFT_AUDIO_ID, draft.language,
+                                  text, rate=current_app.config["SPEECH_RATE"])
+    except audio.SynthesisError:
+        current_app.logger.exception("speech synthesis failed for a draft")
+        return jsonify({"error": _("The speech could not be synthesized just now. "
+                                   "Try again in a moment.")}), 503
+    return jsonify({"url": url_for("webhooks.media_file", name=info.file_name),
+                    "seconds": info.duration_seconds})
 
 
 @bp.route("/announcements/<int:announcement_id>")

@@ -7,9 +7,8 @@ from datetime import datetime, timedelta, timezone
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from gateway import audit
 from gateway import auth as users_service
 from gateway.db import utcnow
 from gateway.schema import users
@@ -17,8 +16,6 @@ from gateway.schema import users
 bp = Blueprint("auth", __name__)
 
 LANGUAGES = ("zh", "en")
-MAX_FAILED_LOGINS = 5
-LOCK_MINUTES = 15
 # Requests a page makes by itself (the watch poll) must not keep an idle session alive.
 BACKGROUND_HEADER = "X-Console-Poll"
 
@@ -87,45 +84,24 @@ def login():
 
 
 def _check_login(name: str, password: str) -> str | None:
-    """Log the user in, or say why not; five failures lock the account for a while."""
+    """Log the user in, or say why not; repeated failures lock the account for a while."""
     if not name or not password:
         return _("Enter your user name and password.")
     with engine().begin() as conn:
         user = users_service.find_user(conn, name)
         if user is None:
             return _("The user name or password is wrong.")
-        if _locked(user):
+        if users_service.is_locked(user, utcnow()):
             return _("Too many failed attempts: this account is locked for %(minutes)d minutes.",
-                     minutes=LOCK_MINUTES)
+                     minutes=users_service.LOCK_MINUTES)
         if not users_service.password_matches(user, password):
-            _record_failure(conn, user)
+            users_service.record_failed_login(conn, user)
             return _("The user name or password is wrong.")
-        conn.execute(update(users).where(users.c.id == user.id)
-                     .values(failed_logins=0, locked_until=None))
-        audit.record(conn, user.name, "login", "console")
+        users_service.record_login(conn, user)
     _clear_session_keeping_language()
     session["user_id"] = user.id
     session["last_seen"] = datetime.now(timezone.utc).timestamp()
     return None
-
-
-def _locked(user) -> bool:
-    until = user.locked_until
-    if until is None:
-        return False
-    if until.tzinfo is None:  # SQLite hands back naive UTC
-        until = until.replace(tzinfo=timezone.utc)
-    return until > utcnow()
-
-
-def _record_failure(conn, user) -> None:
-    failures = (user.failed_logins or 0) + 1
-    values = {"failed_logins": failures}
-    if failures >= MAX_FAILED_LOGINS:
-        values = {"failed_logins": 0, "locked_until": utcnow() + timedelta(minutes=LOCK_MINUTES)}
-        audit.record(conn, user.name, "lock", "console",
-                     {"failed_logins": failures, "minutes": LOCK_MINUTES})
-    conn.execute(update(users).where(users.c.id == user.id).values(**values))
 
 
 def _safe_next(target: str | None) -> str:

@@ -7,15 +7,13 @@ import io
 from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template,
                    request, url_for)
 from flask_babel import gettext as _
-from sqlalchemy import update
 
 from audiences.areas import CsvErrors
-from audiences.residents import ROSTER_COLUMNS, iter_roster
+from audiences.residents import ROSTER_COLUMNS
 from gateway import announcements as lifecycle
-from gateway import audit, reports, roster
+from gateway import reports, roster
 from gateway.console import queries
 from gateway.console.auth import login_required, role_required
-from gateway.schema import residents
 
 bp = Blueprint("people", __name__)
 
@@ -59,30 +57,13 @@ def edit_resident(resident_id: int):
     cells = _cells_from_form()
     try:
         with engine().begin() as conn:
-            _save_resident(conn, resident_id, cells)
+            saved = roster.update_resident(conn, resident_id, cells, g.user.name)
     except CsvErrors as problems:
         errors = {error.column or "name": error.message for error in problems.errors}
         return render_template("console/resident_edit.html", resident=row, cells=cells,
                                errors=errors), 422
     flash(_("The resident was saved."), "success")
-    return redirect(url_for("people.residents_list", q=cells["name"]))
-
-
-def _save_resident(conn, resident_id: int, cells: dict) -> None:
-    """Check the edit with the roster import's own rules (as a one-row roster), then store it."""
-    profile = next(iter_roster(_one_row_csv(cells),
-                               known_area=roster.known_areas(conn).__contains__))
-    conn.execute(update(residents).where(residents.c.id == resident_id)
-                 .values(roster.resident_row(profile)))
-    audit.record(conn, g.user.name, "edit", f"resident:{resident_id}", {"area": profile.area_code})
-
-
-def _one_row_csv(cells: dict) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(ROSTER_COLUMNS)
-    writer.writerow([cells[column] for column in ROSTER_COLUMNS])
-    return buffer.getvalue().encode("utf-8")
+    return redirect(url_for("people.residents_list", q=saved.name))
 
 
 def _cells_of(row) -> dict:

@@ -68,15 +68,64 @@ async function renderDraft(form) {
   if (response.ok) showRendered(await response.json());
 }
 
+// --- Compose: the speech script as it will sound ------------------------------------------
+
+// The synthesized file, or { error } with the server's translated reason when there is one.
+async function fetchDraftAudio(form, url) {
+  const response = await fetch(url, {
+    method: "POST", body: new FormData(form), headers: { "X-CSRFToken": csrfToken() },
+  });
+  const isJson = (response.headers.get("Content-Type") || "").startsWith("application/json");
+  const answer = isJson ? await response.json() : {};
+  return response.ok && answer.url ? answer : { error: answer.error };
+}
+
+// Bumped whenever the form changes, so audio of an older draft arriving late is not shown.
+let draftVersion = 0;
+
+async function listen(form, section) {
+  const version = draftVersion;
+  const button = document.getElementById("listen");
+  const status = document.getElementById("listen-status");
+  const player = document.getElementById("draft-audio");
+  button.disabled = true;
+  status.textContent = section.dataset.labelBusy;
+  const answer = await fetchDraftAudio(form, section.dataset.url).catch(() => ({}));
+  button.disabled = false;
+  if (version !== draftVersion) return;
+  if (!answer.url) {
+    status.textContent = answer.error || section.dataset.labelFailed;
+    return;
+  }
+  status.textContent = fill(section.dataset.labelSeconds, { seconds: Math.round(answer.seconds) });
+  player.src = answer.url;
+  player.hidden = false;
+  // The browser may refuse to start by itself; the player's own controls still work.
+  player.play().catch(() => {});
+}
+
+// Audio of an earlier draft must not pass for the current one.
+function forgetDraftAudio() {
+  draftVersion += 1;
+  const player = document.getElementById("draft-audio");
+  player.pause();
+  player.removeAttribute("src");
+  player.hidden = true;
+  document.getElementById("listen-status").textContent = "";
+}
+
 function setUpCompose(form) {
   let timer = null;
   const update = () => {
     showAudience(form);
+    forgetDraftAudio();
     clearTimeout(timer);
     timer = setTimeout(() => renderDraft(form), TYPING_PAUSE_MS);
   };
   form.addEventListener("input", update);
   form.addEventListener("change", update);
+  const speech = document.getElementById("draft-speech");
+  document.getElementById("listen").addEventListener("click", () => listen(form, speech));
   update();
 }
 

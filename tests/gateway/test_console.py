@@ -15,9 +15,11 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from sqlalchemy import func, select
 
+from gateway import auth as users_service
 from gateway.console import auth as console_auth
 from gateway.db import utcnow
 from gateway.schema import announcements, audit_log, residents, users
+from messages import audio
 from tests.conftest import run_jobs
 from tests.gateway.conftest import DISTRICT, RESIDENTS, VILLAGE_A
 
@@ -110,7 +112,7 @@ def test_missing_login_fields_are_refused(client):
 
 
 def test_five_failed_logins_lock_the_account_even_for_the_right_password(app, client):
-    for _ in range(console_auth.MAX_FAILED_LOGINS):
+    for _ in range(users_service.MAX_FAILED_LOGINS):
         client.post("/login", data={"name": "author", "password": "wrong-password",
                                     "csrf_token": csrf_token(client)})
     locked = client.post("/login", data={"name": "author", "password": "author-password",
@@ -161,7 +163,8 @@ def test_logout_ends_the_session(client):
 # --- CSRF and headers ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", ["/login", "/logout", "/language", "/announcements/new",
-                                  "/announcements/draft.json", "/residents/import"])
+                                  "/announcements/draft.json", "/announcements/draft-audio",
+                                  "/residents/import"])
 def test_a_form_without_its_csrf_token_is_refused(client, path):
     login(client, "admin")
     response = client.post(path, data={"name": "author", "password": "author-password"})
@@ -264,6 +267,40 @@ def test_the_draft_renders_per_channel_while_typing(client):
     assert rendered["sms"]["data"]["segments"] >= 1
     assert "演练" in rendered["voice"]["text"]
     assert rendered["wechat"]["data"]["template"]
+
+
+def test_the_draft_speech_can_be_listened_to(client):
+    login(client, "author")
+    form = compose_form(client, status="exercise")
+    synthesized = client.post("/announcements/draft-audio", data=form)
+    assert synthesized.status_code == 200
+    assert synthesized.json["url"].startswith("/media/a0-zh-")
+    assert synthesized.json["seconds"] > 0
+    served = client.get(synthesized.json["url"])
+    assert served.status_code == 200 and served.mimetype == "audio/wav"
+    assert served.data.startswith(b"RIFF") and served.data[8:12] == b"WAVE"
+    # Content-addressed: the same draft gets the same file, a changed one another.
+    assert client.post("/announcements/draft-audio", data=form).json == synthesized.json
+    changed = client.post("/announcements/draft-audio", data={**form, "headline": "台风预警"})
+    assert changed.json["url"] != synthesized.json["url"]
+
+
+def test_a_failed_synthesis_says_so_in_the_clerks_language(client, monkeypatch):
+    def fail(*args, **kwargs):
+        raise audio.SynthesisError("espeak-ng is missing")
+    monkeypatch.setattr(audio, "ensure_audio", fail)
+    login(client, "author")
+    response = client.post("/announcements/draft-audio", data=compose_form(client))
+    assert response.status_code == 503 and "暂时无法合成语音" in response.json["error"]
+
+
+def test_draft_audio_needs_a_login(client):
+    response = client.post("/announcements/draft-audio",
+                           data={"csrf_token": csrf_token(client), "headline": "h"})
+    assert response.status_code == 302 and response.location.startswith("/login")
+    polled = client.post("/announcements/draft-audio", data={"csrf_token": csrf_token(client)},
+                         headers={console_auth.BACKGROUND_HEADER: "1"})
+    assert polled.status_code == 401
 
 
 def test_preview_shows_counts_and_weak_groups_before_anything_is_saved(app, client):

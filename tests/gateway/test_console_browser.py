@@ -6,6 +6,7 @@ as in production. One browser, one page, SQLite.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -98,6 +99,11 @@ def test_two_people_publish_watch_and_correct(page, live_server, worker):
     expect(page.locator("#render-sms")).to_contain_text("【钦州发布】暴雨红色预警")
     expect(page.locator("#sms-meta")).to_contain_text("条计费")
     expect(page.locator("#audience-size")).to_have_text(f"已选 {DISTRICT_RESIDENTS} 位居民")
+    # The speech script, synthesized on request and played in the page's own player.
+    page.click("#listen")
+    expect(page.locator("#draft-audio")).to_be_visible()
+    expect(page.locator("#draft-audio")).to_have_attribute("src", re.compile(r"^/media/a0-zh-"))
+    expect(page.locator("#listen-status")).to_contain_text("语音时长")
 
     page.click("button[name=preview]")
     expect(page.locator("#preview-summary")).to_contain_text(f"{DISTRICT_RESIDENTS} 位居民")

@@ -1,0 +1,71 @@
+"""Editing one resident with the roster import's rules, and the audit entry it leaves."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from audiences.areas import CsvErrors
+from gateway import roster
+from gateway.schema import audit_log, residents
+from tests.gateway.conftest import VILLAGE_A, VILLAGE_B
+
+pytestmark = pytest.mark.integration
+
+GOOD_FIELDS = {"name": "李娜", "phone": "13800000099", "wechat_openid": "", "area_code": VILLAGE_B,
+               "birth_year": "1990", "visually_impaired": "0", "hearing_impaired": "1",
+               "has_smartphone": "1", "language": "zh", "opt_out": "wechat",
+               "test_audience": "0"}
+
+
+def resident_id_of(conn, name: str) -> int:
+    return conn.execute(select(residents.c.id).where(residents.c.name == name)).scalar_one()
+
+
+def stored(conn, resident_id: int):
+    return conn.execute(select(residents).where(residents.c.id == resident_id)).one()
+
+
+def edits(conn) -> list:
+    return conn.execute(select(audit_log).where(audit_log.c.action == "edit")).all()
+
+
+def test_an_edit_is_normalised_stored_and_audited(app, county):
+    engine = app.extensions["engine"]
+    with engine.begin() as conn:
+        resident_id = resident_id_of(conn, "李娜")
+        roster.update_resident(conn, resident_id, GOOD_FIELDS, "admin")
+    with engine.connect() as conn:
+        row = stored(conn, resident_id)
+        entries = edits(conn)
+    assert (row.phone, row.area_code, row.opt_out) == ("+8613800000099", VILLAGE_B, "wechat")
+    assert row.hearing_impaired and not row.visually_impaired
+    assert [(e.actor, e.target) for e in entries] == [("admin", f"resident:{resident_id}")]
+    assert VILLAGE_B in entries[0].detail
+
+
+@pytest.mark.parametrize("changes, column", [
+    ({"phone": "12345"}, "phone"),
+    ({"area_code": "450702999999"}, "area_code"),
+    ({"birth_year": "1850"}, "birth_year"),
+    ({"language": "fr"}, "language"),
+    ({"name": ""}, "name"),
+    ({"phone": "", "wechat_openid": ""}, "phone"),
+])
+def test_a_bad_edit_names_the_field_and_changes_nothing(app, county, changes, column):
+    engine = app.extensions["engine"]
+    with engine.connect() as conn:
+        resident_id = resident_id_of(conn, "李娜")
+        before = stored(conn, resident_id)
+    with pytest.raises(CsvErrors) as refused, engine.begin() as conn:
+        roster.update_resident(conn, resident_id, {**GOOD_FIELDS, **changes}, "admin")
+    assert column in {error.column for error in refused.value.errors}
+    with engine.connect() as conn:
+        assert stored(conn, resident_id) == before and edits(conn) == []
+
+
+def test_an_unknown_resident_is_refused_without_an_audit_entry(app, county):
+    engine = app.extensions["engine"]
+    with pytest.raises(LookupError), engine.begin() as conn:
+        roster.update_resident(conn, 999_999, {**GOOD_FIELDS, "area_code": VILLAGE_A}, "admin")
+    with engine.connect() as conn:
+        assert edits(conn) == []
