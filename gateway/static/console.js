@@ -5,7 +5,7 @@
 const POLL_MS = 2000;
 const TYPING_PAUSE_MS = 300;
 const SVG = "http://www.w3.org/2000/svg";
-const CHANNELS = ["sms", "voice", "wechat", "loudspeaker"];
+const CHANNELS = ["sms", "voice", "wechat", "loudspeaker", "wecom_robot"];
 
 function csrfToken() {
   return document.querySelector('meta[name="csrf-token"]').content;
@@ -169,10 +169,21 @@ function showProgress(status) {
     row.cells[5].className = "failed";
     rows.append(row);
   }
+  showPaused(rows, status.paused_channels || {});
   document.getElementById("reached").textContent = status.reached_residents;
   document.getElementById("pending").textContent = status.pending;
   const state = document.getElementById("state");
   state.textContent = labelFor(state, status.state);
+}
+
+// A provider account that is blocked for now (WeChat's daily quota): say which, why, how long.
+function showPaused(rows, paused) {
+  const banner = document.getElementById("paused");
+  const entries = Object.entries(paused);
+  banner.hidden = entries.length === 0;
+  banner.textContent = entries.length === 0 ? "" : `${banner.dataset.text} ` + entries.map(
+    ([channel, p]) => `${labelFor(rows, channel)} (${Math.ceil(p.seconds_left / 60)} ${banner.dataset.minutes}): ${p.reason}`,
+  ).join("; ");
 }
 
 function showFailures(status) {
