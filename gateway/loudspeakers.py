@@ -17,6 +17,7 @@ section of ``docs/loudspeaker-protocol.md``.
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import signal
 import threading
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "loudspeaker"
 ACK_CLIENT_ID = "tongbao-acks"
 RESEND_EVERY_SECONDS = 10.0
+ACK_BATCH = 500
 NO_ACK = "no acknowledgement from the device"
 _COMMAND_ID = re.compile(r"a(\d+)-d(\d+)")
 _ACKED_STATUS = {protocol.RECEIVED: "delivered", protocol.PLAYED: "confirmed"}
@@ -54,23 +56,29 @@ class BatchToResend(NamedTuple):
 
 def apply_event(engine: Engine, device_id: str, event: dict[str, Any], *,
                 max_attempts: int) -> BatchToResend | None:
-    """Record one device ack in the ledger.
+    """Record one device ack in the ledger, in a transaction of its own."""
+    with engine.begin() as conn:
+        return record_event(conn, device_id, event, max_attempts=max_attempts)
+
+
+def record_event(conn: Connection, device_id: str, event: dict[str, Any], *,
+                 max_attempts: int) -> BatchToResend | None:
+    """Record one device ack in the ledger within the caller's transaction.
 
     Returns the batch to queue again after a retryable rejection (the caller
     queues it; the reconciler would find it otherwise). Acks for unknown
     commands, for another device's delivery, and repeats change nothing.
     """
-    with engine.begin() as conn:
-        delivery = _acked_delivery(conn, device_id, event.get("command_id"))
-        if delivery is None:
-            return None
-        kind = event["event"]
-        if kind in _ACKED_STATUS:
-            ledger.transition(conn, delivery.id, _ACKED_STATUS[kind])
-        elif kind == protocol.STOPPED:
-            _note(conn, delivery.id, f"stopped on the device by stop {event.get('stop_command_id')}")
-        elif kind == protocol.REJECTED:
-            return _rejected(conn, delivery, event, max_attempts)
+    delivery = _acked_delivery(conn, device_id, event.get("command_id"))
+    if delivery is None:
+        return None
+    kind = event["event"]
+    if kind in _ACKED_STATUS:
+        ledger.transition(conn, delivery.id, _ACKED_STATUS[kind])
+    elif kind == protocol.STOPPED:
+        _note(conn, delivery.id, f"stopped on the device by stop {event.get('stop_command_id')}")
+    elif kind == protocol.REJECTED:
+        return _rejected(conn, delivery, event, max_attempts)
     return None
 
 
@@ -224,7 +232,13 @@ def stop_loudspeakers_job(announcement_id: int) -> int:
 # --- the listener -------------------------------------------------------------
 
 class Listening:
-    """The ack listener and the periodic re-send, until ``stop``."""
+    """The ack listener and the periodic re-send, until ``stop``.
+
+    Acks are handed from the MQTT network thread to a writer thread that
+    records them in batches, one transaction each: recording one ack per
+    transaction on the network thread fell behind 2,000 devices answering at
+    once, and the broker dropped what queued up beyond its limit.
+    """
 
     def __init__(self, app: Flask, client_id: str):
         if not app.config["MQTT_URL"]:
@@ -234,30 +248,67 @@ class Listening:
         self._listener = acks.AckListener(app.config["MQTT_URL"], self._on_event,
                                           self._on_presence, client_id=client_id)
         self._stopped = threading.Event()
+        self._events: queue.Queue = queue.Queue()
         self._resender = threading.Thread(target=self._resend_until_stopped,
                                           name="loudspeaker-resend", daemon=True)
+        self._writer = threading.Thread(target=self._record_until_stopped,
+                                        name="loudspeaker-acks", daemon=True)
 
     def start(self) -> None:
+        self._writer.start()
         self._listener.start()
         self._resender.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-        if self._resender.is_alive():
-            self._resender.join()
         self._listener.stop()
+        self._stopped.set()
+        for thread in (self._resender, self._writer):
+            if thread.is_alive():
+                thread.join()
 
     @property
     def broker(self) -> str:
         return self._listener.address.safe_url()
 
     def _on_event(self, device_id: str, event: dict[str, Any]) -> None:
-        resend = apply_event(self.engine, device_id, event,
-                             max_attempts=self.app.config["MAX_ATTEMPTS"])
-        if resend is not None:
+        self._events.put((device_id, event))
+
+    def _record_until_stopped(self) -> None:
+        while not (self._stopped.is_set() and self._events.empty()):
+            try:
+                batch = [self._events.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < ACK_BATCH:
+                try:
+                    batch.append(self._events.get_nowait())
+                except queue.Empty:
+                    break
+            self._record(batch)
+
+    def _record(self, batch: list) -> None:
+        max_attempts = self.app.config["MAX_ATTEMPTS"]
+        try:
+            with self.engine.begin() as conn:
+                resends = [record_event(conn, device_id, event, max_attempts=max_attempts)
+                           for device_id, event in batch]
+        except Exception:
+            # One bad ack must not lose the others: record them one by one.
+            log.exception("recording %d loudspeaker acks together failed; one by one", len(batch))
+            resends = [self._record_alone(device_id, event, max_attempts)
+                       for device_id, event in batch]
+        for resend in filter(None, resends):
             with self.app.app_context():
                 queues.schedule_retry(resend.announcement_id, CHANNEL, resend.batch,
                                       self.app.config["RETRY_DELAY_SECONDS"])
+
+    def _record_alone(self, device_id: str, event: dict[str, Any],
+                      max_attempts: int) -> BatchToResend | None:
+        try:
+            return apply_event(self.engine, device_id, event, max_attempts=max_attempts)
+        except Exception:
+            log.exception("could not record ack %s from %s", event.get("event"), device_id)
+            return None
 
     def _on_presence(self, device_id: str, online: bool) -> None:
         apply_presence(self.engine, device_id, online)
