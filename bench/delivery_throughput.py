@@ -1,0 +1,286 @@
+"""Delivery throughput: deliveries over SMS and WeChat, end to end, against local provider fakes.
+
+    .venv/bin/python -m bench.delivery_throughput --deliveries 100000 --database sqlite
+
+The fakes (``tests.fakes.twilio_server.FakeTwilio`` and ``tests.fakes.wechat_server.FakeWechat``,
+the same request/response shapes as the providers) each run in a process of their own and
+record when they accept each send. Half the deliveries are SMS, half WeChat, written to the
+ledger in bulk (``gateway.ledger.add``) in batches of ``BATCH_SIZE`` and queued as the plan job
+queues them (``gateway.queues.enqueue_batches``); rates are set far above what the fakes can take
+(SMS_RATE = WECHAT_RATE = 1e9), so nothing but the work itself limits them.
+
+End to end: two ``flask --app wsgi worker --burst --queues sms,wechat`` subprocesses; the
+clock runs from their start until the ledger holds every delivery as sent (polled every
+0.25 s from the counts table).
+
+Floor, same run, same fakes: two processes, each a bare loop of the same channel classes'
+``send`` (built with the gateway's own settings, the message rendered once), alternating
+batches of ``BATCH_SIZE`` between SMS and WeChat as the workers' round-robin does, on
+``--floor-deliveries`` sends (a sample: a rate is a rate).
+
+The fakes' CPU use (a share of one core) is printed for both phases: near 100 % means the
+fake, not the gateway, is what bounds the figure.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+
+from bench import common
+
+TARGET_RATIO = 0.7
+RATES = {"SMS_RATE": 1e9, "WECHAT_RATE": 1e9}
+WORKERS = 2
+
+
+def _channel_config(twilio, wechat) -> dict:
+    return {"TWILIO_ACCOUNT_SID": twilio.settings["account_sid"],
+            "TWILIO_AUTH_TOKEN": twilio.settings["auth_token"],
+            "TWILIO_FROM_NUMBER": common.FROM_NUMBER, "TWILIO_API_BASE": twilio.url,
+            "WECHAT_APP_ID": wechat.settings["app_id"],
+            "WECHAT_APP_SECRET": wechat.settings["app_secret"],
+            "WECHAT_TEMPLATE_ID": common.WECHAT_TEMPLATE, "WECHAT_API_BASE": wechat.url, **RATES}
+
+
+def address(channel: str, i: int) -> str:
+    return f"+86139{i:08d}" if channel == "sms" else f"o{i:027d}"
+
+
+def write_ledger(app, announcement_id: int, per_channel: dict[str, int]) -> dict[str, int]:
+    """Deliveries in the ledger as the plan writes them, and their batches queued."""
+    from sqlalchemy import update
+
+    from gateway import ledger, queues
+    from gateway.schema import announcements
+
+    size = app.config["BATCH_SIZE"]
+    engine = app.extensions["engine"]
+    with engine.begin() as conn:
+        ledger.ensure_counts(conn, announcement_id, per_channel)
+        conn.execute(update(announcements).where(announcements.c.id == announcement_id)
+                     .values(state="sending"))
+    for channel, count in per_channel.items():
+        for low in range(0, count, 5000):
+            rows = [{"channel": channel, "recipient_id": i, "address": address(channel, i),
+                     "language": "zh", "batch": i // size}
+                    for i in range(low, min(count, low + 5000))]
+            with engine.begin() as conn:
+                ledger.add(conn, announcement_id, rows)
+    batches = {channel: -(-count // size) for channel, count in per_channel.items()}
+    with app.app_context():
+        for channel, total in batches.items():
+            queues.enqueue_batches(announcement_id, channel, range(total))
+    return batches
+
+
+# --- the floor: a bare loop of the channels' send --------------------------------------------
+
+def _floor_child(conn, settings: dict, rendered: dict, sends: int, batch: int, offset: int,
+                 go) -> None:
+    sys.path.insert(0, common.ROOT)
+    from channels import registry
+    from channels.base import Outgoing
+
+    senders = {"sms": registry.build("twilio_sms", settings["sms"]),
+               "wechat": registry.build("wechat", settings["wechat"])}
+    for channel, sender in senders.items():  # warm up: connections, the WeChat token
+        sender.send(Outgoing(0, 1, address(channel, 10**7 + offset), rendered[channel], None))
+    conn.send("ready")
+    go.wait()
+    started = time.time()
+    done, failed = 0, 0
+    channel_cycle = ("sms", "wechat")
+    while done + failed < sends:
+        channel = channel_cycle[((done + failed) // batch) % 2]
+        sender = senders[channel]
+        for _ in range(min(batch, sends - done - failed)):
+            i = offset + done + failed
+            try:
+                sender.send(Outgoing(i, 1, address(channel, i), rendered[channel],
+                                     f"http://127.0.0.1:5000/webhooks/{channel}/status/{i}"))
+                done += 1
+            except Exception:  # noqa: BLE001 - counted, reported
+                failed += 1
+    conn.send({"started": started, "ended": time.time(), "done": done, "failed": failed})
+
+
+def floor(app, sends: int, announcement_id: int) -> dict:
+    from gateway import providers
+    from messages.render import render
+
+    with app.app_context():
+        settings = {"sms": providers.settings_for(app, "sms", "twilio_sms"),
+                    "wechat": providers.settings_for(app, "wechat", "wechat")}
+        with app.extensions["engine"].connect() as conn:
+            from gateway import announcements as lifecycle
+            announcement = lifecycle.get(conn, announcement_id)
+        rendered = {channel: render(announcement, channel, "zh", providers.render_context())
+                    for channel in ("sms", "wechat")}
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pipes, processes = [], []
+    share = sends // WORKERS
+    for index in range(WORKERS):
+        parent, child = context.Pipe()
+        process = context.Process(target=_floor_child, args=(
+            child, settings, rendered, share, app.config["BATCH_SIZE"],
+            20_000_000 + index * share, go))
+        process.start()
+        pipes.append(parent)
+        processes.append(process)
+    for pipe in pipes:
+        pipe.recv()
+    go.set()
+    results = [pipe.recv() for pipe in pipes]
+    for process in processes:
+        process.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    started = min(r["started"] for r in results)
+    ended = max(r["ended"] for r in results)
+    return {"sends": sum(r["done"] for r in results), "failed": sum(r["failed"] for r in results),
+            "seconds": ended - started, "started": started, "ended": ended, "cpu_seconds": cpu}
+
+
+# --- end to end ---------------------------------------------------------------------------
+
+def end_to_end(app, env: dict, announcement_id: int, total: int, log_dir: str,
+               timeout: float, profile_dir: str | None = None) -> dict:
+    from gateway import ledger
+
+    engine = app.extensions["engine"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()
+    workers = common.start_workers(WORKERS, env, burst=True, queues="sms,wechat", log_dir=log_dir,
+                                   profile_dir=profile_dir)
+    deadline = time.monotonic() + timeout
+    finished, counts = None, {}
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                counts = ledger.counts(conn, announcement_id)
+            settled = sum(n[s] for n in counts.values() for s in ("sent", "delivered", "failed"))
+            if settled >= total:
+                finished = time.time()
+                break
+            if all(w.poll() is not None for w in workers):
+                break
+            time.sleep(0.25)
+        for worker in workers:
+            worker.wait(max(1, deadline - time.monotonic()))
+    finally:
+        common.stop_processes(workers)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"started": started, "finished": finished, "counts": counts,
+            "exit_codes": [w.returncode for w in workers],
+            "worker_cpu_seconds": (after.ru_utime + after.ru_stime)
+            - (before.ru_utime + before.ru_stime)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--deliveries", type=int, default=100_000)
+    parser.add_argument("--floor-deliveries", type=int, default=20_000,
+                        help="sends in the floor's sample (default 20,000)")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--redis-db", type=int, default=common.DEFAULT_REDIS_DB)
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--profile-workers", metavar="DIR",
+                        help="run the workers under cProfile; print their hot spots (slows them)")
+    args = parser.parse_args(argv)
+    per_channel = {"sms": args.deliveries - args.deliveries // 2, "wechat": args.deliveries // 2}
+    floor_sends = min(args.floor_deliveries, args.deliveries)
+
+    with common.scratch_database(args.database) as database_url, \
+            common.scratch_redis(args.redis_db) as redis_url, \
+            tempfile.TemporaryDirectory(prefix="tongbao-bench-") as instance, \
+            common.FakeProcess("twilio") as twilio, common.FakeProcess("wechat") as wechat:
+        config = _channel_config(twilio, wechat)
+        app = common.make_app(database_url, redis_url, instance, **config)
+        common.load_county(app, 0, profiles=[])
+        announcement_id = common.create_announcement(app, channels=["sms", "wechat"],
+                                                     severity="moderate")
+        common.approve(app, announcement_id)
+        versions = [common.database_version(database_url), common.redis_version(redis_url)]
+
+        cpu = {f: f.cpu_seconds() for f in (twilio, wechat)}
+        bare = floor(app, floor_sends, announcement_id)
+        floor_fake_cpu = {f.kind: (f.cpu_seconds() - cpu[f]) / bare["seconds"] for f in cpu}
+        twilio.reset()
+        wechat.reset()
+
+        batches = write_ledger(app, announcement_id, per_channel)
+        env = common.gateway_env(database_url, redis_url, instance,
+                                 **common.provider_env(twilio, wechat, **RATES))
+        cpu = {f: f.cpu_seconds() for f in (twilio, wechat)}
+        e2e = end_to_end(app, env, announcement_id, args.deliveries, instance, args.timeout,
+                         args.profile_workers)
+        if e2e["finished"] is None:
+            for name in sorted(os.listdir(instance)):
+                if name.startswith("worker-"):
+                    with open(os.path.join(instance, name), errors="replace") as handle:
+                        print(f"--- {name} ---\n{handle.read()[-3000:]}", file=sys.stderr)
+            raise SystemExit(f"the ledger did not settle: {e2e['counts']}")
+        seconds = e2e["finished"] - e2e["started"]
+        e2e_fake_cpu = {f.kind: (f.cpu_seconds() - cpu[f]) / seconds for f in cpu}
+        accepted = {"sms": twilio.times(), "wechat": wechat.times()}
+        app.extensions["engine"].dispose()
+
+    all_times = sorted(accepted["sms"] + accepted["wechat"])
+    steady = all_times[-1] - all_times[0] if len(all_times) > 1 else float("nan")
+    sent = {c: n["sent"] + n["delivered"] for c, n in e2e["counts"].items()}
+    failed = sum(n["failed"] for n in e2e["counts"].values())
+    rate = args.deliveries / seconds
+    floor_rate = bare["sends"] / bare["seconds"]
+    ratio = rate / floor_rate
+    rows = [
+        ("database", versions[0], versions[1]),
+        ("deliveries", args.deliveries, f"SMS {per_channel['sms']:,} + WeChat "
+         f"{per_channel['wechat']:,} in {sum(batches.values()):,} batch jobs"),
+        ("ledger: sent", sum(sent.values()), f"failed {failed}; fakes accepted "
+         f"SMS {len(accepted['sms']):,}, WeChat {len(accepted['wechat']):,}"),
+        ("end to end (s)", seconds, "2 burst workers started → ledger holds all as sent"),
+        ("end to end deliveries/s", rate, ""),
+        ("steady state deliveries/s", args.deliveries / steady,
+         "first → last send accepted by the fakes"),
+        ("worker CPU (s)", e2e["worker_cpu_seconds"],
+         f"{e2e['worker_cpu_seconds'] / args.deliveries * 1e3:.2f} ms per delivery, both workers"),
+        ("fake CPU, end to end (share of a core)", "twilio {twilio:.0%}, wechat {wechat:.0%}"
+         .format(**e2e_fake_cpu), ""),
+        ("floor: bare send loop, 2 processes", bare["sends"], f"failed {bare['failed']}"),
+        ("floor deliveries/s", floor_rate, f"{bare['seconds']:.1f} s"),
+        ("floor CPU per send (ms)", bare["cpu_seconds"] / bare["sends"] * 1e3,
+         "both processes, start-up and warm-up included"),
+        ("fake CPU, floor (share of a core)", "twilio {twilio:.0%}, wechat {wechat:.0%}"
+         .format(**floor_fake_cpu), ""),
+        ("ratio to floor", ratio, f"target ≥ {TARGET_RATIO}: {common.verdict(ratio >= TARGET_RATIO)}"),
+    ]
+    result = {"script": "delivery_throughput", "database": args.database,
+              "deliveries": args.deliveries, "sent": sum(sent.values()), "failed": failed,
+              "accepted_by_fakes": {c: len(t) for c, t in accepted.items()},
+              "seconds": seconds, "deliveries_per_second": rate,
+              "steady_deliveries_per_second": args.deliveries / steady,
+              "worker_cpu_seconds": e2e["worker_cpu_seconds"],
+              "floor_sends": bare["sends"], "floor_failed": bare["failed"],
+              "floor_seconds": bare["seconds"], "floor_cpu_seconds": bare["cpu_seconds"], "floor_per_second": floor_rate,
+              "ratio_to_floor": ratio, "fake_cpu_end_to_end": e2e_fake_cpu,
+              "fake_cpu_floor": floor_fake_cpu, "machine": common.machine(), "versions": versions}
+    common.print_table(f"Delivery throughput: {args.deliveries:,} deliveries, SMS + WeChat, "
+                       f"{args.database}", rows, result)
+    if args.profile_workers:
+        import pstats
+        for name in sorted(os.listdir(args.profile_workers)):
+            if name.endswith(".prof"):
+                print(f"--- {name}, by own time ---")
+                pstats.Stats(os.path.join(args.profile_workers, name)).sort_stats("tottime").print_stats(25)
+    return result
+
+
+if __name__ == "__main__":
+    main()

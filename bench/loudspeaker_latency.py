@@ -1,0 +1,402 @@
+"""Loudspeaker latency: approval → each village loudspeaker's ``played`` ack.
+
+    .venv/bin/python -m bench.loudspeaker_latency --devices 2000 --database sqlite
+
+``--devices`` villages (from ``audiences.demo.synthetic_county``), one loudspeaker each,
+no residents; an ``extreme`` announcement to the prefecture over loudspeakers only. The
+devices are *simulated*: ``--simulators`` processes (default 2), each with **one** paho
+client for its share of the devices, subscribed to every one of its devices' own
+commands topic (``tongbao/v1/speakers/<id>/commands``, QoS 1) on the real Mosquitto at
+127.0.0.1:1883. For each command a simulator does what the reference controller
+(``channels.loudspeaker.controller``) does before playing: verifies the Ed25519
+signature with the gateway's public key, checks expiry and the per-device sequence, and
+recognises a repeated command id; then it publishes ``received`` and, after
+``--play-seconds`` (default 0: nothing is played), ``played`` on that device's events
+topic, QoS 1. It does **not** download the audio file (there is no web server in this
+bench) and it does not publish presence. A real controller is one process and one MQTT
+connection per device; here a thousand devices share a connection and a Python process.
+
+The gateway: two ``flask --app wsgi worker --queues loudspeaker`` subprocesses (already
+registered with rq when the clock starts) send with the MQTT channel (``MQTT_URL``,
+``SIGNING_KEY_PATH``, ``LOUDSPEAKER_RATE`` = ``--rate``), and the ack listener
+(``gateway.loudspeakers.listen(app)``) runs in this process. The clock starts before
+approval; approval and planning run in this process (``gateway.jobs.plan_announcement``).
+Per device: approval → ``played`` published by the device (simulator's clock, the same
+machine), and approval → the ack recorded in the ledger (``confirmed``, its
+``updated_at``). The run ends when the ledger holds every loudspeaker delivery confirmed,
+or when it has not moved for ``--stall-seconds`` (acks lost on the way: the table then says
+how many plays never reached the ledger, and in which status their rows were left).
+
+Floor, same run, same broker, same simulators: a bare loop in this process of the same
+channel class's ``send`` (``MqttLoudspeakerChannel``, built with the gateway's own
+settings: sign, publish QoS 1, wait for the PUBACK) to every device, no database, no
+queue, no listener; time from the loop's start to each ``played`` ack.
+
+``--rate`` defaults to 1e9 (no rate limit, as the gateway must never be the limit);
+with the default ``LOUDSPEAKER_RATE`` of 100/s the rate alone spreads 2,000 plays over
+20 s.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+import types
+from datetime import timezone
+
+from rq import Worker
+from sqlalchemy import insert, select
+
+from bench import common
+
+MQTT_URL = os.environ.get("BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")
+TARGET_P99 = 2.0
+TARGET_MAX = 5.0
+WORKERS = 2
+FLOOR_ANNOUNCEMENT = 999_999
+
+
+# --- simulated controllers ------------------------------------------------------------
+
+def _simulate(pipe, mqtt_url: str, public_pem: str, device_ids: list[str], play_seconds: float,
+              name: str) -> None:
+    """Child process: one MQTT client answering for ``device_ids`` as their controllers would."""
+    sys.path.insert(0, common.ROOT)
+    import threading
+
+    from paho.mqtt.subscribeoptions import SubscribeOptions
+
+    from channels.loudspeaker import protocol, transport
+
+    address = transport.BrokerAddress.parse(mqtt_url)
+    keys = [protocol.load_public_key(public_pem)]
+    lock = threading.Lock()
+    last_sequence: dict[str, int] = {}
+    acks: dict[str, dict] = {}  # command_id -> the last ack, to answer a repeat without playing
+    played: dict[str, tuple[str, float, bool]] = {}  # command_id -> (device, time, had audio)
+    rejected: list[str] = []
+    subscribed = threading.Event()
+    pending_subscriptions: set[int] = set()
+
+    client = transport.new_client(address, f"bench-speakers-{name}-{os.getpid()}")
+    client.max_inflight_messages_set(1000)
+
+    def publish(device_id: str, ack: dict) -> None:
+        client.publish(protocol.events_topic(device_id), protocol.encode(ack), qos=protocol.QOS)
+
+    def on_message(client_, userdata, message) -> None:
+        try:
+            where = protocol.split_topic(message.topic)
+            device_id = where[0]
+            try:
+                command = protocol.verify(message.topic, message.payload, keys)
+                with lock:
+                    earlier = acks.get(command["command_id"])
+                if earlier is not None:
+                    publish(device_id, {**earlier, "duplicate": True})
+                    return
+                protocol.check_fresh(command, time.time())
+                protocol.check_sequence(command, last_sequence.get(device_id, 0))
+            except protocol.CommandRejected as rejection:
+                rejected.append(f"{device_id}: {rejection}")
+                publish(device_id, protocol.ack(protocol.REJECTED, rejection.command,
+                                                reason=rejection.reason, detail=rejection.detail))
+                return
+            last_sequence[device_id] = command["sequence"]
+            publish(device_id, protocol.ack(protocol.RECEIVED, command))
+            if command["type"] != "play":
+                return
+            if play_seconds:
+                time.sleep(play_seconds)  # one device plays at a time per simulator: keep it 0
+            ack = protocol.ack(protocol.PLAYED, command)
+            publish(device_id, ack)
+            with lock:
+                acks[command["command_id"]] = ack
+                played[command["command_id"]] = (device_id, time.time(),
+                                                 bool(command.get("audio_url")))
+        except Exception as error:  # paho's network thread must not die
+            rejected.append(f"{message.topic}: {type(error).__name__}: {error}")
+
+    def on_connect(client_, userdata, flags, reason_code, properties) -> None:
+        topics = [protocol.commands_topic(d) for d in device_ids]
+        for low in range(0, len(topics), 200):
+            result, mid = client_.subscribe([(t, SubscribeOptions(qos=protocol.QOS))
+                                             for t in topics[low:low + 200]])
+            pending_subscriptions.add(mid)
+
+    def on_subscribe(client_, userdata, mid, reason_codes, properties) -> None:
+        pending_subscriptions.discard(mid)
+        if not pending_subscriptions:
+            subscribed.set()
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    transport.start(client, address)
+    if not subscribed.wait(30):
+        pipe.send({"error": "no SUBACK from the broker"})
+        return
+    pipe.send({"ready": len(device_ids)})
+    while True:
+        message = pipe.recv()
+        if message == "played":
+            with lock:
+                pipe.send({"played": dict(played), "rejected": list(rejected)})
+        else:
+            break
+    client.disconnect()
+    client.loop_stop()
+    pipe.send("stopped")
+
+
+class Simulators:
+    def __init__(self, count: int, device_ids: list[str], public_pem: str, play_seconds: float):
+        context = multiprocessing.get_context("spawn")
+        self.pipes, self.processes = [], []
+        for index in range(count):
+            parent, child = context.Pipe()
+            share = device_ids[index::count]
+            self.pipes.append(parent)
+            self.processes.append(context.Process(
+                target=_simulate, args=(child, MQTT_URL, public_pem, share, play_seconds,
+                                        str(index)), daemon=True))
+
+    def __enter__(self) -> "Simulators":
+        for process in self.processes:
+            process.start()
+        for pipe in self.pipes:
+            answer = pipe.recv()
+            if "error" in answer:
+                raise SystemExit(f"simulator: {answer['error']}")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for pipe in self.pipes:
+            with contextlib.suppress(Exception):
+                pipe.send("stop")
+                pipe.recv()
+        for process in self.processes:
+            process.join(10)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+
+    def played(self) -> tuple[dict[str, tuple[str, float, bool]], list[str]]:
+        played, rejected = {}, []
+        for pipe in self.pipes:
+            pipe.send("played")
+            answer = pipe.recv()
+            played.update(answer["played"])
+            rejected += answer["rejected"]
+        return played, rejected
+
+
+# --- the gateway side -------------------------------------------------------------------
+
+def load_villages(app, count: int) -> list[str]:
+    """Every area of a county with ``count`` villages, and one loudspeaker in each of ``count``."""
+    from audiences.demo import synthetic_county
+    from gateway.schema import areas, devices
+
+    county = synthetic_county(count * 1000)
+    chosen = list(county.devices)[:count]
+    if len(chosen) < count:
+        raise SystemExit(f"the synthetic county has only {len(chosen)} villages")
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(insert(areas), [{"code": c, "name": n} for c, n in county.areas])
+        conn.execute(insert(devices), [{"device_id": d, "area_code": a, "test_device": t}
+                                       for d, a, t in chosen])
+    return [d for d, _, _ in chosen]
+
+
+def wait_for_workers(app, count: int, timeout: float = 60) -> None:
+    from gateway import queues
+
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        while time.monotonic() < deadline:
+            if len(Worker.all(connection=queues.connection())) >= count:
+                return
+            time.sleep(0.1)
+    raise SystemExit("the workers did not start")
+
+
+def floor_run(app, simulators: Simulators, device_ids: list[str], timeout: float) -> dict:
+    """The channel's bare send loop to every device, then the played acks."""
+    from channels.base import Outgoing
+    from channels.loudspeaker.channel import MqttLoudspeakerChannel
+    from gateway import providers
+
+    with app.app_context():
+        settings = providers.settings_for(app, "loudspeaker", "mqtt_loudspeaker")
+    channel = MqttLoudspeakerChannel(settings)
+    rendered = types.SimpleNamespace(text=common.HEADLINE + common.BODY + common.INSTRUCTION,
+                                     data={})
+    started = time.time()
+    for number, device_id in enumerate(device_ids, 1):
+        channel.send(Outgoing(delivery_id=number, announcement_id=FLOOR_ANNOUNCEMENT,
+                              address=device_id, rendered=rendered))
+    published = time.time()
+    channel.close()
+    prefix = f"a{FLOOR_ANNOUNCEMENT}-"
+    deadline = time.monotonic() + timeout
+    while True:
+        played, rejected = simulators.played()
+        mine = [t for command_id, (_, t, _) in played.items() if command_id.startswith(prefix)]
+        if len(mine) >= len(device_ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    latencies = sorted(t - started for t in mine)
+    return {"sends": len(device_ids), "played": len(mine), "rejected": rejected,
+            "publish_seconds": published - started, **percentiles(latencies)}
+
+
+def percentiles(ordered: list[float]) -> dict[str, float]:
+    if not ordered:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+
+    def pct(percent: float) -> float:
+        index = min(len(ordered) - 1, max(0, round(percent / 100 * len(ordered) + 0.5) - 1))
+        return ordered[index]
+
+    return {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": ordered[-1], "min": ordered[0]}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=2000)
+    parser.add_argument("--simulators", type=int, default=2, help="simulator processes")
+    parser.add_argument("--play-seconds", type=float, default=0.0)
+    parser.add_argument("--rate", type=float, default=1e9, help="LOUDSPEAKER_RATE")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--redis-db", type=int, default=common.DEFAULT_REDIS_DB)
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--stall-seconds", type=float, default=20,
+                        help="stop waiting when the ledger has not moved for this long")
+    args = parser.parse_args(argv)
+
+    from channels.loudspeaker import protocol
+    from gateway import jobs, ledger, loudspeakers
+    from gateway.schema import deliveries
+
+    with common.scratch_database(args.database) as database_url, \
+            common.scratch_redis(args.redis_db) as redis_url, \
+            tempfile.TemporaryDirectory(prefix="tongbao-bench-") as instance:
+        key_path = os.path.join(instance, "loudspeaker-signing-key.pem")
+        public_pem = protocol.SigningKey.load_or_create(key_path).public_pem()
+        settings = {"MQTT_URL": MQTT_URL, "SIGNING_KEY_PATH": key_path,
+                    "LOUDSPEAKER_RATE": args.rate}
+        app = common.make_app(database_url, redis_url, instance, **settings)
+        device_ids = load_villages(app, args.devices)
+        announcement_id = common.create_announcement(app, channels=["loudspeaker"],
+                                                     severity="extreme")
+        versions = [common.database_version(database_url), common.redis_version(redis_url)]
+        env = common.gateway_env(database_url, redis_url, instance, **settings)
+
+        with Simulators(args.simulators, device_ids, public_pem, args.play_seconds) as simulators:
+            floor = floor_run(app, simulators, device_ids, args.timeout)
+            workers = common.start_workers(WORKERS, env, burst=False, queues="loudspeaker",
+                                           log_dir=instance)
+            listening = loudspeakers.listen(app, client_id=f"bench-acks-{os.getpid()}")
+            try:
+                wait_for_workers(app, WORKERS)
+                _, approver = common.users(app)
+                started = time.time()
+                common.approve(app, announcement_id, approver)
+                with app.app_context():
+                    totals = jobs.plan_announcement(announcement_id)
+                planned_at = time.time()
+                finished, counts, stalled = None, {}, False
+                deadline = time.monotonic() + args.timeout
+                last_change, last_settled = time.monotonic(), -1
+                while time.monotonic() < deadline:
+                    with app.extensions["engine"].connect() as conn:
+                        counts = ledger.counts(conn, announcement_id)
+                    speakers = counts.get("loudspeaker", {})
+                    settled = speakers.get("confirmed", 0) + speakers.get("failed", 0)
+                    if settled >= totals.get("loudspeaker", 0):
+                        finished = time.time()
+                        break
+                    if settled != last_settled:
+                        last_change, last_settled = time.monotonic(), settled
+                    elif time.monotonic() - last_change > args.stall_seconds:
+                        stalled = True  # nothing moves any more: report what arrived
+                        break
+                    time.sleep(0.05)
+                played, rejected = simulators.played()
+            finally:
+                listening.stop()
+                common.stop_processes(workers)
+            with app.extensions["engine"].connect() as conn:
+                confirmed = conn.execute(
+                    select(deliveries.c.updated_at)
+                    .where(deliveries.c.announcement_id == announcement_id,
+                           deliveries.c.channel == "loudspeaker",
+                           deliveries.c.status == "confirmed")).scalars().all()
+        app.extensions["engine"].dispose()
+    ended = finished if finished is not None else time.time()
+
+    prefix = f"a{announcement_id}-"
+    mine = {c: v for c, v in played.items() if c.startswith(prefix)}
+    device_latency = percentiles(sorted(t - started for _, t, _ in mine.values()))
+    ledger_latency = percentiles(sorted(
+        (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp() - started
+        for stamp in confirmed))
+    with_audio = sum(1 for _, _, audio in mine.values() if audio)
+    ratio = device_latency["p99"] / floor["p99"]
+    speakers = counts["loudspeaker"]
+    missing = totals.get("loudspeaker", 0) - speakers["confirmed"] - speakers["failed"]
+    # A play whose ack never reached the ledger counts as not within any target.
+    worst = ledger_latency["max"] if not missing else float("inf")
+    rows = [
+        ("database", versions[0], f"{versions[1]}; Mosquitto {MQTT_URL}; LOUDSPEAKER_RATE {args.rate:g}"),
+        ("devices (villages)", len(device_ids),
+         f"simulated: {args.simulators} processes, one MQTT client each, "
+         f"{-(-len(device_ids) // args.simulators):,} devices per client"),
+        ("plays planned / confirmed / failed", f"{totals.get('loudspeaker', 0):,} / "
+         f"{speakers['confirmed']:,} / {speakers['failed']:,}",
+         f"played acks seen by the simulators {len(mine):,}; commands with audio {with_audio:,}; "
+         f"rejections {len(rejected)}"),
+        ("approval → planned and queued (s)", planned_at - started, "in this process"),
+        ("approval → played: p50 (s)", device_latency["p50"], "published by the device"),
+        ("approval → played: p99 (s)", device_latency["p99"],
+         f"target ≤ {TARGET_P99:g} s: {common.verdict(device_latency['p99'] <= TARGET_P99)}"),
+        ("approval → played: max (s)", device_latency["max"],
+         f"target ≤ {TARGET_MAX:g} s: {common.verdict(device_latency['max'] <= TARGET_MAX)}"),
+        ("approval → played: first (s)", device_latency["min"], ""),
+        ("approval → ack in ledger: p50 / p99 / max (s)",
+         f"{ledger_latency['p50']:.3f} / {ledger_latency['p99']:.3f} / {ledger_latency['max']:.3f}",
+         "confirmed rows' updated_at" + (f"; of the {speakers['confirmed']:,} confirmed only" if missing else "")),
+        ("approval → ledger all confirmed (s)", finished - started if finished else "never",
+         "" if finished else f"{missing:,} plays never confirmed in the ledger (their rows: "
+         + ", ".join(f"{s} {n:,}" for s, n in speakers.items() if n and s not in ("confirmed", "failed"))
+         + f"); stopped waiting {'when nothing moved for ' + format(args.stall_seconds, 'g') + ' s' if stalled else 'at the timeout'}, "
+         f"{ended - started:.1f} s after approval"),
+        ("floor: bare send loop → played: p50 / p99 / max (s)",
+         f"{floor['p50']:.3f} / {floor['p99']:.3f} / {floor['max']:.3f}",
+         f"{floor['played']:,} of {floor['sends']:,} played; loop published in "
+         f"{floor['publish_seconds']:.3f} s"),
+        ("ratio to floor (p99)", ratio, "same devices, same broker, same simulators"),
+    ]
+    result = {"script": "loudspeaker_latency", "database": args.database,
+              "devices": len(device_ids), "planned": totals.get("loudspeaker", 0),
+              "confirmed": speakers["confirmed"], "failed": speakers["failed"],
+              "played_acks": len(mine), "with_audio": with_audio, "rejected": rejected,
+              "simulators": args.simulators, "rate": args.rate,
+              "plan_seconds": planned_at - started,
+              "seconds": (finished - started) if finished else None, "never_confirmed": missing,
+              "ledger_worst": worst, "by_status": speakers,
+              "p50": device_latency["p50"], "p99": device_latency["p99"],
+              "max": device_latency["max"], "ledger": ledger_latency, "floor": floor,
+              "ratio_to_floor": ratio, "machine": common.machine(), "versions": versions}
+    common.print_table(f"Loudspeaker latency: {len(device_ids):,} devices, {args.database}",
+                       rows, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Each benchmark script at a tiny size, so the scripts cannot rot.
+
+They run as their documented commands (``python -m bench.<name> ...``) against the
+machine's Redis (database 12, flushed by the script) and PostgreSQL. Only the printed
+table and its figures are checked (present, positive, counts as the size implies);
+never a timing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REDIS_DB = "12"
+
+
+def run(module: str, *args: str, timeout: float = 300) -> tuple[str, dict]:
+    completed = subprocess.run([sys.executable, "-m", f"bench.{module}", *args,
+                                "--redis-db", REDIS_DB],
+                               cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(lines) == 1, completed.stdout
+    assert "| figure" in completed.stdout and "ratio to floor" in completed.stdout
+    return completed.stdout, json.loads(lines[0][len("RESULT "):])
+
+
+def positive(result: dict, *names: str) -> None:
+    for name in names:
+        assert isinstance(result[name], (int, float)) and result[name] > 0, (name, result[name])
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_plan_and_queue(database):
+    _, result = run("plan_and_queue", "--residents", "300", "--database", database)
+    assert result["residents"] == 300
+    assert result["deliveries"] == result["planned"] == sum(result["per_channel"].values())
+    assert set(result["per_channel"]) == {"sms", "voice", "wechat", "loudspeaker"}
+    # extreme severity: an SMS for everyone with a phone, at most one of each channel per resident
+    assert 250 <= result["per_channel"]["sms"] <= 300
+    assert result["per_channel"]["voice"] <= 300 and result["per_channel"]["wechat"] <= 300
+    assert result["per_channel"]["loudspeaker"] == 41  # one per village of the demo county
+    assert result["jobs_queued"] == result["jobs_expected"] > 0
+    positive(result, "seconds", "deliveries_per_second", "ru_maxrss_bytes", "sampled_peak_rss_bytes",
+             "floor_db_seconds", "floor_redis_seconds", "floor_seconds", "ratio_to_floor")
+
+
+def test_delivery_throughput():
+    _, result = run("delivery_throughput", "--deliveries", "300", "--floor-deliveries", "100")
+    assert result["deliveries"] == result["sent"] == 300
+    assert result["failed"] == 0
+    assert result["accepted_by_fakes"] == {"sms": 150, "wechat": 150}
+    assert result["floor_sends"] == 100 and result["floor_failed"] == 0
+    positive(result, "seconds", "deliveries_per_second", "floor_per_second", "ratio_to_floor",
+             "worker_cpu_seconds")
+
+
+def test_rate_fidelity():
+    _, result = run("rate_fidelity", "--messages", "60", "--rate", "50")
+    assert result["planned"] == result["sent"] == result["accepted"] == 60
+    assert result["estimate_seconds"] == pytest.approx(60 / 50)
+    assert 1 <= result["max_in_window"] <= 60
+    positive(result, "achieved_rate", "actual_seconds", "send_span_seconds")
+
+
+def test_console_load():
+    _, result = run("console_load", "--deliveries", "3000", "--clients", "5", "--requests", "4",
+                    "--page-requests", "2")
+    assert result["deliveries"] == 3000
+    # the running count the bench writes with the ledger is what the status answer reads
+    assert result["reached_residents"] == result["reached_expected"] > 0
+    assert result["requests"] == 20 and result["errors"] == 0
+    assert result["floor"]["requests"] == 20 and result["floor"]["errors"] == 0
+    positive(result, "p50", "p99", "max", "per_second", "ratio_to_floor")
+    assert set(result["pages"]) == {"console page", "console progress.json"}
+    for page in result["pages"].values():
+        assert page["requests"] == 10 and page["errors"] == 0  # logged in: 200, no redirect
+        positive(page, "p50", "p99", "max", "per_second")
+
+
+def test_loudspeaker_latency():
+    _, result = run("loudspeaker_latency", "--devices", "20")
+    assert result["devices"] == result["planned"] == 20
+    assert result["confirmed"] == result["played_acks"] == 20
+    assert result["failed"] == 0 and result["rejected"] == []
+    assert result["floor"]["played"] == result["floor"]["sends"] == 20
+    positive(result, "p50", "p99", "max", "seconds", "ratio_to_floor")
+    assert result["p50"] <= result["p99"] <= result["max"]
