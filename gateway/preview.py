@@ -131,7 +131,7 @@ def _escalation(config, announcement) -> dict:
 
 def _summary(config, residents_total: int, per_channel: dict, segments: dict,
              speakers: dict, sms: dict, escalation: dict) -> dict:
-    estimate = {channel: round(count / providers.rate(config, channel), 2)
+    estimate = {channel: round(count / providers.expected_rate(config, channel), 2)
                 for channel, count in per_channel.items()}
     ordered = sorted(segments.values(), key=lambda s: (s["town"], s["age_band"], s["impairment"]))
     for segment in ordered:

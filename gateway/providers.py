@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from channels import registry
 from channels.base import Channel
 from gateway import queues
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import RateLimiter, effective_rate
 from messages.render import RenderContext
 
 RATE_SETTING = {"sms": "SMS_RATE", "voice": "VOICE_RATE", "wechat": "WECHAT_RATE",
@@ -54,6 +54,11 @@ def rate(config: dict, channel: str) -> float:
     if provider == "outbox":
         return registry.channel_class("outbox").rate_per_second
     return config[RATE_SETTING[channel]]
+
+
+def expected_rate(config: dict, channel: str) -> float:
+    """The rate sends will actually go at, which the preview's estimate uses."""
+    return effective_rate(rate(config, channel))
 
 
 def settings_for(app: Flask, channel: str, provider: str) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """The shared send-rate limit: slots handed out 1/rate apart to every worker together."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import redis
 
@@ -25,3 +27,24 @@ def test_senders_do_not_share_slots(redis_url):
     voice = RateLimiter(connection, "voice:twilio_voice", per_second=1)
     sms._reserve(keys=[sms.key], args=[sms.interval_us])
     assert voice._reserve(keys=[voice.key], args=[voice.interval_us]) == 0
+
+
+def test_a_late_send_cannot_push_a_second_over_the_rate(redis_url):
+    connection = redis.Redis.from_url(redis_url)
+    limiter = RateLimiter(connection, "sms:twilio_sms", per_second=3)
+
+    def admit():
+        return limiter._admit(keys=[limiter.log_key], args=[3, 1_000_000, uuid.uuid4().hex])
+
+    # Three sends admitted at once (slots that came due together after a late wake-up) ...
+    assert [admit() for _ in range(3)] == [0, 0, 0]
+    # ... and the fourth must wait until the first is a second old.
+    wait = admit()
+    assert 900_000 < wait <= 1_000_000
+    assert connection.zcard(limiter.log_key) == 3
+
+
+def test_only_low_rates_keep_the_admission_log(redis_url):
+    connection = redis.Redis.from_url(redis_url)
+    assert RateLimiter(connection, "sms:twilio_sms", per_second=50).strict
+    assert not RateLimiter(connection, "outbox", per_second=1000).strict
