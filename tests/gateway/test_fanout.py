@@ -331,3 +331,33 @@ def test_a_correction_reaches_each_resident_in_the_language_they_were_reached_in
         assert by_address.pop(address)["language"] == "en"
     assert by_address and {r["language"] for r in by_address.values()} == {"zh"}
     assert all("Issued in error" in r["text"] for r in records)
+
+
+def test_a_plan_interrupted_by_a_crash_resumes_without_duplicates(app, api, monkeypatch):
+    from gateway import planner
+
+    created = api("author").post("/api/v1/announcements", json=announcement()).json
+    api("approver").post(f"/api/v1/announcements/{created['id']}/approve")
+    monkeypatch.setattr(planner, "CHUNK", 2)
+    real_enqueue, calls = queues.enqueue_batches, []
+
+    def crash_after_two_chunks(*args):
+        calls.append(args)
+        if len(calls) > 8:  # four channels' batches per chunk, then the worker dies
+            raise SystemExit("worker killed")
+        real_enqueue(*args)
+
+    monkeypatch.setattr(queues, "enqueue_batches", crash_after_two_chunks)
+    with app.app_context(), pytest.raises(SystemExit):
+        jobs.plan_announcement(created["id"])
+    monkeypatch.setattr(queues, "enqueue_batches", real_enqueue)
+    with app.app_context():
+        queues.queue("plan").empty()  # the plan job went down with the worker
+        assert jobs.reconcile()["plans_requeued"] == 1
+    run_jobs(app)
+    ledger_rows = planned(app, created["id"])
+    for channel in ("sms", "voice", "wechat"):
+        assert {address for address, _ in ledger_rows[channel]} == expected_addresses(channel)
+    status = api("author").get(f"/api/v1/announcements/{created['id']}").json
+    assert status["state"] == "done"
+    assert status["personal_deliveries"] == sum(len(ledger_rows[c]) for c in ("sms", "voice", "wechat"))
