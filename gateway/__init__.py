@@ -26,6 +26,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or \
         "sqlite:///" + os.path.join(app.instance_path, "tongbao.db")
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app.instance_path)
+    app.config["PUBLIC_BASE_URL"] = app.config["PUBLIC_BASE_URL"] or \
+        f"http://{app.config['HOST']}:{app.config['PORT']}"
     app.config["MEDIA_DIR"] = app.config["MEDIA_DIR"] or os.path.join(app.instance_path, "media")
     app.config["SIGNING_KEY_PATH"] = app.config["SIGNING_KEY_PATH"] or \
         os.path.join(app.instance_path, "loudspeaker-signing-key.pem")

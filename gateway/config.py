@@ -54,7 +54,7 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "REDIS_URL": _text(),               # unset: an embedded Redis server
     "MQTT_URL": _text(),                # unset: an embedded MQTT broker
     "SECRET_KEY": _text(),              # unset: generated once into the instance folder
-    "PUBLIC_BASE_URL": _text("http://127.0.0.1:5000"),
+    "PUBLIC_BASE_URL": _text(),         # unset: http://HOST:PORT
     "HOST": _text("127.0.0.1"),
     "PORT": _whole(5000, minimum=1),
     "OFFICE_NAME": _text("钦州市人民政府新闻办公室"),
