@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from gateway.ratelimit import effective_rate
+
 pytestmark = pytest.mark.integration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -64,7 +66,8 @@ def test_delivery_throughput():
 def test_rate_fidelity():
     _, result = run("rate_fidelity", "--messages", "60", "--rate", "50")
     assert result["planned"] == result["sent"] == result["accepted"] == 60
-    assert result["estimate_seconds"] == pytest.approx(60 / 50)
+    # The preview estimates at the rate the limiter lets through: 50 per 1.03 s.
+    assert result["estimate_seconds"] == pytest.approx(round(60 / effective_rate(50), 2))
     assert 1 <= result["max_in_window"] <= 60
     positive(result, "achieved_rate", "actual_seconds", "send_span_seconds")
 
@@ -92,3 +95,28 @@ def test_loudspeaker_latency():
     assert result["floor"]["played"] == result["floor"]["sends"] == 20
     positive(result, "p50", "p99", "max", "seconds", "ratio_to_floor")
     assert result["p50"] <= result["p99"] <= result["max"]
+
+
+def test_reach_curve(tmp_path):
+    plot = tmp_path / "reach.png"
+    stdout, result = run("reach_curve", "--residents", "60", "--full-residents", "3000",
+                         "--plot", str(plot))
+    assert result["actual_residents"] == 60
+    assert 0 < result["actual_reached"] <= 60
+    assert result["callback_failures"] == 0
+    assert set(result["actual_deliveries"]) == {"sms", "voice", "wechat"}
+    assert sum(result["full_deliveries"][c] for c in ("sms", "voice", "wechat")) > 3000
+    assert result["full_deliveries"]["loudspeaker"] == 41  # one per village of the demo county
+    assert "current policy" in result["t90_minutes"]
+    # the table: a row per minute, shares in [0, 1], never falling as time passes
+    assert "| minute |" in stdout and len(result["table"]) >= 10
+    for column in ("actual", "estimate_small"):
+        for key in (0, 1):
+            shares = [row[column][key] for row in result["table"]]
+            assert all(0 <= s <= 1 for s in shares) and shares == sorted(shares)
+    for mix in result["t90_minutes"]:
+        shares = [row["mixes"][mix][0] for row in result["table"]]
+        assert all(0 <= s <= 1 for s in shares) and shares == sorted(shares)
+    assert result["table"][-1]["actual"][0] >= 0.9  # at the end nearly everyone is reached
+    positive(result, "actual_seconds", "ratio_to_floor")
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
