@@ -326,3 +326,18 @@ def test_an_unacknowledged_command_is_sent_again_then_failed(app, api, speakers)
     delivery = speaker_deliveries(app, announcement_id)[silent]
     assert (delivery.status, delivery.attempts) == ("failed", 3)
     assert delivery.last_error == "no acknowledgement from the device after 3 sends"
+
+
+def test_a_received_play_whose_played_ack_is_lost_is_asked_again(app, api, speakers):
+    quiet = speakers.register(EAST)  # no controller: the test speaks for the device
+    announcement_id = publish(api, areas=[EAST], channels=["loudspeaker"])
+    run_jobs(app)
+    sent = speaker_deliveries(app, announcement_id)[quiet]
+    device_says((quiet, {"event": "received", "command_id": sent.provider_id}))
+    wait_for(lambda: statuses(app, announcement_id)[quiet] == "delivered", "the received ack")
+    assert loudspeakers.resend_unacknowledged(app, timedelta(0)) == {"resent": 1, "failed": 0}
+    run_jobs(app)
+    again = speaker_deliveries(app, announcement_id)[quiet]
+    assert (again.status, again.attempts, again.provider_id) == ("sent", 2, sent.provider_id)
+    device_says((quiet, {"event": "played", "command_id": again.provider_id, "duplicate": True}))
+    wait_for(lambda: statuses(app, announcement_id)[quiet] == "confirmed", "the played ack")
