@@ -378,6 +378,21 @@ def start_workers(count: int, env: dict[str, str], *, burst: bool, queues: str,
     return processes
 
 
+def wait_for_workers(app, count: int, timeout: float = 60) -> None:
+    """Wait until ``count`` rq workers have registered with the gateway's Redis."""
+    from rq import Worker
+
+    from gateway import queues
+
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        while time.monotonic() < deadline:
+            if len(Worker.all(connection=queues.connection())) >= count:
+                return
+            time.sleep(0.1)
+    raise SystemExit("the workers did not start")
+
+
 def stop_processes(processes: list[subprocess.Popen], timeout: float = 20) -> None:
     for process in processes:
         if process.poll() is None:

@@ -48,7 +48,6 @@ import time
 import types
 from datetime import timezone
 
-from rq import Worker
 from sqlalchemy import insert, select
 
 from bench import common
@@ -213,18 +212,6 @@ def load_villages(app, count: int) -> list[str]:
     return [d for d, _, _ in chosen]
 
 
-def wait_for_workers(app, count: int, timeout: float = 60) -> None:
-    from gateway import queues
-
-    deadline = time.monotonic() + timeout
-    with app.app_context():
-        while time.monotonic() < deadline:
-            if len(Worker.all(connection=queues.connection())) >= count:
-                return
-            time.sleep(0.1)
-    raise SystemExit("the workers did not start")
-
-
 def floor_run(app, simulators: Simulators, device_ids: list[str], timeout: float) -> dict:
     """The channel's bare send loop to every device, then the played acks."""
     from channels.base import Outgoing
@@ -303,7 +290,7 @@ def main(argv: list[str] | None = None) -> dict:
                                            log_dir=instance)
             listening = loudspeakers.listen(app, client_id=f"bench-acks-{os.getpid()}")
             try:
-                wait_for_workers(app, WORKERS)
+                common.wait_for_workers(app, WORKERS)
                 _, approver = common.users(app)
                 started = time.time()
                 common.approve(app, announcement_id, approver)

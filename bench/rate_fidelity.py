@@ -24,7 +24,6 @@ import statistics
 import tempfile
 import time
 
-from rq import Worker
 
 from bench import common
 
@@ -36,18 +35,6 @@ def residents_with_phones(count: int):
 
     stream = (p for p in synthetic_county(count * 2).residents() if p.phone)
     return list(itertools.islice(stream, count))
-
-
-def wait_for_workers(app, count: int, timeout: float = 60) -> None:
-    from gateway import queues
-
-    deadline = time.monotonic() + timeout
-    with app.app_context():
-        while time.monotonic() < deadline:
-            if len(Worker.all(connection=queues.connection())) >= count:
-                return
-            time.sleep(0.1)
-    raise SystemExit("the workers did not start")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -81,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         env = common.gateway_env(database_url, redis_url, instance, **provider)
         workers = common.start_workers(WORKERS, env, burst=False, queues="sms", log_dir=instance)
         try:
-            wait_for_workers(app, WORKERS)
+            common.wait_for_workers(app, WORKERS)
             _, approver = common.users(app)
             started = time.time()
             common.approve(app, announcement_id, approver)

@@ -60,7 +60,6 @@ import tempfile
 import threading
 import time
 from collections import Counter, deque
-from datetime import timezone
 
 from bench import common
 
@@ -252,20 +251,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_workers(app, count: int, timeout: float = 60) -> None:
-    from rq import Worker
-
-    from gateway import queues
-
-    deadline = time.monotonic() + timeout
-    with app.app_context():
-        while time.monotonic() < deadline:
-            if len(Worker.all(connection=queues.connection())) >= count:
-                return
-            time.sleep(0.1)
-    raise SystemExit("the workers did not start")
-
-
 def _wait_for_server(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
     import requests
 
@@ -319,7 +304,7 @@ def actual_run(args, rates: dict[str, float]) -> dict:
                                                 log_dir=os.path.join(instance))
                 os.replace(os.path.join(instance, "worker-0.log"),
                            os.path.join(instance, f"worker-{name}.log"))
-            _wait_for_workers(app, len(PERSONAL))
+            common.wait_for_workers(app, len(PERSONAL))
             _, approver = common.users(app)
             started = time.time()
             common.approve(app, announcement_id, approver)
