@@ -16,6 +16,7 @@ from rq.scheduler import RQScheduler
 from sqlalchemy import create_engine, text
 
 from gateway import create_app, db, queues
+from tests.fakes.twilio_server import FakeTwilio
 
 POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
@@ -119,3 +120,10 @@ def _enqueue_due(names) -> int:
     scheduler.enqueue_scheduled_jobs()
     scheduler.release_locks()
     return due
+
+
+@pytest.fixture
+def twilio():
+    """A local Twilio-compatible server, for the real twilio library to talk to."""
+    with FakeTwilio() as server:
+        yield server

@@ -8,18 +8,12 @@ from channels.base import ChannelError, Outgoing
 from channels.twilio_common import RebasedHttpClient, valid_signature
 from channels.twilio_sms import TwilioSmsChannel, parse_inbound
 from messages.render import Rendered
-from tests.fakes.twilio_server import STALL_NUMBER, FakeTwilio
+from tests.fakes.twilio_server import STALL_NUMBER
 
 SENDER = "+15005550006"
 RESIDENT = "+8613912345678"
 CALLBACK = "https://gov.example/hooks/twilio/sms/41"
 TEXT = "【县人民政府】暴雨红色预警 请转移到安全地点。 详情: https://gov.example/a/7"
-
-
-@pytest.fixture
-def twilio():
-    with FakeTwilio() as server:
-        yield server
 
 
 @pytest.fixture

@@ -13,19 +13,13 @@ from channels.twilio_common import valid_signature
 from channels.twilio_voice import TwilioVoiceChannel, gather_twiml, gather_url, parse_gather
 from messages.phrases import phrase
 from messages.render import Rendered
-from tests.fakes.twilio_server import STALL_NUMBER, FakeTwilio
+from tests.fakes.twilio_server import STALL_NUMBER
 
 CALLER_ID = "+15005550006"
 RESIDENT = "+8613912345678"
 AUDIO = "https://gov.example/media/7-zh.wav"
 SCRIPT = "县人民政府信息办通知：暴雨红色预警。请转移到安全地点。"
 CALLBACK = "https://gov.example/hooks/twilio/voice/41"
-
-
-@pytest.fixture
-def twilio():
-    with FakeTwilio() as server:
-        yield server
 
 
 @pytest.fixture

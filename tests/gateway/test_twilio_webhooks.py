@@ -10,17 +10,10 @@ from sqlalchemy import select
 from gateway import roster
 from gateway.schema import deliveries, inbound_messages, residents
 from tests.conftest import run_jobs
-from tests.fakes.twilio_server import FakeTwilio
 from tests.gateway.conftest import RESIDENTS, VILLAGE_A, announcement, person
 
 pytestmark = pytest.mark.integration
 PUBLIC = "https://tongbao.example.gov.cn/gw"  # behind a proxy: signatures use the public URL
-
-
-@pytest.fixture
-def twilio():
-    with FakeTwilio() as server:
-        yield server
 
 
 @pytest.fixture
