@@ -20,6 +20,7 @@ from gateway import announcements as lifecycle
 from gateway import auth, preview, providers, reports, roster
 from gateway.schema import residents
 from gateway.planner import beneath
+from gateway.db import engine
 from messages.announcement import ValidationError, parse_announcement
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -65,10 +66,6 @@ def _http_error(error: HTTPException):
     if not request.path.startswith(bp.url_prefix):
         return error
     return jsonify({"error": error.description}), error.code
-
-
-def engine():
-    return current_app.extensions["engine"]
 
 
 def token_required(view):

@@ -19,10 +19,7 @@ from channels.loudspeaker.broker import EmbeddedBroker
 from channels.loudspeaker.protocol import SigningKey
 from gateway import auth, db, jobs, loudspeakers, queues, roster
 from gateway.schema import areas, residents
-
-
-def engine():
-    return current_app.extensions["engine"]
+from gateway.db import engine
 
 
 def _schema_ready() -> None:

@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from flask import current_app
 from sqlalchemy import Engine, create_engine, event
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
@@ -60,6 +61,11 @@ def check_schema(engine: Engine) -> None:
     if current != head:
         raise SchemaMissing("the database schema is not up to date: "
                             "run `flask --app wsgi db upgrade` first")
+
+
+def engine() -> Engine:
+    """The engine of the app in context (the web request's, the worker's, the command's)."""
+    return current_app.extensions["engine"]
 
 
 def utcnow() -> datetime:

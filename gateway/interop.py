@@ -22,8 +22,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway import announcements as lifecycle
 from gateway import api
-from gateway.api import ApiError, engine, token_required
-from gateway.db import as_utc, utcnow
+from gateway.api import ApiError, token_required
+from gateway.db import as_utc, engine, utcnow
 from gateway.schema import announcements, areas
 from messages.announcement import AnnouncementInput, Translation
 from messages.cap import (

@@ -11,21 +11,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select, update
 
 from channels.base import ChannelError, Outgoing, Receipt
 from gateway import announcements as lifecycle
 from gateway import escalation, ledger, media, providers, queues
-from gateway.db import as_utc, utcnow
+from gateway.db import as_utc, engine, utcnow
 from gateway.planner import plan
 from gateway.schema import announcements, delivery_counts
 from messages.render import Rendered
 
 FLUSH_EVERY = 50
-
-
-def engine() -> Engine:
-    return current_app.extensions["engine"]
 
 
 def plan_announcement(announcement_id: int) -> dict[str, int]:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from channels.base import StatusUpdate
 from gateway import escalation, ledger, queues
-from gateway.db import utcnow
+from gateway.db import engine, utcnow
 from gateway.schema import announcements, deliveries, residents
 
 CONFIRM_SEVERITIES = ("severe", "extreme")
@@ -26,7 +26,7 @@ def apply(delivery_id: int, update: StatusUpdate) -> bool:
     """Record the update; returns whether the ledger changed."""
     config = current_app.config
     escalated: dict[str, int] = {}
-    with current_app.extensions["engine"].begin() as conn:
+    with engine().begin() as conn:
         row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
         if row is None:
             return False

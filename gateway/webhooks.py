@@ -19,7 +19,7 @@ from channels.base import StatusUpdate
 from channels.twilio_common import valid_signature
 from gateway import announcements as lifecycle
 from gateway import audit, media, outcomes, providers
-from gateway.db import utcnow
+from gateway.db import engine, utcnow
 from gateway.schema import announcements, deliveries, inbound_messages, residents
 from messages.audio import AUDIO_FILE_NAME
 
@@ -70,7 +70,7 @@ def _gather(delivery_id: int) -> Response:
     confirmation = twilio_voice.parse_gather(request.form)
     if confirmation is not None:
         outcomes.apply(delivery_id, confirmation)
-    with current_app.extensions["engine"].connect() as conn:
+    with engine().connect() as conn:
         row = conn.execute(select(deliveries.c.language.label("spoken_language"), announcements)
                            .join(announcements, announcements.c.id == deliveries.c.announcement_id)
                            .where(deliveries.c.id == delivery_id)).first()
@@ -92,8 +92,7 @@ def sms_inbound():
     """A reply: 1 confirms the latest announcement; TD/STOP/退订 opts out of SMS; the rest is kept."""
     require_twilio_signature()
     number, intent = twilio_sms.parse_inbound(request.form)
-    engine = current_app.extensions["engine"]
-    with engine.begin() as conn:
+    with engine().begin() as conn:
         resident = conn.execute(select(residents.c.id, residents.c.opt_out)
                                 .where(residents.c.phone == number)).first()
         latest = _latest_sms(conn, resident.id) if resident else None

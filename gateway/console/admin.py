@@ -8,6 +8,7 @@ from gateway import providers
 from gateway.auth import APPROVERS
 from gateway.console import queries
 from gateway.console.auth import login_required, role_required
+from gateway.db import engine
 
 bp = Blueprint("admin", __name__)
 
@@ -24,7 +25,7 @@ def audit_log():
     actor = request.args.get("actor", "").strip()
     action = request.args.get("action", "").strip()
     page = _page()
-    with current_app.extensions["engine"].connect() as conn:
+    with engine().connect() as conn:
         entries, total = queries.audit_entries(conn, actor=actor, action=action, limit=PER_PAGE,
                                                offset=(page - 1) * PER_PAGE)
     return render_template("console/audit.html", entries=entries, total=total, actor=actor,

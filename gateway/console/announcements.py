@@ -14,13 +14,16 @@ from gateway import announcements as lifecycle
 from gateway import preview, providers, reports
 from gateway.auth import APPROVERS
 from gateway.console import queries
+from gateway.console.errors import no_such_announcement
 from gateway.console.auth import login_required
+from gateway.db import engine
 from messages import audio, speech
 from messages.announcement import (CHANNELS, LANGUAGES, LIMITS, SEVERITIES, STATUSES,
                                    ValidationError, parse_announcement)
 from messages.render import render
 
 bp = Blueprint("announcements", __name__)
+bp.register_error_handler(lifecycle.ActionRefused, no_such_announcement)
 
 COMPOSE_STATUSES = tuple(status for status in STATUSES if status != "draft")
 FORM_FIELDS = ("headline", "body", "instruction", "severity", "status", "language", "expires",
@@ -31,16 +34,6 @@ CHINA_OFFSET = "+08:00"
 FINISHED_STATES = ("done", "cancelled", "superseded", "rejected")
 # Drafts have no id yet; their speech files are content-addressed, so identical drafts share one.
 DRAFT_AUDIO_ID = 0
-
-
-def engine():
-    return current_app.extensions["engine"]
-
-
-@bp.errorhandler(lifecycle.ActionRefused)
-def _not_found(refused: lifecycle.ActionRefused):
-    """Only ``get`` raises outside the handled actions: the announcement does not exist."""
-    return render_template("console/error.html", message=_("There is no such announcement.")), 404
 
 
 @bp.route("/")

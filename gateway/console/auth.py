@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from gateway import auth as users_service
-from gateway.db import utcnow
+from gateway.db import engine, utcnow
 from gateway.schema import users
 
 bp = Blueprint("auth", __name__)
@@ -18,10 +18,6 @@ bp = Blueprint("auth", __name__)
 LANGUAGES = ("zh", "en")
 # Requests a page makes by itself (the watch poll) must not keep an idle session alive.
 BACKGROUND_HEADER = "X-Console-Poll"
-
-
-def engine():
-    return current_app.extensions["engine"]
 
 
 def session_timeout() -> timedelta:

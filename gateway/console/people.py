@@ -4,8 +4,8 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template,
-                   request, url_for)
+from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request,
+                   url_for)
 from flask_babel import gettext as _
 
 from audiences.areas import CsvErrors
@@ -13,22 +13,16 @@ from audiences.residents import ROSTER_COLUMNS
 from gateway import announcements as lifecycle
 from gateway import reports, roster
 from gateway.console import queries
+from gateway.console.errors import no_such_announcement
 from gateway.console.auth import login_required, role_required
+from gateway.db import engine
 
 bp = Blueprint("people", __name__)
+bp.register_error_handler(lifecycle.ActionRefused, no_such_announcement)
 
 PER_PAGE = 50
 FLAG_COLUMNS = ("visually_impaired", "hearing_impaired", "has_smartphone", "test_audience")
 UNREACHED_PRINT_LIMIT = 5000
-
-
-def engine():
-    return current_app.extensions["engine"]
-
-
-@bp.errorhandler(lifecycle.ActionRefused)
-def _not_found(refused: lifecycle.ActionRefused):
-    return render_template("console/error.html", message=_("There is no such announcement.")), 404
 
 
 @bp.route("/residents")

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, render_template
 
 from gateway import announcements as lifecycle
 from gateway.console import queries
+from gateway.db import engine
 
 bp = Blueprint("public", __name__)
 
@@ -18,7 +19,7 @@ SHOWN_STATES = ("approved", "sending", "done", "cancelled", "superseded")
 
 @bp.route("/a/<int:announcement_id>")
 def full_text(announcement_id: int):
-    with current_app.extensions["engine"].connect() as conn:
+    with engine().connect() as conn:
         try:
             row = lifecycle.get(conn, announcement_id)
         except lifecycle.ActionRefused:
