@@ -8,7 +8,7 @@ benchmarks construct it the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 
 class ChannelError(Exception):
@@ -93,6 +93,25 @@ class Channel:
 
     def send(self, message: Outgoing) -> Receipt:
         raise NotImplementedError
+
+    def send_many(self, messages: Sequence[Outgoing],
+                  pace: Callable[[], None]) -> list[Receipt | ChannelError]:
+        """Send in order, calling ``pace`` before each; an outcome per message tried.
+
+        Stops after an error that pauses the channel: the messages after it
+        were not tried. A provider that acknowledges asynchronously (an MQTT
+        broker's PUBACK) overrides this to keep many sends in flight at once.
+        """
+        outcomes: list[Receipt | ChannelError] = []
+        for message in messages:
+            pace()
+            try:
+                outcomes.append(self.send(message))
+            except ChannelError as error:
+                outcomes.append(error)
+                if error.pauses_channel:
+                    break
+        return outcomes
 
     def parse_callback(self, params: Mapping[str, Any]) -> StatusUpdate | None:
         """Turn a provider's status callback into an update; ``None`` to ignore it."""

@@ -1,8 +1,8 @@
 """The rq jobs. They take ids, never objects, and run inside the worker's app context.
 
 ``deliver_batch`` claims its rows in the ledger before calling the provider and
-records results every ``FLUSH_EVERY`` sends, so progress shows while a batch
-runs and a crash loses little.
+hands the channel ``FLUSH_EVERY`` sends at a time, recording their results
+after each chunk, so progress shows while a batch runs and a crash loses little.
 """
 from __future__ import annotations
 
@@ -62,36 +62,40 @@ def deliver_batch(announcement_id: int, channel: str, batch: int) -> int:
         rows = ledger.claim(conn, announcement_id, channel, batch=batch)
     if not rows:
         return 0
-    rendered: dict[str, object] = {}
-    results = Results()
-    for count, row in enumerate(rows, 1):
-        if not _send_one(announcement, channel, row, rendered, results):
-            results.hold(rows[count - 1:])
+    rendered: dict[str, Rendered] = {}
+    for start in range(0, len(rows), FLUSH_EVERY):
+        results = Results()
+        paused = not _send_chunk(announcement, channel, rows[start:start + FLUSH_EVERY],
+                                 rendered, results)
+        if paused:
+            results.hold(rows[start + FLUSH_EVERY:])
+        _flush(announcement, channel, batch, results)
+        if paused:
             break
-        if count % FLUSH_EVERY == 0:
-            _flush(announcement, channel, batch, results)
-            results = Results()
-    _flush(announcement, channel, batch, results)
     _finish_if_done(announcement_id)
     return len(rows)
 
 
-def _send_one(announcement, channel: str, row, rendered: dict, results: Results) -> bool:
-    """Send one claimed delivery and note the outcome; False when the channel got paused."""
+def _send_chunk(announcement, channel: str, rows, rendered: dict, results: Results) -> bool:
+    """Send claimed deliveries and note the outcomes; False when the channel got paused."""
     expires = as_utc(announcement.expires)
     if expires and utcnow() >= expires:
-        results.failed.append((row, "the announcement expired before this delivery was sent"))
+        results.failed.extend((row, "the announcement expired before this delivery was sent")
+                              for row in rows)
         return True
-    if row.language not in rendered:
-        rendered[row.language] = _rendered_in(announcement, channel, row.language)
-    providers.limiter(channel).wait_turn()
-    try:
-        receipt: Receipt = providers.sender(channel).send(Outgoing(
-            row.id, announcement.id, row.address, rendered[row.language],
-            providers.callback_url(channel, row.id)))
-    except ChannelError as error:
-        return _note_error(channel, row, error, results)
-    results.done[receipt.status].append((row.id, receipt.provider_id, None))
+    for row in rows:
+        if row.language not in rendered:
+            rendered[row.language] = _rendered_in(announcement, channel, row.language)
+    outcomes = providers.sender(channel).send_many(
+        [Outgoing(row.id, announcement.id, row.address, rendered[row.language],
+                  providers.callback_url(channel, row.id)) for row in rows],
+        providers.limiter(channel).wait_turn)
+    for count, (row, outcome) in enumerate(zip(rows, outcomes), 1):
+        if isinstance(outcome, Receipt):
+            results.done[outcome.status].append((row.id, outcome.provider_id, None))
+        elif not _note_error(channel, row, outcome, results):
+            results.hold(rows[count - 1:])
+            return False
     return True
 
 
