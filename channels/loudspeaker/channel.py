@@ -2,7 +2,9 @@
 
 One delivery is one device: ``Outgoing.address`` is the device id. ``send``
 publishes a signed ``play`` command and returns once the broker has taken it
-(PUBACK); whether the village heard it arrives later as a ``played`` ack (see
+(PUBACK); ``send_many`` publishes a whole batch and then collects the
+PUBACKs, so a batch costs one round trip, not one per device. Whether the
+village heard it arrives later as a ``played`` ack (see
 ``channels.loudspeaker.acks``).
 
 Settings:
@@ -30,7 +32,9 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
+
+import paho.mqtt.client as mqtt
 
 from channels.base import Channel, ChannelError, Outgoing, Receipt
 from channels.loudspeaker import protocol, transport
@@ -48,6 +52,9 @@ class ClockSequence:
             value = max(self._last.get(device_id, 0) + 1, time.time_ns() // 1_000)
             self._last[device_id] = value
             return value
+
+    def next_many(self, device_ids: Sequence[str]) -> list[int]:
+        return [self.next(device_id) for device_id in device_ids]
 
 
 class RedisSequence:
@@ -83,6 +90,13 @@ return value
     def next(self, device_id: str) -> int:
         return int(self._script(keys=[self.KEY.format(device_id=device_id)]))
 
+    def next_many(self, device_ids: Sequence[str]) -> list[int]:
+        """One number per device, in one round trip to Redis."""
+        pipeline = self._client.pipeline(transaction=False)
+        for device_id in device_ids:
+            self._script(keys=[self.KEY.format(device_id=device_id)], client=pipeline)
+        return [int(value) for value in pipeline.execute()]
+
 
 class CommandPublisher:
     """One connected paho client that publishes QoS 1 and waits for PUBACK."""
@@ -102,9 +116,15 @@ class CommandPublisher:
         self._started = False
 
     def publish(self, topic: str, payload: bytes, expiry_seconds: int) -> None:
+        self.wait(self.start(topic, payload, expiry_seconds))
+
+    def start(self, topic: str, payload: bytes, expiry_seconds: int) -> mqtt.MQTTMessageInfo:
+        """Hand a command to the network thread; ``wait`` for its PUBACK later."""
         self._ensure_connected()
-        info = self._client.publish(topic, payload, qos=protocol.QOS, retain=False,
+        return self._client.publish(topic, payload, qos=protocol.QOS, retain=False,
                                     properties=transport.expiry_properties(self.address, expiry_seconds))
+
+    def wait(self, info: mqtt.MQTTMessageInfo) -> None:
         try:
             info.wait_for_publish(self.timeout)
         except (RuntimeError, ValueError) as error:
@@ -168,6 +188,22 @@ class MqttLoudspeakerChannel(Channel):
 
     def send(self, message: Outgoing) -> Receipt:
         device_id = self._device_id(message.address)
+        return self._finish(*self._start(message, self.sequences.next(device_id)))
+
+    def send_many(self, messages: Sequence[Outgoing],
+                  pace: Callable[[], None]) -> list[Receipt | ChannelError]:
+        """Publish every command, then collect the PUBACKs: one round trip for many sends."""
+        in_flight: list = [_attempt(self._device_id, message.address) for message in messages]
+        sequences = iter(self.sequences.next_many(
+            [device_id for device_id in in_flight if not isinstance(device_id, ChannelError)]))
+        for index, message in enumerate(messages):
+            if not isinstance(in_flight[index], ChannelError):
+                pace()
+                in_flight[index] = _attempt(self._start, message, next(sequences))
+        return [item if isinstance(item, ChannelError) else _attempt(self._finish, *item)
+                for item in in_flight]
+
+    def _start(self, message: Outgoing, sequence: int) -> tuple[dict, mqtt.MQTTMessageInfo]:
         data = message.rendered.data
         try:
             command = protocol.play_command(
@@ -177,11 +213,14 @@ class MqttLoudspeakerChannel(Channel):
                 priority=int(data.get("priority", self.default_priority)),
                 repeat=int(data.get("repeat", self.default_repeat)),
                 drill=bool(data.get("drill", False)),
-                sequence=self.sequences.next(device_id), ttl_seconds=self.ttl_seconds)
+                sequence=sequence, ttl_seconds=self.ttl_seconds)
         except protocol.CommandRejected as error:
             raise ChannelError(f"cannot build the play command: {error}", permanent=True,
                                code=error.reason) from None
-        self._publish(device_id, command)
+        return command, self.publisher.start(*self._signed(message.address, command))
+
+    def _finish(self, command: dict, info: mqtt.MQTTMessageInfo) -> Receipt:
+        self.publisher.wait(info)
         return Receipt(provider_id=command["command_id"], status="sent",
                        detail=f"sequence {command['sequence']}")
 
@@ -192,7 +231,7 @@ class MqttLoudspeakerChannel(Channel):
                                         announcement_id=announcement_id,
                                         sequence=self.sequences.next(device_id),
                                         ttl_seconds=self.ttl_seconds)
-        self._publish(device_id, command)
+        self.publisher.publish(*self._signed(device_id, command))
         return command["command_id"]
 
     def close(self) -> None:
@@ -203,11 +242,11 @@ class MqttLoudspeakerChannel(Channel):
         """Stable per delivery, so a re-send is recognised by the device and not played twice."""
         return f"a{message.announcement_id}-d{message.delivery_id}"
 
-    def _publish(self, device_id: str, command: Mapping[str, Any]) -> None:
+    def _signed(self, device_id: str, command: Mapping[str, Any]) -> tuple[str, bytes, int]:
+        """Topic, signed payload and remaining lifetime of a command."""
         topic = protocol.commands_topic(device_id)
         signed = self.signing_key.sign(topic, command)
-        expiry = command["expires_at"] - int(time.time())
-        self.publisher.publish(topic, protocol.encode(signed), expiry)
+        return topic, protocol.encode(signed), command["expires_at"] - int(time.time())
 
     @staticmethod
     def _device_id(address: str) -> str:
@@ -215,3 +254,11 @@ class MqttLoudspeakerChannel(Channel):
             return protocol.check_device_id(address)
         except ValueError as error:
             raise ChannelError(str(error), permanent=True, code="bad_device_id") from None
+
+
+def _attempt(step: Callable, *arguments):
+    """What ``step`` returns, or the ChannelError it raised: one bad send must not stop a batch."""
+    try:
+        return step(*arguments)
+    except ChannelError as error:
+        return error

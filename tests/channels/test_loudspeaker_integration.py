@@ -26,7 +26,7 @@ import pytest
 import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from channels.base import Outgoing
+from channels.base import ChannelError, Outgoing, Receipt
 from channels.loudspeaker import protocol, transport
 from channels.loudspeaker.acks import AckListener
 from channels.loudspeaker.broker import EmbeddedBroker, free_port
@@ -207,6 +207,19 @@ def test_signed_command_is_verified_played_and_acknowledged(rig, audio_url):
     [record] = rig.played(receipt.provider_id)
     assert record["text"] == "县人民政府信息办通知：明日停水。"
     assert record["audio_sha256"] == AUDIO_SHA
+
+
+def test_a_batch_is_published_at_once_and_each_send_has_its_own_outcome(rig, audio_url):
+    paced = []
+    first, second = rig.outgoing(audio_url), rig.outgoing(audio_url)
+    nowhere = Outgoing(99, 7, "no such device/+", rendered(audio_url))
+    outcomes = rig.channel.send_many([first, nowhere, second], lambda: paced.append(1))
+    assert len(paced) == 2  # once per command published
+    assert [type(outcome) for outcome in outcomes] == [Receipt, ChannelError, Receipt]
+    assert outcomes[1].permanent and outcomes[1].code == "bad_device_id"
+    played = [rig.events.ack(rig.device, "played", command_id=outcome.provider_id)
+              for outcome in (outcomes[0], outcomes[2])]
+    assert played[0]["sequence"] < played[1]["sequence"]
 
 
 # --- what must be refused ---------------------------------------------------
