@@ -185,6 +185,42 @@ def transition(conn: Connection, delivery_id: int, new: str, *, provider_id: str
     return False
 
 
+def advance(conn: Connection, targets: Mapping[int, str]) -> int:
+    """Move many deliveries forward at once (a batch of device acks): delivery id → new status.
+
+    The same rule as ``transition`` for each row, in a handful of statements
+    however many rows: the rows are held first (a write; on SQLite that takes
+    the database's write lock, on PostgreSQL the rows' locks), so the statuses
+    read cannot change before they are moved.
+    """
+    if not targets:
+        return 0
+    ids = list(targets)
+    conn.execute(update(deliveries).where(deliveries.c.id.in_(ids))
+                 .values(updated_at=deliveries.c.updated_at))
+    rows = conn.execute(select(deliveries.c.id, deliveries.c.announcement_id, deliveries.c.channel,
+                               deliveries.c.status).where(deliveries.c.id.in_(ids))).all()
+    moves = [(row, targets[row.id]) for row in rows if may_move(row.status, targets[row.id])]
+    if not moves:
+        return 0
+    conn.execute(update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))
+                 .values(status=bindparam("new"), updated_at=utcnow()),
+                 [{"delivery_id": row.id, "new": new} for row, new in moves])
+    deltas: dict[tuple[int, str], Counter] = {}
+    newly_reached: dict[tuple[int, str], list[int]] = {}
+    for row, new in moves:
+        counts = deltas.setdefault((row.announcement_id, row.channel), Counter())
+        counts[row.status] -= 1
+        counts[new] += 1
+        if new in REACHED and row.channel in PERSONAL_CHANNELS:
+            newly_reached.setdefault((row.announcement_id, new), []).append(row.id)
+    for (announcement_id, channel), counts in sorted(deltas.items()):
+        bump(conn, announcement_id, channel, counts)
+    for (announcement_id, new), moved_ids in sorted(newly_reached.items()):
+        _count_reached(conn, announcement_id, moved_ids, new)
+    return len(moves)
+
+
 def cancel_pending(conn: Connection, announcement_id: int, reason: str) -> int:
     """Cancel everything not yet handed to a provider."""
     total = 0

@@ -85,6 +85,34 @@ def record_event(conn: Connection, device_id: str, event: dict[str, Any], *,
     return None
 
 
+def record_acks(conn: Connection, events: list[tuple[str, dict[str, Any]]], *,
+                max_attempts: int) -> list[BatchToResend]:
+    """Record many device acks within the caller's transaction; what ``record_event`` does for each.
+
+    ``received`` and ``played`` (nearly all of them) move their rows together in
+    a few statements, so a thousand villages answering at once hold the
+    database for milliseconds, not seconds; the rare others go one by one.
+    """
+    targets: dict[tuple[int, int, str], str] = {}
+    resends = []
+    for device_id, event in events:
+        ids = parse_command_id(event.get("command_id"))
+        new = _ACKED_STATUS.get(event.get("event"))
+        if ids is None or new is None:
+            resends.append(record_event(conn, device_id, event, max_attempts=max_attempts))
+            continue
+        key = (*ids, device_id)
+        if key not in targets or ledger.may_move(targets[key], new):
+            targets[key] = new
+    addressed = {(row.announcement_id, row.id, row.address) for row in conn.execute(
+        select(deliveries.c.announcement_id, deliveries.c.id, deliveries.c.address)
+        .where(deliveries.c.id.in_({delivery_id for _, delivery_id, _ in targets}),
+               deliveries.c.channel == CHANNEL))}
+    ledger.advance(conn, {delivery_id: new for (announcement_id, delivery_id, device_id), new
+                          in targets.items() if (announcement_id, delivery_id, device_id) in addressed})
+    return [resend for resend in resends if resend]
+
+
 def apply_presence(engine: Engine, device_id: str, online: bool) -> None:
     """Record a device's presence; unknown devices are ignored.
 
@@ -306,8 +334,7 @@ class Listening:
         max_attempts = self.app.config["MAX_ATTEMPTS"]
         try:
             with self.engine.begin() as conn:
-                resends = [record_event(conn, device_id, event, max_attempts=max_attempts)
-                           for device_id, event in batch]
+                resends = record_acks(conn, batch, max_attempts=max_attempts)
         except Exception:
             # One bad ack must not lose the others: record them one by one.
             log.exception("recording %d loudspeaker acks together failed; one by one", len(batch))

@@ -73,3 +73,26 @@ def test_cancel_pending_leaves_what_is_in_flight(app):
                                                                     .limit(1))])
         assert ledger.cancel_pending(conn, 3, "cancelled by author") == 3
         assert ledger.counts(conn, 3)["sms"]["sending"] == 1
+
+
+@pytest.mark.integration
+def test_many_deliveries_advance_together_forward_only_and_counts_follow(app):
+    engine = app.extensions["engine"]
+    with engine.begin() as conn:
+        ledger.ensure_counts(conn, 4, ["sms"])
+        ledger.add(conn, 4, rows(4))
+        claimed = ledger.claim(conn, 4, "sms", batch=0)
+        ledger.settle(conn, 4, "sms", "sent", [(r.id, f"SM{r.id}", None) for r in claimed])
+        first, second, third, fourth = (row.id for row in claimed)
+        assert ledger.transition(conn, fourth, "confirmed")
+        moved = ledger.advance(conn, {first: "delivered", second: "confirmed",
+                                      third: "sent",  # not forward: stays
+                                      fourth: "delivered",  # already further: stays
+                                      999999: "delivered"})  # unknown: ignored
+        assert moved == 2
+        by_id = dict(conn.execute(select(deliveries.c.id, deliveries.c.status)).all())
+        counts = ledger.counts(conn, 4)["sms"]
+        reached = ledger.reached_count(conn, 4)
+    assert by_id == {first: "delivered", second: "confirmed", third: "sent", fourth: "confirmed"}
+    assert {s: n for s, n in counts.items() if n} == {"sent": 1, "delivered": 1, "confirmed": 2}
+    assert reached == 3

@@ -279,6 +279,25 @@ def test_unknown_repeated_and_late_acks_change_nothing(app, api, speakers):
     assert speaker_deliveries(app, announcement_id)[target].last_error is None
 
 
+def test_a_batch_of_acks_is_recorded_together_each_by_the_rules(app, api, speakers):
+    target = speakers.register(EAST)
+    other = speakers.register(WEST)
+    announcement_id = publish(api, areas=[EAST, WEST], channels=["loudspeaker"])
+    run_jobs(app)
+    sent = speaker_deliveries(app, announcement_id)
+    mine, theirs = sent[target].provider_id, sent[other].provider_id
+    with app.extensions["engine"].begin() as conn:
+        resends = loudspeakers.record_acks(conn, [
+            (target, {"event": "played", "command_id": mine}),
+            (target, {"event": "received", "command_id": mine}),  # arrived late: stays played
+            (target, {"event": "played", "command_id": theirs}),  # another device's delivery
+            (other, {"event": "received", "command_id": theirs}),
+            (other, {"event": "played", "command_id": "a999-d999"}),
+        ], max_attempts=3)
+    assert resends == []
+    assert statuses(app, announcement_id) == {target: "confirmed", other: "delivered"}
+
+
 # --- rejections and silence ----------------------------------------------------
 
 def test_a_retryable_rejection_is_sent_again_and_a_final_one_fails(app, api, speakers):
