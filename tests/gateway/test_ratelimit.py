@@ -48,3 +48,20 @@ def test_only_low_rates_keep_the_admission_log(redis_url):
     connection = redis.Redis.from_url(redis_url)
     assert RateLimiter(connection, "sms:twilio_sms", per_second=50).strict
     assert not RateLimiter(connection, "outbox", per_second=1000).strict
+
+
+def test_a_fast_sender_reserves_a_block_of_slots_that_others_wait_behind(redis_url):
+    connection = redis.Redis.from_url(redis_url)
+    first, second = (RateLimiter(connection, "outbox", per_second=1000) for _ in range(2))
+    assert first.block == 50  # 50 ms of schedule at 1,000 a second
+    first.wait_turn()
+    # One round trip reserved the next 49 sends too, 1 ms apart ...
+    assert len(first._slots) == 49
+    assert first._slots[1] - first._slots[0] == pytest.approx(0.001)
+    # ... and the other worker's first slot comes after all of them.
+    assert second._reserve(keys=[second.key], args=[second.interval_us, 1]) > 0
+
+
+def test_a_strict_sender_reserves_one_slot_at_a_time(redis_url):
+    limiter = RateLimiter(redis.Redis.from_url(redis_url), "sms:twilio_sms", per_second=50)
+    assert limiter.block == 1
