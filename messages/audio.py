@@ -104,8 +104,11 @@ def ensure_audio(media_dir: str | os.PathLike, announcement_id: int, language: s
     path.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(path):
         # Another process may have made it while this one waited for the lock.
-        return (_checked_or_none(path, text, language, rate)
-                or synthesize(text, language, path, rate=rate))
+        made = _checked_or_none(path, text, language, rate)
+        if made is None:
+            made = synthesize(text, language, path, rate=rate)
+            _remember(path, text, language, rate, made)
+        return made
 
 
 def synthesize(text: str, language: str, path: str | os.PathLike, *,
@@ -195,12 +198,40 @@ def _moved(info: AudioInfo, path: Path, voice_id: str) -> AudioInfo:
 
 
 def _checked_or_none(path: Path, text: str, language: str, rate: int | None) -> AudioInfo | None:
-    if not path.exists():
+    # Every send job asks for the file; reading and checking its samples each
+    # time cost a loudspeaker batch a fifth of a second. A file is only ever
+    # replaced whole (a new inode), so an unchanged stat is an unchanged file.
+    signature = _signature(path, text, language, rate)
+    if signature is None:
         return None
+    if signature in _CHECKED:
+        return _CHECKED[signature]
     try:
-        return check(path, text, language, rate=rate)
+        info = check(path, text, language, rate=rate)
     except SynthesisError:
         return None  # a bad file is made again, never served
+    _remember(path, text, language, rate, info)
+    return info
+
+
+def _signature(path: Path, text: str, language: str, rate: int | None) -> tuple | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (str(path), text, language, rate, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _remember(path: Path, text: str, language: str, rate: int | None, info: AudioInfo) -> None:
+    signature = _signature(path, text, language, rate)
+    if signature is not None:
+        if len(_CHECKED) >= _CHECKED_KEPT:
+            _CHECKED.clear()
+        _CHECKED[signature] = info
+
+
+_CHECKED: dict[tuple, AudioInfo] = {}
+_CHECKED_KEPT = 256
 
 
 @contextlib.contextmanager

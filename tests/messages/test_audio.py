@@ -186,6 +186,14 @@ def test_ensure_audio_remakes_a_damaged_file(tmp_path):
     assert info.path == path and info.size_bytes > 1000
 
 
+def test_a_file_damaged_after_it_was_checked_is_made_again(tmp_path):
+    made = ensure_audio(tmp_path, 10, "zh", "检查过后又损坏的文件。")
+    made.path.write_bytes(b"RIFF broken")  # changed on disk after this process checked it
+    again = ensure_audio(tmp_path, 10, "zh", "检查过后又损坏的文件。")
+    assert again.path == made.path and again.sha256 == made.sha256
+    assert check(again.path, "检查过后又损坏的文件。", "zh").sha256 == made.sha256
+
+
 def test_racing_callers_make_the_file_once(tmp_path, monkeypatch):
     made = []
     real = audio.synthesize
