@@ -378,6 +378,58 @@ def start_workers(count: int, env: dict[str, str], *, burst: bool, queues: str,
     return processes
 
 
+class CpuMeter:
+    """CPU seconds (user + system) that named groups of processes use between ``start`` and ``stop``.
+
+    On a shared 2-core machine this says whether a run was bound by CPU: when
+    the groups together used nearly two seconds per second of wall time, no
+    part of the run could have gone faster without taking CPU from another."""
+
+    def __init__(self, groups: dict[str, list[int]]):
+        self.groups = {name: [psutil.Process(pid) for pid in pids] for name, pids in groups.items()}
+        self.used: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        return {name: sum(_cpu(process) for process in processes)
+                for name, processes in self.groups.items()}
+
+    def start(self) -> None:
+        self._started, self._wall = self._now(), time.monotonic()
+
+    def stop(self) -> None:
+        ended = self._now()
+        self.used = {name: ended[name] - self._started[name] for name in ended}
+        self.wall = time.monotonic() - self._wall
+
+    def summary(self) -> str:
+        return (", ".join(f"{name} {seconds:.2f}" for name, seconds in self.used.items())
+                + f"; together {sum(self.used.values()):.2f} CPU-s in {self.wall:.2f} s "
+                f"on {os.cpu_count()} CPUs")
+
+
+def _cpu(process: psutil.Process) -> float:
+    with contextlib.suppress(psutil.Error):
+        times = process.cpu_times()
+        return times.user + times.system
+    return 0.0
+
+
+def pids_named(name: str) -> list[int]:
+    """Processes of another program on this machine (the broker), to meter their CPU."""
+    return [process.pid for process in psutil.process_iter(["name"])
+            if process.info["name"] == name]
+
+
+def print_profiles(profile_dir: str, lines: int = 25) -> None:
+    """The hot spots of every ``.prof`` file that ``start_workers`` left in ``profile_dir``."""
+    import pstats
+
+    for name in sorted(os.listdir(profile_dir)):
+        if name.endswith(".prof"):
+            print(f"--- {name}, by own time ---")
+            pstats.Stats(os.path.join(profile_dir, name)).sort_stats("tottime").print_stats(lines)
+
+
 def wait_for_workers(app, count: int, timeout: float = 60) -> None:
     """Wait until ``count`` rq workers have registered with the gateway's Redis."""
     from rq import Worker

@@ -274,11 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
     common.print_table(f"Delivery throughput: {args.deliveries:,} deliveries, SMS + WeChat, "
                        f"{args.database}", rows, result)
     if args.profile_workers:
-        import pstats
-        for name in sorted(os.listdir(args.profile_workers)):
-            if name.endswith(".prof"):
-                print(f"--- {name}, by own time ---")
-                pstats.Stats(os.path.join(args.profile_workers, name)).sort_stats("tottime").print_stats(25)
+        common.print_profiles(args.profile_workers)
     return result
 
 

@@ -28,9 +28,14 @@ or when it has not moved for ``--stall-seconds`` (acks lost on the way: the tabl
 how many plays never reached the ledger, and in which status their rows were left).
 
 Floor, same run, same broker, same simulators: a bare loop in this process of the same
-channel class's ``send`` (``MqttLoudspeakerChannel``, built with the gateway's own
-settings: sign, publish QoS 1, wait for the PUBACK) to every device, no database, no
-queue, no listener; time from the loop's start to each ``played`` ack.
+channel class's ``send_many`` (``MqttLoudspeakerChannel``, built with the gateway's own
+settings: sign, publish QoS 1, collect the PUBACKs) over every device in the gateway's
+chunks of ``jobs.FLUSH_EVERY``, no database, no queue, no listener; time from the loop's
+start to each ``played`` ack.
+
+The table also gives the CPU seconds the workers, the simulated devices, the broker and
+this process used from approval to the end: on 2 cores, a total near 2 × the wall time
+means the run was bound by CPU.
 
 ``--rate`` defaults to 1e9 (no rate limit, as the gateway must never be the limit);
 with the default ``LOUDSPEAKER_RATE`` of 100/s the rate alone spreads 2,000 plays over
@@ -216,17 +221,19 @@ def floor_run(app, simulators: Simulators, device_ids: list[str], timeout: float
     """The channel's bare send loop to every device, then the played acks."""
     from channels.base import Outgoing
     from channels.loudspeaker.channel import MqttLoudspeakerChannel
-    from gateway import providers
+    from gateway import jobs, providers
 
     with app.app_context():
         settings = providers.settings_for(app, "loudspeaker", "mqtt_loudspeaker")
     channel = MqttLoudspeakerChannel(settings)
     rendered = types.SimpleNamespace(text=common.HEADLINE + common.BODY + common.INSTRUCTION,
                                      data={})
+    messages = [Outgoing(delivery_id=number, announcement_id=FLOOR_ANNOUNCEMENT,
+                         address=device_id, rendered=rendered)
+                for number, device_id in enumerate(device_ids, 1)]
     started = time.time()
-    for number, device_id in enumerate(device_ids, 1):
-        channel.send(Outgoing(delivery_id=number, announcement_id=FLOOR_ANNOUNCEMENT,
-                              address=device_id, rendered=rendered))
+    for start in range(0, len(messages), jobs.FLUSH_EVERY):  # the chunks the gateway sends in
+        channel.send_many(messages[start:start + jobs.FLUSH_EVERY], lambda: None)
     published = time.time()
     channel.close()
     prefix = f"a{FLOOR_ANNOUNCEMENT}-"
@@ -260,6 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--play-seconds", type=float, default=0.0)
     parser.add_argument("--rate", type=float, default=1e9, help="LOUDSPEAKER_RATE")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--profile-workers", metavar="DIR",
+                        help="run the workers under cProfile; print their hot spots (slows them)")
     parser.add_argument("--redis-db", type=int, default=common.DEFAULT_REDIS_DB)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--stall-seconds", type=float, default=20,
@@ -287,11 +296,17 @@ def main(argv: list[str] | None = None) -> dict:
         with Simulators(args.simulators, device_ids, public_pem, args.play_seconds) as simulators:
             floor = floor_run(app, simulators, device_ids, args.timeout)
             workers = common.start_workers(WORKERS, env, burst=False, queues="loudspeaker",
-                                           log_dir=instance)
+                                           log_dir=instance, profile_dir=args.profile_workers)
             listening = loudspeakers.listen(app, client_id=f"bench-acks-{os.getpid()}")
             try:
                 common.wait_for_workers(app, WORKERS)
                 _, approver = common.users(app)
+                meter = common.CpuMeter({
+                    "workers": [worker.pid for worker in workers],
+                    "devices": [process.pid for process in simulators.processes],
+                    "broker": common.pids_named("mosquitto"),
+                    "bench process (ack listener, planning)": [os.getpid()]})
+                meter.start()
                 started = time.time()
                 common.approve(app, announcement_id, approver)
                 with app.app_context():
@@ -314,6 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
                         stalled = True  # nothing moves any more: report what arrived
                         break
                     time.sleep(0.05)
+                meter.stop()
                 played, rejected = simulators.played()
             finally:
                 listening.stop()
@@ -368,6 +384,7 @@ def main(argv: list[str] | None = None) -> dict:
          f"{floor['played']:,} of {floor['sends']:,} played; loop published in "
          f"{floor['publish_seconds']:.3f} s"),
         ("ratio to floor (p99)", ratio, "same devices, same broker, same simulators"),
+        ("CPU used from approval to the end (s)", sum(meter.used.values()), meter.summary()),
     ]
     result = {"script": "loudspeaker_latency", "database": args.database,
               "devices": len(device_ids), "planned": totals.get("loudspeaker", 0),
@@ -379,9 +396,12 @@ def main(argv: list[str] | None = None) -> dict:
               "ledger_worst": worst, "by_status": speakers,
               "p50": device_latency["p50"], "p99": device_latency["p99"],
               "max": device_latency["max"], "ledger": ledger_latency, "floor": floor,
-              "ratio_to_floor": ratio, "machine": common.machine(), "versions": versions}
+              "ratio_to_floor": ratio, "cpu_seconds": meter.used, "cpu_wall": meter.wall,
+              "machine": common.machine(), "versions": versions}
     common.print_table(f"Loudspeaker latency: {len(device_ids):,} devices, {args.database}",
                        rows, result)
+    if args.profile_workers:
+        common.print_profiles(args.profile_workers)
     return result
 
 
