@@ -86,10 +86,14 @@ def _send_chunk(announcement, channel: str, rows, rendered: dict, results: Resul
     for row in rows:
         if row.language not in rendered:
             rendered[row.language] = _rendered_in(announcement, channel, row.language)
-    outcomes = providers.sender(channel).send_many(
-        [Outgoing(row.id, announcement.id, row.address, rendered[row.language],
-                  providers.callback_url(channel, row.id)) for row in rows],
-        providers.limiter(channel).wait_turn)
+    limiter = providers.limiter(channel)
+    try:
+        outcomes = providers.sender(channel).send_many(
+            [Outgoing(row.id, announcement.id, row.address, rendered[row.language],
+                      providers.callback_url(channel, row.id)) for row in rows],
+            limiter.wait_turn)
+    finally:
+        limiter.finished()
     for count, (row, outcome) in enumerate(zip(rows, outcomes), 1):
         if isinstance(outcome, Receipt):
             results.done[outcome.status].append((row.id, outcome.provider_id, None))

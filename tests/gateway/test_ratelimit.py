@@ -1,7 +1,6 @@
-"""The shared send-rate limit: slots handed out 1/rate apart to every worker together."""
+"""The shared send-rate limit: slots 1/rate apart for all workers, no second over the rate."""
 from __future__ import annotations
 
-import uuid
 
 import pytest
 import redis
@@ -29,19 +28,54 @@ def test_senders_do_not_share_slots(redis_url):
     assert voice._reserve(keys=[voice.key], args=[voice.interval_us]) == 0
 
 
-def test_a_late_send_cannot_push_a_second_over_the_rate(redis_url):
+def admit(limiter, send_id="", *, answered="", longest_wait=10_000_000):
+    return limiter._admit(keys=[limiter.log_key], args=[
+        limiter.per_window, 1_000_000, 60_000_000, answered, send_id, longest_wait])
+
+
+def test_sends_in_flight_fill_the_second_and_the_next_one_waits(redis_url):
     connection = redis.Redis.from_url(redis_url)
     limiter = RateLimiter(connection, "sms:twilio_sms", per_second=3)
-
-    def admit():
-        return limiter._admit(keys=[limiter.log_key], args=[3, 1_000_000, uuid.uuid4().hex])
-
     # Three sends admitted at once (slots that came due together after a late wake-up) ...
-    assert [admit() for _ in range(3)] == [0, 0, 0]
-    # ... and the fourth must wait until the first is a second old.
-    wait = admit()
-    assert 900_000 < wait <= 1_000_000
+    assert [admit(limiter, send_id) for send_id in "abc"] == [0, 0, 0]
+    # ... and while none has been answered, a fourth is told to look again shortly.
+    assert admit(limiter, "d", longest_wait=333_333) == 333_333
     assert connection.zcard(limiter.log_key) == 3
+
+
+def test_an_answered_send_counts_for_a_second_after_its_answer(redis_url):
+    connection = redis.Redis.from_url(redis_url)
+    limiter = RateLimiter(connection, "sms:twilio_sms", per_second=3)
+    for send_id in "abc":
+        admit(limiter, send_id)
+    for send_id in "abc":
+        admit(limiter, answered=send_id)
+    seconds, microseconds = connection.time()
+    now = seconds * 1_000_000 + microseconds
+    assert all(now - 100_000 < score <= now
+               for _, score in connection.zrange(limiter.log_key, 0, -1, withscores=True))
+    # The fourth may go once the first answer is a second old, not before.
+    assert 900_000 < admit(limiter, "d") <= 1_000_000
+
+
+def test_wait_turn_stamps_the_previous_send_and_finished_the_last(redis_url):
+    connection = redis.Redis.from_url(redis_url)
+    limiter = RateLimiter(connection, "sms:twilio_sms", per_second=100)
+
+    def scores():
+        seconds, microseconds = connection.time()
+        now = seconds * 1_000_000 + microseconds
+        return [score - now for _, score in connection.zrange(limiter.log_key, 0, -1,
+                                                               withscores=True)]
+
+    limiter.wait_turn()
+    [in_flight] = scores()
+    assert in_flight > 50_000_000  # not answered yet: counts as recent for a long while
+    limiter.wait_turn()
+    first, second = scores()
+    assert first <= 0 < 50_000_000 < second  # asking for the next turn stamped the first
+    limiter.finished()
+    assert all(score <= 0 for score in scores())
 
 
 def test_only_low_rates_keep_the_admission_log(redis_url):
