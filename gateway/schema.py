@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer,
                         MetaData, PrimaryKeyConstraint, SmallInteger, String, Table, Text,
-                        UniqueConstraint)
+                        UniqueConstraint, text)
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -143,6 +143,10 @@ deliveries = Table(
     UniqueConstraint("announcement_id", "channel", "recipient_id",
                      name="uq_deliveries_announcement_channel_recipient"),
     Index("ix_deliveries_batch", "announcement_id", "channel", "batch"),
+    # Only failed rows: the console lists them on every poll, and an index of
+    # every status would cost each of millions of status changes a write.
+    Index("ix_deliveries_failed", "announcement_id",
+          sqlite_where=text("status = 'failed'"), postgresql_where=text("status = 'failed'")),
 )
 
 delivery_counts = Table(

@@ -75,12 +75,16 @@ def failures(conn: Connection, announcement_id: int, limit: int = 100) -> tuple[
     total = sum(channel["failed"] for channel in ledger.counts(conn, announcement_id).values())
     if not total:
         return [], 0
-    rows = conn.execute(select(deliveries.c.channel, deliveries.c.address, deliveries.c.attempts,
-                               deliveries.c.last_error, deliveries.c.updated_at)
-                        .where(deliveries.c.announcement_id == announcement_id,
-                               deliveries.c.status == "failed")
-                        .limit(limit)).all()
-    return rows, total
+    return conn.execute(failed_rows(announcement_id, limit)).all(), total
+
+
+def failed_rows(announcement_id: int, limit: int):
+    """The query for the failure list; it reads the partial index of failed rows."""
+    return (select(deliveries.c.channel, deliveries.c.address, deliveries.c.attempts,
+                   deliveries.c.last_error, deliveries.c.updated_at)
+            .where(deliveries.c.announcement_id == announcement_id,
+                   deliveries.c.status == "failed")
+            .limit(limit))
 
 
 def loudspeakers_by_village(conn: Connection, announcement_id: int) -> list[dict]:

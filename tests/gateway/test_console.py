@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from gateway import auth as users_service
 from gateway.console import auth as console_auth
+from gateway.console import queries
 from gateway.db import utcnow
 from gateway.schema import announcements, audit_log, residents, users
 from messages import audio
@@ -365,6 +366,18 @@ def test_approving_sends_and_the_progress_reaches_its_final_counts(app, client):
     assert {village["area_code"] for village in progress["loudspeakers"]} == \
         {VILLAGE_A, "450702100202"}
     assert all(village["played"] == village["speakers"] for village in progress["loudspeakers"])
+
+
+def test_the_failure_list_reads_the_index_of_failed_rows_not_the_ledger(app):
+    engine = app.extensions["engine"]
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's plan is the one that depends on how the query is written")
+    statement = queries.failed_rows(7, 100).compile(engine)  # bound as the app runs it
+    parameters = tuple(statement.params[name] for name in statement.positiontup)
+    with engine.connect() as conn:
+        plan = " ".join(row[-1] for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {statement}", parameters))
+    assert re.search(r"USING INDEX ix_deliveries_failed\b", plan), plan
 
 
 def test_rejecting_needs_a_reason(app, client):
