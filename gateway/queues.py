@@ -118,7 +118,15 @@ def pause_channel(channel: str, seconds: float, reason: str) -> None:
 
 def channel_pause(channel: str) -> tuple[int, str] | None:
     """(seconds left, reason) while a channel is paused."""
-    key = f"tongbao:paused:{channel}"
+    return channel_pauses([channel]).get(channel)
+
+
+def channel_pauses(channels: list[str]) -> dict[str, tuple[int, str]]:
+    """The paused ones among ``channels``: (seconds left, reason) each, in one round trip."""
     with connection().pipeline() as pipe:
-        reason, ttl = pipe.get(key).ttl(key).execute()
-    return (ttl, reason.decode()) if reason is not None and ttl > 0 else None
+        for channel in channels:
+            pipe.get(f"tongbao:paused:{channel}").ttl(f"tongbao:paused:{channel}")
+        answers = pipe.execute()
+    return {channel: (ttl, reason.decode())
+            for channel, reason, ttl in zip(channels, answers[::2], answers[1::2])
+            if reason is not None and ttl > 0}

@@ -44,12 +44,8 @@ def status(conn: Connection, announcement) -> dict:
 
 def paused_channels(channels: list[str]) -> dict[str, dict]:
     """Channels whose provider account is blocked for now, with why and for how long."""
-    paused = {}
-    for channel in channels:
-        pause = queues.channel_pause(channel)
-        if pause is not None:
-            paused[channel] = {"seconds_left": pause[0], "reason": pause[1]}
-    return paused
+    return {channel: {"seconds_left": seconds, "reason": reason}
+            for channel, (seconds, reason) in queues.channel_pauses(channels).items()}
 
 
 def unreached(conn: Connection, announcement, *, area: str | None = None, limit: int = 100,
