@@ -74,7 +74,7 @@ def test_rate_fidelity():
 
 def test_console_load():
     _, result = run("console_load", "--deliveries", "3000", "--clients", "5", "--requests", "4",
-                    "--page-requests", "2")
+                    "--page-requests", "2", "--paced-requests", "2", "--interval", "0.2")
     assert result["deliveries"] == 3000
     # the running count the bench writes with the ledger is what the status answer reads
     assert result["reached_residents"] == result["reached_expected"] > 0
@@ -85,6 +85,12 @@ def test_console_load():
     for page in result["pages"].values():
         assert page["requests"] == 10 and page["errors"] == 0  # logged in: 200, no redirect
         positive(page, "p50", "p99", "max", "per_second")
+    assert set(result["paced"]) == {"floor (401)", "status", "console page", "console progress.json"}
+    for paced in result["paced"].values():
+        assert paced["requests"] == 10 and paced["errors"] == 0
+        positive(paced, "p50", "p99", "max")
+        # paced: 5 clients, 2 requests 0.2 s apart, starting within 0.2 s of each other
+        assert paced["seconds"] >= 0.2
 
 
 def test_loudspeaker_latency():
@@ -94,6 +100,9 @@ def test_loudspeaker_latency():
     assert result["failed"] == 0 and result["rejected"] == []
     assert result["floor"]["played"] == result["floor"]["sends"] == 20
     positive(result, "p50", "p99", "max", "seconds", "ratio_to_floor")
+    assert set(result["cpu_seconds"]) == {"workers", "devices", "broker",
+                                          "bench process (ack listener, planning)"}
+    assert sum(result["cpu_seconds"].values()) > 0 and result["cpu_wall"] > 0
     assert result["p50"] <= result["p99"] <= result["max"]
 
 
