@@ -399,7 +399,7 @@ def time_parts(app, announcement_id: int) -> dict[str, float]:
     return {"counts": median_of(lambda c: ledger.counts(c, announcement_id)),
             "reached_count": median_of(lambda c: ledger.reached_count(c, announcement_id)),
             "status": median_of(lambda c: reports.status(c, lifecycle.get(c, announcement_id))),
-            "queries.failures": median_of(lambda c: queries.failures(c, announcement_id)),
+            "queries.failures": median_of(lambda c: queries.failures(c, announcement_id, 1)),
             "queries.loudspeakers_by_village":
                 median_of(lambda c: queries.loudspeakers_by_village(c, announcement_id))}
 

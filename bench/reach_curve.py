@@ -30,14 +30,15 @@ them into the set of channels each resident gets. The model, explicit:
 
 * each channel's queue drains at its configured rate from the moment of approval, with no
   failures, retries or provider delay (a send reaching the provider reaches the resident);
-* each queue is in planned order: the plan walks residents in (area code, id) order and every
-  channel's batches follow it, so a resident at quantile ``p`` of the roster is at ``p`` of
+* each queue is in planned order: the plan walks residents in id order (the synthetic county
+  numbers them village by village) and every channel's batches follow it, so a resident at quantile ``p`` of the roster is at ``p`` of
   every one of their channels' queues (each channel's recipients spread evenly along the roster);
 * a resident is reached at the earliest time any of their channels reaches them:
   ``min over c of start_c + p * count_c / rate_c``.
 * loudspeakers (a mix below) reach everyone in their village; their rows are written after the
-  whole roster, so they start when the plan ends (``--plan-seconds``; 74.3 s is bench 1's SQLite
-  plan of 1M) and play village by village in the same order.
+  whole roster, so they start when the plan ends (``--plan-seconds``: bench 1's SQLite plan of
+  1M; ``bench/run_all.sh`` passes the figure bench 1 has just measured) and play village by
+  village in the same order.
 
 Mixes estimated at full size: the current policy; plus loudspeakers counted as reaching their
 village; WeChat at ``--wechat-fast-rate``; and the SMS rate the current policy would need for

@@ -115,17 +115,15 @@ def progress(announcement_id: int):
     with engine().connect() as conn:
         row = lifecycle.get(conn, announcement_id)
         body = reports.status(conn, row)
-        failed, failed_total = queries.failures(conn, announcement_id)
-        speakers = queries.loudspeakers_by_village(conn, announcement_id)
-        area_names = queries.area_names(conn)
+        failed_total = sum(by_status["failed"] for by_status in body["deliveries"].values())
+        failed = queries.failures(conn, announcement_id, failed_total)
+        body["loudspeakers"] = queries.loudspeakers_by_village(conn, announcement_id)
     body["finished"] = row.state in FINISHED_STATES and body["pending"] == 0
     body["failures"] = [{"channel": f.channel, "address": f.address, "attempts": f.attempts,
                          "error": f.last_error or "",
                          "at": f.updated_at.isoformat() if f.updated_at else None}
                         for f in failed]
     body["failures_total"] = failed_total
-    body["loudspeakers"] = [{**village, "name": area_names.get(village["area_code"], "")}
-                            for village in speakers]
     return jsonify(body)
 
 

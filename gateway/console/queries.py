@@ -65,17 +65,16 @@ def latest_correction(conn: Connection, announcement_id: int) -> int | None:
                         .where(announcements.c.supersedes_id == announcement_id)).scalar_one()
 
 
-def failures(conn: Connection, announcement_id: int, limit: int = 100) -> tuple[list, int]:
-    """Failed deliveries with the provider's reason, and how many failed in all.
+def failures(conn: Connection, announcement_id: int, failed_total: int, limit: int = 100) -> list:
+    """Failed deliveries with the provider's reason: the first ``limit``, in ledger order.
 
-    The total comes from the running counts, and the list is read only when
-    there is something to list, so polling a large announcement never scans
-    its ledger. The list is the first ``limit`` failures found, in ledger order.
+    ``failed_total`` is the running count the caller already has; the list is
+    read only when there is something to list, from an index of failed rows,
+    so polling a large announcement never scans its ledger.
     """
-    total = sum(channel["failed"] for channel in ledger.counts(conn, announcement_id).values())
-    if not total:
-        return [], 0
-    return conn.execute(failed_rows(announcement_id, limit)).all(), total
+    if not failed_total:
+        return []
+    return conn.execute(failed_rows(announcement_id, limit)).all()
 
 
 def failed_rows(announcement_id: int, limit: int):
@@ -88,18 +87,19 @@ def failed_rows(announcement_id: int, limit: int):
 
 
 def loudspeakers_by_village(conn: Connection, announcement_id: int) -> list[dict]:
-    """Per village: its loudspeakers for this announcement and how many have played."""
+    """Per village (code and name): its loudspeakers for this announcement, how many played."""
     played = func.sum(case((deliveries.c.status.in_(ledger.REACHED), 1), else_=0))
     failed = func.sum(case((deliveries.c.status == "failed", 1), else_=0))
     rows = conn.execute(
-        select(devices.c.area_code, func.count().label("speakers"), played.label("played"),
-               failed.label("failed"))
+        select(devices.c.area_code, areas.c.name, func.count().label("speakers"),
+               played.label("played"), failed.label("failed"))
         .join(devices, devices.c.id == deliveries.c.recipient_id)
+        .outerjoin(areas, areas.c.code == devices.c.area_code)
         .where(deliveries.c.announcement_id == announcement_id,
                deliveries.c.channel == "loudspeaker")
-        .group_by(devices.c.area_code).order_by(devices.c.area_code)).all()
-    return [{"area_code": row.area_code, "speakers": row.speakers, "played": int(row.played or 0),
-             "failed": int(row.failed or 0)} for row in rows]
+        .group_by(devices.c.area_code, areas.c.name).order_by(devices.c.area_code)).all()
+    return [{"area_code": row.area_code, "name": row.name or "", "speakers": row.speakers,
+             "played": int(row.played or 0), "failed": int(row.failed or 0)} for row in rows]
 
 
 def search_residents(conn: Connection, text: str, *, limit: int, offset: int) -> tuple[list, int]:

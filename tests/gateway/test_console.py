@@ -16,10 +16,11 @@ from babel.messages.pofile import read_po
 from sqlalchemy import func, select
 
 from gateway import auth as users_service
+from gateway import jobs, ledger
 from gateway.console import auth as console_auth
 from gateway.console import queries
 from gateway.db import utcnow
-from gateway.schema import announcements, audit_log, residents, users
+from gateway.schema import announcements, audit_log, deliveries, residents, users
 from messages import audio
 from tests.conftest import run_jobs
 from tests.gateway.conftest import DISTRICT, RESIDENTS, VILLAGE_A
@@ -363,9 +364,34 @@ def test_approving_sends_and_the_progress_reaches_its_final_counts(app, client):
     progress = client.get(f"/announcements/{announcement_id}/progress.json").json
     assert progress["finished"] and progress["state"] == "done"
     assert progress["reached_residents"] == len(RESIDENTS) - 1
-    assert {village["area_code"] for village in progress["loudspeakers"]} == \
-        {VILLAGE_A, "450702100202"}
+    assert {(village["area_code"], village["name"]) for village in progress["loudspeakers"]} == \
+        {(VILLAGE_A, "沙埠村"), ("450702100202", "新屋村")}
     assert all(village["played"] == village["speakers"] for village in progress["loudspeakers"])
+    failed = {(f["channel"], f["address"]) for f in progress["failures"]}
+    assert progress["failures_total"] == len(failed) == \
+        sum(by_status["failed"] for by_status in progress["deliveries"].values())
+
+
+def test_the_progress_lists_failures_with_their_reason(app, client):
+    login(client, "author")
+    announcement_id = submit(client)
+    logout(client)
+    login(client, "approver")
+    approve(client, announcement_id)
+    with app.app_context():
+        jobs.plan_announcement(announcement_id)  # deliveries written and queued, none sent
+    with app.extensions["engine"].begin() as conn:
+        first = conn.execute(select(deliveries.c.id).where(
+            deliveries.c.announcement_id == announcement_id,
+            deliveries.c.channel == "sms").order_by(deliveries.c.id).limit(1)).scalar_one()
+        [claimed] = ledger.claim(conn, announcement_id, "sms", ids=[first])
+        ledger.settle(conn, announcement_id, "sms", "failed",
+                      [(first, None, "[21211] not a valid phone number")])
+    progress = client.get(f"/announcements/{announcement_id}/progress.json").json
+    assert progress["failures_total"] == 1
+    assert progress["failures"] == [{"channel": "sms", "address": claimed.address, "attempts": 1,
+                                     "error": "[21211] not a valid phone number",
+                                     "at": progress["failures"][0]["at"]}]
 
 
 def test_the_failure_list_reads_the_index_of_failed_rows_not_the_ledger(app):
