@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> dict:
                 meter.stop()
                 played, rejected = simulators.played()
             finally:
-                listening.stop()
+                listening.stop(end_session=True)  # its id is never used again
                 common.stop_processes(workers)
             with app.extensions["engine"].connect() as conn:
                 confirmed = conn.execute(

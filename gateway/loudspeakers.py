@@ -303,8 +303,8 @@ class Listening:
         self._listener.start()
         self._resender.start()
 
-    def stop(self) -> None:
-        self._listener.stop()
+    def stop(self, *, end_session: bool = False) -> None:
+        self._listener.stop(end_session=end_session)
         self._stopped.set()
         for thread in (self._resender, self._writer):
             if thread.is_alive():

@@ -82,8 +82,12 @@ class AckListener:
             raise ConnectionError(f"ack listener not connected to {self.address.safe_url()}: "
                                   f"{self._connected.last_refusal or 'no CONNACK'}")
 
-    def stop(self) -> None:
-        self._client.disconnect()
+    def stop(self, *, end_session: bool = False) -> None:
+        """Disconnect. ``end_session`` also ends the broker-side session, for a listener
+        whose client id will not come back (a test's, a benchmark's): otherwise the broker
+        keeps queueing every ack for it until the session expires."""
+        self._client.disconnect(properties=transport.ending_session(self.address)
+                                if end_session else None)
         self._client.loop_stop()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -86,6 +86,15 @@ def start(client: mqtt.Client, address: BrokerAddress, *, persistent: bool = Fal
     client.loop_start()
 
 
+def ending_session(address: BrokerAddress) -> Properties | None:
+    """DISCONNECT properties that end a persistent MQTT 5 session now."""
+    if not address.mqtt5:
+        return None  # MQTT 3.1.1: only a clean reconnect ends it
+    properties = Properties(PacketTypes.DISCONNECT)
+    properties.SessionExpiryInterval = 0
+    return properties
+
+
 def expiry_properties(address: BrokerAddress, seconds: int) -> Properties | None:
     """MQTT 5 message expiry, so a broker drops a command nobody fetched in time."""
     if not address.mqtt5:

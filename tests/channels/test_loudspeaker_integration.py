@@ -152,7 +152,7 @@ class Rig:
             self._raw.loop_stop()
             self._raw.disconnect()
         clear_presence(self.mqtt_url, self.device)
-        self.listener.stop()
+        self.listener.stop(end_session=True)
 
     def outgoing(self, audio_url, announcement_id=7, **data):
         self._deliveries += 1
@@ -329,7 +329,33 @@ def test_killed_controller_shows_offline(tmp_path, audio_url):
         process.wait()
         channel.close()
         clear_presence(MOSQUITTO_URL, device)
-        listener.stop()
+        listener.stop(end_session=True)
+
+
+def session_kept(client_id: str) -> bool:
+    """Whether the broker still holds a session for ``client_id`` (CONNACK's session present)."""
+    present = []
+    connected = threading.Event()
+    client = transport.new_client(transport.BrokerAddress.parse(MOSQUITTO_URL), client_id,
+                                  persistent=True)
+    client.on_connect = lambda c, u, flags, reason, p: (present.append(flags.session_present),
+                                                        connected.set())
+    transport.start(client, transport.BrokerAddress.parse(MOSQUITTO_URL), persistent=True)
+    assert connected.wait(WAIT)
+    client.disconnect(properties=transport.ending_session(
+        transport.BrokerAddress.parse(MOSQUITTO_URL)))
+    client.loop_stop()
+    return present[0]
+
+
+@pytest.mark.parametrize("end_session", [False, True])
+def test_a_stopped_listener_keeps_its_session_unless_told_to_end_it(end_session):
+    client_id = f"acks-session-{uuid.uuid4().hex[:8]}"
+    listener = AckListener(MOSQUITTO_URL, lambda *_: None, lambda *_: None, client_id=client_id)
+    listener.start()
+    listener.stop(end_session=end_session)
+    # Kept, acks published while the gateway restarts wait for it; ended, nothing piles up.
+    assert session_kept(client_id) is not end_session
 
 
 # --- sequence numbers -------------------------------------------------------

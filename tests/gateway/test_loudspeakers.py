@@ -61,7 +61,7 @@ def listening(app, county):
         conn.execute(insert(areas), [{"code": code, "name": name} for code, name in VILLAGES])
     listening = loudspeakers.listen(app, client_id=f"tongbao-acks-{uuid.uuid4().hex[:12]}")
     yield listening
-    listening.stop()
+    listening.stop(end_session=True)  # its id is never used again
 
 
 class Speakers:
