@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import wave
 from array import array
 from dataclasses import dataclass
@@ -109,6 +110,25 @@ def ensure_audio(media_dir: str | os.PathLike, announcement_id: int, language: s
             made = synthesize(text, language, path, rate=rate)
             _remember(path, text, language, rate, made)
         return made
+
+
+def prune(media_dir: str | os.PathLike, announcement_id: int, older_than_seconds: float) -> int:
+    """Remove an announcement's speech files (and their lock files) not changed for a while.
+
+    For the console's drafts, which get a new file for every text a clerk tries:
+    nobody is still listening to one made an hour ago. Returns how many files went.
+    """
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in Path(media_dir).glob(f"a{int(announcement_id)}-*.wav"):
+        lock = path.with_name(f".{path.name}.lock")
+        with contextlib.suppress(FileNotFoundError):
+            if AUDIO_FILE_NAME.fullmatch(path.name) and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+    return removed
 
 
 def synthesize(text: str, language: str, path: str | os.PathLike, *,

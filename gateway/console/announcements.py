@@ -34,6 +34,7 @@ CHINA_OFFSET = "+08:00"
 FINISHED_STATES = ("done", "cancelled", "superseded", "rejected")
 # Drafts have no id yet; their speech files are content-addressed, so identical drafts share one.
 DRAFT_AUDIO_ID = 0
+DRAFT_AUDIO_KEPT_SECONDS = 3600
 
 
 @bp.route("/")
@@ -85,6 +86,7 @@ def draft_audio():
     """The draft's speech script as synthesized audio, for the compose page's play button."""
     draft = _draft_view(_submitted_form())
     text = speech.script(draft, draft.language, providers.render_context())
+    audio.prune(current_app.config["MEDIA_DIR"], DRAFT_AUDIO_ID, DRAFT_AUDIO_KEPT_SECONDS)
     try:
         info = audio.ensure_audio(current_app.config["MEDIA_DIR"], DRAFT_AUDIO_ID, draft.language,
                                   text, rate=current_app.config["SPEECH_RATE"])

@@ -6,6 +6,7 @@ Runs on SQLite and PostgreSQL with the real Redis (see tests/conftest.py).
 from __future__ import annotations
 
 import io
+import os
 import re
 import time
 from datetime import timedelta
@@ -285,6 +286,18 @@ def test_the_draft_speech_can_be_listened_to(client):
     assert client.post("/announcements/draft-audio", data=form).json == synthesized.json
     changed = client.post("/announcements/draft-audio", data={**form, "headline": "台风预警"})
     assert changed.json["url"] != synthesized.json["url"]
+
+
+def test_draft_speech_an_hour_old_is_removed_when_a_new_draft_is_heard(app, client):
+    login(client, "author")
+    form = compose_form(client)
+    first = client.post("/announcements/draft-audio", data=form).json["url"]
+    first_file = os.path.join(app.config["MEDIA_DIR"], first.rsplit("/", 1)[1])
+    two_hours_ago = time.time() - 7200
+    os.utime(first_file, (two_hours_ago, two_hours_ago))
+    second = client.post("/announcements/draft-audio", data={**form, "headline": "台风预警"}).json
+    assert not os.path.exists(first_file) and client.get(first).status_code == 404
+    assert client.get(second["url"]).status_code == 200
 
 
 def test_a_failed_synthesis_says_so_in_the_clerks_language(client, monkeypatch):

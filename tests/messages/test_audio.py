@@ -10,6 +10,7 @@ import hashlib
 import multiprocessing
 import os
 import threading
+import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
 
@@ -192,6 +193,22 @@ def test_a_file_damaged_after_it_was_checked_is_made_again(tmp_path):
     again = ensure_audio(tmp_path, 10, "zh", "检查过后又损坏的文件。")
     assert again.path == made.path and again.sha256 == made.sha256
     assert check(again.path, "检查过后又损坏的文件。", "zh").sha256 == made.sha256
+
+
+def test_prune_removes_only_that_announcements_old_files(tmp_path):
+    def made(announcement_id, text, hours_ago):
+        path = audio_path(tmp_path, announcement_id, "zh", text)
+        path.write_bytes(b"RIFF")
+        path.with_name(f".{path.name}.lock").write_text("")
+        moment = time.time() - hours_ago * 3600
+        os.utime(path, (moment, moment))
+        return path
+
+    old_draft, fresh_draft = made(0, "旧草稿", 2), made(0, "新草稿", 0)
+    old_notice = made(5, "正式通知", 2)
+    assert audio.prune(tmp_path, 0, older_than_seconds=3600) == 1
+    assert not old_draft.exists() and not old_draft.with_name(f".{old_draft.name}.lock").exists()
+    assert fresh_draft.exists() and old_notice.exists()
 
 
 def test_racing_callers_make_the_file_once(tmp_path, monkeypatch):
