@@ -76,6 +76,16 @@ def approve(client, announcement_id: int):
     return client.post(f"/announcements/{announcement_id}/approve", data={"csrf_token": token})
 
 
+def released(client) -> int:
+    """An announcement the author submitted and the approver approved (left logged in)."""
+    login(client, "author")
+    announcement_id = submit(client)
+    logout(client)
+    login(client, "approver")
+    assert approve(client, announcement_id).status_code == 302
+    return announcement_id
+
+
 def announcement_count(app) -> int:
     with app.extensions["engine"].connect() as conn:
         return conn.execute(select(func.count()).select_from(announcements)).scalar_one()
@@ -386,11 +396,7 @@ def test_approving_sends_and_the_progress_reaches_its_final_counts(app, client):
 
 
 def test_the_progress_lists_failures_with_their_reason(app, client):
-    login(client, "author")
-    announcement_id = submit(client)
-    logout(client)
-    login(client, "approver")
-    approve(client, announcement_id)
+    announcement_id = released(client)
     with app.app_context():
         jobs.plan_announcement(announcement_id)  # deliveries written and queued, none sent
     with app.extensions["engine"].begin() as conn:
@@ -452,11 +458,7 @@ def test_drills_and_real_alerts_look_different_everywhere(client):
 # --- correct -------------------------------------------------------------------------------
 
 def test_one_button_cancels_with_a_prefilled_correction(app, client):
-    login(client, "author")
-    announcement_id = submit(client)
-    logout(client)
-    login(client, "approver")
-    approve(client, announcement_id)
+    announcement_id = released(client)
     run_jobs(app)
     html = page(client.get(f"/announcements/{announcement_id}"))
     prefilled = re.search(r'<textarea name="correction"[^>]*>([^<]+)</textarea>', html).group(1)
@@ -473,11 +475,7 @@ def test_one_button_cancels_with_a_prefilled_correction(app, client):
 
 
 def test_an_empty_correction_is_refused(app, client):
-    login(client, "author")
-    announcement_id = submit(client)
-    logout(client)
-    login(client, "approver")
-    approve(client, announcement_id)
+    announcement_id = released(client)
     token = csrf_token(client, f"/announcements/{announcement_id}")
     response = client.post(f"/announcements/{announcement_id}/cancel",
                            data={"csrf_token": token, "correction": ""})
@@ -603,11 +601,7 @@ def test_the_audit_log_shows_who_did_what_to_approvers_only(client):
 
 
 def test_the_outbox_shows_what_residents_would_receive(app, client):
-    login(client, "author")
-    announcement_id = submit(client)
-    logout(client)
-    login(client, "approver")
-    approve(client, announcement_id)
+    announcement_id = released(client)
     run_jobs(app)
     html = page(client.get(f"/outbox?announcement={announcement_id}&channel=sms"))
     assert RESIDENTS["young sms only"][0].phone in html and "暴雨红色预警" in html
