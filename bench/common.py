@@ -306,6 +306,17 @@ def _serve_fake(kind: str, conn) -> None:
     conn.send("stopped")
 
 
+def stop_child(conn, process: multiprocessing.Process) -> None:
+    """Ask a child that serves over ``conn`` to stop; terminate it if it does not."""
+    with contextlib.suppress(Exception):
+        conn.send("stop")
+        conn.recv()
+    process.join(10)
+    if process.is_alive():
+        process.terminate()
+        process.join(5)
+
+
 class FakeProcess:
     """A FakeTwilio or FakeWechat served from its own process (so it has a core of its own)."""
 
@@ -323,13 +334,7 @@ class FakeProcess:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        with contextlib.suppress(Exception):
-            self._conn.send("stop")
-            self._conn.recv()
-        self.process.join(10)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(5)
+        stop_child(self._conn, self.process)
 
     def times(self) -> list[float]:
         self._conn.send("times")

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import contextlib
 import json
 import multiprocessing
 import os
@@ -237,13 +236,7 @@ class AnsweringTwilio:
         return self._conn.recv()
 
     def __exit__(self, *exc_info):
-        with contextlib.suppress(Exception):
-            self._conn.send("stop")
-            self._conn.recv()
-        self.process.join(10)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(5)
+        common.stop_child(self._conn, self.process)
 
 
 def _free_port() -> int:
