@@ -153,7 +153,8 @@ def gateway_env(database_url: str, redis_url: str, instance: str, **extra: str) 
 
 
 def make_app(database_url: str, redis_url: str, instance: str, **config):
-    from gateway import create_app, db
+    from gateway import create_app
+    from gateway.store import db
 
     app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url,
                       "INSTANCE_PATH": instance, "SECRET_KEY": "bench-secret", **config})
@@ -164,8 +165,8 @@ def make_app(database_url: str, redis_url: str, instance: str, **config):
 def load_county(app, residents: int, *, profiles=None) -> dict[str, int]:
     """Areas, one loudspeaker per village and ``residents`` synthetic residents (or ``profiles``)."""
     from audiences.demo import synthetic_county
-    from gateway import roster
-    from gateway.schema import areas, devices
+    from gateway.store import roster
+    from gateway.store.schema import areas, devices
 
     county = synthetic_county(max(residents, 1))
     with app.extensions["engine"].begin() as conn:
@@ -180,19 +181,19 @@ def load_county(app, residents: int, *, profiles=None) -> dict[str, int]:
 
 def users(app):
     """An author and an approver (the two-person rule); returns their rows."""
-    from gateway import auth
+    from gateway.store import accounts
 
     with app.extensions["engine"].begin() as conn:
         for name in ("bench-author", "bench-approver"):
-            if auth.find_user(conn, name) is None:
-                auth.create_user(conn, name, name.split("-")[1], None)
-        return auth.find_user(conn, "bench-author"), auth.find_user(conn, "bench-approver")
+            if accounts.find_user(conn, name) is None:
+                accounts.create_user(conn, name, name.split("-")[1], None)
+        return accounts.find_user(conn, "bench-author"), accounts.find_user(conn, "bench-approver")
 
 
 def create_announcement(app, *, channels: list[str], severity: str = "extreme",
                         areas: list[str] | None = None) -> int:
     """An announcement to the whole county (prefecture 450700), awaiting approval."""
-    from gateway import announcements as lifecycle
+    from gateway.delivery import lifecycle
     from messages.announcement import parse_announcement
 
     author, _ = users(app)
@@ -205,7 +206,7 @@ def create_announcement(app, *, channels: list[str], severity: str = "extreme",
 
 
 def approve(app, announcement_id: int, approver=None) -> None:
-    from gateway import announcements as lifecycle
+    from gateway.delivery import lifecycle
 
     approver = approver or users(app)[1]
     with app.extensions["engine"].begin() as conn:
@@ -439,7 +440,7 @@ def wait_for_workers(app, count: int, timeout: float = 60) -> None:
     """Wait until ``count`` rq workers have registered with the gateway's Redis."""
     from rq import Worker
 
-    from gateway import queues
+    from gateway.delivery import queues
 
     deadline = time.monotonic() + timeout
     with app.app_context():

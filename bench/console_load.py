@@ -76,7 +76,7 @@ def _status_for(i: int, count: int) -> str:
 def write_ledger(app, announcement_id: int, total: int) -> tuple[dict[str, dict[str, int]], int]:
     """``total`` deliveries and their running counts, in bulk with the driver's executemany.
 
-    The running count of residents reached is kept consistent the way ``gateway.ledger``
+    The running count of residents reached is kept consistent the way ``gateway.store.ledger``
     keeps it: one ``reached`` row per resident whom a personal channel delivered to, and the
     ``delivery_counts`` row (channel "*", status "reached") holding how many there are.
     Returns the counts and the number of distinct residents reached, counted here in Python
@@ -84,8 +84,8 @@ def write_ledger(app, announcement_id: int, total: int) -> tuple[dict[str, dict[
     """
     from sqlalchemy import func, insert, select, update
 
-    from gateway import ledger
-    from gateway.schema import announcements, deliveries, delivery_counts, reached
+    from gateway.store import ledger
+    from gateway.store.schema import announcements, deliveries, delivery_counts, reached
 
     speakers = min(1000, max(1, total // 1000))
     personal = total - speakers
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--redis-db", type=int, default=common.DEFAULT_REDIS_DB)
     args = parser.parse_args(argv)
 
-    from gateway import auth
+    from gateway.store import accounts
 
     with common.scratch_database(args.database) as database_url, \
             common.scratch_redis(args.redis_db) as redis_url, \
@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> dict:
         counts, reached_expected = write_ledger(app, announcement_id, args.deliveries)
         load_seconds = time.perf_counter() - started
         with app.extensions["engine"].begin() as conn:
-            token = auth.create_token(conn, "bench-author")
-            auth.create_user(conn, "bench-viewer", "author", CONSOLE_PASSWORD)
+            token = accounts.create_token(conn, "bench-author")
+            accounts.create_user(conn, "bench-viewer", "author", CONSOLE_PASSWORD)
         versions = [common.database_version(database_url), common.redis_version(redis_url)]
         with app.app_context():
             parts = time_parts(app, announcement_id)
@@ -383,9 +383,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 def time_parts(app, announcement_id: int) -> dict[str, float]:
     """Where a status answer's time goes, measured in this process without HTTP."""
-    from gateway import announcements as lifecycle
-    from gateway import ledger, reports
-    from gateway.console import queries
+    from gateway.delivery import lifecycle
+    from gateway.store import ledger
+    from gateway.delivery import reports
+    from gateway.web.console import queries
 
     def median_of(action) -> float:
         took = []

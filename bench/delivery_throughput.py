@@ -5,8 +5,8 @@
 The fakes (``tests.fakes.twilio_server.FakeTwilio`` and ``tests.fakes.wechat_server.FakeWechat``,
 the same request/response shapes as the providers) each run in a process of their own and
 record when they accept each send. Half the deliveries are SMS, half WeChat, written to the
-ledger in bulk (``gateway.ledger.add``) in batches of ``BATCH_SIZE`` and queued as the plan job
-queues them (``gateway.queues.enqueue_batches``); rates are set far above what the fakes can take
+ledger in bulk (``gateway.store.ledger.add``) in batches of ``BATCH_SIZE`` and queued as the plan job
+queues them (``gateway.delivery.queues.enqueue_batches``); rates are set far above what the fakes can take
 (SMS_RATE = WECHAT_RATE = 1e9), so nothing but the work itself limits them.
 
 End to end: two ``flask --app wsgi worker --burst --queues sms,wechat`` subprocesses; the
@@ -55,8 +55,9 @@ def write_ledger(app, announcement_id: int, per_channel: dict[str, int]) -> dict
     """Deliveries in the ledger as the plan writes them, and their batches queued."""
     from sqlalchemy import update
 
-    from gateway import ledger, queues
-    from gateway.schema import announcements
+    from gateway.store import ledger
+    from gateway.delivery import queues
+    from gateway.store.schema import announcements
 
     size = app.config["BATCH_SIZE"]
     engine = app.extensions["engine"]
@@ -110,14 +111,14 @@ def _floor_child(conn, settings: dict, rendered: dict, sends: int, batch: int, o
 
 
 def floor(app, sends: int, announcement_id: int) -> dict:
-    from gateway import providers
+    from gateway.delivery import providers
     from messages.render import render
 
     with app.app_context():
         settings = {"sms": providers.settings_for(app, "sms", "twilio_sms"),
                     "wechat": providers.settings_for(app, "wechat", "wechat")}
         with app.extensions["engine"].connect() as conn:
-            from gateway import announcements as lifecycle
+            from gateway.delivery import lifecycle
             announcement = lifecycle.get(conn, announcement_id)
         rendered = {channel: render(announcement, channel, "zh", providers.render_context())
                     for channel in ("sms", "wechat")}
@@ -152,7 +153,7 @@ def floor(app, sends: int, announcement_id: int) -> dict:
 
 def end_to_end(app, env: dict, announcement_id: int, total: int, log_dir: str,
                timeout: float, profile_dir: str | None = None) -> dict:
-    from gateway import ledger
+    from gateway.store import ledger
 
     engine = app.extensions["engine"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

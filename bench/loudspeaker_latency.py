@@ -19,8 +19,8 @@ connection per device; here a thousand devices share a connection and a Python p
 The gateway: two ``flask --app wsgi worker --queues loudspeaker`` subprocesses (already
 registered with rq when the clock starts) send with the MQTT channel (``MQTT_URL``,
 ``SIGNING_KEY_PATH``, ``LOUDSPEAKER_RATE`` = ``--rate``), and the ack listener
-(``gateway.loudspeakers.listen(app)``) runs in this process. The clock starts before
-approval; approval and planning run in this process (``gateway.jobs.plan_announcement``).
+(``gateway.delivery.loudspeakers.listen(app)``) runs in this process. The clock starts before
+approval; approval and planning run in this process (``gateway.delivery.jobs.plan_announcement``).
 Per device: approval → ``played`` published by the device (simulator's clock, the same
 machine), and approval → the ack recorded in the ledger (``confirmed``, its
 ``updated_at``). The run ends when the ledger holds every loudspeaker delivery confirmed,
@@ -204,7 +204,7 @@ class Simulators:
 def load_villages(app, count: int) -> list[str]:
     """Every area of a county with ``count`` villages, and one loudspeaker in each of ``count``."""
     from audiences.demo import synthetic_county
-    from gateway.schema import areas, devices
+    from gateway.store.schema import areas, devices
 
     county = synthetic_county(count * 1000)
     chosen = list(county.devices)[:count]
@@ -221,7 +221,7 @@ def floor_run(app, simulators: Simulators, device_ids: list[str], timeout: float
     """The channel's bare send loop to every device, then the played acks."""
     from channels.base import Outgoing
     from channels.loudspeaker.channel import MqttLoudspeakerChannel
-    from gateway import jobs, providers
+    from gateway.delivery import jobs, providers
 
     with app.app_context():
         settings = providers.settings_for(app, "loudspeaker", "mqtt_loudspeaker")
@@ -276,8 +276,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from channels.loudspeaker import protocol
-    from gateway import jobs, ledger, loudspeakers
-    from gateway.schema import deliveries
+    from gateway.delivery import jobs, loudspeakers
+    from gateway.store import ledger
+    from gateway.store.schema import deliveries
 
     with common.scratch_database(args.database) as database_url, \
             common.scratch_redis(args.redis_db) as redis_url, \

@@ -7,7 +7,7 @@ written to the ledger and every batch job queued.
 A synthetic county (``audiences.demo.synthetic_county``) is loaded into a fresh
 database; an extreme announcement to the prefecture over every channel is
 created. A *separate process* (spawned, so its memory is the plan's alone)
-approves it and runs the plan job in-process (``gateway.jobs.plan_announcement``
+approves it and runs the plan job in-process (``gateway.delivery.jobs.plan_announcement``
 in an app context) against the real Redis on a dedicated database number.
 
 Peak memory is that process's peak RSS, two ways: ``getrusage(RUSAGE_SELF).ru_maxrss``
@@ -51,7 +51,7 @@ def _plan_child(conn, database_url: str, redis_url: str, instance: str, announce
     sys.path.insert(0, common.ROOT)
     from sqlalchemy import event
 
-    from gateway import jobs, queues
+    from gateway.delivery import jobs, queues
 
     app = common.make_app(database_url, redis_url, instance)
     if cache_mib and database_url.startswith("sqlite"):
@@ -108,7 +108,7 @@ def floor_table(metadata: MetaData):
     """A table with the ledger's shape (columns, unique constraint, batch index), named apart."""
     from sqlalchemy import Index, Table, UniqueConstraint
 
-    from gateway.schema import deliveries
+    from gateway.store.schema import deliveries
 
     columns = [Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
                for c in deliveries.columns]
@@ -177,7 +177,7 @@ def redis_jobs_floor(url: str, jobs: int) -> float:
                 pipe.hset(job, mapping={"data": payload, "status": "queued", "origin": "sms",
                                         "created_at": "2026-01-01T00:00:00.000000Z",
                                         "enqueued_at": "2026-01-01T00:00:00.000000Z",
-                                        "description": f"gateway.jobs.deliver_batch(1, 'sms', {i})",
+                                        "description": f"gateway.delivery.jobs.deliver_batch(1, 'sms', {i})",
                                         "timeout": "3600", "result_ttl": "0"})
                 pipe.rpush("bench:floor:queue", job)
             pipe.execute()
@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="experiment: PRAGMA cache_size for the plan's SQLite connections")
     args = parser.parse_args(argv)
 
-    from gateway import queues as gateway_queues
-    from gateway.schema import deliveries
+    from gateway.delivery import queues as gateway_queues
+    from gateway.store.schema import deliveries
 
     with common.scratch_database(args.database) as database_url, \
             common.scratch_redis(args.redis_db) as redis_url, \

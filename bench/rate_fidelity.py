@@ -6,13 +6,13 @@ A county of ``--messages`` residents, every one with a phone number, gets an ``e
 announcement over SMS alone (so each resident is exactly one SMS). Two long-running
 ``flask --app wsgi worker --queues sms`` subprocesses are started and registered with rq
 before the clock starts; then the announcement is approved and planned in this process
-(``gateway.jobs.plan_announcement``), and the clock stops when the ledger holds every
+(``gateway.delivery.jobs.plan_announcement``), and the clock stops when the ledger holds every
 SMS as sent. The fake Twilio server (its own process) records the moment it accepts
 each message.
 
 Figures: the most messages accepted in any one-second sliding window (exact, over every
 window), the achieved rate ((n - 1) / (last - first accepted)) against the configured
-one, and the preview's estimate (``gateway.preview.preview(...)["seconds_to_complete"]``)
+one, and the preview's estimate (``gateway.delivery.preview.preview(...)["seconds_to_complete"]``)
 against the actual time from approval to the ledger settled. The floor here is the
 configured rate itself.
 """
@@ -46,9 +46,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args(argv)
 
-    from gateway import announcements as lifecycle
-    from gateway import jobs, ledger
-    from gateway.preview import preview
+    from gateway.delivery import lifecycle
+    from gateway.delivery import jobs
+    from gateway.store import ledger
+    from gateway.delivery.preview import preview
 
     with common.scratch_database(args.database) as database_url, \
             common.scratch_redis(args.redis_db) as redis_url, \

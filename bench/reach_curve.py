@@ -8,7 +8,7 @@ Rates as a real deployment would configure them: SMS on a short code at 100/s
 messages at 50/s (``WECHAT_RATE``), loudspeakers at 100/s (``LOUDSPEAKER_RATE``).
 "Reached": by at least one personal channel (SMS or a call ``delivered``/``confirmed``;
 WeChat ``sent``, since the gateway gets no delivery report from WeChat). Vulnerable:
-visually impaired or 65 and over (``gateway.outcomes.is_vulnerable``).
+visually impaired or 65 and over (``gateway.delivery.outcomes.is_vulnerable``).
 
 (a) **Actual run, scaled down.** A synthetic county of ``--residents`` and an ``extreme``
 announcement over SMS, voice and WeChat, with the *real* rates: the county is
@@ -24,7 +24,7 @@ vulnerable resident an ``extreme`` call is only done when confirmed). WeChat goe
 earliest ``deliveries.updated_at`` among rows that reached them.
 
 (b) **Estimator at full size.** A county of ``--full-residents`` in a scratch database; the
-preview (``gateway.preview.preview``) gives the deliveries per channel, and its own grouping
+preview (``gateway.delivery.preview.preview``) gives the deliveries per channel, and its own grouping
 (``preview._groups`` + the policy's ``channels_for``, exactly as the preview applies it) splits
 them into the set of channels each resident gets. The model, explicit:
 
@@ -75,10 +75,10 @@ GRID = 4001  # quantiles of the roster the estimator evaluates
 def channel_sets(app, announcement_id: int) -> tuple[dict, Counter]:
     """The preview, and residents per (set of personal channels, vulnerable, has a loudspeaker)."""
     from audiences.policy import channels_for
-    from gateway import announcements as lifecycle
-    from gateway.outcomes import VULNERABLE_AGE
-    from gateway.planner import planned_channels
-    from gateway.preview import GroupPerson, _groups, _speaker_villages, preview
+    from gateway.delivery import lifecycle
+    from gateway.delivery.outcomes import VULNERABLE_AGE
+    from gateway.delivery.planner import planned_channels
+    from gateway.delivery.preview import GroupPerson, _groups, _speaker_villages, preview
 
     sets: Counter = Counter()
     with app.app_context(), app.extensions["engine"].connect() as conn:
@@ -264,10 +264,11 @@ def _wait_for_server(url: str, server: subprocess.Popen, timeout: float = 60) ->
 def actual_run(args, rates: dict[str, float]) -> dict:
     from sqlalchemy import or_, select
 
-    from gateway import jobs, ledger
-    from gateway.db import as_utc
-    from gateway.outcomes import is_vulnerable
-    from gateway.schema import announcements, deliveries, residents
+    from gateway.delivery import jobs
+    from gateway.store import ledger
+    from gateway.store.db import as_utc
+    from gateway.delivery.outcomes import is_vulnerable
+    from gateway.store.schema import announcements, deliveries, residents
 
     with common.scratch_database(args.database) as database_url, \
             common.scratch_redis(args.redis_db) as redis_url, \

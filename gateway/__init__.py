@@ -13,7 +13,7 @@ from flask import Flask
 
 from audiences.policy import load_policy
 from gateway import config as settings
-from gateway.db import make_engine
+from gateway.store.db import make_engine
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -34,7 +34,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["policy"] = load_policy(app.config["POLICY_FILE"])
 
-    from gateway import api, cli, console, interop, webhooks
+    from gateway.web import api, console, interop, webhooks
+    from gateway import cli
 
     app.register_blueprint(api.bp)
     app.register_blueprint(interop.bp)

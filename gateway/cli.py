@@ -17,9 +17,10 @@ from audiences import demo as demo_county
 from audiences.areas import AreaError, CsvErrors
 from channels.loudspeaker.broker import EmbeddedBroker
 from channels.loudspeaker.protocol import SigningKey
-from gateway import auth, db, jobs, loudspeakers, queues, roster
-from gateway.schema import areas, residents
-from gateway.db import engine
+from gateway.store import accounts, db, roster
+from gateway.delivery import jobs, loudspeakers, queues
+from gateway.store.schema import areas, residents
+from gateway.store.db import engine
 
 
 def _schema_ready() -> None:
@@ -47,7 +48,7 @@ def db_upgrade():
 
 @users_cli.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(auth.ROLES), required=True)
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True)
 @click.option("--password", help="Asked for when not given.")
 def users_create(name, role, password):
     """Add a user with a role: author, approver or admin."""
@@ -56,8 +57,8 @@ def users_create(name, role, password):
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     try:
         with engine().begin() as conn:
-            auth.create_user(conn, name, role, password)
-    except auth.AuthError as error:
+            accounts.create_user(conn, name, role, password)
+    except accounts.AuthError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"user {name} ({role}) created")
 
@@ -69,8 +70,8 @@ def tokens_create(name):
     _schema_ready()
     try:
         with engine().begin() as conn:
-            token = auth.create_token(conn, name)
-    except auth.AuthError as error:
+            token = accounts.create_token(conn, name)
+    except accounts.AuthError as error:
         raise click.ClickException(str(error)) from None
     click.echo(token)
 
@@ -171,8 +172,8 @@ def seed_demo() -> bool:
             roster.add_device(conn, device_id, area_code, test_device=is_test, actor="demo")
         roster.insert_residents(conn, demo_county.demo_residents())
         for name, role, password in demo_county.demo_users():
-            if auth.find_user(conn, name) is None:
-                auth.create_user(conn, name, role, password)
+            if accounts.find_user(conn, name) is None:
+                accounts.create_user(conn, name, role, password)
     return True
 
 

@@ -15,7 +15,9 @@ from rq import SimpleWorker
 from rq.scheduler import RQScheduler
 from sqlalchemy import create_engine, text
 
-from gateway import create_app, db, queues
+from gateway import create_app
+from gateway.store import db
+from gateway.delivery import queues
 from tests.fakes.twilio_server import FakeTwilio
 
 POSTGRES_SERVER = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from gateway.ratelimit import effective_rate
+from gateway.delivery.ratelimit import effective_rate
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import insert
 
 from audiences.residents import ResidentProfile
-from gateway import auth, roster
-from gateway.schema import areas
+from gateway.store import accounts, roster
+from gateway.store.schema import areas
 
 DISTRICT = "450702"
 TOWN = "450702100"
@@ -56,8 +56,8 @@ def county(app):
         for device_id, area, is_test in SPEAKERS:
             roster.add_device(conn, device_id, area, test_device=is_test)
         for name in ("author", "approver", "admin", "author2"):
-            auth.create_user(conn, name, name.rstrip("2"), f"{name}-password")
-            tokens[name] = auth.create_token(conn, name)
+            accounts.create_user(conn, name, name.rstrip("2"), f"{name}-password")
+            tokens[name] = accounts.create_token(conn, name)
     return tokens
 
 

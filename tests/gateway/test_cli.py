@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway import create_app
-from gateway.schema import areas, devices, residents, users
+from gateway.store.schema import areas, devices, residents, users
 
 pytestmark = pytest.mark.integration
 

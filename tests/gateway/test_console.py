@@ -16,12 +16,11 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from sqlalchemy import func, select
 
-from gateway import auth as users_service
-from gateway import jobs, ledger
-from gateway.console import auth as console_auth
-from gateway.console import queries
-from gateway.db import utcnow
-from gateway.schema import announcements, audit_log, deliveries, residents, users
+from gateway.store import accounts as users_service, ledger
+from gateway.delivery import jobs
+from gateway.web.console import auth as console_auth, queries
+from gateway.store.db import utcnow
+from gateway.store.schema import announcements, audit_log, deliveries, residents, users
 from messages import audio
 from tests.conftest import run_jobs
 from tests.gateway.conftest import DISTRICT, RESIDENTS, VILLAGE_A
@@ -563,7 +562,7 @@ def test_residents_can_be_searched_and_edited_with_the_roster_rules(app, client)
 
 
 def test_devices_show_online_and_offline(app, client):
-    from gateway.schema import devices
+    from gateway.store.schema import devices
     with app.extensions["engine"].begin() as conn:
         conn.execute(devices.update().where(devices.c.device_id == "spk-a").values(online=True))
         conn.execute(devices.update().where(devices.c.device_id == "spk-b").values(online=False))

@@ -7,7 +7,8 @@ import sys
 
 import redis
 
-from gateway import create_app, embedded, queues
+from gateway import create_app, embedded
+from gateway.delivery import queues
 
 
 def test_the_embedded_server_is_started_found_and_stopped(tmp_path):

@@ -11,9 +11,10 @@ from rq import SimpleWorker
 from sqlalchemy import select, update
 
 from channels import outbox
-from gateway import jobs, ledger, providers, queues, roster
-from gateway.db import utcnow
-from gateway.schema import audit_log, deliveries
+from gateway.delivery import jobs, providers, queues
+from gateway.store import ledger, roster
+from gateway.store.db import utcnow
+from gateway.store.schema import audit_log, deliveries
 from tests.conftest import run_jobs
 from tests.gateway.conftest import RESIDENTS, VILLAGE_B, announcement, person
 
@@ -334,7 +335,7 @@ def test_a_correction_reaches_each_resident_in_the_language_they_were_reached_in
 
 
 def test_a_plan_interrupted_by_a_crash_resumes_without_duplicates(app, api, monkeypatch):
-    from gateway import planner
+    from gateway.delivery import planner
 
     created = api("author").post("/api/v1/announcements", json=announcement()).json
     api("approver").post(f"/api/v1/announcements/{created['id']}/approve")

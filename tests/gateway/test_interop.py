@@ -17,9 +17,9 @@ import xmlschema
 from sqlalchemy import func, select
 
 from channels import outbox
-from gateway import providers
-from gateway.db import utcnow
-from gateway.schema import announcements
+from gateway.delivery import providers
+from gateway.store.db import utcnow
+from gateway.store.schema import announcements
 from messages.cap import ATOM_SCHEMA_PATH, CAP_MEDIA_TYPE, CAP_NAMESPACE, parse_cap
 from tests.conftest import run_jobs
 from tests.gateway.conftest import DISTRICT, RESIDENTS, announcement

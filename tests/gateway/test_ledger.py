@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from gateway import ledger
-from gateway.schema import deliveries
+from gateway.store import ledger
+from gateway.store.schema import deliveries
 
 
 @pytest.mark.parametrize("old, new, allowed", [

@@ -2,7 +2,7 @@
 
 Real Mosquitto on 127.0.0.1:1883, reference controllers as separate processes
 (so one can be killed without a goodbye), real rq jobs, and the gateway's ack
-listener from ``gateway.loudspeakers.listen``. The app is served over HTTP so
+listener from ``gateway.delivery.loudspeakers.listen``. The app is served over HTTP so
 controllers can download the synthesized audio. Villages are this test's own
 (no county devices in them) and device ids are unique per test, so parallel
 runs on the shared broker do not collide.
@@ -27,8 +27,9 @@ from werkzeug.serving import make_server
 
 from channels.loudspeaker import protocol, transport
 from channels.loudspeaker.controller import read_sink
-from gateway import loudspeakers, queues, roster
-from gateway.schema import areas, deliveries, devices
+from gateway.delivery import loudspeakers, queues
+from gateway.store import roster
+from gateway.store.schema import areas, deliveries, devices
 from tests.conftest import run_jobs
 from tests.gateway.test_fanout import publish
 

@@ -16,7 +16,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from gateway import create_app
-from gateway.interop import OPENAPI_DOCUMENT
+from gateway.web.interop import OPENAPI_DOCUMENT
 from messages import announcement as fields
 
 DOCUMENT = json.loads(OPENAPI_DOCUMENT.read_text(encoding="utf-8"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from gateway.ratelimit import RateLimiter
+from gateway.delivery.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import select
 
 from audiences.areas import CsvErrors
-from gateway import roster
-from gateway.schema import audit_log, residents
+from gateway.store import roster
+from gateway.store.schema import audit_log, residents
 from tests.gateway.conftest import VILLAGE_A, VILLAGE_B
 
 pytestmark = pytest.mark.integration

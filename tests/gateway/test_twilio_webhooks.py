@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from gateway import roster
-from gateway.schema import deliveries, inbound_messages, residents
+from gateway.store import roster
+from gateway.store.schema import deliveries, inbound_messages, residents
 from tests.conftest import run_jobs
 from tests.gateway.conftest import RESIDENTS, VILLAGE_A, announcement, person
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from gateway.schema import deliveries, residents
+from gateway.store.schema import deliveries, residents
 from tests.conftest import run_jobs
 from tests.fakes.wechat_server import FakeWechat
-from gateway import roster
+from gateway.store import roster
 from tests.gateway.conftest import OTHER_DISTRICT_VILLAGE, RESIDENTS, VILLAGE_A, announcement
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,244 @@
+"""The life of an announcement: create, approve (two-person rule), reject, cancel, update.
+
+The API, the console and CAP import all call these functions, so the rules are
+the same whichever way a notice comes in. Each function works inside the
+caller's transaction and returns what the caller must do after commit (queue a
+plan job), so nothing is queued for a change that was rolled back.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+import logging
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Mapping
+
+import redis
+
+from sqlalchemy import Connection, insert, select, update
+
+from gateway.store import audit, ledger
+from gateway.delivery import queues
+from gateway.store.accounts import APPROVERS
+from gateway.store.db import utcnow
+from gateway.store.schema import announcement_texts, announcements, areas
+from messages.announcement import AnnouncementInput, ValidationError, is_drill
+
+# awaiting_approval -> approved -> sending -> done; or rejected / cancelled / superseded.
+log = logging.getLogger(__name__)
+OPEN_STATES = ("draft", "awaiting_approval")
+MAX_ID = 2**31 - 1
+LIVE_STATES = ("approved", "sending", "done")
+
+
+class ActionRefused(Exception):
+    """The action is not allowed now; ``status`` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int = 409):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class Outcome:
+    """What an action leaves to do once its transaction has committed."""
+
+    announcement_id: int
+    to_plan: list[int]
+    to_stop: list[int] = field(default_factory=list)  # loudspeakers may hold these
+
+
+def follow_up(outcome: Outcome) -> bool:
+    """Queue planning and loudspeaker stops after commit.
+
+    Returns False when Redis is unreachable: the change stands and the
+    reconciler queues the planning later.
+    """
+    try:
+        for announcement_id in outcome.to_plan:
+            queues.enqueue_plan(announcement_id)
+        for announcement_id in outcome.to_stop:
+            queues.enqueue_stop(announcement_id)
+    except (redis.RedisError, OSError):
+        log.exception("could not queue the follow-up of announcement %s; `flask reconcile` will "
+                      "plan it", outcome.announcement_id)
+        return False
+    return True
+
+
+def get(conn: Connection, announcement_id: int):
+    if not 0 < announcement_id <= MAX_ID:  # beyond the column, no database can hold it
+        raise ActionRefused(f"there is no announcement {announcement_id}", 404)
+    row = conn.execute(select(announcements).where(announcements.c.id == announcement_id)).first()
+    if row is None:
+        raise ActionRefused(f"there is no announcement {announcement_id}", 404)
+    return row
+
+
+def translations(conn: Connection, announcement_id: int) -> list:
+    """The announcement's texts in languages other than its own, in language order."""
+    return conn.execute(select(announcement_texts)
+                        .where(announcement_texts.c.announcement_id == announcement_id)
+                        .order_by(announcement_texts.c.language)).all()
+
+
+def languages(conn: Connection, announcement) -> list[str]:
+    """Every language the announcement has a text in, its own first."""
+    return [announcement.language] + [text.language for text in
+                                       translations(conn, announcement.id)]
+
+
+def in_language(conn: Connection, announcement, language: str):
+    """The announcement with its texts in ``language``; as it is when it has none in it."""
+    if language == announcement.language:
+        return announcement
+    text = conn.execute(select(announcement_texts.c.language, announcement_texts.c.headline,
+                               announcement_texts.c.body, announcement_texts.c.instruction,
+                               announcement_texts.c.event)
+                        .where(announcement_texts.c.announcement_id == announcement.id,
+                               announcement_texts.c.language == language)).first()
+    if text is None:
+        return announcement
+    return SimpleNamespace(**{**announcement._asdict(), **text._asdict()})
+
+
+def find_by_reference(conn: Connection, reference: str):
+    """An announcement named by its CAP identifier or its number."""
+    query = select(announcements).where(announcements.c.identifier == reference)
+    if reference.isdigit():
+        query = select(announcements).where(announcements.c.id == int(reference))
+    return conn.execute(query).first()
+
+
+def check_areas(conn: Connection, codes: list[str]) -> None:
+    known = {row.code for row in conn.execute(select(areas.c.code).where(areas.c.code.in_(codes)))}
+    for index, code in enumerate(codes):
+        if code not in known:
+            raise ValidationError(f"areas[{index}]", f"{code} is not in the area registry")
+
+
+def create(conn: Connection, data: AnnouncementInput, author, *, sender: str,
+           identifier: str | None = None) -> int:
+    """Store a new announcement awaiting approval (or as a draft)."""
+    check_areas(conn, data.areas)
+    supersedes = None
+    if data.msg_type in ("update", "cancel"):
+        if not data.references:
+            raise ValidationError("references", f"a {data.msg_type} must name the announcement it "
+                                  "replaces (its identifier or number)")
+        original = find_by_reference(conn, data.references.split(",")[-1].strip())
+        if original is None:
+            raise ValidationError("references", f"{data.references!r} names no known announcement")
+        supersedes = original.id
+    announcement_id = conn.execute(insert(announcements).values(
+        identifier=identifier or f"tongbao-{uuid.uuid4().hex}", sender=sender,
+        state="draft" if data.status == "draft" else "awaiting_approval",
+        status=data.status, msg_type=data.msg_type, references=data.references,
+        supersedes_id=supersedes, category=data.category, event=data.event,
+        urgency=data.urgency, severity=data.severity, certainty=data.certainty,
+        headline=data.headline, body=data.body, instruction=data.instruction,
+        language=data.language, areas=json.dumps(data.areas), channels=json.dumps(data.channels),
+        expires=data.expires, author_id=author.id, created_at=utcnow(),
+    )).inserted_primary_key[0]
+    _add_translations(conn, announcement_id, [vars(text) for text in data.translations])
+    audit.record(conn, author.name, "create", f"announcement:{announcement_id}",
+                 {"headline": data.headline, "status": data.status, "areas": data.areas,
+                  "translations": [text.language for text in data.translations]})
+    return announcement_id
+
+
+def _add_translations(conn: Connection, announcement_id: int, texts: list[dict]) -> None:
+    if texts:
+        conn.execute(insert(announcement_texts),
+                     [{**text, "announcement_id": announcement_id} for text in texts])
+
+
+def approve(conn: Connection, announcement_id: int, approver) -> Outcome:
+    """Approve and release; an ``actual`` announcement needs someone other than its author."""
+    row = get(conn, announcement_id)
+    if approver.role not in APPROVERS:
+        raise ActionRefused("only an approver or an admin may approve", 403)
+    if row.state != "awaiting_approval":
+        raise ActionRefused(f"announcement {announcement_id} is {row.state}, not awaiting approval")
+    if row.status == "actual" and row.author_id == approver.id:
+        raise ActionRefused("two-person rule: an actual announcement must be approved by someone "
+                            "other than its author", 403)
+    now = utcnow()
+    conn.execute(update(announcements).where(announcements.c.id == announcement_id)
+                 .values(state="approved", approver_id=approver.id, sent=now))
+    audit.record(conn, approver.name, "approve", f"announcement:{announcement_id}",
+                 {"status": row.status, "drill": is_drill(row.status)})
+    if row.msg_type in ("update", "cancel") and row.supersedes_id:
+        _withdraw(conn, row.supersedes_id, approver.name,
+                  "cancelled" if row.msg_type == "cancel" else "superseded")
+        return Outcome(announcement_id, [announcement_id], [row.supersedes_id])
+    return Outcome(announcement_id, [announcement_id])
+
+
+def reject(conn: Connection, announcement_id: int, approver, reason: str) -> None:
+    row = get(conn, announcement_id)
+    if approver.role not in APPROVERS:
+        raise ActionRefused("only an approver or an admin may reject", 403)
+    if row.state != "awaiting_approval":
+        raise ActionRefused(f"announcement {announcement_id} is {row.state}, not awaiting approval")
+    if not reason.strip():
+        raise ValidationError("reason", "say why the announcement is rejected")
+    conn.execute(update(announcements).where(announcements.c.id == announcement_id)
+                 .values(state="rejected", approver_id=approver.id, decision_note=reason.strip()))
+    audit.record(conn, approver.name, "reject", f"announcement:{announcement_id}", reason.strip())
+
+
+def cancel(conn: Connection, announcement_id: int, user, correction: str, *,
+           sender: str, translated: Mapping[str, str] | None = None) -> Outcome:
+    """Cancel at once; everyone already reached gets the correction, no second person needed.
+
+    The correction speaks every language of the original, so each resident reached
+    hears it in the language they were reached in: under the original's headline in
+    that language, with ``translated[language]`` as its text when given, else ``correction``.
+    """
+    row = get(conn, announcement_id)
+    if user.role not in APPROVERS and user.id != row.author_id:
+        raise ActionRefused("only the author, an approver or an admin may cancel", 403)
+    if row.state in OPEN_STATES:
+        conn.execute(update(announcements).where(announcements.c.id == announcement_id)
+                     .values(state="cancelled", decision_note=correction or None))
+        audit.record(conn, user.name, "cancel", f"announcement:{announcement_id}", "withdrawn before sending")
+        return Outcome(announcement_id, [])
+    if row.state not in LIVE_STATES:
+        raise ActionRefused(f"announcement {announcement_id} is already {row.state}")
+    _check_correction("correction", correction)
+    for language, text in (translated or {}).items():
+        _check_correction(f"correction ({language})", text)
+    _withdraw(conn, announcement_id, user.name, "cancelled")
+    correction_id = conn.execute(insert(announcements).values(
+        identifier=f"tongbao-{uuid.uuid4().hex}", sender=sender, state="approved",
+        status=row.status, msg_type="cancel", references=f"{row.sender},{row.identifier},"
+        f"{row.sent.isoformat() if row.sent else ''}", supersedes_id=row.id,
+        category=row.category, event=row.event, urgency=row.urgency, severity=row.severity,
+        certainty=row.certainty, headline=row.headline, body=correction.strip(), instruction="",
+        language=row.language, areas=row.areas, channels=row.channels, author_id=user.id,
+        approver_id=user.id, created_at=utcnow(), sent=utcnow())).inserted_primary_key[0]
+    _add_translations(conn, correction_id, [
+        {"language": text.language, "headline": text.headline, "event": text.event,
+         "body": (translated or {}).get(text.language, correction).strip(), "instruction": ""}
+        for text in translations(conn, announcement_id)])
+    audit.record(conn, user.name, "send", f"announcement:{correction_id}",
+                 {"correction_of": announcement_id})
+    return Outcome(correction_id, [correction_id], [announcement_id])
+
+
+def _check_correction(field_name: str, correction: str) -> None:
+    if not correction.strip():
+        raise ValidationError(field_name, "give the correction text that goes to everyone reached")
+    if len(correction) > 1000:
+        raise ValidationError(field_name, f"is {len(correction)} characters long; the limit is 1000")
+
+
+def _withdraw(conn: Connection, announcement_id: int, actor: str, state: str) -> None:
+    cancelled = ledger.cancel_pending(conn, announcement_id, f"{state} by {actor}")
+    conn.execute(update(announcements).where(announcements.c.id == announcement_id)
+                 .values(state=state, finished_at=utcnow()))
+    audit.record(conn, actor, "cancel", f"announcement:{announcement_id}",
+                 {"state": state, "pending_cancelled": cancelled})

@@ -1,0 +1,44 @@
+"""Speech audio for calls and loudspeakers, made once per announcement and language.
+
+The file is synthesized the first time a voice or loudspeaker job needs it and
+reused by every call and broadcast after that; the web layer serves it at
+``/media/<name>``. When synthesis fails, calls fall back to the provider's own
+text-to-speech and loudspeakers to the text, rather than not going out.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from flask import current_app
+
+from gateway.delivery import providers
+from messages import audio, speech
+from messages.render import RenderContext, Rendered, render
+
+log = logging.getLogger(__name__)
+SPOKEN_CHANNELS = ("voice", "loudspeaker")
+
+
+def audio_url(name: str) -> str:
+    return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/media/{name}"
+
+
+def context_with_audio(announcement, language: str) -> RenderContext:
+    """The render context, with the checked speech file of this announcement when there is one."""
+    context = providers.render_context()
+    text = speech.script(announcement, language, context)
+    try:
+        info = audio.ensure_audio(current_app.config["MEDIA_DIR"], announcement.id, language, text,
+                                  rate=current_app.config["SPEECH_RATE"])
+    except audio.SynthesisError:
+        log.exception("speech synthesis failed for announcement %s (%s); sending text",
+                      announcement.id, language)
+        return context
+    return replace(context, audio_url=audio_url(info.path.name), audio_sha256=info.sha256)
+
+
+def rendered_for(announcement, channel: str, language: str) -> Rendered:
+    context = (context_with_audio(announcement, language) if channel in SPOKEN_CHANNELS
+               else providers.render_context())
+    return render(announcement, channel, language, context)

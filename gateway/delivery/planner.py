@@ -1,0 +1,236 @@
+"""Planning: from an approved announcement to ledger rows and queued batch jobs.
+
+Residents are streamed from the database in chunks (keyset paging on their
+id), so the roster is never held in memory. Id order rather than area order
+makes every chunk's deliveries append to the ledger's unique index instead of
+landing all over it, which was most of the time of planning a million. Each chunk's
+deliveries are written in one statement and committed before their jobs are
+queued; a crash between the two leaves rows the reconciler will find.
+
+A resident's deliveries are in their own language when the announcement has a
+text in it, else in the announcement's language; loudspeakers play the latter.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from flask import current_app
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+
+from audiences import areas as area_codes
+from audiences.policy import Policy, channels_for
+from gateway.delivery import lifecycle, providers, queues
+from gateway.store import audit, ledger
+from gateway.store.db import utcnow
+from gateway.store.schema import (announcements, deliveries, delivery_counts, devices, group_robots,
+                            residents)
+
+CHUNK = 5000
+RESIDENT_COLUMNS = (residents.c.id, residents.c.area_code, residents.c.phone,
+                    residents.c.wechat_openid, residents.c.birth_year,
+                    residents.c.visually_impaired, residents.c.hearing_impaired,
+                    residents.c.has_smartphone, residents.c.opt_out, residents.c.language)
+
+
+@dataclass
+class Batches:
+    """Hands out batch numbers per channel and says which batches are full."""
+
+    size: int
+    filled: dict[str, int] = field(default_factory=dict)
+
+    def next(self, channel: str) -> int:
+        count = self.filled.get(channel, 0)
+        self.filled[channel] = count + 1
+        return count // self.size
+
+    def complete(self, channel: str) -> int:
+        """How many of this channel's batches are full (numbered 0 .. n-1)."""
+        return self.filled.get(channel, 0) // self.size
+
+    def total(self, channel: str) -> int:
+        return -(-self.filled.get(channel, 0) // self.size)
+
+
+def beneath(column, codes: list[str]):
+    """A SQL condition matching every area code beneath the given codes.
+
+    A range rather than LIKE, so both SQLite and PostgreSQL use the index."""
+    conditions = []
+    for code in codes:
+        prefix = area_codes.prefix(code)
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        conditions.append(and_(column >= prefix, column < upper))
+    return or_(*conditions)
+
+
+def stream_residents(conn: Connection, codes: list[str], *, drill: bool,
+                     after: int = 0) -> Iterator[list]:
+    """Residents beneath the codes in id order, ``CHUNK`` at a time."""
+    condition = beneath(residents.c.area_code, codes)
+    if drill:
+        condition = and_(condition, residents.c.test_audience.is_(True))
+    while True:
+        rows = conn.execute(select(*RESIDENT_COLUMNS)
+                            .where(condition, residents.c.id > after)
+                            .order_by(residents.c.id).limit(CHUNK)).all()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].id
+
+
+def person_key(row, year: int) -> tuple:
+    """What the policy looks at; residents with the same key get the same channels."""
+    age = year - row.birth_year if row.birth_year else None
+    return (age, row.visually_impaired, row.hearing_impaired, row.has_smartphone,
+            bool(row.phone), bool(row.wechat_openid), row.opt_out)
+
+
+def plan(engine: Engine, announcement_id: int, policy: Policy) -> dict[str, int]:
+    """Write every delivery of an approved announcement and queue its batches."""
+    with engine.connect() as conn:
+        announcement = conn.execute(select(announcements)
+                                    .where(announcements.c.id == announcement_id)).first()
+    if announcement is None or announcement.state != "approved":
+        return {}
+    if announcement.msg_type == "cancel":
+        totals = _plan_correction(engine, announcement)
+    else:
+        totals = _plan_areas(engine, announcement, policy)
+    with engine.begin() as conn:
+        conn.execute(update(announcements)
+                     .where(announcements.c.id == announcement_id,
+                            announcements.c.state == "approved")
+                     .values(state="sending" if any(totals.values()) else "done",
+                             finished_at=None if any(totals.values()) else utcnow()))
+        audit.record(conn, "system", "send", f"announcement:{announcement_id}",
+                     {"deliveries": totals})
+    return totals
+
+
+def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
+    config = current_app.config
+    allowed = planned_channels(announcement, config)
+    codes = json.loads(announcement.areas)
+    drill = announcement.status in ("test", "exercise")
+    year = (announcement.sent or utcnow()).year
+    cursor = json.loads(announcement.plan_cursor or '{"after": 0, "speakers": false}')
+    with engine.begin() as conn:
+        ledger.ensure_counts(conn, announcement.id, allowed)
+        batches = Batches(config["BATCH_SIZE"], _planned_so_far(conn, announcement.id))
+        written_in = set(lifecycle.languages(conn, announcement))
+    queued = {channel: 0 for channel in allowed}
+    cache: dict[tuple, tuple[str, ...]] = {}
+    with engine.connect() as reader:
+        for chunk in stream_residents(reader, codes, drill=drill, after=cursor["after"]):
+            rows = []
+            for person in chunk:
+                key = person_key(person, year)
+                chosen = cache.get(key)
+                if chosen is None:
+                    chosen = cache[key] = channels_for(person, severity=announcement.severity,
+                                                       policy=policy, available=allowed, year=year)
+                for channel in chosen:
+                    rows.append({"channel": channel, "recipient_id": person.id,
+                                 "address": person.wechat_openid if channel == "wechat" else person.phone,
+                                 "language": (person.language if person.language in written_in
+                                              else announcement.language),
+                                 "batch": batches.next(channel)})
+            cursor["after"] = chunk[-1].id
+            _write_and_queue(engine, announcement.id, rows, cursor, batches, queued)
+        if not cursor["speakers"]:
+            cursor["speakers"] = True
+            _write_and_queue(engine, announcement.id,
+                             _place_rows(reader, announcement, allowed, drill, batches),
+                             cursor, batches, queued)
+    for channel in allowed:
+        queues.enqueue_batches(announcement.id, channel,
+                               range(queued[channel], batches.total(channel)))
+    return dict(batches.filled)
+
+
+def _planned_so_far(conn: Connection, announcement_id: int) -> dict[str, int]:
+    """Deliveries per channel already written by an earlier, interrupted run."""
+    return {row.channel: int(row.total) for row in conn.execute(
+        select(delivery_counts.c.channel, func.sum(delivery_counts.c.count).label("total"))
+        .where(delivery_counts.c.announcement_id == announcement_id)
+        .group_by(delivery_counts.c.channel)) if row.total}
+
+
+def _write_and_queue(engine: Engine, announcement_id: int, rows: list[dict], cursor: dict,
+                     batches: Batches, queued: dict[str, int]) -> None:
+    """Commit a chunk's rows with the cursor, then queue the batches it filled."""
+    with engine.begin() as conn:
+        ledger.add(conn, announcement_id, rows)
+        conn.execute(update(announcements).where(announcements.c.id == announcement_id)
+                     .values(plan_cursor=json.dumps(cursor)))
+    for channel in queued:
+        complete = batches.complete(channel)
+        queues.enqueue_batches(announcement_id, channel, range(queued[channel], complete))
+        queued[channel] = complete
+
+
+def planned_channels(announcement, config) -> set[str]:
+    """The announcement's channels that can be sent over; group robots come with WeChat."""
+    allowed = set(json.loads(announcement.channels))
+    if "wechat" in allowed:
+        allowed.add("wecom_robot")
+    return allowed & providers.available_channels(config)
+
+
+def _place_rows(conn: Connection, announcement, allowed: set[str], drill: bool,
+                batches: Batches) -> list[dict]:
+    """One delivery per loudspeaker, and per village group robot, in the targeted areas.
+
+    Drills go only to test devices; group robots post to real groups, so never drills."""
+    codes = json.loads(announcement.areas)
+    places = []
+    if "loudspeaker" in allowed:
+        query = (select(devices.c.id, devices.c.device_id.label("address"))
+                 .where(beneath(devices.c.area_code, codes)).order_by(devices.c.id))
+        if drill:
+            query = query.where(devices.c.test_device.is_(True))
+        places += [("loudspeaker", row) for row in conn.execute(query)]
+    if "wecom_robot" in allowed and not drill:
+        query = (select(group_robots.c.id, group_robots.c.robot_key.label("address"))
+                 .where(beneath(group_robots.c.area_code, codes)).order_by(group_robots.c.id))
+        places += [("wecom_robot", row) for row in conn.execute(query)]
+    return [{"channel": channel, "recipient_id": row.id, "address": row.address,
+             "language": announcement.language, "batch": batches.next(channel)}
+            for channel, row in places]
+
+
+def _plan_correction(engine: Engine, correction) -> dict[str, int]:
+    """A correction goes to everyone the original reached, over the channels that reached them."""
+    reached = ("sent", "delivered", "confirmed")
+    with engine.begin() as conn:
+        channels = [row.channel for row in conn.execute(
+            select(delivery_counts.c.channel).distinct()
+            .where(delivery_counts.c.announcement_id == correction.supersedes_id))]
+        ledger.ensure_counts(conn, correction.id, channels)
+        source = (select(func.cast(correction.id, deliveries.c.announcement_id.type),
+                         deliveries.c.channel, deliveries.c.recipient_id, deliveries.c.address,
+                         deliveries.c.language, deliveries.c.batch,
+                         func.cast("queued", deliveries.c.status.type),
+                         func.cast(0, deliveries.c.attempts.type),
+                         func.cast(utcnow(), deliveries.c.updated_at.type))
+                  .where(deliveries.c.announcement_id == correction.supersedes_id,
+                         deliveries.c.status.in_(reached)))
+        conn.execute(insert(deliveries).from_select(
+            ["announcement_id", "channel", "recipient_id", "address", "language", "batch",
+             "status", "attempts", "updated_at"], source))
+        groups = conn.execute(select(deliveries.c.channel, deliveries.c.batch, func.count())
+                              .where(deliveries.c.announcement_id == correction.id)
+                              .group_by(deliveries.c.channel, deliveries.c.batch)).all()
+        totals: dict[str, int] = {}
+        for channel, _batch, count in groups:
+            totals[channel] = totals.get(channel, 0) + count
+        for channel, count in totals.items():
+            ledger.bump(conn, correction.id, channel, {"queued": count})
+    for channel in totals:
+        queues.enqueue_batches(correction.id, channel,
+                               sorted(b for c, b, _ in groups if c == channel))
+    return totals

@@ -1,0 +1,152 @@
+"""What an announcement will do before it is sent: counts, weak spots, time and cost.
+
+Residents are grouped in SQL by everything the policy looks at, and the policy
+(the same ``channels_for`` the plan job uses) is applied once per group, so the
+preview of a county of a million is a few thousand policy calls.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import Connection, and_, case, func, select
+
+from audiences.policy import channels_for
+from gateway.delivery import providers
+from gateway.delivery.outcomes import CONFIRM_SEVERITIES
+from gateway.delivery.planner import beneath, planned_channels
+from gateway.store.schema import devices, group_robots, residents
+from messages.render import render
+
+AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 64, "40-64"), (65, 200, "65+"))
+
+
+@dataclass(frozen=True)
+class GroupPerson:
+    """One group of residents, standing in for each of them before the policy."""
+
+    phone: str | None
+    wechat_openid: str | None
+    birth_year: int | None
+    visually_impaired: bool
+    hearing_impaired: bool
+    has_smartphone: bool
+    opt_out: str
+
+
+def age_band(age: int | None) -> str:
+    if age is None:
+        return "unknown"
+    return next(label for low, high, label in AGE_BANDS if low <= age <= high)
+
+
+def impairment(visually: bool, hearing: bool) -> str:
+    if visually and hearing:
+        return "visual+hearing"
+    return "visual" if visually else "hearing" if hearing else "none"
+
+
+def preview(conn: Connection, announcement) -> dict:
+    config = current_app.config
+    codes = json.loads(announcement.areas)
+    drill = announcement.status in ("test", "exercise")
+    allowed = planned_channels(announcement, config)
+    year = (announcement.sent or announcement.created_at).year
+    speakers = _speaker_villages(conn, codes, drill) if "loudspeaker" in allowed else {}
+    per_channel: dict[str, int] = defaultdict(int)
+    segments: dict[tuple, dict] = {}
+    residents_total = 0
+    for group in _groups(conn, codes, drill):
+        person = GroupPerson(group.has_phone or None, group.has_openid or None, group.birth_year,
+                             group.visually_impaired, group.hearing_impaired,
+                             group.has_smartphone, group.opt_out)
+        chosen = channels_for(person, severity=announcement.severity,
+                              policy=current_app.extensions["policy"], available=allowed, year=year)
+        residents_total += group.n
+        for channel in chosen:
+            per_channel[channel] += group.n
+        key = (group.town, age_band(year - group.birth_year if group.birth_year else None),
+               impairment(group.visually_impaired, group.hearing_impaired))
+        segment = segments.setdefault(key, {"town": key[0], "age_band": key[1],
+                                            "impairment": key[2], "residents": 0,
+                                            "channels": defaultdict(int),
+                                            "fewer_than_two_channels": 0, "unreachable": 0})
+        segment["residents"] += group.n
+        for channel in chosen:
+            segment["channels"][channel] += group.n
+        independent = len(chosen) + (1 if speakers.get(group.village) else 0)
+        if independent < 2:
+            segment["fewer_than_two_channels"] += group.n
+        if not chosen:
+            segment["unreachable"] += group.n
+    if speakers:
+        per_channel["loudspeaker"] = sum(speakers.values())
+    robots = 0 if "wecom_robot" not in allowed or drill else conn.execute(
+        select(func.count()).select_from(group_robots)
+        .where(beneath(group_robots.c.area_code, codes))).scalar_one()
+    if robots:
+        per_channel["wecom_robot"] = robots
+    sms = render(announcement, "sms", announcement.language, providers.render_context())
+    return _summary(config, residents_total, per_channel, segments, speakers, sms.data,
+                    _escalation(config, announcement))
+
+
+def _groups(conn: Connection, codes: list[str], drill: bool):
+    town = func.substr(residents.c.area_code, 1, 9).label("town")
+    has_phone = case((residents.c.phone.is_(None), ""), else_="y").label("has_phone")
+    has_openid = case((residents.c.wechat_openid.is_(None), ""), else_="y").label("has_openid")
+    columns = (town, residents.c.area_code.label("village"), residents.c.birth_year,
+               residents.c.visually_impaired, residents.c.hearing_impaired,
+               residents.c.has_smartphone, has_phone, has_openid, residents.c.opt_out)
+    condition = beneath(residents.c.area_code, codes)
+    if drill:
+        condition = and_(condition, residents.c.test_audience.is_(True))
+    return conn.execute(select(*columns, func.count().label("n")).where(condition)
+                        .group_by(*columns)).all()
+
+
+def _speaker_villages(conn: Connection, codes: list[str], drill: bool) -> dict[str, int]:
+    """Devices per village that would play (offline devices do not count as reaching it)."""
+    condition = beneath(devices.c.area_code, codes)
+    if drill:
+        condition = and_(condition, devices.c.test_device.is_(True))
+    online = func.sum(case((devices.c.online.is_(False), 0), else_=1))
+    return {row.area_code: row.online for row in conn.execute(
+        select(devices.c.area_code, online.label("online")).where(condition)
+        .group_by(devices.c.area_code))}
+
+
+def _escalation(config, announcement) -> dict:
+    """What happens when a channel does not get through, as the approver should know it."""
+    return {
+        "fallback_order": list(current_app.extensions["policy"].fallback),
+        "tries_per_delivery": config["MAX_ATTEMPTS"],
+        "calls_per_resident": config["VOICE_MAX_ATTEMPTS"],
+        "minutes_between_calls": round(config["VOICE_RETRY_DELAY_SECONDS"] / 60, 1),
+        "vulnerable_must_confirm": announcement.severity in CONFIRM_SEVERITIES,
+    }
+
+
+def _summary(config, residents_total: int, per_channel: dict, segments: dict,
+             speakers: dict, sms: dict, escalation: dict) -> dict:
+    estimate = {channel: round(count / providers.expected_rate(config, channel), 2)
+                for channel, count in per_channel.items()}
+    ordered = sorted(segments.values(), key=lambda s: (s["town"], s["age_band"], s["impairment"]))
+    for segment in ordered:
+        segment["channels"] = dict(segment["channels"])
+    return {
+        "residents": residents_total,
+        "deliveries": dict(per_channel),
+        "villages_with_loudspeaker": sum(1 for n in speakers.values() if n),
+        "segments": ordered,
+        "weak_segments": [s for s in ordered if s["fewer_than_two_channels"]],
+        "seconds_to_complete": {"per_channel": estimate,
+                                "overall": max(estimate.values(), default=0.0)},
+        "sms": {"segments_per_message": sms["segments"], "encoding": sms["encoding"],
+                "characters": sms["characters"], "shortened": sms["shortened"]},
+        "cost": {"sms": round(per_channel.get("sms", 0) * sms["segments"] * config["SMS_PRICE"], 2),
+                 "voice": round(per_channel.get("voice", 0) * config["VOICE_PRICE"], 2)},
+        "escalation": escalation,
+    }

@@ -1,0 +1,108 @@
+"""Reports over the ledger: the status of an announcement and who is still not reached."""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Connection, and_, exists, func, or_, select
+
+from channels.registry import PLACE_CHANNELS
+from gateway.delivery import lifecycle, queues
+from gateway.store import ledger
+from gateway.delivery.outcomes import CONFIRM_SEVERITIES, VULNERABLE_AGE
+from gateway.delivery.planner import beneath
+from gateway.store.schema import announcements, deliveries, residents
+
+UNREACHED_COLUMNS = ("id", "name", "phone", "area_code", "tried")
+
+
+def status(conn: Connection, announcement) -> dict:
+    counts = ledger.counts(conn, announcement.id)
+    personal = {c: n for c, n in counts.items() if c not in PLACE_CHANNELS}
+    pending = sum(n[s] for n in counts.values() for s in ("planned", "queued", "sending"))
+    corrections = [row.id for row in conn.execute(
+        select(announcements.c.id).where(announcements.c.supersedes_id == announcement.id))]
+    return {
+        "id": announcement.id,
+        "identifier": announcement.identifier,
+        "state": announcement.state,
+        "status": announcement.status,
+        "msg_type": announcement.msg_type,
+        "severity": announcement.severity,
+        "languages": lifecycle.languages(conn, announcement),
+        "headline": announcement.headline,
+        "areas": json.loads(announcement.areas),
+        "channels": json.loads(announcement.channels),
+        "deliveries": counts,
+        "pending": pending,
+        "personal_deliveries": sum(sum(n.values()) for n in personal.values()),
+        "reached_residents": ledger.reached_count(conn, announcement.id),
+        "superseded_by": corrections,
+        "paused_channels": paused_channels(json.loads(announcement.channels)),
+        "supersedes": announcement.supersedes_id,
+    }
+
+
+def paused_channels(channels: list[str]) -> dict[str, dict]:
+    """Channels whose provider account is blocked for now, with why and for how long."""
+    return {channel: {"seconds_left": seconds, "reason": reason}
+            for channel, (seconds, reason) in queues.channel_pauses(channels).items()}
+
+
+def unreached(conn: Connection, announcement, *, area: str | None = None, limit: int = 100,
+              offset: int = 0) -> tuple[list[dict], int]:
+    """Residents of the audience whom no personal channel has reached (yet).
+
+    Includes residents the policy found no channel for: those are exactly the
+    people a grid worker must visit. For a severe or extreme notice a vulnerable
+    resident counts as reached only once they confirmed it.
+    """
+    reached = _reached_by(announcement.id, ledger.REACHED)
+    if announcement.severity in CONFIRM_SEVERITIES:
+        year = (announcement.sent or announcement.created_at).year
+        vulnerable = or_(residents.c.visually_impaired.is_(True),
+                         residents.c.birth_year <= year - VULNERABLE_AGE)
+        reached = and_(reached, or_(~vulnerable, _reached_by(announcement.id, ("confirmed",))))
+    if announcement.msg_type == "cancel":
+        audience = exists().where(deliveries.c.announcement_id == announcement.id,
+                                  deliveries.c.recipient_id == residents.c.id,
+                                  deliveries.c.channel.notin_(PLACE_CHANNELS))
+    else:
+        audience = beneath(residents.c.area_code, json.loads(announcement.areas))
+        if announcement.status in ("test", "exercise"):
+            audience = and_(audience, residents.c.test_audience.is_(True))
+    condition = and_(audience, ~reached)
+    if area:
+        condition = and_(condition, beneath(residents.c.area_code, [area]))
+    total = conn.execute(select(func.count()).select_from(residents).where(condition)).scalar_one()
+    people = conn.execute(select(residents.c.id, residents.c.name, residents.c.phone,
+                                 residents.c.area_code).where(condition)
+                          .order_by(residents.c.area_code, residents.c.id)
+                          .limit(limit).offset(offset)).all()
+    tried = _tried(conn, announcement.id, [person.id for person in people])
+    return [{"id": p.id, "name": p.name, "phone": p.phone, "area_code": p.area_code,
+             "tried": tried.get(p.id, [])} for p in people], total
+
+
+def _reached_by(announcement_id: int, statuses):
+    return exists().where(deliveries.c.announcement_id == announcement_id,
+                          deliveries.c.recipient_id == residents.c.id,
+                          deliveries.c.channel.notin_(PLACE_CHANNELS),
+                          deliveries.c.status.in_(statuses))
+
+
+def _tried(conn: Connection, announcement_id: int, resident_ids: list[int]) -> dict[int, list]:
+    result: dict[int, list] = {}
+    if not resident_ids:
+        return result
+    for row in conn.execute(select(deliveries.c.recipient_id, deliveries.c.channel,
+                                   deliveries.c.status, deliveries.c.attempts,
+                                   deliveries.c.last_error, deliveries.c.updated_at)
+                            .where(deliveries.c.announcement_id == announcement_id,
+                                   deliveries.c.channel.notin_(PLACE_CHANNELS),
+                                   deliveries.c.recipient_id.in_(resident_ids))
+                            .order_by(deliveries.c.id)):
+        result.setdefault(row.recipient_id, []).append({
+            "channel": row.channel, "status": row.status, "attempts": row.attempts,
+            "error": row.last_error,
+            "at": row.updated_at.isoformat() if row.updated_at else None})
+    return result

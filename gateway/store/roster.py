@@ -1,0 +1,121 @@
+"""Imports into the registry (areas, residents and loudspeaker devices) and resident edits.
+
+Imports are all or nothing: rows are written as they are read, inside one
+transaction that is rolled back if any row is bad, so a file with errors
+changes nothing and a large file never sits whole in memory.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from sqlalchemy import Connection, insert, select, update
+
+from audiences import areas as area_codes
+from audiences.areas import CsvSource, read_area_csv
+from audiences.residents import ResidentProfile, iter_roster, parse_resident
+from gateway.store import audit
+from gateway.store.schema import areas, devices, group_robots, residents
+
+CHUNK = 2000
+
+
+class DeviceError(ValueError):
+    pass
+
+
+def known_areas(conn: Connection) -> set[str]:
+    return {row.code for row in conn.execute(select(areas.c.code))}
+
+
+def import_areas(conn: Connection, source: CsvSource, actor: str) -> int:
+    """Add or rename areas from a ``code,name`` CSV."""
+    rows = read_area_csv(source)
+    existing = known_areas(conn)
+    new = [{"code": code, "name": name} for code, name in rows if code not in existing]
+    if new:
+        conn.execute(insert(areas), new)
+    for code, name in rows:
+        if code in existing:
+            conn.execute(areas.update().where(areas.c.code == code).values(name=name))
+    audit.record(conn, actor, "import", "areas", {"rows": len(rows), "new": len(new)})
+    return len(rows)
+
+
+def import_residents(conn: Connection, source: CsvSource, actor: str) -> int:
+    """Add every resident in a roster CSV; raises ``CsvErrors`` (and the caller rolls back)."""
+    registry = known_areas(conn)
+    count = insert_residents(conn, iter_roster(source, known_area=registry.__contains__))
+    audit.record(conn, actor, "import", "residents", {"rows": count})
+    return count
+
+
+def insert_residents(conn: Connection, profiles: Iterable[ResidentProfile]) -> int:
+    chunk, count = [], 0
+    for profile in profiles:
+        chunk.append(resident_row(profile))
+        if len(chunk) == CHUNK:
+            conn.execute(insert(residents), chunk)
+            count += len(chunk)
+            chunk = []
+    if chunk:
+        conn.execute(insert(residents), chunk)
+        count += len(chunk)
+    return count
+
+
+def update_resident(conn: Connection, resident_id: int, fields: Mapping[str, str],
+                    actor: str) -> ResidentProfile:
+    """Replace a resident's details with roster cells, checked by the roster import's rules.
+
+    Raises ``CsvErrors`` naming every bad field (nothing is changed), or
+    ``LookupError`` when there is no such resident.
+    """
+    profile = parse_resident(fields, known_area=known_areas(conn).__contains__)
+    changed = conn.execute(update(residents).where(residents.c.id == resident_id)
+                           .values(resident_row(profile))).rowcount
+    if not changed:
+        raise LookupError(f"there is no resident {resident_id}")
+    audit.record(conn, actor, "edit", f"resident:{resident_id}", {"area": profile.area_code})
+    return profile
+
+
+def resident_row(profile: ResidentProfile) -> dict:
+    return {"name": profile.name, "phone": profile.phone, "wechat_openid": profile.wechat_openid,
+            "area_code": profile.area_code, "birth_year": profile.birth_year,
+            "visually_impaired": profile.visually_impaired,
+            "hearing_impaired": profile.hearing_impaired,
+            "has_smartphone": profile.has_smartphone, "language": profile.language,
+            "opt_out": ";".join(sorted(profile.opt_out)), "test_audience": profile.test_audience}
+
+
+def add_robot(conn: Connection, name: str, area_code: str, robot_key: str, *,
+              actor: str = "cli") -> int:
+    """Register a WeCom group robot (a village's or a grid team's group) under an area."""
+    code = area_codes.normalize(area_code)
+    if code not in known_areas(conn):
+        raise DeviceError(f"area {code} is not in the area registry")
+    if not robot_key.strip() or len(robot_key) > 100:
+        raise DeviceError("give the robot's webhook key (the key=… part of its URL)")
+    if conn.execute(select(group_robots.c.id).where(group_robots.c.robot_key == robot_key)).first():
+        raise DeviceError("that robot is already registered")
+    new_id = conn.execute(insert(group_robots).values(name=name, area_code=code,
+                                                      robot_key=robot_key.strip())).inserted_primary_key[0]
+    audit.record(conn, actor, "import", f"robot:{new_id}", {"area": code, "name": name})
+    return new_id
+
+
+def add_device(conn: Connection, device_id: str, area_code: str, *, test_device: bool = False,
+               actor: str = "cli") -> int:
+    device_id = device_id.strip()
+    if not device_id or len(device_id) > 64 or "/" in device_id or "+" in device_id \
+            or "#" in device_id:
+        raise DeviceError(f"device id {device_id!r} must be 1-64 characters without / + #")
+    code = area_codes.normalize(area_code)
+    if code not in known_areas(conn):
+        raise DeviceError(f"area {code} is not in the area registry")
+    if conn.execute(select(devices.c.id).where(devices.c.device_id == device_id)).first():
+        raise DeviceError(f"there is already a device {device_id!r}")
+    new_id = conn.execute(insert(devices).values(device_id=device_id, area_code=code,
+                                                 test_device=test_device)).inserted_primary_key[0]
+    audit.record(conn, actor, "import", f"device:{device_id}", {"area": code, "test": test_device})
+    return new_id

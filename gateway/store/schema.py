@@ -1,0 +1,188 @@
+"""The database tables, in SQLAlchemy Core.
+
+Core rather than the ORM because the hot paths (planning a million deliveries,
+claiming batches, moving statuses) are bulk statements; the views read rows.
+Migrations in ``gateway/store/migrations`` are generated from this metadata.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer,
+                        MetaData, PrimaryKeyConstraint, SmallInteger, String, Table, Text,
+                        UniqueConstraint, text)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+areas = Table(
+    "areas", metadata,
+    Column("code", String(12), primary_key=True),
+    Column("name", String(100), nullable=False),
+)
+
+residents = Table(
+    "residents", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("phone", String(20)),
+    Column("wechat_openid", String(64)),
+    Column("area_code", String(12), nullable=False),
+    Column("birth_year", SmallInteger),
+    Column("visually_impaired", Boolean, nullable=False, default=False),
+    Column("hearing_impaired", Boolean, nullable=False, default=False),
+    Column("has_smartphone", Boolean, nullable=False, default=True),
+    Column("language", String(8), nullable=False, default="zh"),
+    Column("opt_out", String(64), nullable=False, default=""),
+    Column("test_audience", Boolean, nullable=False, default=False),
+    Index("ix_residents_area_code_id", "area_code", "id"),
+    Index("ix_residents_phone", "phone"),
+)
+
+devices = Table(
+    "devices", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("device_id", String(64), nullable=False, unique=True),
+    Column("area_code", String(12), nullable=False, index=True),
+    Column("test_device", Boolean, nullable=False, default=False),
+    Column("online", Boolean),
+    Column("last_seen", DateTime(timezone=True)),
+)
+
+group_robots = Table(
+    "group_robots", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("area_code", String(12), nullable=False, index=True),
+    Column("robot_key", String(100), nullable=False, unique=True),  # a secret: the webhook key
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(256)),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+announcements = Table(
+    "announcements", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("identifier", String(100), nullable=False, unique=True),
+    Column("sender", String(200), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("msg_type", String(10), nullable=False),
+    Column("references", Text),
+    Column("supersedes_id", Integer, ForeignKey("announcements.id")),
+    Column("category", String(12), nullable=False),
+    Column("event", String(100), nullable=False, default=""),
+    Column("urgency", String(12), nullable=False),
+    Column("severity", String(12), nullable=False),
+    Column("certainty", String(12), nullable=False),
+    Column("headline", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("instruction", Text, nullable=False, default=""),
+    Column("language", String(8), nullable=False),
+    Column("areas", Text, nullable=False),       # JSON list of area codes
+    Column("channels", Text, nullable=False),    # JSON list of channel names
+    Column("expires", DateTime(timezone=True)),
+    Column("author_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("approver_id", Integer, ForeignKey("users.id")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("decision_note", Text),
+    # Where planning got to (JSON), committed with each chunk, so a crashed plan resumes.
+    Column("plan_cursor", Text),
+)
+
+# An announcement's texts in languages other than its own (announcements.language).
+announcement_texts = Table(
+    "announcement_texts", metadata,
+    Column("announcement_id", Integer, ForeignKey("announcements.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("headline", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("instruction", Text, nullable=False, default=""),
+    Column("event", String(100), nullable=False, default=""),
+    PrimaryKeyConstraint("announcement_id", "language"),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("announcement_id", Integer, nullable=False),
+    Column("channel", String(12), nullable=False),
+    Column("recipient_id", BigInteger, nullable=False),  # a resident's id, or a device's
+    Column("address", String(64), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("batch", Integer, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("attempts", SmallInteger, nullable=False, default=0),
+    Column("provider_id", String(64)),
+    Column("last_error", String(500)),
+    Column("updated_at", DateTime(timezone=True)),
+    UniqueConstraint("announcement_id", "channel", "recipient_id",
+                     name="uq_deliveries_announcement_channel_recipient"),
+    Index("ix_deliveries_batch", "announcement_id", "channel", "batch"),
+    # Only failed rows: the console lists them on every poll, and an index of
+    # every status would cost each of millions of status changes a write.
+    Index("ix_deliveries_failed", "announcement_id",
+          sqlite_where=text("status = 'failed'"), postgresql_where=text("status = 'failed'")),
+)
+
+delivery_counts = Table(
+    "delivery_counts", metadata,
+    Column("announcement_id", Integer, primary_key=True),
+    Column("channel", String(12), primary_key=True),
+    Column("status", String(10), primary_key=True),
+    Column("count", BigInteger, nullable=False, default=0),
+)
+
+# Who has been reached (a personal channel delivered or confirmed): the primary key decides
+# who is first, so the running count in delivery_counts (channel "*") stays exact.
+reached = Table(
+    "reached", metadata,
+    Column("announcement_id", Integer, primary_key=True),
+    Column("recipient_id", BigInteger, primary_key=True),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", String(64), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+inbound_messages = Table(
+    "inbound_messages", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("channel", String(12), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("resident_id", BigInteger),
+    Column("announcement_id", Integer),
+    Column("intent", String(12), nullable=False),
+    Column("body", Text, nullable=False),
+)

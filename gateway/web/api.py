@@ -1,0 +1,258 @@
+"""The JSON API under /api/v1. Its paths are a contract with other systems.
+
+Every error is JSON that says what is wrong and where; no input yields a 500.
+Callers authenticate with ``Authorization: Bearer <token>`` (tokens are made
+with ``flask --app wsgi tokens create NAME``).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from functools import wraps
+
+from sqlalchemy import func, select
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from audiences.areas import AreaError, CsvErrors, normalize
+from channels import outbox
+from gateway.delivery import lifecycle, preview, providers, reports
+from gateway.store import accounts, roster
+from gateway.store.schema import residents
+from gateway.delivery.planner import beneath
+from gateway.store.db import engine
+from messages.announcement import ValidationError, parse_announcement
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+MAX_PAGE = 500
+LAST_PAGE = 1_000_000  # past this the offset overflows a database integer
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, status: int = 400, field: str | None = None, **extra):
+        super().__init__(message)
+        self.message, self.status, self.field, self.extra = message, status, field, extra
+
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError):
+    body = {"error": error.message, **error.extra}
+    if error.field:
+        body["field"] = error.field
+    return jsonify(body), error.status
+
+
+@bp.errorhandler(ValidationError)
+def _validation_error(error: ValidationError):
+    return jsonify({"error": error.message, "field": error.field}), 422
+
+
+@bp.errorhandler(lifecycle.ActionRefused)
+def _refused(error: lifecycle.ActionRefused):
+    return jsonify({"error": error.message}), error.status
+
+
+@bp.errorhandler(CsvErrors)
+def _csv_errors(error: CsvErrors):
+    return jsonify({"error": "the CSV file has errors; nothing was imported",
+                    "rows": [{"line": e.line, "column": e.column, "message": e.message}
+                             for e in error.errors],
+                    "more_errors": error.omitted}), 422
+
+
+@bp.app_errorhandler(HTTPException)
+def _http_error(error: HTTPException):
+    """JSON for every HTTP error under /api, including paths no route matches."""
+    if not request.path.startswith(bp.url_prefix):
+        return error
+    return jsonify({"error": error.description}), error.code
+
+
+def token_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            raise ApiError("send an API token as 'Authorization: Bearer <token>'", 401)
+        with engine().connect() as conn:
+            user = accounts.user_for_token(conn, header[7:].strip())
+        if user is None:
+            raise ApiError("the API token is not valid", 401)
+        g.user = user
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def json_body() -> dict:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError("the request body must be a JSON object (Content-Type: application/json)", 400)
+    if not isinstance(data, dict):
+        raise ApiError("the request body must be a JSON object, not a list or a value", 400)
+    return data
+
+
+def page_args() -> tuple[int, int]:
+    try:
+        page = int(request.args.get("page", 1))
+        per_page = int(request.args.get("per_page", 100))
+    except ValueError:
+        raise ApiError("page and per_page must be whole numbers", 400, "page") from None
+    if not 1 <= page <= LAST_PAGE or not 1 <= per_page <= MAX_PAGE:
+        raise ApiError(f"page is 1 to {LAST_PAGE} and per_page is 1 to {MAX_PAGE}", 400, "page")
+    return page, per_page
+
+
+@bp.post("/announcements")
+@token_required
+def create_announcement():
+    data = parse_announcement(json_body())
+    with engine().begin() as conn:
+        announcement_id = lifecycle.create(conn, data, g.user, sender=current_app.config["CAP_SENDER"])
+        row = lifecycle.get(conn, announcement_id)
+    return jsonify({"id": row.id, "identifier": row.identifier, "state": row.state}), 201
+
+
+@bp.get("/announcements/<int:announcement_id>")
+@token_required
+def announcement_status(announcement_id: int):
+    with engine().connect() as conn:
+        return jsonify(reports.status(conn, lifecycle.get(conn, announcement_id)))
+
+
+@bp.post("/announcements/<int:announcement_id>/approve")
+@token_required
+def approve(announcement_id: int):
+    with engine().begin() as conn:
+        outcome = lifecycle.approve(conn, announcement_id, g.user)
+    queued = lifecycle.follow_up(outcome)
+    with engine().connect() as conn:
+        body = reports.status(conn, lifecycle.get(conn, announcement_id))
+    return jsonify({**body, "planning_queued": queued})
+
+
+@bp.post("/announcements/<int:announcement_id>/reject")
+@token_required
+def reject(announcement_id: int):
+    reason = json_body().get("reason")
+    if not isinstance(reason, str):
+        raise ApiError("give the reason as text", 422, "reason")
+    with engine().begin() as conn:
+        lifecycle.reject(conn, announcement_id, g.user, reason)
+        row = lifecycle.get(conn, announcement_id)
+    return jsonify({"id": row.id, "state": row.state})
+
+
+@bp.post("/announcements/<int:announcement_id>/cancel")
+@token_required
+def cancel(announcement_id: int):
+    data = request.get_json(silent=True) or {}
+    correction = data.get("correction", "") if isinstance(data, dict) else ""
+    if not isinstance(correction, str):
+        raise ApiError("correction must be text", 422, "correction")
+    with engine().begin() as conn:
+        outcome = lifecycle.cancel(conn, announcement_id, g.user, correction,
+                                   sender=current_app.config["CAP_SENDER"])
+        state = lifecycle.get(conn, announcement_id).state
+    queued = lifecycle.follow_up(outcome)
+    correction_id = outcome.to_plan[0] if outcome.to_plan else None
+    return jsonify({"id": announcement_id, "state": state, "correction_id": correction_id,
+                    "planning_queued": queued})
+
+
+@bp.get("/announcements/<int:announcement_id>/preview")
+@token_required
+def announcement_preview(announcement_id: int):
+    with engine().connect() as conn:
+        return jsonify(preview.preview(conn, lifecycle.get(conn, announcement_id)))
+
+
+@bp.get("/announcements/<int:announcement_id>/unreached")
+@token_required
+def unreached(announcement_id: int):
+    area = request.args.get("area") or None
+    if area:
+        _check_area_arg(area)
+    wants_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+    with engine().connect() as conn:
+        announcement = lifecycle.get(conn, announcement_id)
+        if wants_csv:
+            people, total = reports.unreached(conn, announcement, area=area, limit=1_000_000)
+            return _unreached_csv(announcement_id, people)
+        page, per_page = page_args()
+        people, total = reports.unreached(conn, announcement, area=area, limit=per_page,
+                                          offset=(page - 1) * per_page)
+    return jsonify({"announcement": announcement_id, "total": total, "page": page,
+                    "per_page": per_page, "residents": people})
+
+
+def _unreached_csv(announcement_id: int, people: list[dict]) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "phone", "area_code", "tried"])
+    for person in people:
+        tried = "; ".join(f"{t['channel']} {t['status']} x{t['attempts']} {t['at'] or ''}"
+                          + (f" ({t['error']})" if t["error"] else "") for t in person["tried"])
+        writer.writerow([person["name"], person["phone"] or "", person["area_code"], tried])
+    return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f"attachment; filename=unreached-{announcement_id}.csv"})
+
+
+def _check_area_arg(code: str) -> None:
+    try:
+        normalize(code)
+    except AreaError as error:
+        raise ApiError(str(error), 400, "area") from None
+
+
+@bp.post("/residents/import")
+@token_required
+def import_residents():
+    if not request.get_data():
+        raise ApiError("send the roster CSV as the request body", 400)
+    with engine().begin() as conn:
+        count = roster.import_residents(conn, request.get_data(), g.user.name)
+    return jsonify({"imported": count}), 201
+
+
+@bp.get("/residents")
+@token_required
+def list_residents():
+    area = request.args.get("area")
+    page, per_page = page_args()
+    query = select(residents)
+    total_query = select(func.count()).select_from(residents)
+    if area:
+        _check_area_arg(area)
+        query = query.where(beneath(residents.c.area_code, [area]))
+        total_query = total_query.where(beneath(residents.c.area_code, [area]))
+    with engine().connect() as conn:
+        total = conn.execute(total_query).scalar_one()
+        rows = conn.execute(query.order_by(residents.c.area_code, residents.c.id)
+                            .limit(per_page).offset((page - 1) * per_page)).all()
+    return jsonify({"total": total, "page": page, "per_page": per_page,
+                    "residents": [_resident_json(row) for row in rows]})
+
+
+def _resident_json(row) -> dict:
+    return {"id": row.id, "name": row.name, "phone": row.phone,
+            "wechat_openid": row.wechat_openid, "area_code": row.area_code,
+            "birth_year": row.birth_year, "visually_impaired": row.visually_impaired,
+            "hearing_impaired": row.hearing_impaired, "has_smartphone": row.has_smartphone,
+            "language": row.language, "opt_out": [c for c in row.opt_out.split(";") if c],
+            "test_audience": row.test_audience}
+
+
+@bp.get("/outbox")
+@token_required
+def list_outbox():
+    page, per_page = page_args()
+    announcement = request.args.get("announcement")
+    if announcement is not None and not announcement.isdigit():
+        raise ApiError("announcement must be an announcement number", 400, "announcement")
+    records, total = outbox.read(providers.outbox_path(current_app),
+                                 announcement_id=int(announcement) if announcement else None,
+                                 channel=request.args.get("channel") or None,
+                                 offset=(page - 1) * per_page, limit=per_page)
+    return jsonify({"total": total, "page": page, "per_page": per_page, "messages": records})

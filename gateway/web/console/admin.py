@@ -1,0 +1,45 @@
+"""The audit log (who did what, when) and the outbox (what unconfigured channels would send)."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+
+from channels import outbox
+from gateway.delivery import providers
+from gateway.store.accounts import APPROVERS
+from gateway.web.console import queries
+from gateway.web.console.auth import login_required, role_required
+from gateway.store.db import engine
+
+bp = Blueprint("admin", __name__)
+
+PER_PAGE = 100
+
+
+def _page() -> int:
+    return max(request.args.get("page", 1, type=int), 1)
+
+
+@bp.route("/audit")
+@role_required(*APPROVERS)
+def audit_log():
+    actor = request.args.get("actor", "").strip()
+    action = request.args.get("action", "").strip()
+    page = _page()
+    with engine().connect() as conn:
+        entries, total = queries.audit_entries(conn, actor=actor, action=action, limit=PER_PAGE,
+                                               offset=(page - 1) * PER_PAGE)
+    return render_template("console/audit.html", entries=entries, total=total, actor=actor,
+                           action=action, page=page, per_page=PER_PAGE)
+
+
+@bp.route("/outbox")
+@login_required
+def outbox_view():
+    announcement = request.args.get("announcement", type=int)
+    channel = request.args.get("channel") or None
+    page = _page()
+    records, total = outbox.read(providers.outbox_path(current_app), announcement_id=announcement,
+                                 channel=channel, offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
+    return render_template("console/outbox.html", records=records, total=total,
+                           announcement=announcement, channel=channel or "", page=page,
+                           per_page=PER_PAGE)

@@ -1,0 +1,298 @@
+"""Compose, preview, approve or reject, watch and correct announcements."""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
+                   url_for)
+from flask_babel import force_locale, gettext as _
+
+from gateway.delivery import lifecycle, preview, providers, reports
+from gateway.store.accounts import APPROVERS
+from gateway.web.console import queries
+from gateway.web.console.errors import no_such_announcement
+from gateway.web.console.auth import login_required
+from gateway.store.db import engine
+from messages import audio, speech
+from messages.announcement import (CHANNELS, LANGUAGES, LIMITS, SEVERITIES, STATUSES,
+                                   ValidationError, parse_announcement)
+from messages.render import render
+
+bp = Blueprint("announcements", __name__)
+bp.register_error_handler(lifecycle.ActionRefused, no_such_announcement)
+
+COMPOSE_STATUSES = tuple(status for status in STATUSES if status != "draft")
+FORM_FIELDS = ("headline", "body", "instruction", "severity", "status", "language", "expires",
+               "msg_type", "references")
+# <input type="datetime-local"> sends local time without a zone; the office works in China time.
+LOCAL_MINUTE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
+CHINA_OFFSET = "+08:00"
+FINISHED_STATES = ("done", "cancelled", "superseded", "rejected")
+# Drafts have no id yet; their speech files are content-addressed, so identical drafts share one.
+DRAFT_AUDIO_ID = 0
+DRAFT_AUDIO_KEPT_SECONDS = 3600
+
+
+@bp.route("/")
+@login_required
+def index():
+    with engine().connect() as conn:
+        rows = queries.recent_announcements(conn)
+        authors = queries.user_names(conn)
+    return render_template("console/index.html", announcements=rows, authors=authors)
+
+
+@bp.route("/announcements/new", methods=("GET", "POST"))
+@login_required
+def compose():
+    """GET: an empty form (or one prefilled to update an announcement). POST: preview or submit."""
+    if request.method == "GET":
+        return _compose_page(_initial_form(request.args.get("update_of", type=int)))
+    form = _submitted_form()
+    if "edit" in request.form:
+        return _compose_page(form)
+    try:
+        data = parse_announcement(_as_input(form))
+        with engine().begin() as conn:
+            lifecycle.check_areas(conn, data.areas)
+            if "submit" not in request.form:
+                return _preview_page(conn, form, data)
+            announcement_id = lifecycle.create(conn, data, g.user,
+                                               sender=current_app.config["CAP_SENDER"])
+    except ValidationError as error:
+        return _compose_page(form, error), 422
+    flash(_("Announcement %(id)d is waiting for a second person to approve it.",
+            id=announcement_id), "success")
+    return redirect(url_for("announcements.detail", announcement_id=announcement_id))
+
+
+@bp.post("/announcements/draft.json")
+@login_required
+def render_draft():
+    """The draft as each channel will send it, for the compose page while the clerk types."""
+    draft = _draft_view(_submitted_form())
+    context = providers.render_context()
+    return jsonify({channel: _rendered_json(render(draft, channel, draft.language, context))
+                    for channel in CHANNELS})
+
+
+@bp.post("/announcements/draft-audio")
+@login_required
+def draft_audio():
+    """The draft's speech script as synthesized audio, for the compose page's play button."""
+    draft = _draft_view(_submitted_form())
+    text = speech.script(draft, draft.language, providers.render_context())
+    audio.prune(current_app.config["MEDIA_DIR"], DRAFT_AUDIO_ID, DRAFT_AUDIO_KEPT_SECONDS)
+    try:
+        info = audio.ensure_audio(current_app.config["MEDIA_DIR"], DRAFT_AUDIO_ID, draft.language,
+                                  text, rate=current_app.config["SPEECH_RATE"])
+    except audio.SynthesisError:
+        current_app.logger.exception("speech synthesis failed for a draft")
+        return jsonify({"error": _("The speech could not be synthesized just now. "
+                                   "Try again in a moment.")}), 503
+    return jsonify({"url": url_for("webhooks.media_file", name=info.file_name),
+                    "seconds": info.duration_seconds})
+
+
+@bp.route("/announcements/<int:announcement_id>")
+@login_required
+def detail(announcement_id: int):
+    with engine().connect() as conn:
+        row = lifecycle.get(conn, announcement_id)
+        status = reports.status(conn, row)
+        names = queries.user_names(conn)
+        area_names = queries.area_names(conn)
+    return render_template("console/announcement.html", a=row, status=status,
+                           rendered=_rendered_channels(row), names=names, area_names=area_names,
+                           can_approve=_may_approve(row), correction_text=_correction_text(row))
+
+
+@bp.route("/announcements/<int:announcement_id>/progress.json")
+@login_required
+def progress(announcement_id: int):
+    with engine().connect() as conn:
+        row = lifecycle.get(conn, announcement_id)
+        body = reports.status(conn, row)
+        failed_total = sum(by_status["failed"] for by_status in body["deliveries"].values())
+        failed = queries.failures(conn, announcement_id, failed_total)
+        body["loudspeakers"] = queries.loudspeakers_by_village(conn, announcement_id)
+    body["finished"] = row.state in FINISHED_STATES and body["pending"] == 0
+    body["failures"] = [{"channel": f.channel, "address": f.address, "attempts": f.attempts,
+                         "error": f.last_error or "",
+                         "at": f.updated_at.isoformat() if f.updated_at else None}
+                        for f in failed]
+    body["failures_total"] = failed_total
+    return jsonify(body)
+
+
+@bp.route("/announcements/<int:announcement_id>/approve", methods=("GET", "POST"))
+@login_required
+def approve(announcement_id: int):
+    """GET: the confirm step, naming the status and audience size. POST: approve and release."""
+    if request.method == "GET":
+        with engine().connect() as conn:
+            row = lifecycle.get(conn, announcement_id)
+            audience = preview.preview(conn, row)
+        return render_template("console/approve.html", a=row, audience=audience,
+                               rendered=_rendered_channels(row))
+    try:
+        with engine().begin() as conn:
+            outcome = lifecycle.approve(conn, announcement_id, g.user)
+    except lifecycle.ActionRefused as refused:
+        flash(_refusal(refused), "error")
+    else:
+        _queue_plan(outcome)
+        flash(_("Approved: announcement %(id)d is going out.", id=announcement_id), "success")
+    return redirect(url_for("announcements.detail", announcement_id=announcement_id))
+
+
+@bp.post("/announcements/<int:announcement_id>/reject")
+@login_required
+def reject(announcement_id: int):
+    try:
+        with engine().begin() as conn:
+            lifecycle.reject(conn, announcement_id, g.user, request.form.get("reason", ""))
+    except lifecycle.ActionRefused as refused:
+        flash(_refusal(refused), "error")
+    except ValidationError:
+        flash(_("Say why the announcement is rejected."), "error")
+    else:
+        flash(_("Announcement %(id)d was rejected.", id=announcement_id), "success")
+    return redirect(url_for("announcements.detail", announcement_id=announcement_id))
+
+
+@bp.post("/announcements/<int:announcement_id>/cancel")
+@login_required
+def cancel(announcement_id: int):
+    """Withdraw the announcement; everyone already reached gets the correction text."""
+    correction = request.form.get("correction", "")
+    try:
+        with engine().begin() as conn:
+            outcome = lifecycle.cancel(conn, announcement_id, g.user, correction,
+                                       sender=current_app.config["CAP_SENDER"])
+    except lifecycle.ActionRefused as refused:
+        flash(_refusal(refused), "error")
+    except ValidationError as error:
+        flash(_("The correction was not sent: %(reason)s", reason=_field_message(error)), "error")
+    else:
+        _queue_plan(outcome)
+        flash(_("Announcement %(id)d is cancelled.", id=announcement_id), "success")
+        if outcome.to_plan:
+            return redirect(url_for("announcements.detail", announcement_id=outcome.to_plan[0]))
+    return redirect(url_for("announcements.detail", announcement_id=announcement_id))
+
+
+def _queue_plan(outcome: lifecycle.Outcome) -> None:
+    if not lifecycle.follow_up(outcome):
+        flash(_("The queue is unreachable; sending starts when the reconciler runs."), "warning")
+
+
+def _may_approve(row) -> bool:
+    """Whether to offer this user the approve button (the service checks again)."""
+    if row.state != "awaiting_approval" or g.user.role not in APPROVERS:
+        return False
+    return not (row.status == "actual" and row.author_id == g.user.id)
+
+
+def _refusal(refused: lifecycle.ActionRefused) -> str:
+    if refused.status == 403 and "two-person" in refused.message:
+        return _("Two-person rule: someone other than the author must approve a real alert.")
+    if refused.status == 403:
+        return _("Your role does not allow this.")
+    return _("Not possible now: the announcement is no longer in that state.")
+
+
+def _field_message(error: ValidationError) -> str:
+    return f"{error.field}: {error.message}"
+
+
+# --- the compose form -------------------------------------------------------------------
+
+def _initial_form(update_of: int | None) -> dict:
+    form = {"severity": "moderate", "status": "actual", "language": "zh", "msg_type": "alert",
+            "areas": [], "channels": list(CHANNELS)}
+    if update_of is None:
+        return form
+    with engine().connect() as conn:
+        original = lifecycle.get(conn, update_of)
+    return {**form, "headline": original.headline, "body": original.body,
+            "instruction": original.instruction, "severity": original.severity,
+            "status": original.status, "language": original.language, "msg_type": "update",
+            "references": original.identifier, "areas": json.loads(original.areas),
+            "channels": json.loads(original.channels)}
+
+
+def _submitted_form() -> dict:
+    form = {name: request.form.get(name, "") for name in FORM_FIELDS}
+    form["areas"] = request.form.getlist("areas")
+    form["channels"] = request.form.getlist("channels")
+    return form
+
+
+def _as_input(form: dict) -> dict:
+    """The form as the API's JSON would say it, for ``parse_announcement``."""
+    data = {name: form[name] for name in FORM_FIELDS if form[name]}
+    if LOCAL_MINUTE.match(form["expires"]):
+        data["expires"] = form["expires"] + ":00" + CHINA_OFFSET
+    data["areas"] = form["areas"]
+    data["channels"] = form["channels"]
+    return data
+
+
+def _compose_page(form: dict, error: ValidationError | None = None):
+    with engine().connect() as conn:
+        tree = queries.area_tree(conn)
+    return render_template("console/compose.html", form=form, error=error, tree=tree,
+                           limits=LIMITS, severities=SEVERITIES, statuses=COMPOSE_STATUSES,
+                           channels=CHANNELS, languages=LANGUAGES)
+
+
+def _preview_page(conn, form: dict, data):
+    draft = _draft_view(form, data)
+    draft.areas = json.dumps(data.areas)
+    draft.channels = json.dumps(data.channels)
+    summary = preview.preview(conn, draft)
+    return render_template("console/preview.html", form=form, data=data, summary=summary,
+                           rendered=_rendered_channels(draft),
+                           area_names=queries.area_names(conn))
+
+
+def _draft_view(form: dict, data=None) -> SimpleNamespace:
+    """An announcement-like object for the renderers and the preview, before it is stored.
+
+    While the clerk types, fields may be incomplete or wrong; they are clamped to
+    something renderable rather than refused (refusing is the submit's job).
+    """
+    def choice(name, allowed, default):
+        return form.get(name) if form.get(name) in allowed else default
+
+    now = datetime.now(timezone.utc)
+    return SimpleNamespace(
+        id=0, headline=form.get("headline", "")[:LIMITS["headline"]],
+        body=form.get("body", "")[:LIMITS["body"]],
+        instruction=form.get("instruction", "")[:LIMITS["instruction"]],
+        status=choice("status", STATUSES, "actual"),
+        msg_type=choice("msg_type", ("alert", "update", "cancel"), "alert"),
+        severity=choice("severity", SEVERITIES, "moderate"),
+        language=choice("language", LANGUAGES, "zh"), sent=None, created_at=now)
+
+
+def _rendered_channels(announcement) -> dict:
+    context = providers.render_context()
+    return {channel: render(announcement, channel, announcement.language, context)
+            for channel in json.loads(announcement.channels)}
+
+
+def _rendered_json(rendered) -> dict:
+    return {"text": rendered.text, "data": {k: v for k, v in rendered.data.items()
+                                            if isinstance(v, (str, int, bool, dict, type(None)))}}
+
+
+def _correction_text(row) -> str:
+    """Prefilled in the announcement's own language: it goes to the residents, not the clerk."""
+    with force_locale(row.language):
+        return _("Correction: the announcement “%(headline)s” is withdrawn. Please disregard it.",
+                 headline=row.headline)

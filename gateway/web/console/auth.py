@@ -1,0 +1,128 @@
+"""Logging in and out, the session timeout, the lock after repeated failures, and roles."""
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timedelta, timezone
+
+from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
+                   session, url_for)
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from gateway.store import accounts as users_service
+from gateway.store.db import engine, utcnow
+from gateway.store.schema import users
+
+bp = Blueprint("auth", __name__)
+
+LANGUAGES = ("zh", "en")
+# Requests a page makes by itself (the watch poll) must not keep an idle session alive.
+BACKGROUND_HEADER = "X-Console-Poll"
+
+
+def session_timeout() -> timedelta:
+    return timedelta(minutes=current_app.config.get("SESSION_MINUTES", 30))
+
+
+@bp.before_app_request
+def load_logged_in_user() -> None:
+    g.user = None
+    user_id = session.get("user_id")
+    if user_id is None:
+        return
+    last_seen = session.get("last_seen", 0)
+    now = datetime.now(timezone.utc).timestamp()
+    if now - last_seen > session_timeout().total_seconds():
+        _clear_session_keeping_language()
+        g.session_expired = True
+        return
+    with engine().connect() as conn:
+        g.user = conn.execute(select(users).where(users.c.id == user_id)).first()
+    if g.user is not None and BACKGROUND_HEADER not in request.headers:
+        session["last_seen"] = now
+
+
+def login_required(view):
+    @functools.wraps(view)
+    def wrapped(**kwargs):
+        if g.user is None:
+            if BACKGROUND_HEADER in request.headers:
+                abort(401)
+            if g.get("session_expired"):
+                flash(_("Your session timed out. Please log in again."), "warning")
+            return redirect(url_for("auth.login", next=request.full_path))
+        return view(**kwargs)
+    return wrapped
+
+
+def role_required(*roles: str):
+    def decorate(view):
+        @functools.wraps(view)
+        @login_required
+        def wrapped(**kwargs):
+            if g.user.role not in roles:
+                abort(403)
+            return view(**kwargs)
+        return wrapped
+    return decorate
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login():
+    if request.method == "POST":
+        name = request.form.get("name", "").strip()
+        password = request.form.get("password", "")
+        error = _check_login(name, password)
+        if error is None:
+            return redirect(_safe_next(request.args.get("next")))
+        flash(error, "error")
+    return render_template("console/login.html")
+
+
+def _check_login(name: str, password: str) -> str | None:
+    """Log the user in, or say why not; repeated failures lock the account for a while."""
+    if not name or not password:
+        return _("Enter your user name and password.")
+    with engine().begin() as conn:
+        user = users_service.find_user(conn, name)
+        if user is None:
+            return _("The user name or password is wrong.")
+        if users_service.is_locked(user, utcnow()):
+            return _("Too many failed attempts: this account is locked for %(minutes)d minutes.",
+                     minutes=users_service.LOCK_MINUTES)
+        if not users_service.password_matches(user, password):
+            users_service.record_failed_login(conn, user)
+            return _("The user name or password is wrong.")
+        users_service.record_login(conn, user)
+    _clear_session_keeping_language()
+    session["user_id"] = user.id
+    session["last_seen"] = datetime.now(timezone.utc).timestamp()
+    return None
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site, so the login page cannot be used to send people elsewhere."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("announcements.index")
+
+
+@bp.post("/logout")
+def logout():
+    _clear_session_keeping_language()
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/language")
+def choose_language():
+    language = request.form.get("language")
+    if language in LANGUAGES:
+        session["language"] = language
+    return redirect(_safe_next(request.form.get("next")))
+
+
+def _clear_session_keeping_language() -> None:
+    language = session.get("language")
+    session.clear()
+    if language:
+        session["language"] = language

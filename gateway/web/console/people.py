@@ -1,0 +1,142 @@
+"""Residents (search, edit, roster upload), loudspeaker devices and who was not reached."""
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request,
+                   url_for)
+from flask_babel import gettext as _
+
+from audiences.areas import CsvErrors
+from audiences.residents import ROSTER_COLUMNS
+from gateway.delivery import lifecycle, reports
+from gateway.store import roster
+from gateway.web.console import queries
+from gateway.web.console.errors import no_such_announcement
+from gateway.web.console.auth import login_required, role_required
+from gateway.store.db import engine
+
+bp = Blueprint("people", __name__)
+bp.register_error_handler(lifecycle.ActionRefused, no_such_announcement)
+
+PER_PAGE = 50
+FLAG_COLUMNS = ("visually_impaired", "hearing_impaired", "has_smartphone", "test_audience")
+UNREACHED_PRINT_LIMIT = 5000
+
+
+@bp.route("/residents")
+@login_required
+def residents_list():
+    text = request.args.get("q", "").strip()
+    page = max(request.args.get("page", 1, type=int), 1)
+    with engine().connect() as conn:
+        rows, total = queries.search_residents(conn, text, limit=PER_PAGE,
+                                               offset=(page - 1) * PER_PAGE)
+        area_names = queries.area_names(conn)
+    return render_template("console/residents.html", residents=rows, total=total, q=text,
+                           page=page, per_page=PER_PAGE, area_names=area_names)
+
+
+@bp.route("/residents/<int:resident_id>/edit", methods=("GET", "POST"))
+@role_required("admin")
+def edit_resident(resident_id: int):
+    with engine().connect() as conn:
+        row = queries.get_resident(conn, resident_id)
+    if row is None:
+        abort(404)
+    if request.method == "GET":
+        return render_template("console/resident_edit.html", resident=row,
+                               cells=_cells_of(row), errors={})
+    cells = _cells_from_form()
+    try:
+        with engine().begin() as conn:
+            saved = roster.update_resident(conn, resident_id, cells, g.user.name)
+    except CsvErrors as problems:
+        errors = {error.column or "name": error.message for error in problems.errors}
+        return render_template("console/resident_edit.html", resident=row, cells=cells,
+                               errors=errors), 422
+    flash(_("The resident was saved."), "success")
+    return redirect(url_for("people.residents_list", q=saved.name))
+
+
+def _cells_of(row) -> dict:
+    cells = {column: "" if getattr(row, column) is None else str(getattr(row, column))
+             for column in ROSTER_COLUMNS}
+    for column in FLAG_COLUMNS:
+        cells[column] = "1" if getattr(row, column) else "0"
+    return cells
+
+
+def _cells_from_form() -> dict:
+    cells = {column: request.form.get(column, "").strip() for column in ROSTER_COLUMNS}
+    for column in FLAG_COLUMNS:
+        cells[column] = "1" if request.form.get(column) else "0"
+    return cells
+
+
+@bp.route("/residents/import", methods=("GET", "POST"))
+@role_required("admin")
+def import_roster():
+    if request.method == "GET":
+        return render_template("console/import.html", problems=None)
+    upload = request.files.get("roster")
+    if upload is None or not upload.filename:
+        flash(_("Choose a roster CSV file to upload."), "error")
+        return render_template("console/import.html", problems=None), 400
+    try:
+        with engine().begin() as conn:
+            count = roster.import_residents(conn, upload.stream, g.user.name)
+    except CsvErrors as problems:
+        return render_template("console/import.html", problems=problems,
+                               filename=upload.filename), 422
+    flash(_("%(count)d residents were imported.", count=count), "success")
+    return redirect(url_for("people.residents_list"))
+
+
+@bp.route("/devices")
+@login_required
+def devices():
+    with engine().connect() as conn:
+        rows = queries.all_devices(conn)
+        area_names = queries.area_names(conn)
+    return render_template("console/devices.html", devices=rows, area_names=area_names)
+
+
+@bp.route("/announcements/<int:announcement_id>/unreached")
+@login_required
+def unreached(announcement_id: int):
+    """A printable list for grid workers: who has not been reached, village by village."""
+    area = request.args.get("area") or None
+    with engine().connect() as conn:
+        announcement = lifecycle.get(conn, announcement_id)
+        people, total = reports.unreached(conn, announcement, area=area,
+                                          limit=UNREACHED_PRINT_LIMIT)
+        area_names = queries.area_names(conn)
+    by_area: dict[str, list] = {}
+    for person in people:
+        by_area.setdefault(person["area_code"], []).append(person)
+    return render_template("console/unreached.html", a=announcement, by_area=by_area,
+                           total=total, shown=len(people), area=area, area_names=area_names)
+
+
+@bp.route("/announcements/<int:announcement_id>/unreached.csv")
+@login_required
+def unreached_csv(announcement_id: int):
+    area = request.args.get("area") or None
+    with engine().connect() as conn:
+        announcement = lifecycle.get(conn, announcement_id)
+        people, _total = reports.unreached(conn, announcement, area=area, limit=1_000_000)
+        area_names = queries.area_names(conn)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([_("Name"), _("Phone"), _("Area code"), _("Area"), _("Tried")])
+    for person in people:
+        tried = "; ".join(f"{t['channel']} {t['status']} x{t['attempts']}"
+                          + (f" ({t['error']})" if t["error"] else "") for t in person["tried"])
+        writer.writerow([person["name"], person["phone"] or "", person["area_code"],
+                         area_names.get(person["area_code"], ""), tried])
+    # The BOM makes Excel on Chinese Windows read the file as UTF-8.
+    return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f"attachment; filename=unreached-{announcement_id}.csv"})
