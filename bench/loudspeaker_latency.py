@@ -8,7 +8,7 @@ devices are *simulated*: ``--simulators`` processes (default 2), each with **one
 client for its share of the devices, subscribed to every one of its devices' own
 commands topic (``tongbao/v1/speakers/<id>/commands``, QoS 1) on the real Mosquitto at
 127.0.0.1:1883. For each command a simulator does what the reference controller
-(``channels.loudspeaker.controller``) does before playing: verifies the Ed25519
+(``devices.controller``) does before playing: verifies the Ed25519
 signature with the gateway's public key, checks expiry and the per-device sequence, and
 recognises a repeated command id; then it publishes ``received`` and, after
 ``--play-seconds`` (default 0: nothing is played), ``played`` on that device's events

@@ -15,8 +15,8 @@ from sqlalchemy import func, insert, select
 
 from audiences import demo as demo_county
 from audiences.areas import AreaError, CsvErrors
-from channels.loudspeaker.broker import EmbeddedBroker
 from channels.loudspeaker.protocol import SigningKey
+from devices.broker import EmbeddedBroker
 from gateway.store import accounts, db, roster
 from gateway.delivery import jobs, loudspeakers, queues
 from gateway.store.schema import areas, residents

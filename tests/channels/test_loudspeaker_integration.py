@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from channels.base import ChannelError, Outgoing, Receipt
 from channels.loudspeaker import protocol, transport
 from channels.loudspeaker.acks import AckListener
-from channels.loudspeaker.broker import EmbeddedBroker, free_port
 from channels.loudspeaker.channel import MqttLoudspeakerChannel, RedisSequence
-from channels.loudspeaker.controller import Controller, SinkPlayer, read_sink
+from devices.broker import EmbeddedBroker, free_port
+from devices.controller import Controller, SinkPlayer, read_sink
 from messages.render import Rendered
 
 pytestmark = pytest.mark.integration
@@ -313,7 +313,7 @@ def test_killed_controller_shows_offline(tmp_path, audio_url):
     listener = AckListener(MOSQUITTO_URL, events.on_event, events.on_presence, client_id=f"acks-{device}")
     listener.start()
     process = subprocess.Popen(
-        [sys.executable, "-m", "channels.loudspeaker.controller", "--device-id", device,
+        [sys.executable, "-m", "devices.controller", "--device-id", device,
          "--mqtt-url", MOSQUITTO_URL, "--public-key", str(tmp_path / "gateway.pub"),
          "--state-dir", str(tmp_path / "state"), "--sink-dir", str(tmp_path / "sink")],
         cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()},

@@ -26,7 +26,7 @@ from sqlalchemy import insert, select
 from werkzeug.serving import make_server
 
 from channels.loudspeaker import protocol, transport
-from channels.loudspeaker.controller import read_sink
+from devices.controller import read_sink
 from gateway.delivery import loudspeakers, queues
 from gateway.store import roster
 from gateway.store.schema import areas, deliveries, devices
@@ -86,7 +86,7 @@ class Speakers:
         """A registered device with its controller running and shown online."""
         device_id = self.register(village, test_device=test_device)
         self.processes[device_id] = subprocess.Popen(
-            [sys.executable, "-m", "channels.loudspeaker.controller", "--device-id", device_id,
+            [sys.executable, "-m", "devices.controller", "--device-id", device_id,
              "--mqtt-url", MOSQUITTO_URL, "--public-key", str(self.public_key),
              "--state-dir", str(self.tmp_path / device_id / "state"),
              "--sink-dir", self.sink(device_id), "--sink-seconds", str(play_seconds)],

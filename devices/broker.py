@@ -15,7 +15,7 @@ In the gateway process::
     ...
     broker.stop()
 
-Or as its own process: ``python -m channels.loudspeaker.broker --port 1883``.
+Or as its own process: ``python -m devices.broker --port 1883``.
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ class EmbeddedBroker:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m channels.loudspeaker.broker",
+    parser = argparse.ArgumentParser(prog="python -m devices.broker",
                                      description="Embedded MQTT broker on 127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """The reference loudspeaker controller: what runs on the board beside the amplifier.
 
-    python -m channels.loudspeaker.controller --device-id cun-01 \\
+    python -m devices.controller --device-id cun-01 \\
         --mqtt-url mqtt://cun-01:secret@broker:1883 --public-key gateway.pub \\
         --state-dir /var/lib/tongbao-speaker --player "aplay -q {file}"
 
@@ -458,7 +458,7 @@ class Controller:
 # --- command line -----------------------------------------------------------
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m channels.loudspeaker.controller",
+    parser = argparse.ArgumentParser(prog="python -m devices.controller",
                                      description="Tongbao reference loudspeaker controller")
     parser.add_argument("--device-id", required=True)
     parser.add_argument("--mqtt-url", default=os.environ.get("TONGBAO_MQTT_URL"),
