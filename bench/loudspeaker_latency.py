@@ -74,7 +74,8 @@ def _simulate(pipe, mqtt_url: str, public_pem: str, device_ids: list[str], play_
 
     from paho.mqtt.subscribeoptions import SubscribeOptions
 
-    from channels.loudspeaker import protocol, transport
+    from channels.loudspeaker import protocol
+    from channels.loudspeaker.protocol import transport
 
     address = transport.BrokerAddress.parse(mqtt_url)
     keys = [protocol.load_public_key(public_pem)]

@@ -31,7 +31,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from channels.loudspeaker import protocol, transport
+from channels.loudspeaker import protocol
+from channels.loudspeaker.protocol import transport
 
 log = logging.getLogger("tongbao.speaker")
 

@@ -18,7 +18,8 @@ import logging
 import threading
 from typing import Any, Callable
 
-from channels.loudspeaker import protocol, transport
+from channels.loudspeaker import protocol
+from channels.loudspeaker.protocol import transport
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,8 @@ from typing import Any, Callable, Mapping, Sequence
 import paho.mqtt.client as mqtt
 
 from channels.base import Channel, ChannelError, Outgoing, Receipt
-from channels.loudspeaker import protocol, transport
+from channels.loudspeaker import protocol
+from channels.loudspeaker.protocol import transport
 
 
 class ClockSequence:

@@ -27,7 +27,8 @@ import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from channels.base import ChannelError, Outgoing, Receipt
-from channels.loudspeaker import protocol, transport
+from channels.loudspeaker import protocol
+from channels.loudspeaker.protocol import transport
 from channels.loudspeaker.acks import AckListener
 from channels.loudspeaker.channel import MqttLoudspeakerChannel, RedisSequence
 from devices.broker import EmbeddedBroker, free_port

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from channels.loudspeaker import acks, protocol
 from channels.loudspeaker.channel import ClockSequence
-from channels.loudspeaker.transport import BrokerAddress
+from channels.loudspeaker.protocol.transport import BrokerAddress
 from devices.controller import CommandPlayer, ControllerState, Playback
 
 NOW = 1_760_000_000

@@ -25,7 +25,8 @@ import pytest
 from sqlalchemy import insert, select
 from werkzeug.serving import make_server
 
-from channels.loudspeaker import protocol, transport
+from channels.loudspeaker import protocol
+from channels.loudspeaker.protocol import transport
 from devices.controller import read_sink
 from gateway.delivery import loudspeakers, queues
 from gateway.store import roster

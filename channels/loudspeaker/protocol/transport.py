@@ -1,6 +1,7 @@
 """Broker addresses and paho-mqtt clients, shared by the gateway and the controller.
 
-Uses only paho-mqtt and the standard library, like the controller itself.
+Section 1 of ``docs/loudspeaker-protocol.md``. Uses only paho-mqtt and the
+standard library, like the controller itself.
 
 A broker URL is ``mqtt://user:password@host:port`` or ``mqtts://...`` (TLS,
 system CA store). MQTT 5 is the default; ``?protocol=3.1.1`` selects MQTT 3.1.1
