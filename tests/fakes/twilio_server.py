@@ -14,14 +14,24 @@ returns, and Twilio's error JSON for the numbers in ``ERRORS``. A request to
 Callbacks are never sent on their own: a test asks for each one. The
 ``*_callback`` methods build a signed ``Callback`` (to post through a Flask
 test client, say); ``send_status``, ``press`` and ``reply`` also post it.
+
+Faults, for drills (``tests/drills``): ``set_mode("error")`` answers every
+create with Twilio's 500 (code 20500), ``set_mode("random", fraction=0.3,
+seed=1)`` a seeded share of them, ``set_mode("slow", delay=5)`` answers each
+after ``delay`` seconds, ``set_mode("normal")`` ends the fault; ``go_down()``
+stops listening (connections are refused) and ``come_up()`` listens again on
+the same port. ``received`` counts the messages answered 201 per ``To``.
+``tests/fakes/twilio_process.py`` runs it in a process of its own.
 """
 from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 import uuid
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Mapping
@@ -48,6 +58,9 @@ ERRORS: dict[str, tuple[int, int, str]] = {
     "+8613800000006": (400, 21215, "Account not authorized to call +8613800000006."),
 }
 STALL_NUMBER = "+8613800000009"
+#: What ``set_mode`` accepts: answer normally, always 500, a seeded share of 500s, slowly.
+MODES = ("normal", "error", "random", "slow")
+INTERNAL_ERROR = (500, 20500, "Internal Server Error")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -82,6 +95,12 @@ class FakeTwilio:
         self.messages: dict[str, dict] = {}
         self.calls: dict[str, dict] = {}
         self.twiml: dict[str, str] = {}  # call sid -> the TwiML the call is running now
+        self.received: Counter = Counter()  # To -> messages answered 201
+        self.faults_answered = 0  # creates answered 500 by ``set_mode``
+        self.mode = "normal"
+        self._fraction = 0.0
+        self._delay = 0.0
+        self._random = random.Random(0)
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._routes = Map([
@@ -92,10 +111,14 @@ class FakeTwilio:
         ])
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True,
                                    request_handler=_QuietHandler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self.port = self._server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.up = True
+        self._thread = self._serving_thread()
+
+    def _serving_thread(self) -> threading.Thread:
         # A short poll lets ``shutdown`` return at once rather than after half a second.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
-                                        daemon=True)
+        return threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def settings(self) -> dict[str, str]:
@@ -108,9 +131,50 @@ class FakeTwilio:
 
     def __exit__(self, *exc_info) -> None:
         self._release.set()  # let stalled requests finish so shutdown does not wait on them
+        if self.up:
+            self._stop_serving()
+
+    def _stop_serving(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+    # --- faults --------------------------------------------------------------
+
+    def set_mode(self, mode: str, *, fraction: float = 0.3, seed: int = 0,
+                 delay: float = 5.0) -> None:
+        """Answer creates normally, with 500s (all, or a seeded ``fraction``), or slowly."""
+        if mode not in MODES:
+            raise ValueError(f"mode is one of {', '.join(MODES)}, not {mode!r}")
+        with self._lock:
+            self.mode = mode
+            self._fraction = fraction if mode == "random" else (1.0 if mode == "error" else 0.0)
+            self._delay = delay if mode == "slow" else 0.0
+            self._random = random.Random(seed)
+
+    def go_down(self) -> None:
+        """Stop listening: new connections are refused until ``come_up``."""
+        if self.up:
+            self.up = False
+            self._stop_serving()
+
+    def come_up(self) -> None:
+        """Listen again, on the same port."""
+        if not self.up:
+            self._server = make_server("127.0.0.1", self.port, self._wsgi, threaded=True,
+                                       request_handler=_QuietHandler)
+            self._thread = self._serving_thread()
+            self._thread.start()
+            self.up = True
+
+    def _fault(self) -> tuple[bool, float]:
+        """(answer 500, seconds to wait first) for one create, as the mode says."""
+        with self._lock:
+            failing = self._fraction >= 1.0 or (
+                self._fraction > 0 and self._random.random() < self._fraction)
+            if failing:
+                self.faults_answered += 1
+            return failing, self._delay
 
     # --- the API -------------------------------------------------------------
 
@@ -138,6 +202,11 @@ class FakeTwilio:
         problem = (_message_problem if kind == "Messages" else _call_problem)(form)
         if problem:
             return _error(400, *problem)
+        failing, delay = self._fault()
+        if delay:
+            self._release.wait(delay)
+        if failing:
+            return _error(*INTERNAL_ERROR)
         if form["To"] in self.errors:
             return _error(*self.errors[form["To"]])
         if form["To"] == STALL_NUMBER:
@@ -162,6 +231,7 @@ class FakeTwilio:
         }
         with self._lock:
             self.messages[sid] = {**resource, "form": form}
+            self.received[form["To"]] += 1
         return resource
 
     def _call(self, form: MultiDict) -> dict:
