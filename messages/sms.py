@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Sequence
 
 from messages.phrases import marker, phrase
-from messages.render import AnnouncementView, RenderContext, Rendered
+from messages.render_types import AnnouncementView, RenderContext, Rendered
 
 DEFAULT_MAX_SEGMENTS = 4
 

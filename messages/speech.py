@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from messages.phrases import phrase
-from messages.render import AnnouncementView, RenderContext, Rendered
+from messages.render_types import AnnouncementView, RenderContext, Rendered
 
 DRILL_STATUSES = ("test", "exercise")
 SENTENCE_ENDINGS = ("。", "！", "？", ".", "!", "?")

@@ -18,7 +18,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from messages.phrases import marker, phrase
-from messages.render import AnnouncementView, RenderContext, Rendered
+from messages.render_types import AnnouncementView, RenderContext, Rendered
 
 #: The keys of the office's template in the Official Account console. An office whose
 #: template numbers its keywords differently changes them here, and only here.

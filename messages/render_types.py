@@ -1,0 +1,42 @@
+"""What every renderer reads and what it gives back.
+
+The per-format modules (``sms``, ``speech``, ``wechat``) and ``render``, which
+picks one of them by channel, all import these types from here, so imports
+inside ``messages`` run one way: ``render`` imports the formats, never the
+reverse.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+
+class AnnouncementView(Protocol):
+    id: int
+    headline: str
+    body: str
+    instruction: str
+    status: str
+    msg_type: str
+    severity: str
+    language: str
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    office_name: str = "县人民政府信息办"
+    sms_signature: str = "县人民政府"
+    public_base_url: str = "http://127.0.0.1:5000"
+    audio_url: str | None = None  # the synthesized speech, when there is one
+    audio_sha256: str | None = None  # loudspeakers check the audio they download against it
+
+    def full_text_url(self, announcement_id: int) -> str:
+        return f"{self.public_base_url.rstrip('/')}/a/{announcement_id}"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    channel: str
+    language: str
+    text: str
+    data: Mapping[str, Any] = field(default_factory=dict)
