@@ -1,5 +1,8 @@
 """Voice calls over Twilio: play the notice, then ask for 1 to confirm.
 
+Every word said on the call, the notice and the prompts around it, is made in
+``messages.speech``; this module only puts it into TwiML.
+
 Settings: ``account_sid``, ``auth_token``, ``from_number``, optional
 ``api_base``, ``timeout``, ``rate_per_second`` (see ``channels.twilio_common``),
 ``ring_seconds`` (how long a call rings, default 30), ``gather_seconds`` (how
@@ -28,7 +31,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from channels.base import Channel, Outgoing, Receipt, StatusUpdate
 from channels.twilio_common import build_client, channel_error, close_client, delivery_failure
-from messages.phrases import phrase
+from messages.speech import call_prompts
 
 #: language -> (Say's language, a Twilio voice that speaks it)
 SAY_VOICES = {"zh": ("zh-CN", "Polly.Zhiyu"), "en": ("en-US", "Polly.Joanna")}
@@ -122,7 +125,7 @@ def call_twiml(audio_url: str | None, text: str, language: str, action_url: str,
         _say(response, text, language)
     gather = response.gather(num_digits=1, action=action_url, method="POST",
                              timeout=gather_seconds, action_on_empty_result=True)
-    _say(gather, phrase(language, "call.prompt"), language)
+    _say(gather, call_prompts(language).question, language)
     return str(response)
 
 
@@ -135,13 +138,13 @@ def gather_twiml(digit: str | None, audio_url: str | None, text: str, language: 
     """
     digit = (digit or "").strip()
     if digit == "1":
-        return _goodbye(language, "call.thanks")
+        return _hang_up_after(call_prompts(language).thanks, language)
     if digit == "2":
         return call_twiml(audio_url, text, language, gather_url(callback_url, 1), gather_seconds)
     if attempt < UNANSWERED_PLAYS_BEFORE_HANGUP:
         return call_twiml(audio_url, text, language, gather_url(callback_url, attempt + 1),
                           gather_seconds)
-    return _goodbye(language, "call.goodbye")
+    return _hang_up_after(call_prompts(language).goodbye, language)
 
 
 def _say(verb: Any, text: str, language: str) -> None:
@@ -149,8 +152,8 @@ def _say(verb: Any, text: str, language: str) -> None:
     verb.say(text, language=say_language, voice=voice)
 
 
-def _goodbye(language: str, key: str) -> str:
+def _hang_up_after(text: str, language: str) -> str:
     response = VoiceResponse()
-    _say(response, phrase(language, key), language)
+    _say(response, text, language)
     response.hangup()
     return str(response)

@@ -9,6 +9,7 @@ cannot be dialled, so ``speak_numbers`` writes them the way a person reads them.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from messages.phrases import phrase
 from messages.render_types import AnnouncementView, RenderContext, Rendered
@@ -31,6 +32,21 @@ BROADCAST_PRIORITY = {"extreme": 9, "severe": 7, "moderate": 5, "minor": 3}
 def render_call(announcement: AnnouncementView, language: str, context: RenderContext) -> Rendered:
     return Rendered("voice", language, script(announcement, language, context),
                     {"audio_url": context.audio_url})
+
+
+@dataclass(frozen=True)
+class CallPrompts:
+    """What a call says around the notice itself, in the notice's language."""
+
+    question: str  # after the notice: 1 confirms, 2 plays it again
+    thanks: str  # after 1, before hanging up
+    goodbye: str  # after the last unanswered play, before hanging up
+
+
+def call_prompts(language: str) -> CallPrompts:
+    return CallPrompts(question=phrase(language, "call.prompt"),
+                       thanks=phrase(language, "call.thanks"),
+                       goodbye=phrase(language, "call.goodbye"))
 
 
 def render_broadcast(announcement: AnnouncementView, language: str,

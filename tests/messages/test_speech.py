@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 
 from messages.render import RenderContext
-from messages.speech import render_broadcast, render_call, script, speak_numbers
+from messages.speech import (CallPrompts, call_prompts, render_broadcast, render_call, script,
+                             speak_numbers)
 
 CONTEXT = RenderContext(office_name="清水县应急管理局", audio_url="http://gw/media/a1-zh-0.wav")
 
@@ -94,6 +95,13 @@ def test_call_and_broadcast_carry_the_audio_url_and_drill_flag():
     assert broadcast.data == {"audio_url": CONTEXT.audio_url, "audio_sha256": "ab" * 32,
                               "drill": True, "priority": 7}
     assert render_broadcast(Notice(), "zh", with_hash).data["drill"] is False
+
+
+def test_call_prompts_ask_for_1_to_confirm_and_2_to_replay_in_the_notice_language():
+    assert call_prompts("zh") == CallPrompts(question="确认收到请按1，重听请按2。",
+                                             thanks="您已确认收到，谢谢。再见。", goodbye="再见。")
+    assert call_prompts("en").question.startswith("Press 1 to confirm")
+    assert call_prompts("fr") == call_prompts("zh")  # a language without phrases hears Chinese
 
 
 def test_a_broadcast_without_a_checkable_audio_file_is_text_only():
