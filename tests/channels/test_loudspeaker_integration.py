@@ -32,7 +32,8 @@ from channels.loudspeaker.protocol import transport
 from channels.loudspeaker.acks import AckListener
 from channels.loudspeaker.channel import MqttLoudspeakerChannel, RedisSequence
 from devices.broker import EmbeddedBroker, free_port
-from devices.controller import Controller, SinkPlayer, read_sink
+from devices.controller.client import Controller
+from devices.controller.players import SinkPlayer, read_sink
 from messages.render import Rendered
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from channels.loudspeaker import acks, protocol
 from channels.loudspeaker.channel import ClockSequence
 from channels.loudspeaker.protocol.transport import BrokerAddress
-from devices.controller import CommandPlayer, ControllerState, Playback
+from devices.controller.playback import Playback
+from devices.controller.players import CommandPlayer
+from devices.controller.state import ControllerState
 
 NOW = 1_760_000_000
 TOPIC = protocol.commands_topic("cun-01")

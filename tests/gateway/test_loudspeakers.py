@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 
 from channels.loudspeaker import protocol
 from channels.loudspeaker.protocol import transport
-from devices.controller import read_sink
+from devices.controller.players import read_sink
 from gateway.delivery import loudspeakers, queues
 from gateway.store import roster
 from gateway.store.schema import areas, deliveries, devices
