@@ -1,4 +1,4 @@
-"""The loudspeaker wire contract and the controller's rules, without a broker."""
+"""The loudspeaker wire contract and the checks it asks of a controller, without a broker."""
 from __future__ import annotations
 
 import base64
@@ -6,7 +6,6 @@ import json
 import os
 import re
 import stat
-import threading
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -14,21 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from channels.loudspeaker import acks, protocol
 from channels.loudspeaker.channel import ClockSequence
 from channels.loudspeaker.protocol.transport import BrokerAddress
-from devices.controller.playback import Playback
-from devices.controller.players import CommandPlayer
-from devices.controller.state import ControllerState
+from tests.channels.loudspeaker_commands import NOW, play
 
-NOW = 1_760_000_000
 TOPIC = protocol.commands_topic("cun-01")
-SHA = "ab" * 32
-
-
-def play(**overrides):
-    fields = dict(command_id="a7-d1", announcement_id=7, text="停水通知", audio_url="http://x/a.wav",
-                  audio_sha256=SHA, priority=5, repeat=1, sequence=100, ttl_seconds=3600,
-                  drill=False, now=NOW)
-    fields.update(overrides)
-    return protocol.play_command(**fields)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +123,7 @@ def test_public_key_loads_from_pem_and_from_base64(key):
         assert protocol.verify(TOPIC, signed_bytes(key, play()), [loaded])
 
 
-# --- expiry, replay, duplicates ---------------------------------------------
+# --- expiry and replay ------------------------------------------------------
 
 def test_expired_command_is_rejected():
     command = play()
@@ -154,128 +141,11 @@ def test_sequence_must_be_above_the_last_accepted():
         assert rejected.value.reason == protocol.STALE_SEQUENCE
 
 
-def test_last_sequence_survives_a_restart(tmp_path):
-    ControllerState(str(tmp_path)).accept(play(sequence=500), NOW)
-    assert ControllerState(str(tmp_path)).last_sequence == 500
-
-
-def test_reissued_command_is_a_duplicate_but_changed_content_is_not(tmp_path):
-    state = ControllerState(str(tmp_path))
-    state.accept(play(sequence=500), NOW)
-    assert state.duplicate_of(play(sequence=900, now=NOW + 60)) is not None
-    assert state.duplicate_of(play(sequence=900, text="另一条通知")) is None
-
-
-def test_expired_commands_are_forgotten_and_unfinished_plays_resume(tmp_path):
-    state = ControllerState(str(tmp_path))
-    state.accept(play(command_id="old", sequence=1, ttl_seconds=10), NOW)
-    state.accept(play(command_id="new", sequence=2), NOW + 20)
-    resumed = ControllerState(str(tmp_path))
-    assert set(resumed.commands) == {"new"}
-    assert [command["command_id"] for command in resumed.pending_plays()] == ["new"]
-    resumed.record_ack("new", protocol.ack(protocol.PLAYED, play()), finished=True)
-    assert ControllerState(str(tmp_path)).pending_plays() == []
-
-
 def test_clock_sequence_is_strictly_increasing_and_not_below_the_clock():
     sequences = ClockSequence()
     values = [sequences.next("cun-01") for _ in range(1000)]
     assert values == sorted(set(values))
     assert values[0] > NOW * 1_000_000
-
-
-# --- priority ---------------------------------------------------------------
-
-class GatedPlayer:
-    """Plays until the test releases it (or the play is cancelled)."""
-
-    def __init__(self):
-        self.started = []
-        self.playing = threading.Event()
-        self.release = threading.Event()
-
-    def play(self, command, audio_path, cancelled):
-        self.started.append(command["command_id"])
-        self.playing.set()
-        while not (self.release.is_set() or cancelled.is_set()):
-            cancelled.wait(0.05)
-        self.playing.clear()
-
-
-class NoAudio:
-    def fetch(self, command):
-        return None
-
-
-def test_higher_priority_interrupts_and_the_lower_one_plays_afterwards():
-    player, reports, done = GatedPlayer(), [], threading.Event()
-
-    def report(event, command, **extra):
-        reports.append((event, command["command_id"]))
-        if command["command_id"] == "routine":
-            done.set()
-
-    playback = Playback(player, NoAudio(), report)
-    playback.start()
-    try:
-        playback.submit(play(command_id="routine", priority=3, sequence=1, now=4_000_000_000))
-        assert player.playing.wait(5)
-        playback.submit(play(command_id="flood", priority=9, sequence=2, now=4_000_000_000))
-        player.release.set()
-        assert done.wait(5)
-    finally:
-        playback.close()
-    assert player.started == ["routine", "flood", "routine"]
-    assert reports == [("played", "flood"), ("played", "routine")]
-
-
-def test_cancel_drops_the_playing_and_queued_commands_of_an_announcement():
-    player, reports = GatedPlayer(), []
-    playback = Playback(player, NoAudio(), lambda event, command, **extra: reports.append(event))
-    playback.start()
-    try:
-        playback.submit(play(command_id="first", sequence=1, now=4_000_000_000))
-        assert player.playing.wait(5)
-        playback.submit(play(command_id="second", sequence=2, now=4_000_000_000))
-        dropped = playback.cancel(7)
-    finally:
-        playback.close()
-    assert sorted(command["command_id"] for command in dropped) == ["first", "second"]
-    assert reports == []
-
-
-# --- external players ---------------------------------------------------------
-
-def test_command_player_runs_the_program_on_the_audio_file(tmp_path):
-    audio, heard = tmp_path / "a.wav", tmp_path / "heard.wav"
-    audio.write_bytes(b"RIFF-sound")
-    CommandPlayer(f"cp {{file}} {heard}").play(play(), str(audio), threading.Event())
-    assert heard.read_bytes() == b"RIFF-sound"
-
-
-def test_command_player_speaks_text_only_commands_through_the_tts_program(tmp_path):
-    spoken = tmp_path / "spoken.txt"
-    CommandPlayer("true", f"cp {{text_file}} {spoken}").play(
-        play(audio_url=None, audio_sha256=None), None, threading.Event())
-    assert spoken.read_text(encoding="utf-8") == "停水通知"
-
-
-def test_command_player_without_tts_rejects_text_only_commands():
-    with pytest.raises(protocol.CommandRejected) as rejected:
-        CommandPlayer("true").play(play(audio_url=None, audio_sha256=None), None, threading.Event())
-    assert rejected.value.reason == protocol.NO_AUDIO
-
-
-def test_failing_player_is_reported(tmp_path):
-    with pytest.raises(protocol.CommandRejected) as rejected:
-        CommandPlayer("false {file}").play(play(), str(tmp_path), threading.Event())
-    assert rejected.value.reason == protocol.PLAYER_FAILED
-
-
-def test_cancelling_stops_the_player_program(tmp_path):
-    cancelled = threading.Event()
-    cancelled.set()  # e.g. a stop arrived just as the play began
-    CommandPlayer("sh -c 'sleep 600' {file}").play(play(), str(tmp_path), cancelled)
 
 
 # --- acks and addresses -----------------------------------------------------
