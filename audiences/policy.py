@@ -7,10 +7,11 @@ people, and every registered device in a targeted area gets one delivery.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
-from typing import Any, Collection, Iterable, Protocol
+from dataclasses import dataclass, field, fields
+from typing import Any, Collection, Iterable
 
-PERSONAL_CHANNELS = ("sms", "voice", "wechat")
+from channels.registry import PERSONAL_CHANNELS
+
 ADDRESS_FIELD = {"sms": "phone", "voice": "phone", "wechat": "wechat_openid"}
 _CONDITION_KEYS = {"severity", "visually_impaired", "hearing_impaired", "has_smartphone",
                    "min_age", "max_age", "any"}
@@ -21,7 +22,14 @@ class PolicyError(ValueError):
     """The rules file is wrong; the message says where."""
 
 
-class Person(Protocol):
+@dataclass(frozen=True)
+class Person:
+    """Everything the policy looks at of a resident, and nothing else.
+
+    A database row with these columns serves as well: the planner and escalation
+    pass ``residents`` rows, the preview one ``Person`` per group of residents.
+    """
+
     phone: str | None
     wechat_openid: str | None
     birth_year: int | None
@@ -29,6 +37,16 @@ class Person(Protocol):
     hearing_impaired: bool
     has_smartphone: bool
     opt_out: Collection[str] | str
+
+
+#: The resident columns the policy reads (see ``Person``).
+PERSON_FIELDS = tuple(f.name for f in fields(Person))
+
+
+def person_key(person: Person, year: int) -> tuple:
+    """Residents with the same key get the same channels, so the policy runs once per key."""
+    return (age_of(person, year), person.visually_impaired, person.hearing_impaired,
+            person.has_smartphone, bool(person.phone), bool(person.wechat_openid), person.opt_out)
 
 
 @dataclass(frozen=True)
@@ -184,8 +202,13 @@ def opted_out(person: Person) -> frozenset[str]:
     return frozenset(name.strip() for name in value if name.strip())
 
 
+def address_of(person: Person, channel: str) -> str | None:
+    """Where a personal channel reaches this person: their phone, or their WeChat openid."""
+    return getattr(person, ADDRESS_FIELD[channel])
+
+
 def has_address(person: Person, channel: str) -> bool:
-    return bool(getattr(person, ADDRESS_FIELD[channel]))
+    return bool(address_of(person, channel))
 
 
 def channels_for(person: Person, *, severity: str, policy: Policy, available: Iterable[str],

@@ -62,9 +62,9 @@ import time
 from collections import Counter, deque
 
 from bench import common
+from channels.registry import PERSONAL_CHANNELS
 
 FULL_RESIDENTS = 1_000_000
-PERSONAL = ("sms", "voice", "wechat")
 TARGET_MINUTES = 10
 MINUTES = (1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 90, 120, 150, 180, 240, 360, 480, 600, 900)
 GRID = 4001  # quantiles of the roster the estimator evaluates
@@ -78,7 +78,7 @@ def channel_sets(app, announcement_id: int) -> tuple[dict, Counter]:
     from gateway.delivery import lifecycle
     from gateway.delivery.outcomes import VULNERABLE_AGE
     from gateway.delivery.planner import planned_channels
-    from gateway.delivery.preview import GroupPerson, _groups, _speaker_villages, preview
+    from gateway.delivery.preview import _groups, _speaker_villages, group_person, preview
 
     sets: Counter = Counter()
     with app.app_context(), app.extensions["engine"].connect() as conn:
@@ -89,17 +89,14 @@ def channel_sets(app, announcement_id: int) -> tuple[dict, Counter]:
         year = (announcement.sent or announcement.created_at).year
         speakers = _speaker_villages(conn, codes, False)
         for group in _groups(conn, codes, False):
-            person = GroupPerson(group.has_phone or None, group.has_openid or None,
-                                 group.birth_year, group.visually_impaired,
-                                 group.hearing_impaired, group.has_smartphone, group.opt_out)
-            chosen = channels_for(person, severity=announcement.severity,
+            chosen = channels_for(group_person(group), severity=announcement.severity,
                                   policy=app.extensions["policy"], available=allowed, year=year)
             vulnerable = bool(group.visually_impaired) or bool(
                 group.birth_year and year - group.birth_year >= VULNERABLE_AGE)
-            personal = frozenset(c for c in chosen if c in PERSONAL)
+            personal = frozenset(c for c in chosen if c in PERSONAL_CHANNELS)
             sets[(personal, vulnerable, bool(speakers.get(group.village)))] += group.n
     # the split must add up to the preview's own counts
-    for channel in PERSONAL:
+    for channel in PERSONAL_CHANNELS:
         split = sum(n for (s, _, _), n in sets.items() if channel in s)
         if split != summary["deliveries"].get(channel, 0):
             raise SystemExit(f"channel sets disagree with the preview on {channel}: "
@@ -110,7 +107,7 @@ def channel_sets(app, announcement_id: int) -> tuple[dict, Counter]:
 def estimate(sets: Counter, counts: dict[str, int], rates: dict[str, float], *,
              loudspeakers: bool = False, plan_seconds: float = 0.0) -> dict[str, list[float]]:
     """Sorted reach times (s) of each resident group, as weights over the roster's quantiles."""
-    drain = {c: counts.get(c, 0) / rates[c] for c in (*PERSONAL, "loudspeaker") if rates.get(c)}
+    drain = {c: counts.get(c, 0) / rates[c] for c in (*PERSONAL_CHANNELS, "loudspeaker") if rates.get(c)}
     step = 1.0 / (GRID - 1)
     quantiles = [i * step for i in range(GRID)]
     out: dict[str, list[tuple[float, float]]] = {"overall": [], "vulnerable": []}
@@ -282,7 +279,7 @@ def actual_run(args, rates: dict[str, float]) -> dict:
         config = {k: (float(v) if k.endswith("_RATE") else v) for k, v in provider.items()}
         app = common.make_app(database_url, redis_url, instance, **config)
         county = common.load_county(app, args.residents)
-        announcement_id = common.create_announcement(app, channels=list(PERSONAL))
+        announcement_id = common.create_announcement(app, channels=list(PERSONAL_CHANNELS))
         summary, sets = channel_sets(app, announcement_id)
         versions = [common.database_version(database_url), common.redis_version(redis_url)]
 
@@ -294,12 +291,12 @@ def actual_run(args, rates: dict[str, float]) -> dict:
         workers = []
         try:
             _wait_for_server(public, server)
-            for name in PERSONAL:
+            for name in PERSONAL_CHANNELS:
                 workers += common.start_workers(1, env, burst=False, queues=name,
                                                 log_dir=os.path.join(instance))
                 os.replace(os.path.join(instance, "worker-0.log"),
                            os.path.join(instance, f"worker-{name}.log"))
-            common.wait_for_workers(app, len(PERSONAL))
+            common.wait_for_workers(app, len(PERSONAL_CHANNELS))
             _, approver = common.users(app)
             started = time.time()
             common.approve(app, announcement_id, approver)
@@ -334,7 +331,7 @@ def actual_run(args, rates: dict[str, float]) -> dict:
                        residents.c.birth_year)
                 .join(residents, residents.c.id == deliveries.c.recipient_id)
                 .where(deliveries.c.announcement_id == announcement_id,
-                       deliveries.c.channel.in_(PERSONAL),
+                       deliveries.c.channel.in_(PERSONAL_CHANNELS),
                        or_(deliveries.c.status.in_(("delivered", "confirmed")),
                            (deliveries.c.channel == "wechat") & (deliveries.c.status == "sent"))))
             first: dict[int, tuple[float, bool]] = {}
@@ -389,7 +386,7 @@ def full_size(args, rates: dict[str, float]) -> tuple[dict, Counter]:
         app = common.make_app(database_url, redis_url, instance, **dummy)
         common.load_county(app, args.full_residents)
         announcement_id = common.create_announcement(
-            app, channels=[*PERSONAL, "loudspeaker"])
+            app, channels=[*PERSONAL_CHANNELS, "loudspeaker"])
         summary, sets = channel_sets(app, announcement_id)
         app.extensions["engine"].dispose()
     return summary, sets
@@ -524,8 +521,8 @@ def main(argv: list[str] | None = None) -> dict:
     meets = [n for n in names if t90[n]["overall"] is not None
              and t90[n]["overall"] <= TARGET_MINUTES * 60]
 
-    per_channel = ", ".join(f"{c} {actual['totals'].get(c, 0):,}" for c in PERSONAL)
-    full_channels = ", ".join(f"{c} {counts.get(c, 0):,}" for c in (*PERSONAL, "loudspeaker"))
+    per_channel = ", ".join(f"{c} {actual['totals'].get(c, 0):,}" for c in PERSONAL_CHANNELS)
+    full_channels = ", ".join(f"{c} {counts.get(c, 0):,}" for c in (*PERSONAL_CHANNELS, "loudspeaker"))
     unreachable = sum(n for (s, _, _), n in full_sets.items() if not s)
     rows = [
         ("database", actual["versions"][0], actual["versions"][1]),

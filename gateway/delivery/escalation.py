@@ -12,12 +12,11 @@ from typing import Sequence
 
 from flask import current_app
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from audiences.policy import next_channel
+from audiences.policy import address_of, next_channel
 from channels.registry import PLACE_CHANNELS
+from gateway.delivery import lifecycle, providers, queues
 from gateway.store import ledger
-from gateway.delivery import providers, queues
 from gateway.store.db import utcnow
 from gateway.store.schema import deliveries, residents
 
@@ -42,32 +41,23 @@ def escalate(conn: Connection, announcement, failed_channel: str, batch: int,
         planned.setdefault(row.recipient_id, set()).add(row.channel)
         if row.status in ledger.REACHED:
             reached.add(row.recipient_id)
-    added: dict[str, int] = {}
     target_batch = batch_for(batch)
     year = utcnow().year
+    written_in = lifecycle.languages(conn, announcement)
+    rows = []
     waiting = [i for i in recipient_ids if i not in reached]  # another channel got through
     for person in conn.execute(select(residents).where(residents.c.id.in_(waiting))):
         channel = next_channel(person, severity=announcement.severity,
                                policy=current_app.extensions["policy"], available=allowed,
                                already=planned.get(person.id, set()), year=year)
-        if channel and _insert_once(conn, announcement, channel, person, target_batch):
-            added[channel] = added.get(channel, 0) + 1
-    for channel, count in added.items():
-        ledger.ensure_counts(conn, announcement.id, [channel])
-        ledger.bump(conn, announcement.id, channel, {"queued": count})
-    return added
+        if channel:
+            rows.append({"channel": channel, "recipient_id": person.id,
+                         "address": address_of(person, channel),
+                         "language": lifecycle.language_for(person, written_in, announcement),
+                         "batch": target_batch})
+    return dict(ledger.add_missing(conn, announcement.id, rows))
 
 
 def batch_for(batch: int) -> int:
     """The batch escalations from a given batch are written to (and queued as, after commit)."""
     return queues.ESCALATION_BATCH + batch
-
-
-def _insert_once(conn: Connection, announcement, channel: str, person, batch: int) -> bool:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(deliveries).values(
-        announcement_id=announcement.id, channel=channel, recipient_id=person.id,
-        address=person.wechat_openid if channel == "wechat" else person.phone,
-        language=announcement.language, batch=batch, status="queued", attempts=0,
-        updated_at=utcnow()).on_conflict_do_nothing().returning(deliveries.c.id)
-    return conn.execute(statement).first() is not None

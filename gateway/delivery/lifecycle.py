@@ -12,7 +12,7 @@ import uuid
 import logging
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Mapping
+from typing import Collection, Mapping
 
 import redis
 
@@ -88,6 +88,12 @@ def languages(conn: Connection, announcement) -> list[str]:
     """Every language the announcement has a text in, its own first."""
     return [announcement.language] + [text.language for text in
                                        translations(conn, announcement.id)]
+
+
+def language_for(resident, written_in: Collection[str], announcement) -> str:
+    """A resident's deliveries are in their own language when the announcement has a
+    text in it (``written_in``, from ``languages``), else in the announcement's."""
+    return resident.language if resident.language in written_in else announcement.language
 
 
 def in_language(conn: Connection, announcement, language: str):

@@ -20,18 +20,17 @@ from flask import current_app
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
 
 from audiences import areas as area_codes
-from audiences.policy import Policy, channels_for
+from audiences.policy import PERSON_FIELDS, Policy, address_of, channels_for, person_key
 from gateway.delivery import lifecycle, providers, queues
 from gateway.store import audit, ledger
+from gateway.store.roster import beneath
 from gateway.store.db import utcnow
 from gateway.store.schema import (announcements, deliveries, delivery_counts, devices, group_robots,
                             residents)
 
 CHUNK = 5000
-RESIDENT_COLUMNS = (residents.c.id, residents.c.area_code, residents.c.phone,
-                    residents.c.wechat_openid, residents.c.birth_year,
-                    residents.c.visually_impaired, residents.c.hearing_impaired,
-                    residents.c.has_smartphone, residents.c.opt_out, residents.c.language)
+RESIDENT_COLUMNS = (residents.c.id, residents.c.area_code, residents.c.language,
+                    *(residents.c[name] for name in PERSON_FIELDS))
 
 
 @dataclass
@@ -54,18 +53,6 @@ class Batches:
         return -(-self.filled.get(channel, 0) // self.size)
 
 
-def beneath(column, codes: list[str]):
-    """A SQL condition matching every area code beneath the given codes.
-
-    A range rather than LIKE, so both SQLite and PostgreSQL use the index."""
-    conditions = []
-    for code in codes:
-        prefix = area_codes.prefix(code)
-        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        conditions.append(and_(column >= prefix, column < upper))
-    return or_(*conditions)
-
-
 def stream_residents(conn: Connection, codes: list[str], *, drill: bool,
                      after: int = 0) -> Iterator[list]:
     """Residents beneath the codes in id order, ``CHUNK`` at a time."""
@@ -80,13 +67,6 @@ def stream_residents(conn: Connection, codes: list[str], *, drill: bool,
             return
         yield rows
         after = rows[-1].id
-
-
-def person_key(row, year: int) -> tuple:
-    """What the policy looks at; residents with the same key get the same channels."""
-    age = year - row.birth_year if row.birth_year else None
-    return (age, row.visually_impaired, row.hearing_impaired, row.has_smartphone,
-            bool(row.phone), bool(row.wechat_openid), row.opt_out)
 
 
 def plan(engine: Engine, announcement_id: int, policy: Policy) -> dict[str, int]:
@@ -135,9 +115,9 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
                                                        policy=policy, available=allowed, year=year)
                 for channel in chosen:
                     rows.append({"channel": channel, "recipient_id": person.id,
-                                 "address": person.wechat_openid if channel == "wechat" else person.phone,
-                                 "language": (person.language if person.language in written_in
-                                              else announcement.language),
+                                 "address": address_of(person, channel),
+                                 "language": lifecycle.language_for(person, written_in,
+                                                                    announcement),
                                  "batch": batches.next(channel)})
             cursor["after"] = chunk[-1].id
             _write_and_queue(engine, announcement.id, rows, cursor, batches, queued)
@@ -205,31 +185,11 @@ def _place_rows(conn: Connection, announcement, allowed: set[str], drill: bool,
 
 def _plan_correction(engine: Engine, correction) -> dict[str, int]:
     """A correction goes to everyone the original reached, over the channels that reached them."""
-    reached = ("sent", "delivered", "confirmed")
     with engine.begin() as conn:
-        channels = [row.channel for row in conn.execute(
-            select(delivery_counts.c.channel).distinct()
-            .where(delivery_counts.c.announcement_id == correction.supersedes_id))]
-        ledger.ensure_counts(conn, correction.id, channels)
-        source = (select(func.cast(correction.id, deliveries.c.announcement_id.type),
-                         deliveries.c.channel, deliveries.c.recipient_id, deliveries.c.address,
-                         deliveries.c.language, deliveries.c.batch,
-                         func.cast("queued", deliveries.c.status.type),
-                         func.cast(0, deliveries.c.attempts.type),
-                         func.cast(utcnow(), deliveries.c.updated_at.type))
-                  .where(deliveries.c.announcement_id == correction.supersedes_id,
-                         deliveries.c.status.in_(reached)))
-        conn.execute(insert(deliveries).from_select(
-            ["announcement_id", "channel", "recipient_id", "address", "language", "batch",
-             "status", "attempts", "updated_at"], source))
-        groups = conn.execute(select(deliveries.c.channel, deliveries.c.batch, func.count())
-                              .where(deliveries.c.announcement_id == correction.id)
-                              .group_by(deliveries.c.channel, deliveries.c.batch)).all()
-        totals: dict[str, int] = {}
-        for channel, _batch, count in groups:
-            totals[channel] = totals.get(channel, 0) + count
-        for channel, count in totals.items():
-            ledger.bump(conn, correction.id, channel, {"queued": count})
+        groups = ledger.add_correction(conn, correction.id, correction.supersedes_id)
+    totals: dict[str, int] = {}
+    for channel, _batch, count in groups:
+        totals[channel] = totals.get(channel, 0) + count
     for channel in totals:
         queues.enqueue_batches(correction.id, channel,
                                sorted(b for c, b, _ in groups if c == channel))

@@ -8,32 +8,26 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import Connection, and_, case, func, select
 
-from audiences.policy import channels_for
+from audiences.policy import Person, channels_for
 from gateway.delivery import providers
 from gateway.delivery.outcomes import CONFIRM_SEVERITIES
-from gateway.delivery.planner import beneath, planned_channels
+from gateway.delivery.planner import planned_channels
+from gateway.store.roster import beneath
 from gateway.store.schema import devices, group_robots, residents
 from messages.render import render
 
 AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 64, "40-64"), (65, 200, "65+"))
 
 
-@dataclass(frozen=True)
-class GroupPerson:
-    """One group of residents, standing in for each of them before the policy."""
-
-    phone: str | None
-    wechat_openid: str | None
-    birth_year: int | None
-    visually_impaired: bool
-    hearing_impaired: bool
-    has_smartphone: bool
-    opt_out: str
+def group_person(group) -> Person:
+    """One group of residents (a row of ``_groups``), standing in for each of them."""
+    return Person(group.has_phone or None, group.has_openid or None, group.birth_year,
+                  group.visually_impaired, group.hearing_impaired, group.has_smartphone,
+                  group.opt_out)
 
 
 def age_band(age: int | None) -> str:
@@ -59,9 +53,7 @@ def preview(conn: Connection, announcement) -> dict:
     segments: dict[tuple, dict] = {}
     residents_total = 0
     for group in _groups(conn, codes, drill):
-        person = GroupPerson(group.has_phone or None, group.has_openid or None, group.birth_year,
-                             group.visually_impaired, group.hearing_impaired,
-                             group.has_smartphone, group.opt_out)
+        person = group_person(group)
         chosen = channels_for(person, severity=announcement.severity,
                               policy=current_app.extensions["policy"], available=allowed, year=year)
         residents_total += group.n

@@ -9,7 +9,7 @@ from channels.registry import PLACE_CHANNELS
 from gateway.delivery import lifecycle, queues
 from gateway.store import ledger
 from gateway.delivery.outcomes import CONFIRM_SEVERITIES, VULNERABLE_AGE
-from gateway.delivery.planner import beneath
+from gateway.store.roster import beneath
 from gateway.store.schema import announcements, deliveries, residents
 
 UNREACHED_COLUMNS = ("id", "name", "phone", "area_code", "tried")

@@ -15,15 +15,18 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from sqlalchemy.dialects import postgresql, sqlite
 
+from channels.registry import PERSONAL_CHANNELS
 from gateway.store.db import utcnow
 from gateway.store.schema import deliveries, delivery_counts, reached
 
 STATUSES = ("planned", "queued", "sending", "sent", "delivered", "confirmed", "failed",
             "cancelled")
 PENDING = ("planned", "queued")
+#: A personal delivery in one of these has reached its resident.
 REACHED = ("delivered", "confirmed")
+#: The provider took these: a correction goes to each, and an SMS reply answers the latest.
+HANDED_OVER = ("sent", *REACHED)
 FINAL = ("delivered", "confirmed", "failed", "cancelled")
-PERSONAL_CHANNELS = ("sms", "voice", "wechat")
 #: The delivery_counts row holding how many residents have been reached.
 REACHED_KEY = ("*", "reached")
 _RANK = {"planned": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "confirmed": 5}
@@ -83,6 +86,56 @@ def add(conn: Connection, announcement_id: int, rows: Sequence[Mapping], *,
 
 _ADD_COLUMNS = ("announcement_id", "channel", "recipient_id", "address", "language", "batch",
                 "status", "attempts", "updated_at")
+
+
+def add_missing(conn: Connection, announcement_id: int, rows: Sequence[Mapping]) -> Counter:
+    """Write queued deliveries, each unless its (channel, recipient) is already planned.
+
+    The unique key decides, so two workers escalating the same resident at the
+    same moment still write one row. Returns the rows written per channel.
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    written: Counter = Counter()
+    for row in rows:
+        statement = dialect.insert(deliveries).values(
+            announcement_id=announcement_id, status="queued", attempts=0, updated_at=utcnow(),
+            **{key: row[key] for key in ("channel", "recipient_id", "address", "language", "batch")})
+        if conn.execute(statement.on_conflict_do_nothing().returning(deliveries.c.id)).first():
+            written[row["channel"]] += 1
+    if written:
+        ensure_counts(conn, announcement_id, written)
+    for channel, count in written.items():
+        bump(conn, announcement_id, channel, {"queued": count})
+    return written
+
+
+def add_correction(conn: Connection, correction_id: int, original_id: int) -> list[tuple]:
+    """Queue the correction to everyone the original was handed over to, over the same
+    channels, addresses, languages and batches; returns (channel, batch, count) groups."""
+    channels = [row.channel for row in conn.execute(
+        select(delivery_counts.c.channel).distinct()
+        .where(delivery_counts.c.announcement_id == original_id,
+               delivery_counts.c.channel != REACHED_KEY[0]))]
+    ensure_counts(conn, correction_id, channels)
+    copied = ("channel", "recipient_id", "address", "language", "batch")
+    source = (select(func.cast(correction_id, deliveries.c.announcement_id.type),
+                     *(deliveries.c[name] for name in copied),
+                     func.cast("queued", deliveries.c.status.type),
+                     func.cast(0, deliveries.c.attempts.type),
+                     func.cast(utcnow(), deliveries.c.updated_at.type))
+              .where(deliveries.c.announcement_id == original_id,
+                     deliveries.c.status.in_(HANDED_OVER)))
+    conn.execute(insert(deliveries).from_select(
+        ["announcement_id", *copied, "status", "attempts", "updated_at"], source))
+    groups = conn.execute(select(deliveries.c.channel, deliveries.c.batch, func.count())
+                          .where(deliveries.c.announcement_id == correction_id)
+                          .group_by(deliveries.c.channel, deliveries.c.batch)).all()
+    totals: Counter = Counter()
+    for channel, _batch, count in groups:
+        totals[channel] += count
+    for channel, count in totals.items():
+        bump(conn, correction_id, channel, {"queued": count})
+    return [tuple(group) for group in groups]
 
 
 def claim(conn: Connection, announcement_id: int, channel: str, *, batch: int | None = None,

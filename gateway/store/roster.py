@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from audiences import areas as area_codes
 from audiences.areas import CsvSource, read_area_csv
@@ -21,6 +21,18 @@ CHUNK = 2000
 
 class DeviceError(ValueError):
     pass
+
+
+def beneath(column, codes: list[str]):
+    """A SQL condition matching every area code beneath the given codes.
+
+    A range rather than LIKE, so both SQLite and PostgreSQL use the index."""
+    conditions = []
+    for code in codes:
+        prefix = area_codes.prefix(code)
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        conditions.append(and_(column >= prefix, column < upper))
+    return or_(*conditions)
 
 
 def known_areas(conn: Connection) -> set[str]:

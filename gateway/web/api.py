@@ -19,7 +19,7 @@ from channels import outbox
 from gateway.delivery import lifecycle, preview, providers, reports
 from gateway.store import accounts, roster
 from gateway.store.schema import residents
-from gateway.delivery.planner import beneath
+from gateway.store.roster import beneath
 from gateway.store.db import engine
 from messages.announcement import ValidationError, parse_announcement
 
