@@ -68,7 +68,11 @@ class Receipt:
 
 @dataclass(frozen=True)
 class StatusUpdate:
-    """A provider's later word on one delivery, parsed from a callback."""
+    """A provider's later word on one delivery, parsed from a callback.
+
+    The channel's module parses it (``twilio_sms.parse_callback``) with no channel
+    object: a webhook should not have to build a provider's client to read a form.
+    """
 
     status: str
     provider_id: str | None = None
@@ -112,10 +116,6 @@ class Channel:
                 if error.pauses_channel:
                     break
         return outcomes
-
-    def parse_callback(self, params: Mapping[str, Any]) -> StatusUpdate | None:
-        """Turn a provider's status callback into an update; ``None`` to ignore it."""
-        return None
 
     def close(self) -> None:
         """Release connections; called when a worker shuts down."""

@@ -6,6 +6,7 @@ Settings: ``account_sid``, ``auth_token``, ``from_number`` or
 
 Twilio posts status changes to ``Outgoing.callback_url`` (``parse_callback``)
 and residents' replies to the number's inbound webhook (``parse_inbound``).
+Both are plain functions: a webhook parses a form without building a client.
 """
 from __future__ import annotations
 
@@ -57,17 +58,6 @@ class TwilioSmsChannel(Channel):
         return Receipt(provider_id=created.sid, status="sent",
                        detail=f"Twilio {created.status}, {created.num_segments} segment(s)")
 
-    def parse_callback(self, params: Mapping[str, Any]) -> StatusUpdate | None:
-        twilio_status = params.get("MessageStatus") or params.get("SmsStatus")
-        sid = params.get("MessageSid") or params.get("SmsSid")
-        if twilio_status in _PROGRESS:
-            return StatusUpdate(_PROGRESS[twilio_status], provider_id=sid)
-        if twilio_status in _FAILURES:
-            code, permanent, reason = delivery_failure(params.get("ErrorCode"))
-            return StatusUpdate("failed", provider_id=sid, error=reason, permanent=permanent,
-                                extra={"error_code": code, "twilio_status": twilio_status})
-        return None
-
     def close(self) -> None:
         close_client(self.client)
 
@@ -78,6 +68,19 @@ def _sender(settings: Mapping[str, Any]) -> dict[str, str]:
     if settings.get("from_number"):
         return {"from_": settings["from_number"]}
     raise ValueError("Twilio SMS needs 'from_number' or 'messaging_service_sid'")
+
+
+def parse_callback(params: Mapping[str, Any]) -> StatusUpdate | None:
+    """The ledger update a message's status callback means; ``None`` for one that means none."""
+    twilio_status = params.get("MessageStatus") or params.get("SmsStatus")
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    if twilio_status in _PROGRESS:
+        return StatusUpdate(_PROGRESS[twilio_status], provider_id=sid)
+    if twilio_status in _FAILURES:
+        code, permanent, reason = delivery_failure(params.get("ErrorCode"))
+        return StatusUpdate("failed", provider_id=sid, error=reason, permanent=permanent,
+                            extra={"error_code": code, "twilio_status": twilio_status})
+    return None
 
 
 def parse_inbound(params: Mapping[str, Any]) -> tuple[str, str]:

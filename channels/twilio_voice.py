@@ -14,7 +14,8 @@ as it is. The keypress goes to the *gather URL*: the same URL with the query
 parameters ``event=gather`` and ``attempt=<n>`` set (``gather_url``), so one
 gateway route, which already knows the delivery from the URL, serves both:
 ``event=gather`` -> ``parse_gather`` and answer with ``gather_twiml``;
-otherwise -> ``parse_callback``. Twilio signs both with the full URL.
+otherwise -> ``parse_callback``. Twilio signs both with the full URL. Both
+parsers are plain functions: a webhook needs no client to read a form.
 
 ``attempt`` counts plays that went unanswered in a row: no key after the first
 play replays once, no key after the second hangs up; pressing 2 replays and
@@ -82,20 +83,22 @@ class TwilioVoiceChannel(Channel):
             raise channel_error(error) from error
         return Receipt(provider_id=call.sid, status="sent", detail=f"Twilio {call.status}")
 
-    def parse_callback(self, params: Mapping[str, Any]) -> StatusUpdate | None:
-        try:
-            status, permanent, outcome = _CALL_STATUSES[params.get("CallStatus")]
-        except KeyError:
-            return None
-        error = None
-        if status == "failed":
-            error = delivery_failure(params["ErrorCode"])[2] if params.get("ErrorCode") else outcome
-        return StatusUpdate(status, provider_id=params.get("CallSid"), error=error,
-                            permanent=permanent,
-                            extra={"outcome": outcome, "duration": params.get("CallDuration")})
-
     def close(self) -> None:
         close_client(self.client)
+
+
+def parse_callback(params: Mapping[str, Any]) -> StatusUpdate | None:
+    """The ledger update a call's status callback means; ``None`` for an unknown status."""
+    try:
+        status, permanent, outcome = _CALL_STATUSES[params.get("CallStatus")]
+    except KeyError:
+        return None
+    error = None
+    if status == "failed":
+        error = delivery_failure(params["ErrorCode"])[2] if params.get("ErrorCode") else outcome
+    return StatusUpdate(status, provider_id=params.get("CallSid"), error=error,
+                        permanent=permanent,
+                        extra={"outcome": outcome, "duration": params.get("CallDuration")})
 
 
 def parse_gather(params: Mapping[str, Any]) -> StatusUpdate | None:

@@ -17,7 +17,7 @@ from channels import twilio_sms, twilio_voice
 from channels.loudspeaker.protocol import SigningKey
 from channels.base import StatusUpdate
 from channels.twilio_common import valid_signature
-from gateway.delivery import lifecycle, media, outcomes, providers
+from gateway.delivery import lifecycle, media, outcomes
 from gateway.store import audit
 from gateway.store.db import engine, utcnow
 from gateway.store.schema import announcements, deliveries, inbound_messages, residents
@@ -48,7 +48,7 @@ def twiml(body: str) -> Response:
 @bp.post("/webhooks/twilio/sms/<int:delivery_id>")
 def sms_status(delivery_id: int):
     require_twilio_signature()
-    update = providers.sender("sms").parse_callback(request.form)
+    update = twilio_sms.parse_callback(request.form)
     if update is not None:
         outcomes.apply(delivery_id, update)
     return "", 200
@@ -59,7 +59,7 @@ def voice_status(delivery_id: int):
     require_twilio_signature()
     if request.args.get("event") == "gather":
         return _gather(delivery_id)
-    update = providers.sender("voice").parse_callback(request.form)
+    update = twilio_voice.parse_callback(request.form)
     if update is not None:
         outcomes.apply(delivery_id, update)
     return "", 200

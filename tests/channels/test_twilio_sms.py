@@ -4,9 +4,9 @@ import socket
 
 import pytest
 
-from channels.base import ChannelError, Outgoing
+from channels.base import ChannelError, Outgoing, StatusUpdate
 from channels.twilio_common import RebasedHttpClient, valid_signature
-from channels.twilio_sms import TwilioSmsChannel, parse_inbound
+from channels.twilio_sms import TwilioSmsChannel, parse_callback, parse_inbound
 from messages.render import Rendered
 from tests.fakes.twilio_server import STALL_NUMBER
 
@@ -126,14 +126,21 @@ def test_status_callbacks_become_ledger_updates(twilio, channel, status, error_c
     sid = channel.send(outgoing()).provider_id
     callback = twilio.status_callback(sid, status, error_code=error_code)
 
-    update = channel.parse_callback(callback.params)
+    update = parse_callback(callback.params)
 
     assert (update.status, update.error, update.permanent) == expected
     assert update.provider_id == sid
 
 
-def test_statuses_that_mean_nothing_for_the_ledger_are_ignored(channel):
-    assert channel.parse_callback({"MessageSid": "SM1", "MessageStatus": "received"}) is None
+def test_a_callback_is_parsed_without_a_client():
+    form = {"MessageSid": "SM1", "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert parse_callback(form) == StatusUpdate(
+        "failed", provider_id="SM1", error="[30003] handset unreachable (off or out of coverage)",
+        permanent=False, extra={"error_code": 30003, "twilio_status": "undelivered"})
+
+
+def test_statuses_that_mean_nothing_for_the_ledger_are_ignored():
+    assert parse_callback({"MessageSid": "SM1", "MessageStatus": "received"}) is None
 
 
 @pytest.mark.parametrize("body, intent", [

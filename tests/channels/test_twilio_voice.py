@@ -8,9 +8,10 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from channels.base import ChannelError, Outgoing
+from channels.base import ChannelError, Outgoing, StatusUpdate
 from channels.twilio_common import valid_signature
-from channels.twilio_voice import TwilioVoiceChannel, gather_twiml, gather_url, parse_gather
+from channels.twilio_voice import (TwilioVoiceChannel, gather_twiml, gather_url, parse_callback,
+                                   parse_gather)
 from messages.phrases import phrase
 from messages.render import Rendered
 from tests.fakes.twilio_server import STALL_NUMBER
@@ -130,7 +131,7 @@ def test_no_key_after_the_replay_hangs_up():
 ])
 def test_call_status_callbacks_become_ledger_updates(twilio, channel, call_status, expected):
     sid = channel.send(outgoing()).provider_id
-    update = channel.parse_callback(twilio.status_callback(sid, call_status).params)
+    update = parse_callback(twilio.status_callback(sid, call_status).params)
 
     assert (update.status, update.permanent, update.extra["outcome"]) == expected
     assert update.provider_id == sid
@@ -138,19 +139,28 @@ def test_call_status_callbacks_become_ledger_updates(twilio, channel, call_statu
 
 def test_completed_call_reports_its_duration(twilio, channel):
     sid = channel.send(outgoing()).provider_id
-    update = channel.parse_callback(twilio.status_callback(sid, "completed", duration=75).params)
+    update = parse_callback(twilio.status_callback(sid, "completed", duration=75).params)
     assert update.extra["duration"] == "75"
 
 
-def test_unknown_call_status_is_ignored(channel):
-    assert channel.parse_callback({"CallSid": "CA1", "CallStatus": "weird"}) is None
+def test_a_call_callback_is_parsed_without_a_client():
+    form = {"CallSid": "CA1", "CallStatus": "busy", "CallDuration": "0"}
+    assert parse_callback(form) == StatusUpdate(
+        "failed", provider_id="CA1", error="busy", permanent=False,
+        extra={"outcome": "busy", "duration": "0"})
+    failed = parse_callback({"CallSid": "CA1", "CallStatus": "failed", "ErrorCode": "13224"})
+    assert (failed.error, failed.permanent) == ("[13224] number cannot be called", True)
+
+
+def test_unknown_call_status_is_ignored():
+    assert parse_callback({"CallSid": "CA1", "CallStatus": "weird"}) is None
 
 
 class GatewayStandIn:
     """What the gateway's voice webhook does with these functions, over real HTTP."""
 
-    def __init__(self, channel, auth_token):
-        self.channel, self.auth_token = channel, auth_token
+    def __init__(self, auth_token):
+        self.auth_token = auth_token
         self.updates = []
         self.server = make_server("127.0.0.1", 0, self, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/twilio/voice/41"
@@ -166,7 +176,7 @@ class GatewayStandIn:
             twiml = gather_twiml(request.form.get("Digits"), AUDIO, SCRIPT, "zh", request.url,
                                  int(request.args["attempt"]))
             return Response(twiml, content_type="text/xml")(environ, start_response)
-        self.updates.append(self.channel.parse_callback(request.form))
+        self.updates.append(parse_callback(request.form))
         return Response("")(environ, start_response)
 
     def stop(self):
@@ -175,8 +185,8 @@ class GatewayStandIn:
 
 
 @pytest.fixture
-def gateway(twilio, channel):
-    stand_in = GatewayStandIn(channel, twilio.auth_token)
+def gateway(twilio):
+    stand_in = GatewayStandIn(twilio.auth_token)
     yield stand_in
     stand_in.stop()
 
