@@ -1,0 +1,129 @@
+"""The compose page (/announcements/new): its checks, the area tree, the draft rendered per
+channel and spoken, the preview, and submitting for approval."""
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+from gateway.web.console import auth as console_auth
+from messages import audio
+from tests.gateway.conftest import DISTRICT, RESIDENTS
+from tests.gateway.console.conftest import (announcement_count, compose_form, csrf_token, login,
+                                            page, state_of, submit)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"headline": ""}, "headline"),
+    ({"body": "   "}, "body"),
+    ({"headline": "长" * 141}, "headline"),
+    ({"body": "长" * 4001}, "body"),
+    ({"instruction": "长" * 1001}, "instruction"),
+    ({"areas": None}, "areas"),
+    ({"areas": ["450702999999"]}, "areas[0]"),
+    ({"channels": None}, "channels"),
+    ({"status": "panic"}, "status"),
+    ({"expires": "2001-01-01T00:00"}, "expires"),
+    ({"expires": "tomorrow"}, "expires"),
+])
+def test_compose_refuses_bad_input_and_saves_nothing(app, client, overrides, field):
+    login(client, "author")
+    for action in ({}, {"submit": "1"}):
+        response = client.post("/announcements/new",
+                               data={**compose_form(client, **overrides), **action})
+        assert response.status_code == 422
+        assert f"“{field}”" in page(response)
+    assert announcement_count(app) == 0
+
+
+def test_a_refused_form_keeps_what_was_typed(client):
+    login(client, "author")
+    response = client.post("/announcements/new",
+                           data=compose_form(client, headline="", body="保留这段正文"))
+    assert "保留这段正文" in page(response)
+
+
+def test_compose_page_shows_the_area_tree_with_resident_counts(client):
+    login(client, "author")
+    html = page(client.get("/announcements/new"))
+    district_residents = len(RESIDENTS) - 1
+    assert re.search(rf'value="{DISTRICT}" data-residents="{district_residents}"', html)
+    assert "沙埠村" in html and "新屋村" in html
+
+
+def test_the_draft_renders_per_channel_while_typing(client):
+    login(client, "author")
+    rendered = client.post("/announcements/draft.json",
+                           data=compose_form(client, status="exercise", headline="")).json
+    assert set(rendered) == {"sms", "voice", "wechat", "loudspeaker"}
+    assert rendered["sms"]["text"].startswith("【钦州发布】【演练】")
+    assert rendered["sms"]["data"]["segments"] >= 1
+    assert "演练" in rendered["voice"]["text"]
+    assert rendered["wechat"]["data"]["template"]
+
+
+def test_the_draft_speech_can_be_listened_to(client):
+    login(client, "author")
+    form = compose_form(client, status="exercise")
+    synthesized = client.post("/announcements/draft-audio", data=form)
+    assert synthesized.status_code == 200
+    assert synthesized.json["url"].startswith("/media/a0-zh-")
+    assert synthesized.json["seconds"] > 0
+    served = client.get(synthesized.json["url"])
+    assert served.status_code == 200 and served.mimetype == "audio/wav"
+    assert served.data.startswith(b"RIFF") and served.data[8:12] == b"WAVE"
+    # Content-addressed: the same draft gets the same file, a changed one another.
+    assert client.post("/announcements/draft-audio", data=form).json == synthesized.json
+    changed = client.post("/announcements/draft-audio", data={**form, "headline": "台风预警"})
+    assert changed.json["url"] != synthesized.json["url"]
+
+
+def test_draft_speech_an_hour_old_is_removed_when_a_new_draft_is_heard(app, client):
+    login(client, "author")
+    form = compose_form(client)
+    first = client.post("/announcements/draft-audio", data=form).json["url"]
+    first_file = os.path.join(app.config["MEDIA_DIR"], first.rsplit("/", 1)[1])
+    two_hours_ago = time.time() - 7200
+    os.utime(first_file, (two_hours_ago, two_hours_ago))
+    second = client.post("/announcements/draft-audio", data={**form, "headline": "台风预警"}).json
+    assert not os.path.exists(first_file) and client.get(first).status_code == 404
+    assert client.get(second["url"]).status_code == 200
+
+
+def test_a_failed_synthesis_says_so_in_the_clerks_language(client, monkeypatch):
+    def fail(*args, **kwargs):
+        raise audio.SynthesisError("espeak-ng is missing")
+    monkeypatch.setattr(audio, "ensure_audio", fail)
+    login(client, "author")
+    response = client.post("/announcements/draft-audio", data=compose_form(client))
+    assert response.status_code == 503 and "暂时无法合成语音" in response.json["error"]
+
+
+def test_draft_audio_needs_a_login(client):
+    response = client.post("/announcements/draft-audio",
+                           data={"csrf_token": csrf_token(client), "headline": "h"})
+    assert response.status_code == 302 and response.location.startswith("/login")
+    polled = client.post("/announcements/draft-audio", data={"csrf_token": csrf_token(client)},
+                         headers={console_auth.BACKGROUND_HEADER: "1"})
+    assert polled.status_code == 401
+
+
+def test_preview_shows_counts_and_weak_groups_before_anything_is_saved(app, client):
+    login(client, "author")
+    response = client.post("/announcements/new", data=compose_form(client, channels=["sms"]))
+    html = page(response)
+    assert response.status_code == 200 and announcement_count(app) == 0
+    assert "7 位居民" in html                      # the district, the other district excluded
+    assert 'class="weak"' in html                  # SMS alone is fewer than two channels
+    assert "预计费用" in html and "提交审批" in html
+
+
+def test_preview_then_submit_waits_for_approval(app, client):
+    login(client, "author")
+    announcement_id = submit(client)
+    assert state_of(app, announcement_id) == "awaiting_approval"
+    assert "等待审批" in page(client.get(f"/announcements/{announcement_id}"))

@@ -1,0 +1,105 @@
+"""The people pages (gateway/web/console/people.py): the roster import, residents searched and
+edited, devices, and the unreached list for grid workers."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.store.schema import devices, residents
+from tests.conftest import run_jobs
+from tests.gateway.conftest import RESIDENTS, VILLAGE_A
+from tests.gateway.console.conftest import (CSRF_FIELD, approve, csrf_token, login, logout, page,
+                                            submit)
+
+pytestmark = pytest.mark.integration
+
+ROSTER_HEADER = ("name,phone,wechat_openid,area_code,birth_year,visually_impaired,"
+                 "hearing_impaired,has_smartphone,language,opt_out,test_audience\n")
+
+
+def upload(client, content: str):
+    token = csrf_token(client, "/residents/import")
+    return client.post("/residents/import", content_type="multipart/form-data",
+                       data={"csrf_token": token,
+                             "roster": (io.BytesIO(content.encode("utf-8")), "roster.csv")})
+
+
+def resident_count(app) -> int:
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(select(func.count()).select_from(residents)).scalar_one()
+
+
+def test_a_bad_roster_lists_every_bad_row_and_saves_nothing(app, client):
+    login(client, "admin")
+    before = resident_count(app)
+    response = upload(client, ROSTER_HEADER
+                      + f"好人,13800000021,,{VILLAGE_A},1980,0,0,1,zh,,0\n"
+                      + f"坏号码,12345,,{VILLAGE_A},1980,0,0,1,zh,,0\n"
+                      + "无地区,13800000023,,450702999999,1980,0,0,1,zh,,0\n")
+    html = page(response)
+    assert response.status_code == 422 and 'id="csv-errors"' in html
+    assert re.search(r"<td>3</td><td>phone</td>", html)
+    assert re.search(r"<td>4</td><td>area_code</td>", html)
+    assert resident_count(app) == before
+
+
+def test_a_good_roster_is_imported(app, client):
+    login(client, "admin")
+    before = resident_count(app)
+    response = upload(client, ROSTER_HEADER + f"新居民,13800000031,,{VILLAGE_A},1985,0,0,1,zh,,0\n")
+    assert response.status_code == 302 and resident_count(app) == before + 1
+
+
+def test_a_roster_upload_needs_a_file_and_an_admin(client):
+    login(client, "admin")
+    token = csrf_token(client, "/residents/import")
+    assert client.post("/residents/import", data={"csrf_token": token}).status_code == 400
+    logout(client)
+    login(client, "author")
+    assert client.get("/residents/import").status_code == 403
+
+
+def test_residents_can_be_searched_and_edited_with_the_roster_rules(app, client):
+    login(client, "admin")
+    html = page(client.get("/residents?q=李娜"))
+    resident_id = int(re.search(r"/residents/(\d+)/edit", html).group(1))
+    edit_page = page(client.get(f"/residents/{resident_id}/edit"))
+    token = CSRF_FIELD.search(edit_page).group(1)
+    fields = {"csrf_token": token, "name": "李娜", "phone": "12345", "area_code": VILLAGE_A,
+              "language": "zh", "birth_year": "1990", "has_smartphone": "1"}
+    refused = client.post(f"/residents/{resident_id}/edit", data=fields)
+    assert refused.status_code == 422 and 'class="field-error"' in page(refused)
+    saved = client.post(f"/residents/{resident_id}/edit",
+                        data={**fields, "phone": "13800000099", "hearing_impaired": "1"})
+    assert saved.status_code == 302
+    with app.extensions["engine"].connect() as conn:
+        row = conn.execute(select(residents).where(residents.c.id == resident_id)).one()
+    assert row.phone == "+8613800000099" and row.hearing_impaired
+
+
+def test_devices_show_online_and_offline(app, client):
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(devices.update().where(devices.c.device_id == "spk-a").values(online=True))
+        conn.execute(devices.update().where(devices.c.device_id == "spk-b").values(online=False))
+    login(client, "author")
+    html = page(client.get("/devices"))
+    assert re.search(r"spk-a.*?在线", html, re.S) and re.search(r"spk-b.*?离线", html, re.S)
+
+
+def test_the_unreached_list_as_a_printable_page_and_as_csv(app, client):
+    login(client, "author")
+    announcement_id = submit(client, channels=["wechat"])
+    logout(client)
+    login(client, "approver")
+    approve(client, announcement_id)
+    run_jobs(app)
+    elderly = RESIDENTS["elderly"][0]
+    printable = page(client.get(f"/announcements/{announcement_id}/unreached"))
+    assert elderly.name in printable and "新屋村" in printable
+    csv_text = page(client.get(f"/announcements/{announcement_id}/unreached.csv"))
+    assert csv_text.startswith("\ufeff") and elderly.phone in csv_text
+    only_a = page(client.get(f"/announcements/{announcement_id}/unreached.csv?area={VILLAGE_A}"))
+    assert elderly.phone not in only_a
