@@ -1,0 +1,157 @@
+"""What devices say back, into the ledger: acks move deliveries, presence marks devices.
+
+    received → delivered      played → confirmed
+    stopped  → status kept, the stop noted in last_error
+    rejected → failed with the reason, or (for a reason a fresh command may
+               overcome) planned again and retried, up to MAX_ATTEMPTS sends
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Engine, case, select, update
+
+from channels.loudspeaker import protocol
+from channels.loudspeaker.acks import is_retryable
+from gateway.store import ledger
+from gateway.store.db import utcnow
+from gateway.store.schema import deliveries, devices
+
+CHANNEL = "loudspeaker"
+_COMMAND_ID = re.compile(r"a(\d+)-d(\d+)")
+_ACKED_STATUS = {protocol.RECEIVED: "delivered", protocol.PLAYED: "confirmed"}
+# Where a device may still answer for a play: handed to the broker, or received but not played.
+OUT_WITH_DEVICE = ("sending", "sent", "delivered")
+
+
+class BatchToResend(NamedTuple):
+    announcement_id: int
+    batch: int
+
+
+def apply_event(engine: Engine, device_id: str, event: dict[str, Any], *,
+                max_attempts: int) -> BatchToResend | None:
+    """Record one device ack in the ledger, in a transaction of its own."""
+    with engine.begin() as conn:
+        return record_event(conn, device_id, event, max_attempts=max_attempts)
+
+
+def record_event(conn: Connection, device_id: str, event: dict[str, Any], *,
+                 max_attempts: int) -> BatchToResend | None:
+    """Record one device ack in the ledger within the caller's transaction.
+
+    Returns the batch to queue again after a retryable rejection (the caller
+    queues it; the reconciler would find it otherwise). Acks for unknown
+    commands, for another device's delivery, and repeats change nothing.
+    """
+    delivery = _acked_delivery(conn, device_id, event.get("command_id"))
+    if delivery is None:
+        return None
+    kind = event["event"]
+    if kind in _ACKED_STATUS:
+        ledger.transition(conn, delivery.id, _ACKED_STATUS[kind])
+    elif kind == protocol.STOPPED:
+        _note(conn, delivery.id, f"stopped on the device by stop {event.get('stop_command_id')}")
+    elif kind == protocol.REJECTED:
+        return _rejected(conn, delivery, event, max_attempts)
+    return None
+
+
+def record_acks(conn: Connection, events: list[tuple[str, dict[str, Any]]], *,
+                max_attempts: int) -> list[BatchToResend]:
+    """Record many device acks within the caller's transaction; what ``record_event`` does for each.
+
+    ``received`` and ``played`` (nearly all of them) move their rows together in
+    a few statements, so a thousand villages answering at once hold the
+    database for milliseconds, not seconds; the rare others go one by one.
+    """
+    targets: dict[tuple[int, int, str], str] = {}
+    resends = []
+    for device_id, event in events:
+        ids = parse_command_id(event.get("command_id"))
+        new = _ACKED_STATUS.get(event.get("event"))
+        if ids is None or new is None:
+            resends.append(record_event(conn, device_id, event, max_attempts=max_attempts))
+            continue
+        key = (*ids, device_id)
+        if key not in targets or ledger.may_move(targets[key], new):
+            targets[key] = new
+    addressed = {(row.announcement_id, row.id, row.address) for row in conn.execute(
+        select(deliveries.c.announcement_id, deliveries.c.id, deliveries.c.address)
+        .where(deliveries.c.id.in_({delivery_id for _, delivery_id, _ in targets}),
+               deliveries.c.channel == CHANNEL))}
+    ledger.advance(conn, {delivery_id: new for (announcement_id, delivery_id, device_id), new
+                          in targets.items() if (announcement_id, delivery_id, device_id) in addressed})
+    return [resend for resend in resends if resend]
+
+
+def apply_presence(engine: Engine, device_id: str, online: bool) -> None:
+    """Record a device's presence; unknown devices are ignored.
+
+    ``last_seen`` is the last moment the device was known to be connected: now
+    when it comes online or drops, unchanged when an ``offline`` it already had
+    is heard again (the retained status replayed to a restarted listener).
+    """
+    now = utcnow()
+    seen = now if online else case((devices.c.online.is_(True), now), else_=devices.c.last_seen)
+    with engine.begin() as conn:
+        conn.execute(update(devices).where(devices.c.device_id == device_id)
+                     .values(online=online, last_seen=seen))
+
+
+def parse_command_id(command_id: Any) -> tuple[int, int] | None:
+    """``(announcement_id, delivery_id)`` from ``a<announcement>-d<delivery>``, else ``None``."""
+    match = _COMMAND_ID.fullmatch(command_id) if isinstance(command_id, str) else None
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _acked_delivery(conn: Connection, device_id: str, command_id: Any):
+    """The loudspeaker delivery a command id names, if it was addressed to this device."""
+    ids = parse_command_id(command_id)
+    if ids is None:
+        return None
+    announcement_id, delivery_id = ids
+    this_delivery = (deliveries.c.id == delivery_id, deliveries.c.announcement_id == announcement_id,
+                     deliveries.c.channel == CHANNEL, deliveries.c.address == device_id)
+    # A device often answers while the send job is still recording its batch as
+    # sent. Writing to the row first holds it (and on SQLite, where FOR UPDATE
+    # does nothing, the database) until the ack is applied: otherwise the ack's
+    # status change or the job's would be lost.
+    conn.execute(update(deliveries).where(*this_delivery)
+                 .values(updated_at=deliveries.c.updated_at))
+    return conn.execute(select(deliveries).where(*this_delivery)).first()
+
+
+def _rejected(conn: Connection, delivery, event: dict[str, Any],
+              max_attempts: int) -> BatchToResend | None:
+    # A delivery already settled or already planned again has had this answer.
+    if delivery.status not in OUT_WITH_DEVICE:
+        return None
+    reason = f"rejected by the device: {event.get('reason')}"
+    if event.get("detail"):
+        reason += f" ({event['detail']})"
+    if is_retryable(event):
+        if delivery.attempts < max_attempts:
+            ledger.reschedule(conn, delivery.announcement_id, CHANNEL, [delivery.id], reason,
+                              from_status=delivery.status)
+            return BatchToResend(delivery.announcement_id, delivery.batch)
+        reason = f"gave up after {delivery.attempts} tries: {reason}"
+    _fail(conn, delivery, reason)
+    return None
+
+
+def _fail(conn: Connection, delivery, reason: str) -> None:
+    if delivery.status == "delivered":
+        # A device can refuse a play after receiving it (audio hash mismatch, no
+        # audio). The ledger moves delivered rows only forward, so the row is put
+        # back and failed within this one transaction.
+        ledger.reschedule(conn, delivery.announcement_id, CHANNEL, [delivery.id], reason,
+                          from_status="delivered")
+    ledger.transition(conn, delivery.id, "failed", error=reason)
+
+
+def _note(conn: Connection, delivery_id: int, text: str) -> None:
+    """Keep what a device said about a delivery without changing its status."""
+    conn.execute(update(deliveries).where(deliveries.c.id == delivery_id)
+                 .values(last_error=text[:deliveries.c.last_error.type.length]))
