@@ -26,10 +26,9 @@ from gateway.web.api import ApiError, token_required
 from gateway.store.db import as_utc, engine, utcnow
 from gateway.store.schema import announcements, areas
 from messages.announcement import AnnouncementInput, Translation
-from messages.cap import (
-    CAP_MEDIA_TYPE, CapAlert, CapError, CapExport, CapInfo, FeedEntry, atom_feed, parse_cap,
-    referenced_identifiers, to_cap,
-)
+from messages.cap import CAP_MEDIA_TYPE, CapError
+from messages.cap.read import CapAlert, parse_cap, referenced_identifiers
+from messages.cap.write import CapExport, CapInfo, FeedEntry, atom_feed, to_cap
 
 bp = Blueprint("interop", __name__)
 

@@ -20,7 +20,8 @@ from channels import outbox
 from gateway.delivery import providers
 from gateway.store.db import utcnow
 from gateway.store.schema import announcements
-from messages.cap import ATOM_SCHEMA_PATH, CAP_MEDIA_TYPE, CAP_NAMESPACE, parse_cap
+from messages.cap import ATOM_SCHEMA_PATH, CAP_MEDIA_TYPE, CAP_NAMESPACE
+from messages.cap.read import parse_cap
 from tests.conftest import run_jobs
 from tests.gateway.conftest import DISTRICT, RESIDENTS, announcement
 from tests.gateway.test_fanout import ENGLISH_READERS, add_residents, planned

@@ -11,10 +11,9 @@ from defusedxml.ElementTree import fromstring as safe_fromstring
 from hypothesis import given, settings, strategies as st
 
 from messages.announcement import AnnouncementInput
-from messages.cap import (
-    ATOM_SCHEMA_PATH, CAP_NAMESPACE, CAP_SCHEMA_PATH, CapAlert, CapError, CapExport, CapInfo,
-    FeedEntry, atom_feed, parse_cap, read_cap_document, referenced_identifiers, to_cap,
-)
+from messages.cap import ATOM_SCHEMA_PATH, CAP_NAMESPACE, CAP_SCHEMA_PATH, CapError
+from messages.cap.read import CapAlert, parse_cap, read_cap_document, referenced_identifiers
+from messages.cap.write import CapExport, CapInfo, FeedEntry, atom_feed, to_cap
 
 EXAMPLES = Path(__file__).parent / "cap_examples"
 OASIS_EXAMPLES = sorted(EXAMPLES.glob("oasis-*.xml"))

@@ -1,64 +1,31 @@
-"""CAP 1.2 in and out, and the Atom feed that points at the CAP documents.
+"""Reading a CAP 1.2 alert from another system and mapping it onto announcements.
 
-Other systems (the provincial platform, a weather service) send alerts as OASIS
-CAP 1.2; map apps and alert aggregators read ours the same way. A CAP document
-from outside is untrusted: it is size-checked, parsed with defusedxml (no DTD,
-so no entity expansion and no external entities), validated against the OASIS
-schema vendored in ``messages/schema/``, and every ``<info>`` block is then run
-through ``parse_announcement`` so CAP meets the same limits and enumerations as
-the console's form.
+A CAP document from outside is untrusted: it is size-checked, parsed with
+defusedxml (no DTD, so no entity expansion and no external entities), validated
+against the OASIS schema vendored in ``messages/schema/``, and every ``<info>``
+block is then run through ``parse_announcement`` so CAP meets the same limits and
+enumerations as the console's form.
 """
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from pathlib import Path
-from typing import Iterable
 from xml.parsers.expat import errors as expat_errors
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
-import xmlschema
 
-from messages.announcement import (
-    CATEGORIES, CERTAINTIES, LANGUAGES, MSG_TYPES, SEVERITIES, STATUSES, URGENCIES,
-    AnnouncementInput, ValidationError, parse_announcement,
+from messages.announcement import MSG_TYPES, AnnouncementInput, ValidationError, parse_announcement
+from messages.cap import (
+    ADMINISTRATIVE_CODE_NAMES, CAP_NAMESPACE, LANGUAGE_TAGS, NOT_CAP_IDENTIFIER, CapError,
+    check_against_schema,
 )
 
-CAP_NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
-ATOM_NAMESPACE = "http://www.w3.org/2005/Atom"
-CAP_MEDIA_TYPE = "application/cap+xml"
-SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
-CAP_SCHEMA_PATH = SCHEMA_DIR / "CAP-v1.2.xsd"
-ATOM_SCHEMA_PATH = SCHEMA_DIR / "atom.xsd"
-
-# The <geocode><valueName> values taken to name a Chinese administrative division
-# code (GB/T 2260, as used by the 高德/Amap "adcode"). Compared without case or spaces.
-ADMINISTRATIVE_CODE_NAMES = ("GB/T 2260", "GB2260", "ADCODE", "administrative_code")
-ADMINISTRATIVE_CODE_NAME = ADMINISTRATIVE_CODE_NAMES[0]  # what our own CAP output writes
-
-# Our announcement languages and the CAP <language> tag (RFC 3066) each stands for.
-LANGUAGE_TAGS = {"zh": "zh-CN", "en": "en-US"}
 DEFAULT_CAP_LANGUAGE = "en-US"  # CAP 1.2 §3.2.2: an <info> without <language> is en-US
 
 _NS = {"cap": CAP_NAMESPACE}
-# XML 1.0 cannot carry these at all, not even as character references.
-_NOT_XML_CHARACTER = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-# CAP 1.2 §3.2.1: identifier and sender "MUST NOT include spaces, commas or restricted
-# characters (< and &)", which is what lets <references> be split on spaces and commas.
-_NOT_CAP_IDENTIFIER = re.compile(r"[\s,<&]")
-
-
-class CapError(ValueError):
-    """A CAP document we refuse, with the line it went wrong on when known."""
-
-    def __init__(self, message: str, *, line: int | None = None):
-        super().__init__(message if line is None else f"line {line}: {message}")
-        self.message = message
-        self.line = line
 
 
 @dataclass
@@ -73,51 +40,6 @@ class CapAlert:
     references: str | None  # the CAP <references> text; see referenced_identifiers()
     infos: list[AnnouncementInput]
 
-
-@dataclass
-class CapInfo:
-    """One language of an outgoing alert. Enumerations in our lower case."""
-
-    language: str  # "zh" or "en"
-    category: str
-    event: str
-    urgency: str
-    severity: str
-    certainty: str
-    headline: str
-    description: str
-    instruction: str = ""
-    expires: datetime | None = None
-    web: str | None = None  # the announcement's public page
-    areas: list[tuple[str, str]] = field(default_factory=list)  # (GB/T 2260 code, name)
-
-
-@dataclass
-class CapExport:
-    """An outgoing alert, filled by the gateway from its stored announcement."""
-
-    identifier: str
-    sender: str
-    sent: datetime
-    status: str
-    msg_type: str
-    references: str | None = None
-    scope: str = "Public"
-    infos: list[CapInfo] = field(default_factory=list)
-
-
-@dataclass
-class FeedEntry:
-    """One current public announcement in the Atom feed."""
-
-    entry_id: str  # an IRI that never changes for this announcement, e.g. its public URL
-    title: str
-    updated: datetime
-    summary: str
-    cap_url: str  # where its CAP document is served
-
-
-# --- reading -------------------------------------------------------------------------
 
 def parse_cap(xml_bytes: bytes, *, max_bytes: int = 1_000_000,
               now: datetime | None = None) -> CapAlert:
@@ -161,7 +83,7 @@ def read_cap_document(xml_bytes: bytes, *, max_bytes: int = 1_000_000) -> ET.Ele
     if root.tag != f"{{{CAP_NAMESPACE}}}alert":
         raise CapError(f"the root element is {root.tag}, not <alert> in the CAP 1.2 namespace "
                        f"{CAP_NAMESPACE}", line=root.sourceline)
-    _check_against_schema(root)
+    check_against_schema(root)
     return root
 
 
@@ -221,21 +143,6 @@ def _parse_safely(xml_bytes: bytes) -> ET.Element:
                        line=error.position[0]) from None
 
 
-@cache
-def _cap_schema() -> xmlschema.XMLSchema:
-    # "sandbox": the schema may only import files from its own directory, never the network.
-    return xmlschema.XMLSchema(str(CAP_SCHEMA_PATH), allow="sandbox")
-
-
-def _check_against_schema(root: ET.Element) -> None:
-    # The instance is already parsed; it may not make the validator open anything at all.
-    instance = xmlschema.XMLResource(root, allow="none")
-    error = next(_cap_schema().iter_errors(instance, use_location_hints=False), None)
-    if error is not None:
-        message = f"not valid CAP 1.2 at {error.path}: {error.reason or error.message}"
-        raise CapError(message.replace(f"{{{CAP_NAMESPACE}}}", ""), line=error.sourceline)
-
-
 def _status(root: ET.Element) -> str:
     element = root.find("cap:status", _NS)
     if element.text == "System":
@@ -277,7 +184,7 @@ def _require_public_scope(root: ET.Element) -> None:
 
 def _cap_identifier(root: ET.Element, name: str) -> str:
     element = root.find(f"cap:{name}", _NS)
-    if not element.text or _NOT_CAP_IDENTIFIER.search(element.text):
+    if not element.text or NOT_CAP_IDENTIFIER.search(element.text):
         raise CapError(f"{name} {element.text!r} must be non-empty, without spaces, commas, "
                        "< or &", line=element.sourceline)
     return element.text
@@ -352,128 +259,3 @@ def _require_one_block_per_language(infos: list[ET.Element],
             raise CapError(f"a second <info> block in {LANGUAGE_TAGS[announcement.language]}; send "
                            "one block per language", line=info.sourceline)
         seen.add(announcement.language)
-
-
-# --- writing -------------------------------------------------------------------------
-
-def to_cap(alert: CapExport) -> bytes:
-    """The alert as a CAP 1.2 document, each language its own <info>; checked against the schema."""
-    root = ET.Element(f"{{{CAP_NAMESPACE}}}alert")
-    _add(root, "identifier", _identifier_text(alert.identifier, "identifier"))
-    _add(root, "sender", _identifier_text(alert.sender, "sender"))
-    _add(root, "sent", _cap_datetime(alert.sent, "sent"))
-    _add(root, "status", _cap_word(alert.status, STATUSES, "status"))
-    _add(root, "msgType", _cap_word(alert.msg_type, MSG_TYPES, "msg_type"))
-    _add(root, "scope", alert.scope)
-    if alert.references:
-        _add(root, "references", alert.references)
-    for info in alert.infos:
-        _add_info(root, info)
-    _check_against_schema(root)
-    ET.indent(root)
-    document = ET.tostring(root, encoding="utf-8", xml_declaration=True,
-                           default_namespace=CAP_NAMESPACE)
-    # A raw carriage return would come back as a line feed (XML normalises line ends);
-    # ElementTree writes it raw, and only text can contain one, so escape it here.
-    return document.replace(b"\r", b"&#13;")
-
-
-def _add_info(root: ET.Element, info: CapInfo) -> None:
-    if info.language not in LANGUAGES:
-        raise ValueError(f"language: {info.language!r} is not one of {', '.join(LANGUAGES)}")
-    if not info.areas:
-        raise ValueError(f"info ({info.language}): name at least one area")
-    element = _add(root, "info")
-    _add(element, "language", LANGUAGE_TAGS[info.language])
-    _add(element, "category", _cap_word(info.category, CATEGORIES, "category"))
-    _add(element, "event", info.event)
-    _add(element, "urgency", _cap_word(info.urgency, URGENCIES, "urgency"))
-    _add(element, "severity", _cap_word(info.severity, SEVERITIES, "severity"))
-    _add(element, "certainty", _cap_word(info.certainty, CERTAINTIES, "certainty"))
-    if info.expires:
-        _add(element, "expires", _cap_datetime(info.expires, "expires"))
-    for name, text in (("headline", info.headline), ("description", info.description),
-                       ("instruction", info.instruction), ("web", info.web)):
-        if text:
-            _add(element, name, text)
-    for code, name in info.areas:
-        area = _add(element, "area")
-        _add(area, "areaDesc", name or code)
-        geocode = _add(area, "geocode")
-        _add(geocode, "valueName", ADMINISTRATIVE_CODE_NAME)
-        _add(geocode, "value", code)
-
-
-def _add(parent: ET.Element, name: str, text: str | None = None) -> ET.Element:
-    element = ET.SubElement(parent, f"{{{CAP_NAMESPACE}}}{name}")
-    element.text = _xml_text(text, name)
-    return element
-
-
-def _xml_text(text: str | None, name: str) -> str | None:
-    bad = _NOT_XML_CHARACTER.search(text or "")
-    if bad:
-        raise ValueError(f"{name}: contains U+{ord(bad.group()):04X}, which XML cannot carry")
-    return text
-
-
-def _identifier_text(value: str, name: str) -> str:
-    if not value or _NOT_CAP_IDENTIFIER.search(value):
-        raise ValueError(f"{name}: {value!r} must be non-empty, without spaces, commas, < or &")
-    return value
-
-
-def _cap_word(value: str, allowed: tuple[str, ...], name: str) -> str:
-    """Our lower-case enumeration value as CAP spells it (``extreme`` → ``Extreme``)."""
-    if value not in allowed:
-        raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
-    return "CBRNE" if value == "cbrne" else value.capitalize()
-
-
-def _cap_datetime(moment: datetime, name: str) -> str:
-    if moment.tzinfo is None:
-        raise ValueError(f"{name}: needs a time zone")
-    # CAP 1.2 §3.3.2: whole seconds, a numeric offset, and UTC written -00:00, never Z.
-    text = moment.replace(microsecond=0).isoformat()
-    return text[:-6] + "-00:00" if text.endswith("+00:00") else text
-
-
-# --- Atom feed -----------------------------------------------------------------------
-
-def atom_feed(entries: Iterable[FeedEntry], *, feed_id: str, title: str, updated: datetime,
-              self_url: str, author: str | None = None) -> bytes:
-    """An Atom 1.0 feed whose entries link to their CAP documents, as alert aggregators expect.
-
-    RFC 4287 requires an author; it defaults to the feed's title (the issuing office).
-    """
-    # Unprefixed names under an explicit xmlns: ElementTree's default_namespace option
-    # cannot serialise the unqualified attributes (rel, href) that Atom uses.
-    feed = ET.Element("feed", xmlns=ATOM_NAMESPACE)
-    _add_atom(feed, "id", feed_id)
-    _add_atom(feed, "title", title)
-    _add_atom(feed, "updated", _atom_datetime(updated))
-    _add_atom(_add_atom(feed, "author"), "name", author or title)
-    _add_atom(feed, "link", rel="self", type="application/atom+xml", href=self_url)
-    for entry in entries:
-        element = _add_atom(feed, "entry")
-        _add_atom(element, "id", entry.entry_id)
-        _add_atom(element, "title", entry.title)
-        _add_atom(element, "updated", _atom_datetime(entry.updated))
-        _add_atom(element, "summary", entry.summary)
-        _add_atom(element, "link", rel="alternate", type=CAP_MEDIA_TYPE, href=entry.cap_url)
-    ET.indent(feed)
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True).replace(b"\r", b"&#13;")
-
-
-def _add_atom(parent: ET.Element, name: str, text: str | None = None,
-              **attributes: str) -> ET.Element:
-    element = ET.SubElement(parent, name,
-                            {key: _xml_text(value, name) for key, value in attributes.items()})
-    element.text = _xml_text(text, name)
-    return element
-
-
-def _atom_datetime(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("Atom dates need a time zone")
-    return moment.replace(microsecond=0).isoformat()
