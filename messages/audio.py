@@ -1,6 +1,7 @@
 """Speech audio for calls and loudspeakers: one checked WAV per announcement and language.
 
-pyttsx3 2.99 with espeak-ng has three traps, each handled here:
+pyttsx3 2.99 with espeak-ng has three traps, each handled here or in ``messages.synthesizer``
+(the process that runs the engine):
 
 * ``runAndWait()`` returns before the WAV is written (espeak-ng synthesizes on its own
   thread), so the synthesizer waits for the ``finished-utterance`` callback.
@@ -9,7 +10,7 @@ pyttsx3 2.99 with espeak-ng has three traps, each handled here:
   process, and a file that fails ``check`` is made once more before giving up.
 * An engine created before ``fork()`` hangs in the child (rq's forking worker). The
   engine therefore never lives in the calling process: ``synthesize`` starts
-  ``python -m messages.audio`` and only reads the finished file.
+  ``python -m messages.synthesizer`` and only reads the finished file.
 
 Files are written under a temporary name and renamed into place, so a reader never
 sees half a file, and ``ensure_audio`` takes a per-file lock so that two workers
@@ -17,7 +18,6 @@ racing for the same announcement make it once.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -27,7 +27,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import wave
 from array import array
@@ -272,7 +271,8 @@ def _rate(language: str, rate: int | None) -> int:
 
 
 def _synthesize_in_subprocess(text: str, language: str, path: Path, rate: int) -> str:
-    command = [sys.executable, "-m", "messages.audio", language, str(rate), str(path.resolve())]
+    command = [sys.executable, "-m", "messages.synthesizer", language, str(rate),
+               str(path.resolve())]
     try:
         finished = subprocess.run(command, input=text, capture_output=True, text=True,
                                   encoding="utf-8", cwd=PROJECT_ROOT, check=False,
@@ -283,49 +283,3 @@ def _synthesize_in_subprocess(text: str, language: str, path: Path, rate: int) -
         reason = finished.stderr.strip().splitlines()[-1:] or [f"exit {finished.returncode}"]
         raise SynthesisError(f"synthesizer failed: {reason[0]}")
     return json.loads(finished.stdout)["voice_id"]
-
-
-# --- The synthesizer process: the only place a pyttsx3 engine exists ------------------
-
-def _run_engine(text: str, language: str, path: Path, rate: int) -> str:
-    import pyttsx3
-
-    engine = pyttsx3.init("espeak")
-    voice_id = _voice_id(engine, VOICE_NAMES[language])
-    finished = threading.Event()
-    engine.connect("finished-utterance", lambda name, completed: finished.set())
-    engine.setProperty("voice", voice_id)
-    engine.setProperty("rate", rate)
-    engine.save_to_file(text, str(path))
-    engine.runAndWait()
-    if not finished.wait(SYNTHESIS_TIMEOUT_SECONDS):
-        raise SynthesisError("espeak-ng never reported the utterance finished")
-    selected = engine.getProperty("voice")
-    if selected != voice_id:
-        raise SynthesisError(f"asked espeak-ng for voice {voice_id}, it used {selected}")
-    return selected
-
-
-def _voice_id(engine, name: str) -> str:
-    for voice in engine.getProperty("voices"):
-        if voice.id.rsplit("/", 1)[-1] == name:
-            return voice.id
-    raise SynthesisError(f"espeak-ng has no voice {name!r}; install Debian's espeak-ng")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Synthesize stdin to a WAV file.")
-    parser.add_argument("language", choices=sorted(VOICE_NAMES))
-    parser.add_argument("rate", type=int)
-    parser.add_argument("path", type=Path)
-    arguments = parser.parse_args(argv)
-    text = sys.stdin.buffer.read().decode("utf-8")
-    # pyttsx3 prints "Audio saved to ..." on stdout, which carries this process's answer.
-    with contextlib.redirect_stdout(sys.stderr):
-        voice_id = _run_engine(text, arguments.language, arguments.path, arguments.rate)
-    print(json.dumps({"voice_id": voice_id}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
