@@ -9,8 +9,6 @@ import sys
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-from rq import SimpleWorker
-from rq.worker import DequeueStrategy
 from sqlalchemy import func, insert, select
 
 from audiences import demo as demo_county
@@ -18,7 +16,7 @@ from audiences.areas import AreaError, CsvErrors
 from channels.loudspeaker.protocol import SigningKey
 from devices.broker import EmbeddedBroker
 from gateway.store import accounts, db, roster
-from gateway.delivery import jobs, loudspeakers, queues
+from gateway.delivery import loudspeakers, queues, reconciler, workers
 from gateway.store.schema import areas, residents
 from gateway.store.db import engine
 
@@ -190,10 +188,7 @@ def worker(burst, names):
     if unknown:
         raise click.ClickException(f"no queue named {sorted(unknown)[0]}; "
                                    f"the queues are {', '.join(queues.QUEUE_NAMES)}")
-    rq_worker = SimpleWorker([queues.queue(name) for name in wanted],
-                             connection=queues.connection())
-    rq_worker.work(burst=burst, with_scheduler=True,
-                   dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
+    workers.run(current_app._get_current_object(), wanted, burst=burst)
 
 
 @click.command("reconcile")
@@ -201,7 +196,7 @@ def worker(burst, names):
 def reconcile():
     """Re-queue deliveries stranded by a lost job or a Redis restart."""
     _schema_ready()
-    outcome = jobs.reconcile()
+    outcome = reconciler.reconcile()
     click.echo(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in outcome.items()))
 
 

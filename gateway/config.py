@@ -48,6 +48,23 @@ def _flag(default: bool) -> Callable[[str | None], bool]:
     return convert
 
 
+SEVERITIES = ("extreme", "severe", "moderate", "minor", "unknown")
+
+
+def _minutes_per_severity(default: Mapping[str, float]) -> Callable[[str | None], dict[str, float]]:
+    """``extreme=120,severe=60``: minutes per CAP severity; severities not named keep the default."""
+    def convert(raw: str | None) -> dict[str, float]:
+        values = dict(default)
+        for item in filter(None, (part.strip() for part in (raw or "").split(","))):
+            severity, _, minutes = item.partition("=")
+            if severity.strip() not in SEVERITIES:
+                raise ConfigError(f"{severity.strip()!r} is not a severity "
+                                  f"({', '.join(SEVERITIES)})")
+            values[severity.strip()] = _number(0, minimum=0)(minutes.strip() or "x")
+        return values
+    return convert
+
+
 #: name -> converter (with its default). Unset names take the default.
 SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "DATABASE_URL": _text(),            # unset: SQLite in the instance folder
@@ -83,7 +100,10 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "BATCH_SIZE": _whole(200, minimum=1),
     "MAX_ATTEMPTS": _whole(3, minimum=1),
     "RETRY_DELAY_SECONDS": _number(30),
-    "STALE_SENDING_SECONDS": _number(600, minimum=1),
+    "STALE_SENDING_SECONDS": _number(60, minimum=1),
+    "RECONCILE_SECONDS": _number(30, minimum=1),
+    "RETRY_BUDGET_MINUTES": _minutes_per_severity({"extreme": 120, "severe": 60, "moderate": 30,
+                                                   "minor": 30, "unknown": 30}),
     "VOICE_MAX_ATTEMPTS": _whole(3, minimum=1),
     "VOICE_RETRY_DELAY_SECONDS": _number(600),
     "SPEECH_RATE": _whole(140, minimum=60),

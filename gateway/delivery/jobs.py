@@ -1,20 +1,29 @@
 """The rq jobs. They take ids, never objects, and run inside the worker's app context.
 
-``deliver_batch`` claims its rows in the ledger before calling the provider and
-hands the channel ``FLUSH_EVERY`` sends at a time, recording their results
-after each chunk, so progress shows while a batch runs and a crash loses little.
+``deliver_batch`` claims its rows in the ledger (leased to this worker, see
+``gateway.delivery.workers``) before calling the provider, and hands the channel
+``FLUSH_EVERY`` sends at a time, recording their results after each chunk, so
+progress shows while a batch runs and a crash loses little. Before each chunk
+it checks it still holds the rows' lease, so a row taken back is never sent by
+two workers at once. Results the provider gave are kept until the database takes
+them, however long it is away: a send that went out is never sent again for want
+of a place to write it down.
 """
 from __future__ import annotations
 
+import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import redis
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelError, Outgoing, Receipt
-from gateway.delivery import escalation, lifecycle, media, providers, queues
+from gateway.delivery import escalation, lifecycle, media, providers, queues, workers
 from gateway.store import ledger
 from gateway.store.db import as_utc, engine, utcnow
 from gateway.delivery.planner import plan
@@ -22,6 +31,9 @@ from gateway.store.schema import announcements, delivery_counts
 from messages.render import Rendered
 
 FLUSH_EVERY = 50
+#: Longest wait between retries of one delivery after a transient error.
+MAX_RETRY_DELAY_SECONDS = 300
+log = logging.getLogger(__name__)
 
 
 def plan_announcement(announcement_id: int) -> dict[str, int]:
@@ -54,26 +66,43 @@ def deliver_batch(announcement_id: int, channel: str, batch: int) -> int:
     if pause is not None:
         queues.schedule_retry(announcement_id, channel, batch, pause[0])
         return 0
+    owner, lease = workers.process_name(), workers.lease(current_app)
     with engine().begin() as conn:
         announcement = lifecycle.get(conn, announcement_id)
         if announcement.state not in lifecycle.LIVE_STATES:
             ledger.cancel_pending(conn, announcement_id, f"announcement {announcement.state}")
             return 0
-        rows = ledger.claim(conn, announcement_id, channel, batch=batch)
-    if not rows:
-        return 0
+        rows = ledger.claim(conn, announcement_id, channel, batch=batch, owner=owner, lease=lease)
+    workers.hold(row.id for row in rows)
+    try:
+        _send_claimed(announcement, channel, batch, rows, owner, lease)
+    except BaseException:
+        # Whatever this job had not written down may or may not have gone out: the
+        # reconciler takes it back once the lease runs out, and counts it.
+        workers.abandon(row.id for row in rows)
+        raise
+    finally:
+        workers.let_go(row.id for row in rows)
+    if rows:
+        _finish_if_done(announcement_id)
+    return len(rows)
+
+
+def _send_claimed(announcement, channel: str, batch: int, rows, owner: str,
+                  lease: timedelta) -> None:
     rendered: dict[str, Rendered] = {}
     for start in range(0, len(rows), FLUSH_EVERY):
+        chunk = rows[start:start + FLUSH_EVERY]
+        still_held = _wait_for_database("renew the lease of", channel, batch, lambda conn: ledger.renew(
+            conn, [row.id for row in chunk], owner, lease))
         results = Results()
-        paused = not _send_chunk(announcement, channel, rows[start:start + FLUSH_EVERY],
+        paused = not _send_chunk(announcement, channel, [r for r in chunk if r.id in still_held],
                                  rendered, results)
         if paused:
             results.hold(rows[start + FLUSH_EVERY:])
-        _flush(announcement, channel, batch, results)
+        _write_down(announcement, channel, batch, results)
         if paused:
             break
-    _finish_if_done(announcement_id)
-    return len(rows)
 
 
 def _send_chunk(announcement, channel: str, rows, rendered: dict, results: Results) -> bool:
@@ -97,7 +126,7 @@ def _send_chunk(announcement, channel: str, rows, rendered: dict, results: Resul
     for count, (row, outcome) in enumerate(zip(rows, outcomes), 1):
         if isinstance(outcome, Receipt):
             results.done[outcome.status].append((row.id, outcome.provider_id, None))
-        elif not _note_error(channel, row, outcome, results):
+        elif not _note_error(announcement, channel, row, outcome, results):
             results.hold(rows[count - 1:])
             return False
     return True
@@ -110,7 +139,7 @@ def _rendered_in(announcement, channel: str, language: str) -> Rendered:
     return media.rendered_for(text, channel, text.language)
 
 
-def _note_error(channel: str, row, error: ChannelError, results: Results) -> bool:
+def _note_error(announcement, channel: str, row, error: ChannelError, results: Results) -> bool:
     if error.pauses_channel:
         queues.pause_channel(channel, error.retry_after or 3600, str(error))
         results.held_reason = str(error)
@@ -118,7 +147,7 @@ def _note_error(channel: str, row, error: ChannelError, results: Results) -> boo
         return False
     if error.permanent:
         results.failed.append((row, str(error)))
-    elif row.attempts >= current_app.config["MAX_ATTEMPTS"]:
+    elif utcnow() >= retry_deadline(announcement):
         results.failed.append((row, f"gave up after {row.attempts} tries: {error}"))
     else:
         results.retry.append((row, str(error)))
@@ -126,27 +155,68 @@ def _note_error(channel: str, row, error: ChannelError, results: Results) -> boo
     return True
 
 
-def _flush(announcement, channel: str, batch: int, results: Results) -> None:
+def retry_deadline(announcement) -> datetime:
+    """Transient errors are retried until the notice expires or its severity's retry budget
+    (``RETRY_BUDGET_MINUTES``, counted from approval) runs out, whichever comes first."""
+    budgets = current_app.config["RETRY_BUDGET_MINUTES"]
+    minutes = budgets.get(announcement.severity, budgets["unknown"])
+    deadline = as_utc(announcement.sent or announcement.created_at) + timedelta(minutes=minutes)
+    expires = as_utc(announcement.expires)
+    return min(deadline, expires) if expires else deadline
+
+
+def _wait_for_database(doing: str, channel: str, batch: int, write):
+    """Run ``write(conn)`` in a transaction, waiting out a database outage: results the
+    provider gave are kept in memory until they are written, never dropped."""
+    backoff = 1.0
+    while True:
+        try:
+            with engine().begin() as conn:
+                return write(conn)
+        except SQLAlchemyError as error:
+            log.warning("cannot %s %s batch %d (%s); trying again in %.0f s",
+                        doing, channel, batch, error, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, workers.MAX_BACKOFF_SECONDS)
+
+
+def _write_down(announcement, channel: str, batch: int, results: Results) -> None:
     if not len(results):
         return
-    with engine().begin() as conn:
-        for status, outcomes in results.done.items():
-            ledger.settle(conn, announcement.id, channel, status, outcomes)
-        ledger.settle(conn, announcement.id, channel, "failed",
-                      [(row.id, None, reason) for row, reason in results.failed])
-        escalated = escalation.escalate(conn, announcement, channel, batch,
-                                        [row.recipient_id for row, _ in results.failed])
-        for row, error in results.retry:
-            ledger.reschedule(conn, announcement.id, channel, [row.id], error)
-        if results.held:
-            ledger.reschedule(conn, announcement.id, channel, results.held, results.held_reason)
-            ledger.forgive_attempt(conn, results.held)
+    escalated = _wait_for_database("record the results of", channel, batch,
+                                   lambda conn: _record(conn, announcement, channel, batch, results))
+    try:
+        _queue_follow_ups(announcement, channel, batch, results, escalated)
+    except redis.RedisError as error:
+        log.warning("cannot queue the follow-ups of %s batch %d (%s); the reconciler will",
+                    channel, batch, error)
+
+
+def _record(conn, announcement, channel: str, batch: int, results: Results) -> dict[str, int]:
+    """Write a chunk's results; returns the escalations it planned per channel."""
+    for status, outcomes in results.done.items():
+        ledger.settle(conn, announcement.id, channel, status, outcomes)
+    ledger.settle(conn, announcement.id, channel, "failed",
+                  [(row.id, None, reason) for row, reason in results.failed])
+    escalated = escalation.escalate(conn, announcement, channel, batch,
+                                    [row.recipient_id for row, _ in results.failed])
+    for row, error in results.retry:
+        ledger.reschedule(conn, announcement.id, channel, [row.id], error)
+    if results.held:
+        ledger.reschedule(conn, announcement.id, channel, results.held, results.held_reason)
+        ledger.forgive_attempt(conn, results.held)
+    return escalated
+
+
+def _queue_follow_ups(announcement, channel: str, batch: int, results: Results,
+                      escalated: dict[str, int]) -> None:
     for fallback in escalated:
         queues.enqueue_batches(announcement.id, fallback, [escalation.batch_for(batch)])
     if results.retry or results.held:
         attempts = max((row.attempts for row, _ in results.retry), default=1)
         delay = max(results.retry_after,
-                    current_app.config["RETRY_DELAY_SECONDS"] * 2 ** (attempts - 1))
+                    min(MAX_RETRY_DELAY_SECONDS,
+                        current_app.config["RETRY_DELAY_SECONDS"] * 2 ** min(attempts - 1, 16)))
         queues.schedule_retry(announcement.id, channel, batch, delay)
 
 
@@ -161,25 +231,3 @@ def _finish_if_done(announcement_id: int) -> None:
                          .where(announcements.c.id == announcement_id,
                                 announcements.c.state == "sending")
                          .values(state="done", finished_at=utcnow()))
-
-
-def reconcile() -> dict[str, int]:
-    """Re-queue deliveries stranded by a lost job or a Redis restart; safe to run any time."""
-    stale = timedelta(seconds=current_app.config["STALE_SENDING_SECONDS"])
-    with engine().begin() as conn:
-        reclaimed = ledger.reclaim_stale(conn, stale)
-        groups = ledger.pending_batches(conn)
-    requeued = 0
-    for group in groups:
-        if not queues.batch_has_live_job(group.announcement_id, group.channel, group.batch):
-            queues.enqueue_batches(group.announcement_id, group.channel, [group.batch])
-            requeued += 1
-    with engine().connect() as conn:
-        approved = conn.execute(select(announcements.c.id)
-                                .where(announcements.c.state == "approved")).all()
-    stuck_plans = [row.id for row in approved if not queues.plan_has_live_job(row.id)]
-    for announcement_id in stuck_plans:
-        queues.enqueue_plan(announcement_id)
-    return {"batches_requeued": requeued, "stale_groups_reclaimed": len(reclaimed),
-            "plans_requeued": len(stuck_plans)}
-

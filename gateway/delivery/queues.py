@@ -1,11 +1,15 @@
 """Redis and the rq queues: one queue per channel, so a slow channel never holds up another.
 
-Jobs carry ids only. A delivery job is named after its batch
-(``deliver-<announcement>-<channel>-<batch>``), which lets the reconciler ask
-Redis whether a batch still has a live job.
+Jobs carry ids only. Every delivery job has an id of its own
+(``deliver-<announcement>-<channel>-<batch>-<random>``, ``retry-…`` for a retry),
+and a marker per batch (``tongbao:batch:<announcement>:<channel>:<batch>``) names
+the latest, which lets the reconciler ask Redis whether a batch still has a live
+job. A fresh id each time, because rq deletes a finished job's id (``result_ttl=0``):
+a retry that a running job scheduled under that job's own id was deleted with it.
 """
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Iterable
 
@@ -20,7 +24,11 @@ from gateway import embedded
 PLAN_QUEUE = "plan"
 CHANNEL_QUEUES = ("sms", "voice", "wechat", "loudspeaker", "wecom_robot")
 QUEUE_NAMES = (PLAN_QUEUE, *CHANNEL_QUEUES)
-_LIVE = {"queued", "started", "scheduled", "deferred"}
+_WAITING = {"queued", "scheduled", "deferred"}
+#: A worker process refreshes this key while it lives (see ``gateway.delivery.workers``).
+HEARTBEAT_KEY = "tongbao:worker:{}"
+#: A batch's marker outlives any sensible retry schedule; it is only a pointer.
+MARKER_SECONDS = 7 * 24 * 3600
 #: Deliveries added after a permanent failure elsewhere go to batches numbered from here.
 ESCALATION_BATCH = 1_000_000
 
@@ -54,12 +62,8 @@ def enqueue_stop(announcement_id: int) -> None:
                                  job_id=f"stop-{announcement_id}", result_ttl=3600)
 
 
-def deliver_job_id(announcement_id: int, channel: str, batch: int) -> str:
-    return f"deliver-{announcement_id}-{channel}-{batch}"
-
-
-def retry_job_id(announcement_id: int, channel: str, batch: int) -> str:
-    return f"retry-{announcement_id}-{channel}-{batch}"
+def batch_marker(announcement_id: int, channel: str, batch: int) -> str:
+    return f"tongbao:batch:{announcement_id}:{channel}:{batch}"
 
 
 def plan_job_id(announcement_id: int) -> str:
@@ -73,42 +77,54 @@ def enqueue_plan(announcement_id: int) -> None:
 
 
 def enqueue_batches(announcement_id: int, channel: str, batches: Iterable[int]) -> None:
-    """Queue one delivery job per batch, in one round trip."""
+    """Queue one delivery job per batch, with their markers, in one round trip."""
     jobs = [Queue.prepare_data("gateway.delivery.jobs.deliver_batch", (announcement_id, channel, batch),
-                               job_id=deliver_job_id(announcement_id, channel, batch),
+                               job_id=_fresh_id("deliver", announcement_id, channel, batch),
                                result_ttl=0, timeout=3600)
             for batch in batches]
     if jobs:
         target = queue(channel)
         with target.connection.pipeline() as pipe:
+            for job in jobs:
+                pipe.set(batch_marker(*job.args), job.job_id, ex=MARKER_SECONDS)
             target.enqueue_many(jobs, pipeline=pipe)
             pipe.execute()
 
 
 def schedule_retry(announcement_id: int, channel: str, batch: int, delay_seconds: float) -> None:
+    job_id = _fresh_id("retry", announcement_id, channel, batch)
+    connection().set(batch_marker(announcement_id, channel, batch), job_id, ex=MARKER_SECONDS)
     queue(channel).enqueue_in(timedelta(seconds=delay_seconds), "gateway.delivery.jobs.deliver_batch",
-                              announcement_id, channel, batch,
-                              job_id=retry_job_id(announcement_id, channel, batch), result_ttl=0)
+                              announcement_id, channel, batch, job_id=job_id, result_ttl=0)
+
+
+def _fresh_id(kind: str, announcement_id: int, channel: str, batch: int) -> str:
+    return f"{kind}-{announcement_id}-{channel}-{batch}-{uuid.uuid4().hex[:8]}"
 
 
 def batch_has_live_job(announcement_id: int, channel: str, batch: int) -> bool:
-    return _any_live(deliver_job_id(announcement_id, channel, batch),
-                     retry_job_id(announcement_id, channel, batch))
+    """Whether the batch's latest job is waiting, or running on a worker that is alive."""
+    job_id = connection().get(batch_marker(announcement_id, channel, batch))
+    return job_id is not None and _is_live(job_id.decode())
 
 
 def plan_has_live_job(announcement_id: int) -> bool:
-    return _any_live(plan_job_id(announcement_id))
+    return _is_live(plan_job_id(announcement_id))
 
 
-def _any_live(*job_ids: str) -> bool:
-    for job_id in job_ids:
-        try:
-            job = Job.fetch(job_id, connection=connection())
-        except NoSuchJobError:
-            continue
-        if job.get_status(refresh=False) in _LIVE:
-            return True
-    return False
+def _is_live(job_id: str) -> bool:
+    try:
+        job = Job.fetch(job_id, connection=connection())
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status == "started":
+        return bool(job.worker_name) and worker_alive(job.worker_name)
+    return status in _WAITING
+
+
+def worker_alive(name: str) -> bool:
+    return bool(connection().exists(HEARTBEAT_KEY.format(name)))
 
 
 def pause_channel(channel: str, seconds: float, reason: str) -> None:

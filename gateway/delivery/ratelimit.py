@@ -26,14 +26,22 @@ provider counts and refuses (Twilio's 1 SMS a second on a long code), and
 skipped above it. Above it a worker also reserves its slots ``BLOCK_SECONDS``
 of schedule at a time, so a fast sender (loudspeakers, an unthrottled outbox)
 does not pay a Redis round trip per send either.
+
+While Redis is away (a restart) a caller waits and asks again, with a growing
+pause: nothing is sent unmetered, and the job holding the sends does not fail.
 """
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import deque
 
 import redis
+
+log = logging.getLogger(__name__)
+#: Longest pause between two tries to reach Redis.
+MAX_BACKOFF_SECONDS = 30
 
 STRICT_UP_TO = 200
 BLOCK_SECONDS = 0.05
@@ -109,7 +117,7 @@ class RateLimiter:
 
     def _enter(self, send_id: str) -> float:
         waited = 0.0
-        while wait := self._admit(keys=[self.log_key], args=[
+        while wait := self._ask(self._admit, keys=[self.log_key], args=[
                 self.per_window, WINDOW_US, IN_FLIGHT_US, self._in_flight, send_id,
                 self.interval_us]):
             self._in_flight = ""  # stamped by that call
@@ -123,9 +131,23 @@ class RateLimiter:
         if self._slots and self._slots[0] < now - BLOCK_SECONDS:
             self._slots.clear()  # left from an earlier batch: others have used that time since
         if not self._slots:
-            start = now + self._reserve(keys=[self.key], args=[self.interval_us, self.block]) / 1e6
+            wait_us = self._ask(self._reserve, keys=[self.key], args=[self.interval_us, self.block])
+            start = time.monotonic() + wait_us / 1e6
             self._slots.extend(start + index * self.interval_us / 1e6 for index in range(self.block))
         return self._slots.popleft()
+
+    @staticmethod
+    def _ask(script, **arguments):
+        """Run a script, waiting out a Redis outage."""
+        backoff = 0.5
+        while True:
+            try:
+                return script(**arguments)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                log.warning("rate limit: Redis unreachable (%s); asking again in %.1f s",
+                            error, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     @staticmethod
     def _sleep(microseconds: int) -> float:

@@ -3,13 +3,13 @@
 Every status change goes through here, in the same transaction as the running
 counts in ``delivery_counts``, so the status page reads a handful of rows
 instead of scanning millions. Statuses move forward only; the two ways back
-(``reschedule`` for a retry, ``reclaim_stale``) are explicit and owned by jobs.
+(``reschedule`` for a retry, ``reclaim_abandoned``) are explicit and owned by jobs.
 """
 from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
@@ -29,6 +29,9 @@ HANDED_OVER = ("sent", *REACHED)
 FINAL = ("delivered", "confirmed", "failed", "cancelled")
 #: The delivery_counts row holding how many residents have been reached.
 REACHED_KEY = ("*", "reached")
+#: The delivery_counts row holding how many deliveries were sent again after their
+#: worker died mid-send: each may have reached its resident twice.
+RESENT_KEY = ("*", "resent")
 _RANK = {"planned": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "confirmed": 5}
 # failed may follow anything not yet delivered; cancelled only what no job holds.
 _FAILABLE = ("planned", "queued", "sending", "sent")
@@ -138,12 +141,14 @@ def add_correction(conn: Connection, correction_id: int, original_id: int) -> li
     return [tuple(group) for group in groups]
 
 
-def claim(conn: Connection, announcement_id: int, channel: str, *, batch: int | None = None,
-          ids: Sequence[int] | None = None) -> list:
-    """Mark pending deliveries ``sending`` and return them: only what is claimed is sent.
+def claim(conn: Connection, announcement_id: int, channel: str, *, owner: str, lease: timedelta,
+          batch: int | None = None, ids: Sequence[int] | None = None) -> list:
+    """Mark pending deliveries ``sending``, leased to ``owner``, and return them: only
+    what is claimed is sent.
 
     A second run of the same job finds nothing left to claim, so a retried job
-    never sends twice what the ledger holds as sent.
+    never sends twice what the ledger holds as sent. The owner renews the lease
+    while it works (``renew``); ``reclaim_abandoned`` takes back what it stops renewing.
     """
     where = [deliveries.c.announcement_id == announcement_id, deliveries.c.channel == channel]
     if batch is not None:
@@ -155,13 +160,38 @@ def claim(conn: Connection, announcement_id: int, channel: str, *, batch: int | 
     for old in PENDING:
         rows = conn.execute(
             update(deliveries).where(*where, deliveries.c.status == old)
-            .values(status="sending", attempts=deliveries.c.attempts + 1, updated_at=now)
+            .values(status="sending", attempts=deliveries.c.attempts + 1, updated_at=now,
+                    lease_owner=owner, lease_until=now + lease)
             .returning(deliveries.c.id, deliveries.c.recipient_id, deliveries.c.address,
                        deliveries.c.language, deliveries.c.attempts)).all()
         if rows:
             bump(conn, announcement_id, channel, {old: -len(rows), "sending": len(rows)})
             claimed.extend(rows)
     return sorted(claimed, key=lambda row: row.id)
+
+
+def renew(conn: Connection, ids: Sequence[int], owner: str, lease: timedelta) -> set[int]:
+    """Extend the owner's lease on these rows; returns those it still holds (still
+    ``sending`` and still its own), the only ones it may send."""
+    if not ids:
+        return set()
+    return set(conn.execute(update(deliveries)
+                            .where(deliveries.c.id.in_(list(ids)),
+                                   deliveries.c.status == "sending",
+                                   deliveries.c.lease_owner == owner)
+                            .values(lease_until=utcnow() + lease)
+                            .returning(deliveries.c.id)).scalars())
+
+
+def release(conn: Connection, ids: Sequence[int], owner: str) -> int:
+    """Give up the lease on rows whose outcome this owner does not know (it stopped
+    mid-send): the reconciler takes them back as soon as the lease runs out."""
+    if not ids:
+        return 0
+    return conn.execute(update(deliveries)
+                        .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == "sending",
+                               deliveries.c.lease_owner == owner)
+                        .values(lease_owner=None)).rowcount
 
 
 def settle(conn: Connection, announcement_id: int, channel: str, new: str,
@@ -291,24 +321,36 @@ def cancel_pending(conn: Connection, announcement_id: int, reason: str) -> int:
     return total
 
 
-def reclaim_stale(conn: Connection, older_than: timedelta) -> list[tuple[int, str]]:
-    """Deliveries stuck in ``sending`` (their worker died mid-batch) go back to planned.
+def reclaim_abandoned(conn: Connection, owner_alive: Callable[[str], bool]) -> dict:
+    """Deliveries whose lease ran out and whose worker is gone go back to planned.
 
     The provider may or may not have taken them: this is the one place a
-    duplicate is possible, so the error text says so and the caller counts it.
+    duplicate is possible, so each row counts an unknown outcome and the
+    announcement's running count of possible duplicates goes up.
+    Returns the number of rows taken back per (announcement, channel).
     """
-    cutoff = utcnow() - older_than
-    stuck = conn.execute(select(deliveries.c.id, deliveries.c.announcement_id,
-                                deliveries.c.channel)
-                         .where(deliveries.c.status == "sending",
-                                deliveries.c.updated_at < cutoff)).all()
+    expired = conn.execute(select(deliveries.c.id, deliveries.c.announcement_id,
+                                  deliveries.c.channel, deliveries.c.lease_owner)
+                           .where(deliveries.c.status == "sending",
+                                  deliveries.c.lease_until < utcnow())).all()
+    verdicts: dict[str | None, bool] = {}
     by_group: dict[tuple[int, str], list[int]] = {}
-    for row in stuck:
-        by_group.setdefault((row.announcement_id, row.channel), []).append(row.id)
-    for (announcement_id, channel), ids in by_group.items():
-        reschedule(conn, announcement_id, channel, ids,
-                   "worker lost mid-send; retried (may duplicate)")
-    return list(by_group)
+    for row in expired:
+        if row.lease_owner not in verdicts:
+            verdicts[row.lease_owner] = row.lease_owner is not None and owner_alive(row.lease_owner)
+        if not verdicts[row.lease_owner]:
+            by_group.setdefault((row.announcement_id, row.channel), []).append(row.id)
+    taken: dict[tuple[int, str], int] = {}
+    for (announcement_id, channel), ids in sorted(by_group.items()):
+        conn.execute(update(deliveries).where(deliveries.c.id.in_(ids),
+                                              deliveries.c.status == "sending")
+                     .values(unknown_outcomes=deliveries.c.unknown_outcomes + 1,
+                             lease_owner=None))
+        moved = reschedule(conn, announcement_id, channel, ids,
+                           "worker lost mid-send; sent again (possibly twice)")
+        _add_to(conn, announcement_id, RESENT_KEY, moved)
+        taken[(announcement_id, channel)] = moved
+    return taken
 
 
 def _count_reached(conn: Connection, announcement_id: int, ids: Sequence[int], status: str) -> None:
@@ -320,24 +362,36 @@ def _count_reached(conn: Connection, announcement_id: int, ids: Sequence[int], s
             select(deliveries.c.announcement_id, deliveries.c.recipient_id)
             .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == status))
         .on_conflict_do_nothing().returning(reached.c.recipient_id)).all())
-    if first_time:
-        if not conn.execute(select(delivery_counts.c.count).where(*_reached_key(announcement_id))).first():
-            conn.execute(insert(delivery_counts).values(announcement_id=announcement_id,
-                                                        channel=REACHED_KEY[0],
-                                                        status=REACHED_KEY[1], count=0))
-        conn.execute(update(delivery_counts).where(*_reached_key(announcement_id))
-                     .values(count=delivery_counts.c.count + first_time))
+    _add_to(conn, announcement_id, REACHED_KEY, first_time)
 
 
-def _reached_key(announcement_id: int):
+def _add_to(conn: Connection, announcement_id: int, key: tuple[str, str], count: int) -> None:
+    """Add to one of the announcement's running totals (``REACHED_KEY``, ``RESENT_KEY``)."""
+    if not count:
+        return
+    where = _total_key(announcement_id, key)
+    if not conn.execute(select(delivery_counts.c.count).where(*where)).first():
+        conn.execute(insert(delivery_counts).values(announcement_id=announcement_id,
+                                                    channel=key[0], status=key[1], count=0))
+    conn.execute(update(delivery_counts).where(*where)
+                 .values(count=delivery_counts.c.count + count))
+
+
+def _total_key(announcement_id: int, key: tuple[str, str]):
     return (delivery_counts.c.announcement_id == announcement_id,
-            delivery_counts.c.channel == REACHED_KEY[0], delivery_counts.c.status == REACHED_KEY[1])
+            delivery_counts.c.channel == key[0], delivery_counts.c.status == key[1])
 
 
 def reached_count(conn: Connection, announcement_id: int) -> int:
     """Residents any personal channel has reached; a running count, no scan."""
     return conn.execute(select(delivery_counts.c.count)
-                        .where(*_reached_key(announcement_id))).scalar() or 0
+                        .where(*_total_key(announcement_id, REACHED_KEY))).scalar() or 0
+
+
+def resent_count(conn: Connection, announcement_id: int) -> int:
+    """Deliveries sent again after an unknown outcome: each possibly reached its resident twice."""
+    return conn.execute(select(delivery_counts.c.count)
+                        .where(*_total_key(announcement_id, RESENT_KEY))).scalar() or 0
 
 
 def counts(conn: Connection, announcement_id: int) -> dict[str, dict[str, int]]:

@@ -140,6 +140,11 @@ deliveries = Table(
     Column("provider_id", String(64)),
     Column("last_error", String(500)),
     Column("updated_at", DateTime(timezone=True)),
+    # While ``sending``: the worker holding the row, and until when (it renews the lease).
+    Column("lease_owner", String(64)),
+    Column("lease_until", DateTime(timezone=True)),
+    # Times this row was sent again after a worker died not knowing whether it went out.
+    Column("unknown_outcomes", SmallInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("announcement_id", "channel", "recipient_id",
                      name="uq_deliveries_announcement_channel_recipient"),
     Index("ix_deliveries_batch", "announcement_id", "channel", "batch"),
@@ -147,6 +152,9 @@ deliveries = Table(
     # every status would cost each of millions of status changes a write.
     Index("ix_deliveries_failed", "announcement_id",
           sqlite_where=text("status = 'failed'"), postgresql_where=text("status = 'failed'")),
+    # Only rows being sent: the reconciler looks for expired leases every minute.
+    Index("ix_deliveries_sending", "lease_until",
+          sqlite_where=text("status = 'sending'"), postgresql_where=text("status = 'sending'")),
 )
 
 delivery_counts = Table(

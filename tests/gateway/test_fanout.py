@@ -8,12 +8,11 @@ from datetime import timedelta
 
 import pytest
 from rq import SimpleWorker
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from channels import outbox
-from gateway.delivery import jobs, providers, queues
+from gateway.delivery import jobs, providers, queues, reconciler
 from gateway.store import ledger, roster
-from gateway.store.db import utcnow
 from gateway.store.schema import audit_log, deliveries
 from tests.conftest import run_jobs
 from tests.gateway.conftest import RESIDENTS, VILLAGE_B, announcement, person
@@ -120,19 +119,19 @@ def test_reconciler_requeues_batches_lost_with_a_redis_flush(app, api):
     api("approver").post(f"/api/v1/announcements/{announcement_id}/approve")
     with app.app_context():
         queues.queue("plan").empty()
-        assert jobs.reconcile()["plans_requeued"] == 1
+        assert reconciler.reconcile()["plans_requeued"] == 1
         # Plan, then lose every delivery job before a worker sees it.
         queues.queue("plan").connection.flushdb()
         jobs.plan_announcement(announcement_id)
         queues.connection().flushdb()
-        outcome = jobs.reconcile()
+        outcome = reconciler.reconcile()
     assert outcome["batches_requeued"] >= 4
     run_jobs(app)
     statuses = {status for rows in planned(app, announcement_id).values() for _, status in rows}
     assert statuses == {"delivered"}
     with app.app_context():
-        assert jobs.reconcile() == {"batches_requeued": 0, "stale_groups_reclaimed": 0,
-                                    "plans_requeued": 0}
+        assert reconciler.reconcile() == {"batches_requeued": 0, "sends_reclaimed": 0,
+                                          "plans_requeued": 0}
 
 
 def test_reconciler_retries_sends_stranded_by_a_dead_worker(app, api):
@@ -142,14 +141,16 @@ def test_reconciler_retries_sends_stranded_by_a_dead_worker(app, api):
         jobs.plan_announcement(announcement_id)
         queues.connection().flushdb()
     engine = app.extensions["engine"]
-    with engine.begin() as conn:
-        ledger.claim(conn, announcement_id, "sms", batch=0)  # a worker claimed, then died
-        conn.execute(update(deliveries).values(updated_at=utcnow() - timedelta(hours=1)))
+    with engine.begin() as conn:  # a worker claimed, then died: its lease ran out
+        claimed = ledger.claim(conn, announcement_id, "sms", batch=0, owner="dead-worker",
+                               lease=timedelta(seconds=-1))
     with app.app_context():
-        outcome = jobs.reconcile()
-    assert outcome["stale_groups_reclaimed"] == 1
+        outcome = reconciler.reconcile()
+    assert outcome["sends_reclaimed"] == len(claimed) > 0
     run_jobs(app)
     assert {status for _, status in planned(app, announcement_id)["sms"]} == {"delivered"}
+    with engine.connect() as conn:
+        assert ledger.resent_count(conn, announcement_id) == len(claimed)
 
 
 def plan_only(app, *also: str) -> None:
@@ -354,7 +355,7 @@ def test_a_plan_interrupted_by_a_crash_resumes_without_duplicates(app, api, monk
     monkeypatch.setattr(queues, "enqueue_batches", real_enqueue)
     with app.app_context():
         queues.queue("plan").empty()  # the plan job went down with the worker
-        assert jobs.reconcile()["plans_requeued"] == 1
+        assert reconciler.reconcile()["plans_requeued"] == 1
     run_jobs(app)
     ledger_rows = planned(app, created["id"])
     for channel in ("sms", "voice", "wechat"):

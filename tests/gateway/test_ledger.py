@@ -1,11 +1,16 @@
 """The ledger's rules: statuses only move forward, claims are exclusive, counts stay true."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
 from gateway.store import ledger
 from gateway.store.schema import deliveries
+
+#: A worker holding claimed rows for a minute.
+HOLDER = {"owner": "worker-1", "lease": timedelta(minutes=1)}
 
 
 @pytest.mark.parametrize("old, new, allowed", [
@@ -31,8 +36,8 @@ def test_a_claim_is_taken_once_and_counts_follow(app):
     with engine.begin() as conn:
         ledger.ensure_counts(conn, 1, ["sms"])
         ledger.add(conn, 1, rows(5))
-        first = ledger.claim(conn, 1, "sms", batch=0)
-        second = ledger.claim(conn, 1, "sms", batch=0)
+        first = ledger.claim(conn, 1, "sms", **HOLDER, batch=0)
+        second = ledger.claim(conn, 1, "sms", **HOLDER, batch=0)
         assert len(first) == 5 and second == []
         ledger.settle(conn, 1, "sms", "sent", [(r.id, f"SM{r.id}", None) for r in first[:3]])
         ledger.settle(conn, 1, "sms", "failed", [(first[3].id, None, "21211 invalid number")])
@@ -54,7 +59,7 @@ def test_a_callback_before_the_job_records_sent_is_kept(app):
     with engine.begin() as conn:
         ledger.ensure_counts(conn, 2, ["sms"])
         ledger.add(conn, 2, rows(1))
-        claimed = ledger.claim(conn, 2, "sms", batch=0)
+        claimed = ledger.claim(conn, 2, "sms", **HOLDER, batch=0)
         assert ledger.transition(conn, claimed[0].id, "delivered")
         assert ledger.settle(conn, 2, "sms", "sent", [(claimed[0].id, "SM1", None)]) == 0
         row = conn.execute(select(deliveries)).one()
@@ -69,7 +74,7 @@ def test_cancel_pending_leaves_what_is_in_flight(app):
     with engine.begin() as conn:
         ledger.ensure_counts(conn, 3, ["sms"])
         ledger.add(conn, 3, rows(4))
-        ledger.claim(conn, 3, "sms", ids=[r.id for r in conn.execute(select(deliveries.c.id)
+        ledger.claim(conn, 3, "sms", **HOLDER, ids=[r.id for r in conn.execute(select(deliveries.c.id)
                                                                     .limit(1))])
         assert ledger.cancel_pending(conn, 3, "cancelled by author") == 3
         assert ledger.counts(conn, 3)["sms"]["sending"] == 1
@@ -81,7 +86,7 @@ def test_many_deliveries_advance_together_forward_only_and_counts_follow(app):
     with engine.begin() as conn:
         ledger.ensure_counts(conn, 4, ["sms"])
         ledger.add(conn, 4, rows(4))
-        claimed = ledger.claim(conn, 4, "sms", batch=0)
+        claimed = ledger.claim(conn, 4, "sms", **HOLDER, batch=0)
         ledger.settle(conn, 4, "sms", "sent", [(r.id, f"SM{r.id}", None) for r in claimed])
         first, second, third, fourth = (row.id for row in claimed)
         assert ledger.transition(conn, fourth, "confirmed")
@@ -96,3 +101,45 @@ def test_many_deliveries_advance_together_forward_only_and_counts_follow(app):
     assert by_id == {first: "delivered", second: "confirmed", third: "sent", fourth: "confirmed"}
     assert {s: n for s, n in counts.items() if n} == {"sent": 1, "delivered": 1, "confirmed": 2}
     assert reached == 3
+
+
+@pytest.mark.integration
+def test_a_lease_is_renewed_only_by_its_holder_and_only_while_sending(app):
+    engine = app.extensions["engine"]
+    with engine.begin() as conn:
+        ledger.ensure_counts(conn, 5, ["sms"])
+        ledger.add(conn, 5, rows(3))
+        first, second, third = (row.id for row in ledger.claim(conn, 5, "sms", **HOLDER, batch=0))
+        ledger.settle(conn, 5, "sms", "sent", [(third, "SM3", None)])
+        assert ledger.renew(conn, [first, second, third], "worker-1", timedelta(minutes=5)) == {
+            first, second}
+        assert ledger.renew(conn, [first], "worker-2", timedelta(minutes=5)) == set()
+        assert ledger.release(conn, [second], "worker-2") == 0
+        assert ledger.release(conn, [second], "worker-1") == 1
+        assert ledger.renew(conn, [second], "worker-1", timedelta(minutes=5)) == set()
+
+
+@pytest.mark.integration
+def test_only_expired_leases_of_workers_that_are_gone_are_taken_back_and_counted(app):
+    engine = app.extensions["engine"]
+    expired = {"lease": timedelta(seconds=-1)}
+    with engine.begin() as conn:
+        ledger.ensure_counts(conn, 6, ["sms"])
+        ledger.add(conn, 6, rows(4))
+        ids = [r.id for r in conn.execute(select(deliveries.c.id).order_by(deliveries.c.id))]
+        ledger.claim(conn, 6, "sms", owner="alive", ids=ids[:1], **expired)
+        ledger.claim(conn, 6, "sms", owner="dead", ids=ids[1:2], **expired)
+        ledger.claim(conn, 6, "sms", owner="dead", ids=ids[2:3], lease=timedelta(minutes=1))
+        ledger.claim(conn, 6, "sms", owner="released", ids=ids[3:], **expired)
+        ledger.release(conn, ids[3:], "released")
+        asked = []
+        taken = ledger.reclaim_abandoned(conn, lambda owner: asked.append(owner) or owner == "alive")
+        assert ledger.reclaim_abandoned(conn, lambda owner: owner == "alive") == {}
+        statuses = dict(conn.execute(select(deliveries.c.id, deliveries.c.status)).all())
+        unknown = dict(conn.execute(select(deliveries.c.id, deliveries.c.unknown_outcomes)).all())
+        assert ledger.resent_count(conn, 6) == 2
+        assert ledger.counts(conn, 6)["sms"]["planned"] == 2
+    assert taken == {(6, "sms"): 2}
+    assert sorted(asked) == ["alive", "dead"]  # a released row needs no question, nor a live lease
+    assert [statuses[i] for i in ids] == ["sending", "planned", "sending", "planned"]
+    assert [unknown[i] for i in ids] == [0, 1, 0, 1]

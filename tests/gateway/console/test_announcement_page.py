@@ -3,6 +3,7 @@ progress while it is sent, drills told apart from real alerts, and the one-butto
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -17,6 +18,8 @@ from tests.gateway.console.conftest import (CSRF_FIELD, approve, csrf_token, log
                                             released, state_of, submit)
 
 pytestmark = pytest.mark.integration
+#: A worker holding claimed rows for a minute.
+HOLDER = {"owner": "worker-1", "lease": timedelta(minutes=1)}
 
 
 def test_an_unknown_announcement_is_a_404_page(client):
@@ -82,7 +85,7 @@ def test_the_progress_lists_failures_with_their_reason(app, client):
         first = conn.execute(select(deliveries.c.id).where(
             deliveries.c.announcement_id == announcement_id,
             deliveries.c.channel == "sms").order_by(deliveries.c.id).limit(1)).scalar_one()
-        [claimed] = ledger.claim(conn, announcement_id, "sms", ids=[first])
+        [claimed] = ledger.claim(conn, announcement_id, "sms", **HOLDER, ids=[first])
         ledger.settle(conn, announcement_id, "sms", "failed",
                       [(first, None, "[21211] not a valid phone number")])
     progress = client.get(f"/announcements/{announcement_id}/progress.json").json

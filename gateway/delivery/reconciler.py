@@ -1,0 +1,34 @@
+"""The reconciler: what a crash or an outage stranded, found in the ledger and queued again.
+
+Every worker runs it every ``RECONCILE_SECONDS`` (see ``gateway.delivery.workers``),
+and ``flask --app wsgi reconcile`` runs it once. It is safe to run at any time, twice,
+or in two places at once: a batch job that finds nothing to claim sends nothing.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway.delivery import queues
+from gateway.store import ledger
+from gateway.store.db import engine
+from gateway.store.schema import announcements
+
+
+def reconcile() -> dict[str, int]:
+    """Take back abandoned sends, queue batches and plans that have no live job."""
+    with engine().begin() as conn:
+        reclaimed = ledger.reclaim_abandoned(conn, queues.worker_alive)
+        groups = ledger.pending_batches(conn)
+    requeued = 0
+    for group in groups:
+        if not queues.batch_has_live_job(group.announcement_id, group.channel, group.batch):
+            queues.enqueue_batches(group.announcement_id, group.channel, [group.batch])
+            requeued += 1
+    with engine().connect() as conn:
+        approved = conn.execute(select(announcements.c.id)
+                                .where(announcements.c.state == "approved")).all()
+    stuck_plans = [row.id for row in approved if not queues.plan_has_live_job(row.id)]
+    for announcement_id in stuck_plans:
+        queues.enqueue_plan(announcement_id)
+    return {"batches_requeued": requeued, "sends_reclaimed": sum(reclaimed.values()),
+            "plans_requeued": len(stuck_plans)}

@@ -1,0 +1,190 @@
+"""The worker process: its name, its heartbeat, the leases it holds, the reconciler it runs.
+
+A worker shows it is alive by a Redis key it refreshes every few seconds
+(``queues.HEARTBEAT_KEY``), and holds the deliveries it is sending by a lease
+in the database that it renews as often. A row is taken back from a worker
+only when both have lapsed, so neither a Redis restart (heartbeats gone,
+leases fine) nor a database outage (leases lapse, heartbeats fine) makes a live
+worker's sends look abandoned; a killed worker loses both within a lease.
+
+Every worker also runs the reconciler now and then (one at a time, by a Redis
+lock), so what a crash or an outage stranded is sent without anyone running it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import redis
+from flask import Flask, current_app
+from rq import SimpleWorker
+from rq.worker import DequeueStrategy
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.delivery import queues, reconciler
+from gateway.store import ledger
+
+log = logging.getLogger(__name__)
+RECONCILE_LOCK = "tongbao:reconcile-lock"
+#: Longest wait between two tries to reach Redis or the database again.
+MAX_BACKOFF_SECONDS = 30
+
+_name = {"pid": None, "value": ""}
+_held: set[int] = set()
+_abandoned: set[int] = set()
+_held_lock = threading.Lock()
+
+
+def process_name() -> str:
+    """This process's name: the owner of its leases and its rq worker's name."""
+    if _name["pid"] != os.getpid():
+        _name.update(pid=os.getpid(),
+                     value=f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
+    return _name["value"]
+
+
+def lease(app: Flask) -> timedelta:
+    return timedelta(seconds=app.config["STALE_SENDING_SECONDS"])
+
+
+def hold(ids) -> None:
+    """Rows this process is sending: the heartbeat renews their lease."""
+    with _held_lock:
+        _held.update(ids)
+
+
+def let_go(ids) -> None:
+    with _held_lock:
+        _held.difference_update(ids)
+
+
+def held() -> list[int]:
+    with _held_lock:
+        return sorted(_held)
+
+
+def abandon(ids) -> None:
+    """Rows a job stopped holding without knowing their outcome (it failed mid-send):
+    their leases are released, now or by the heartbeat once the database answers."""
+    ids = set(ids)
+    with _held_lock:
+        _abandoned.update(ids)
+    try:
+        release_abandoned(current_app._get_current_object())
+    except SQLAlchemyError:
+        pass
+
+
+def release_abandoned(app: Flask) -> None:
+    with _held_lock:
+        ids = sorted(_abandoned)
+    if ids:
+        with app.extensions["engine"].begin() as conn:
+            ledger.release(conn, ids, process_name())
+        with _held_lock:
+            _abandoned.difference_update(ids)
+
+
+def beat_interval(app: Flask) -> float:
+    """A quarter of the lease, at most 5 s: three beats may fail before the lease lapses."""
+    return max(0.5, min(5.0, app.config["STALE_SENDING_SECONDS"] / 4))
+
+
+class Heartbeat(threading.Thread):
+    """Refreshes the heartbeat key and the held leases, and reconciles every
+    ``RECONCILE_SECONDS``; an outage of Redis or the database is logged and outlived."""
+
+    def __init__(self, app: Flask):
+        super().__init__(name="tongbao-heartbeat", daemon=True)
+        self.app = app
+        self.stopping = threading.Event()
+        self.next_reconcile = time.monotonic() + app.config["RECONCILE_SECONDS"] / 2
+        self.failing: set[str] = set()
+
+    def run(self) -> None:
+        interval = beat_interval(self.app)
+        while not self.stopping.wait(interval):
+            with self.app.app_context():
+                self._guarded("redis", self._beat, interval)
+                self._guarded("database", self._renew)
+                if time.monotonic() >= self.next_reconcile:
+                    self.next_reconcile = time.monotonic() + self.app.config["RECONCILE_SECONDS"]
+                    self._guarded("reconcile", self._reconcile)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _beat(self, interval: float) -> None:
+        queues.connection(self.app).set(queues.HEARTBEAT_KEY.format(process_name()), 1,
+                                        px=int(interval * 3000))
+
+    def _renew(self) -> None:
+        release_abandoned(self.app)
+        ids = held()
+        if ids:
+            with self.app.extensions["engine"].begin() as conn:
+                ledger.renew(conn, ids, process_name(), lease(self.app))
+
+    def _reconcile(self) -> None:
+        period = int(self.app.config["RECONCILE_SECONDS"])
+        if queues.connection(self.app).set(RECONCILE_LOCK, process_name(), nx=True,
+                                           ex=max(1, period)):
+            outcome = reconciler.reconcile()
+            if any(outcome.values()):
+                log.warning("reconciler: %s", outcome)
+
+    def _guarded(self, what: str, step, *args) -> None:
+        """Run a step; log the first failure of an outage and its end, never raise."""
+        try:
+            step(*args)
+        except (redis.RedisError, SQLAlchemyError, OSError) as error:
+            if what not in self.failing:
+                log.warning("%s unreachable from the heartbeat (%s); trying again", what, error)
+            self.failing.add(what)
+            return
+        if what in self.failing:
+            log.warning("%s reachable again", what)
+            self.failing.discard(what)
+
+
+def run(app: Flask, queue_names: list[str], *, burst: bool) -> None:
+    """Serve the queues until stopped, outliving Redis restarts: rq's loop ends on an
+    error it cannot handle, and is started again after a growing pause."""
+    heartbeat = Heartbeat(app)
+    heartbeat.start()
+    backoff = 1.0
+    try:
+        while True:
+            worker = None
+            try:
+                worker = SimpleWorker([queues.queue(name, app) for name in queue_names],
+                                      connection=queues.connection(app), name=process_name())
+                worked = worker.work(burst=burst, with_scheduler=True,
+                                     dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
+                if burst or getattr(worker, "_stop_requested", False):
+                    return
+                backoff = 1.0 if worked else backoff
+                log.warning("the rq worker loop ended; starting it again in %.0f s", backoff)
+            except (redis.ConnectionError, redis.TimeoutError, ValueError) as error:
+                # ValueError: rq still has this name registered from before the outage.
+                log.warning("worker cannot reach Redis (%s); trying again in %.0f s", error, backoff)
+                _forget(worker)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+    finally:
+        heartbeat.stop()
+
+
+def _forget(worker: SimpleWorker | None) -> None:
+    """Drop rq's record of this worker, so the next one may take its name."""
+    if worker is None:
+        return
+    try:
+        worker.register_death()
+    except redis.RedisError:
+        pass
