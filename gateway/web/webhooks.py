@@ -18,7 +18,7 @@ from channels.loudspeaker.protocol import SigningKey
 from channels.base import StatusUpdate
 from channels.twilio_common import valid_signature
 from gateway.delivery import lifecycle, media, outcomes
-from gateway.store import audit
+from gateway.store import audit, ledger
 from gateway.store.db import engine, utcnow
 from gateway.store.schema import announcements, deliveries, inbound_messages, residents
 from messages.audio import AUDIO_FILE_NAME
@@ -112,7 +112,7 @@ def _latest_sms(conn, resident_id: int):
     return conn.execute(select(deliveries.c.id, deliveries.c.announcement_id)
                         .where(deliveries.c.recipient_id == resident_id,
                                deliveries.c.channel == "sms",
-                               deliveries.c.status.in_(("sent", "delivered", "confirmed")))
+                               deliveries.c.status.in_(ledger.HANDED_OVER))
                         .order_by(deliveries.c.id.desc()).limit(1)).first()
 
 
