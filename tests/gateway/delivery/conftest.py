@@ -77,17 +77,17 @@ def by_address(app, announcement_id: int) -> dict[tuple[str, str], object]:
 
 
 def hand_over(app, announcement_id: int, ids: Sequence[int], status: str = "sent") -> None:
-    """Leave these queued rows as a delivery job would have: ``sending`` (claimed, no answer
-    yet), ``sent`` or ``failed``, one attempt made; the running counts follow."""
+    """Leave these pending rows as a delivery job would have: ``sending`` (claimed, no
+    answer yet), ``sent`` or ``failed``, one more attempt made; the running counts follow."""
     with app.extensions["engine"].begin() as conn:
-        moved = conn.execute(update(deliveries)
-                             .where(deliveries.c.id.in_(list(ids)),
-                                    deliveries.c.status.in_(ledger.PENDING))
-                             .values(status=status, attempts=deliveries.c.attempts + 1,
-                                     provider_id=f"P-{status}", updated_at=utcnow())
-                             .returning(deliveries.c.channel, deliveries.c.status)).all()
-        for channel, count in Counter(channel for channel, _ in moved).items():
-            ledger.bump(conn, announcement_id, channel, {"queued": -count, status: count})
+        pending = conn.execute(select(deliveries.c.id, deliveries.c.channel, deliveries.c.status)
+                               .where(deliveries.c.id.in_(list(ids)),
+                                      deliveries.c.status.in_(ledger.PENDING))).all()
+        conn.execute(update(deliveries).where(deliveries.c.id.in_([row.id for row in pending]))
+                     .values(status=status, attempts=deliveries.c.attempts + 1,
+                             provider_id=f"P-{status}", updated_at=utcnow()))
+        for (channel, old), count in Counter((row.channel, row.status) for row in pending).items():
+            ledger.bump(conn, announcement_id, channel, {old: -count, status: count})
 
 
 def reach(app, ids: Sequence[int], status: str = "delivered") -> None:
