@@ -36,6 +36,8 @@ def status(conn: Connection, announcement) -> dict:
         "pending": pending,
         "personal_deliveries": sum(sum(n.values()) for n in personal.values()),
         "reached_residents": ledger.reached_count(conn, announcement.id),
+        # Sent again after a worker died not knowing whether the first send went out.
+        "possibly_sent_twice": ledger.resent_count(conn, announcement.id),
         "superseded_by": corrections,
         "paused_channels": paused_channels(json.loads(announcement.channels)),
         "supersedes": announcement.supersedes_id,

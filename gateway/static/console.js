@@ -172,6 +172,8 @@ function showProgress(status) {
   showPaused(rows, status.paused_channels || {});
   document.getElementById("reached").textContent = status.reached_residents;
   document.getElementById("pending").textContent = status.pending;
+  document.getElementById("resent").textContent = status.possibly_sent_twice;
+  document.getElementById("resent-note").hidden = !status.possibly_sent_twice;
   const state = document.getElementById("state");
   state.textContent = labelFor(state, status.state);
 }
