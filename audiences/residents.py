@@ -36,26 +36,21 @@ error yields no residents.
 from __future__ import annotations
 
 import csv
-import datetime
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO
 
-import phonenumbers
-
 from audiences.areas import (
-    AreaError,
     CsvErrors,
     CsvSource,
     ErrorCollector,
     RowError,
     csv_records,
-    normalize,
     open_csv_text,
     read_header,
 )
+from audiences.roster_cells import LANGUAGES, parse_cells
 from channels.registry import PERSONAL_CHANNELS
 
 __all__ = [
@@ -67,18 +62,6 @@ ROSTER_COLUMNS = (
     "name", "phone", "wechat_openid", "area_code", "birth_year", "visually_impaired",
     "hearing_impaired", "has_smartphone", "language", "opt_out", "test_audience",
 )
-LANGUAGES = ("zh", "en")
-NAME_MAX_LENGTH = 100
-EARLIEST_BIRTH_YEAR = 1900
-PHONE_REGION = "CN"
-
-_TRUE = frozenset({"1", "true", "yes", "是"})
-_FALSE = frozenset({"0", "false", "no", "否"})
-_OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# Chinese input methods type the full-width semicolon.
-_OPT_OUT_SEPARATOR = re.compile(r"[;；]")
-# What a spreadsheet makes of a long number in a column not formatted as text.
-_SCIENTIFIC = re.compile(r"\d(\.\d+)?[eE]\+?\d+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,20 +171,10 @@ def _cells(profile: ResidentProfile) -> list[str]:
     ]
 
 
-class _BadCell(ValueError):
-    """A cell that cannot be used; the message says why."""
-
-
 def _parse_row(line: int, row: dict[str, str], errors: ErrorCollector,
                known_area: Callable[[str], bool]) -> ResidentProfile | None:
     cells = {column: row[column].strip() for column in ROSTER_COLUMNS}
-    values: dict[str, object] = {}
-    problems: list[tuple[str, str]] = []
-    for column, parse in _CELL_PARSERS:
-        try:
-            values[column] = parse(cells[column])
-        except _BadCell as problem:
-            problems.append((column, str(problem)))
+    values, problems = parse_cells(cells)
     if "area_code" in values and not known_area(values["area_code"]):
         problems.append(("area_code", f"area {values['area_code']} is not in the area registry"))
     if not cells["phone"] and not cells["wechat_openid"]:
@@ -213,100 +186,3 @@ def _parse_row(line: int, row: dict[str, str], errors: ErrorCollector,
     if values["has_smartphone"] is None:
         values["has_smartphone"] = values["wechat_openid"] is not None
     return ResidentProfile(**values)
-
-
-def _name(cell: str) -> str:
-    if not cell:
-        raise _BadCell("is empty")
-    if len(cell) > NAME_MAX_LENGTH:
-        raise _BadCell(f"is longer than {NAME_MAX_LENGTH} characters")
-    return cell
-
-
-def _phone(cell: str) -> str | None:
-    if not cell:
-        return None
-    if _SCIENTIFIC.fullmatch(cell):
-        raise _BadCell(f"{cell!r} is a number the spreadsheet shortened; format the column as text")
-    try:
-        number = phonenumbers.parse(cell, PHONE_REGION)
-    except phonenumbers.NumberParseException:
-        raise _BadCell(f"{cell!r} is not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise _BadCell(f"{cell!r} is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _openid(cell: str) -> str | None:
-    if not cell:
-        return None
-    if not _OPENID.fullmatch(cell):
-        raise _BadCell(f"{cell!r} is not a WeChat openid (1-64 letters, digits, - or _)")
-    return cell
-
-
-def _area_code(cell: str) -> str:
-    try:
-        return normalize(cell)
-    except AreaError as error:
-        raise _BadCell(str(error)) from None
-
-
-def _birth_year(cell: str) -> int | None:
-    if not cell:
-        return None
-    if not (cell.isascii() and cell.isdigit()):
-        raise _BadCell(f"{cell!r} is not a year")
-    year = int(cell)
-    this_year = datetime.date.today().year
-    if not EARLIEST_BIRTH_YEAR <= year <= this_year:
-        raise _BadCell(f"{year} is not between {EARLIEST_BIRTH_YEAR} and {this_year}")
-    return year
-
-
-def _flag(cell: str) -> bool | None:
-    answer = cell.lower()
-    if not answer:
-        return None
-    if answer in _TRUE:
-        return True
-    if answer in _FALSE:
-        return False
-    raise _BadCell(f"{cell!r} is not a yes/no value (1/0, true/false, yes/no, 是/否)")
-
-
-def _flag_default_false(cell: str) -> bool:
-    return bool(_flag(cell))
-
-
-def _language(cell: str) -> str:
-    language = cell.lower() or "zh"
-    if language not in LANGUAGES:
-        raise _BadCell(f"{cell!r} is not a supported language ({', '.join(LANGUAGES)})")
-    return language
-
-
-def _opt_out(cell: str) -> frozenset[str]:
-    channels = frozenset(part.strip().lower() for part in _OPT_OUT_SEPARATOR.split(cell) if part.strip())
-    if "loudspeaker" in channels:
-        raise _BadCell("loudspeaker cannot be opted out of: the village loudspeaker serves everyone, not one person")
-    unknown = sorted(channels - set(PERSONAL_CHANNELS))
-    if unknown:
-        raise _BadCell(f"{', '.join(map(repr, unknown))} is not a channel ({', '.join(PERSONAL_CHANNELS)})")
-    return channels
-
-
-# Column order here is the order errors are reported within a row.
-_CELL_PARSERS: tuple[tuple[str, Callable[[str], object]], ...] = (
-    ("name", _name),
-    ("phone", _phone),
-    ("wechat_openid", _openid),
-    ("area_code", _area_code),
-    ("birth_year", _birth_year),
-    ("visually_impaired", _flag_default_false),
-    ("hearing_impaired", _flag_default_false),
-    ("has_smartphone", _flag),
-    ("language", _language),
-    ("opt_out", _opt_out),
-    ("test_audience", _flag_default_false),
-)
