@@ -17,16 +17,14 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from flask import current_app
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, select, update
 
-from audiences import areas as area_codes
 from audiences.policy import PERSON_FIELDS, Policy, address_of, channels_for, person_key
 from gateway.delivery import lifecycle, providers, queues
 from gateway.store import audit, ledger
-from gateway.store.roster import beneath
 from gateway.store.db import utcnow
-from gateway.store.schema import (announcements, deliveries, delivery_counts, devices, group_robots,
-                            residents)
+from gateway.store.roster import beneath
+from gateway.store.schema import announcements, delivery_counts, devices, group_robots, residents
 
 CHUNK = 5000
 RESIDENT_COLUMNS = (residents.c.id, residents.c.area_code, residents.c.language,

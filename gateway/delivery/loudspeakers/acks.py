@@ -52,7 +52,7 @@ def record_event(conn: Connection, device_id: str, event: dict[str, Any], *,
     if kind in _ACKED_STATUS:
         ledger.transition(conn, delivery.id, _ACKED_STATUS[kind])
     elif kind == protocol.STOPPED:
-        _note(conn, delivery.id, f"stopped on the device by stop {event.get('stop_command_id')}")
+        ledger.note(conn, delivery.id, f"stopped on the device by stop {event.get('stop_command_id')}")
     elif kind == protocol.REJECTED:
         return _rejected(conn, delivery, event, max_attempts)
     return None
@@ -115,12 +115,8 @@ def _acked_delivery(conn: Connection, device_id: str, command_id: Any):
     this_delivery = (deliveries.c.id == delivery_id, deliveries.c.announcement_id == announcement_id,
                      deliveries.c.channel == CHANNEL, deliveries.c.address == device_id)
     # A device often answers while the send job is still recording its batch as
-    # sent. Writing to the row first holds it (and on SQLite, where FOR UPDATE
-    # does nothing, the database) until the ack is applied: otherwise the ack's
-    # status change or the job's would be lost.
-    conn.execute(update(deliveries).where(*this_delivery)
-                 .values(updated_at=deliveries.c.updated_at))
-    return conn.execute(select(deliveries).where(*this_delivery)).first()
+    # sent: the row is held until the ack is applied, or one of the two changes is lost.
+    return ledger.held_for_update(conn, *this_delivery)
 
 
 def _rejected(conn: Connection, delivery, event: dict[str, Any],
@@ -149,9 +145,3 @@ def _fail(conn: Connection, delivery, reason: str) -> None:
         ledger.reschedule(conn, delivery.announcement_id, CHANNEL, [delivery.id], reason,
                           from_status="delivered")
     ledger.transition(conn, delivery.id, "failed", error=reason)
-
-
-def _note(conn: Connection, delivery_id: int, text: str) -> None:
-    """Keep what a device said about a delivery without changing its status."""
-    conn.execute(update(deliveries).where(deliveries.c.id == delivery_id)
-                 .values(last_error=text[:deliveries.c.last_error.type.length]))

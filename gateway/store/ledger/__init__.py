@@ -1,0 +1,21 @@
+"""The delivery ledger: one row per (announcement, channel, recipient), moved forward only.
+
+Every status change goes through here, in the same transaction as the running
+counts in ``delivery_counts``, so the status page reads a handful of rows
+instead of scanning millions. Statuses move forward only; the two ways back
+(``reschedule`` for a retry, ``reclaim_abandoned``) are explicit and owned by jobs.
+"""
+from gateway.store.ledger.leases import claim, reclaim_abandoned, release, renew
+from gateway.store.ledger.moves import (advance, cancel_pending, forgive_attempt,
+                                        held_for_update, note, reschedule, settle, transition)
+from gateway.store.ledger.rows import add, add_correction, add_missing, pending_batches
+from gateway.store.ledger.statuses import (FINAL, HANDED_OVER, PENDING, REACHED, STATUSES,
+                                           may_move)
+from gateway.store.ledger.totals import (REACHED_KEY, RESENT_KEY, bump, counts, ensure_counts,
+                                         reached_count, resent_count)
+
+__all__ = ["FINAL", "HANDED_OVER", "PENDING", "REACHED", "REACHED_KEY", "RESENT_KEY", "STATUSES",
+           "add", "add_correction", "add_missing", "advance", "bump", "cancel_pending", "claim",
+           "counts", "ensure_counts", "forgive_attempt", "held_for_update", "may_move", "note", "pending_batches",
+           "reached_count", "reclaim_abandoned", "release", "renew", "reschedule", "resent_count",
+           "settle", "transition"]

@@ -1,0 +1,99 @@
+"""Claims and leases: a worker holds what it sends, renews the hold while it works, and
+what a worker gone for good held is taken back."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Callable, Sequence
+
+from sqlalchemy import Connection, select, update
+
+from gateway.store.db import utcnow
+from gateway.store.ledger.moves import reschedule
+from gateway.store.ledger.statuses import PENDING
+from gateway.store.ledger.totals import RESENT_KEY, add_to, bump
+from gateway.store.schema import deliveries
+
+
+def claim(conn: Connection, announcement_id: int, channel: str, *, owner: str, lease: timedelta,
+          batch: int | None = None, ids: Sequence[int] | None = None) -> list:
+    """Mark pending deliveries ``sending``, leased to ``owner``, and return them: only
+    what is claimed is sent.
+
+    A second run of the same job finds nothing left to claim, so a retried job
+    never sends twice what the ledger holds as sent. The owner renews the lease
+    while it works (``renew``); ``reclaim_abandoned`` takes back what it stops renewing.
+    """
+    where = [deliveries.c.announcement_id == announcement_id, deliveries.c.channel == channel]
+    if batch is not None:
+        where.append(deliveries.c.batch == batch)
+    if ids is not None:
+        where.append(deliveries.c.id.in_(list(ids)))
+    claimed = []
+    now = utcnow()
+    for old in PENDING:
+        rows = conn.execute(
+            update(deliveries).where(*where, deliveries.c.status == old)
+            .values(status="sending", attempts=deliveries.c.attempts + 1, updated_at=now,
+                    lease_owner=owner, lease_until=now + lease)
+            .returning(deliveries.c.id, deliveries.c.recipient_id, deliveries.c.address,
+                       deliveries.c.language, deliveries.c.attempts)).all()
+        if rows:
+            bump(conn, announcement_id, channel, {old: -len(rows), "sending": len(rows)})
+            claimed.extend(rows)
+    return sorted(claimed, key=lambda row: row.id)
+
+
+def renew(conn: Connection, ids: Sequence[int], owner: str, lease: timedelta) -> set[int]:
+    """Extend the owner's lease on these rows; returns those it still holds (still
+    ``sending`` and still its own), the only ones it may send."""
+    if not ids:
+        return set()
+    return set(conn.execute(update(deliveries)
+                            .where(deliveries.c.id.in_(list(ids)),
+                                   deliveries.c.status == "sending",
+                                   deliveries.c.lease_owner == owner)
+                            .values(lease_until=utcnow() + lease)
+                            .returning(deliveries.c.id)).scalars())
+
+
+def release(conn: Connection, ids: Sequence[int], owner: str) -> int:
+    """Give up the lease on rows whose outcome this owner does not know (it stopped
+    mid-send): the reconciler takes them back as soon as the lease runs out."""
+    if not ids:
+        return 0
+    return conn.execute(update(deliveries)
+                        .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == "sending",
+                               deliveries.c.lease_owner == owner)
+                        .values(lease_owner=None)).rowcount
+
+
+def reclaim_abandoned(conn: Connection, owner_alive: Callable[[str], bool]) -> dict:
+    """Deliveries whose lease ran out and whose worker is gone go back to planned.
+
+    The provider may or may not have taken them: this is the one place a
+    duplicate is possible, so each row counts an unknown outcome and the
+    announcement's running count of possible duplicates goes up.
+    Returns the number of rows taken back per (announcement, channel).
+    """
+    expired = conn.execute(select(deliveries.c.id, deliveries.c.announcement_id,
+                                  deliveries.c.channel, deliveries.c.lease_owner)
+                           .where(deliveries.c.status == "sending",
+                                  deliveries.c.lease_until < utcnow())).all()
+    verdicts: dict[str | None, bool] = {}
+    by_group: dict[tuple[int, str], list[int]] = {}
+    for row in expired:
+        if row.lease_owner not in verdicts:
+            verdicts[row.lease_owner] = row.lease_owner is not None and owner_alive(row.lease_owner)
+        if not verdicts[row.lease_owner]:
+            by_group.setdefault((row.announcement_id, row.channel), []).append(row.id)
+    taken: dict[tuple[int, str], int] = {}
+    for (announcement_id, channel), ids in sorted(by_group.items()):
+        conn.execute(update(deliveries).where(deliveries.c.id.in_(ids),
+                                              deliveries.c.status == "sending")
+                     .values(unknown_outcomes=deliveries.c.unknown_outcomes + 1,
+                             lease_owner=None))
+        moved = reschedule(conn, announcement_id, channel, ids,
+                           "worker lost mid-send; sent again (possibly twice)")
+        add_to(conn, announcement_id, RESENT_KEY, moved)
+        taken[(announcement_id, channel)] = moved
+    return taken

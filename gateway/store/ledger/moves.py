@@ -1,0 +1,162 @@
+"""Status changes: results of sends, provider callbacks and device acks, retries, cancels.
+Statuses move forward only; the ways back (``reschedule``) are explicit."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Mapping, Sequence
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from channels.registry import PERSONAL_CHANNELS
+from gateway.store.db import utcnow
+from gateway.store.ledger.statuses import PENDING, REACHED, may_move
+from gateway.store.ledger.totals import bump, count_reached
+from gateway.store.schema import deliveries, delivery_counts
+
+
+def settle(conn: Connection, announcement_id: int, channel: str, new: str,
+           outcomes: Sequence[tuple[int, str | None, str | None]]) -> int:
+    """Record the result of sends this job claimed: (delivery id, provider id, error).
+
+    Only rows still ``sending`` move; a provider callback that already moved a
+    row further (delivered before we recorded sent) is left as it is.
+    """
+    if not outcomes:
+        return 0
+    now = utcnow()
+    conn.execute(update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))
+                 .values(provider_id=bindparam("provider_id"),
+                         last_error=bindparam("error"), updated_at=now),
+                 [{"delivery_id": i, "provider_id": p, "error": clip(e)} for i, p, e in outcomes])
+    ids = [i for i, _, _ in outcomes]
+    moved = conn.execute(update(deliveries)
+                         .where(deliveries.c.id.in_(ids), deliveries.c.status == "sending")
+                         .values(status=new)).rowcount
+    bump(conn, announcement_id, channel, {"sending": -moved, new: moved})
+    if moved and new in REACHED and channel in PERSONAL_CHANNELS:
+        count_reached(conn, announcement_id, ids, new)
+    return moved
+
+
+def reschedule(conn: Connection, announcement_id: int, channel: str, ids: Sequence[int],
+               error: str, *, from_status: str = "sending") -> int:
+    """Put deliveries back to ``planned`` for a later try (a transient failure)."""
+    if not ids:
+        return 0
+    moved = conn.execute(update(deliveries)
+                         .where(deliveries.c.id.in_(list(ids)),
+                                deliveries.c.status == from_status)
+                         .values(status="planned", last_error=clip(error),
+                                 updated_at=utcnow())).rowcount
+    bump(conn, announcement_id, channel, {from_status: -moved, "planned": moved})
+    return moved
+
+
+def forgive_attempt(conn: Connection, ids: Sequence[int]) -> None:
+    """A try that never reached the provider (the channel was paused) does not count."""
+    conn.execute(update(deliveries).where(deliveries.c.id.in_(list(ids)), deliveries.c.attempts > 0)
+                 .values(attempts=deliveries.c.attempts - 1))
+
+
+def transition(conn: Connection, delivery_id: int, new: str, *, provider_id: str | None = None,
+               error: str | None = None) -> bool:
+    """Move one delivery forward (a provider callback); anything else changes nothing.
+
+    The move is conditional on the status just read; when a job moved the row in
+    between (a callback racing the job that records ``sent``), it is read again.
+    """
+    for _ in range(3):
+        row = conn.execute(select(deliveries.c.announcement_id, deliveries.c.channel,
+                                  deliveries.c.status)
+                           .where(deliveries.c.id == delivery_id)).first()
+        if row is None or not may_move(row.status, new):
+            return False
+        values = {"status": new, "updated_at": utcnow()}
+        if provider_id:
+            values["provider_id"] = provider_id
+        if error:
+            values["last_error"] = clip(error)
+        moved = conn.execute(update(deliveries)
+                             .where(deliveries.c.id == delivery_id,
+                                    deliveries.c.status == row.status)
+                             .values(**values)).rowcount
+        if moved:
+            bump(conn, row.announcement_id, row.channel, {row.status: -1, new: 1})
+            if new in REACHED and row.channel in PERSONAL_CHANNELS:
+                count_reached(conn, row.announcement_id, [delivery_id], new)
+            return True
+    return False
+
+
+def advance(conn: Connection, targets: Mapping[int, str]) -> int:
+    """Move many deliveries forward at once (a batch of device acks): delivery id → new status.
+
+    The same rule as ``transition`` for each row, in a handful of statements
+    however many rows: the rows are held first (a write; on SQLite that takes
+    the database's write lock, on PostgreSQL the rows' locks), so the statuses
+    read cannot change before they are moved.
+    """
+    if not targets:
+        return 0
+    ids = list(targets)
+    conn.execute(update(deliveries).where(deliveries.c.id.in_(ids))
+                 .values(updated_at=deliveries.c.updated_at))
+    rows = conn.execute(select(deliveries.c.id, deliveries.c.announcement_id, deliveries.c.channel,
+                               deliveries.c.status).where(deliveries.c.id.in_(ids))).all()
+    moves = [(row, targets[row.id]) for row in rows if may_move(row.status, targets[row.id])]
+    if not moves:
+        return 0
+    conn.execute(update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))
+                 .values(status=bindparam("new"), updated_at=utcnow()),
+                 [{"delivery_id": row.id, "new": new} for row, new in moves])
+    deltas: dict[tuple[int, str], Counter] = {}
+    newly_reached: dict[tuple[int, str], list[int]] = {}
+    for row, new in moves:
+        counts = deltas.setdefault((row.announcement_id, row.channel), Counter())
+        counts[row.status] -= 1
+        counts[new] += 1
+        if new in REACHED and row.channel in PERSONAL_CHANNELS:
+            newly_reached.setdefault((row.announcement_id, new), []).append(row.id)
+    for (announcement_id, channel), counts in sorted(deltas.items()):
+        bump(conn, announcement_id, channel, counts)
+    for (announcement_id, new), moved_ids in sorted(newly_reached.items()):
+        count_reached(conn, announcement_id, moved_ids, new)
+    return len(moves)
+
+
+def cancel_pending(conn: Connection, announcement_id: int, reason: str) -> int:
+    """Cancel everything not yet handed to a provider."""
+    total = 0
+    for channel, old in conn.execute(
+            select(delivery_counts.c.channel, delivery_counts.c.status)
+            .where(delivery_counts.c.announcement_id == announcement_id,
+                   delivery_counts.c.status.in_(PENDING), delivery_counts.c.count > 0)).all():
+        moved = conn.execute(update(deliveries)
+                             .where(deliveries.c.announcement_id == announcement_id,
+                                    deliveries.c.channel == channel, deliveries.c.status == old)
+                             .values(status="cancelled", last_error=reason,
+                                     updated_at=utcnow())).rowcount
+        bump(conn, announcement_id, channel, {old: -moved, "cancelled": moved})
+        total += moved
+    return total
+
+
+def held_for_update(conn: Connection, *conditions):
+    """The delivery matching ``conditions``, held until this transaction ends.
+
+    Writing to the row first holds it (and on SQLite, where FOR UPDATE does
+    nothing, the database), so a status read here cannot change before the
+    caller moves it: a device ack racing the job that records the batch as sent.
+    """
+    conn.execute(update(deliveries).where(*conditions).values(updated_at=deliveries.c.updated_at))
+    return conn.execute(select(deliveries).where(*conditions)).first()
+
+
+def note(conn: Connection, delivery_id: int, text: str) -> None:
+    """Keep what the far end said about a delivery without changing its status."""
+    conn.execute(update(deliveries).where(deliveries.c.id == delivery_id)
+                 .values(last_error=clip(text)))
+
+
+def clip(text: str | None) -> str | None:
+    return None if text is None else text[:500]

@@ -1,0 +1,87 @@
+"""Running counts per (announcement, channel, status), kept in the same transaction as the
+rows, so the status page reads a handful of rows instead of scanning millions."""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gateway.store.ledger.statuses import STATUSES
+from gateway.store.schema import deliveries, delivery_counts, reached
+
+#: The delivery_counts row holding how many residents have been reached.
+REACHED_KEY = ("*", "reached")
+#: The delivery_counts row holding how many deliveries were sent again after their
+#: worker died mid-send: each may have reached its resident twice.
+RESENT_KEY = ("*", "resent")
+
+
+def ensure_counts(conn: Connection, announcement_id: int, channels: Iterable[str]) -> None:
+    existing = {row.channel for row in conn.execute(
+        select(delivery_counts.c.channel).distinct()
+        .where(delivery_counts.c.announcement_id == announcement_id))}
+    rows = [{"announcement_id": announcement_id, "channel": channel, "status": status, "count": 0}
+            for channel in sorted(set(channels) - existing) for status in STATUSES]
+    if rows:
+        conn.execute(insert(delivery_counts), rows)
+
+
+def bump(conn: Connection, announcement_id: int, channel: str, deltas: Mapping[str, int]) -> None:
+    """Add to the running counts; statuses in a fixed order so concurrent writers never deadlock."""
+    for status in sorted(s for s, n in deltas.items() if n):
+        conn.execute(update(delivery_counts)
+                     .where(delivery_counts.c.announcement_id == announcement_id,
+                            delivery_counts.c.channel == channel,
+                            delivery_counts.c.status == status)
+                     .values(count=delivery_counts.c.count + deltas[status]))
+
+
+def count_reached(conn: Connection, announcement_id: int, ids: Sequence[int], status: str) -> None:
+    """Note residents reached for the first time by these deliveries, and count them."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    first_time = len(conn.execute(
+        dialect.insert(reached).from_select(
+            ["announcement_id", "recipient_id"],
+            select(deliveries.c.announcement_id, deliveries.c.recipient_id)
+            .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == status))
+        .on_conflict_do_nothing().returning(reached.c.recipient_id)).all())
+    add_to(conn, announcement_id, REACHED_KEY, first_time)
+
+
+def add_to(conn: Connection, announcement_id: int, key: tuple[str, str], count: int) -> None:
+    """Add to one of the announcement's running totals (``REACHED_KEY``, ``RESENT_KEY``)."""
+    if not count:
+        return
+    where = total_key(announcement_id, key)
+    if not conn.execute(select(delivery_counts.c.count).where(*where)).first():
+        conn.execute(insert(delivery_counts).values(announcement_id=announcement_id,
+                                                    channel=key[0], status=key[1], count=0))
+    conn.execute(update(delivery_counts).where(*where)
+                 .values(count=delivery_counts.c.count + count))
+
+
+def total_key(announcement_id: int, key: tuple[str, str]):
+    return (delivery_counts.c.announcement_id == announcement_id,
+            delivery_counts.c.channel == key[0], delivery_counts.c.status == key[1])
+
+
+def reached_count(conn: Connection, announcement_id: int) -> int:
+    """Residents any personal channel has reached; a running count, no scan."""
+    return conn.execute(select(delivery_counts.c.count)
+                        .where(*total_key(announcement_id, REACHED_KEY))).scalar() or 0
+
+
+def resent_count(conn: Connection, announcement_id: int) -> int:
+    """Deliveries sent again after an unknown outcome: each possibly reached its resident twice."""
+    return conn.execute(select(delivery_counts.c.count)
+                        .where(*total_key(announcement_id, RESENT_KEY))).scalar() or 0
+
+
+def counts(conn: Connection, announcement_id: int) -> dict[str, dict[str, int]]:
+    result: dict[str, dict[str, int]] = {}
+    for row in conn.execute(select(delivery_counts)
+                            .where(delivery_counts.c.announcement_id == announcement_id,
+                                   delivery_counts.c.channel != REACHED_KEY[0])):
+        result.setdefault(row.channel, {status: 0 for status in STATUSES})[row.status] = row.count
+    return result
