@@ -28,6 +28,8 @@ ledger). See ``tests/drills/__init__.py`` for what is asserted.
 from __future__ import annotations
 
 import contextlib
+import getpass
+import importlib
 import importlib.util
 import json
 import os
@@ -154,9 +156,14 @@ class Mosquitto:
         os.makedirs(directory, exist_ok=True)
         self.config = os.path.join(directory, "mosquitto.conf")
         with open(self.config, "w") as handle:
+            # As this user: run as root, it would switch to "mosquitto", who cannot write here.
             handle.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                          f"persistence false\nmax_queued_messages 10000\n"
-                         f"log_dest file {os.path.join(directory, 'mosquitto.log')}\n")
+                         f"user {getpass.getuser()}\n"
+                         f"log_dest file {os.path.join(directory, 'mosquitto.log')}\n"
+                         f"log_type error\nlog_type warning\nlog_type notice\n"
+                         f"log_type information\nlog_type subscribe\n"
+                         f"log_timestamp_format %H:%M:%S\n")
 
     def start(self) -> "Mosquitto":
         self.process = subprocess.Popen([self.binary, "-c", self.config],
@@ -695,6 +702,78 @@ class Drill:
         exits = {process.name: [code for _, code in process.exits] for process in self.processes
                  if process.exits}
         return {"exits": json.dumps(exits, separators=(",", ":"))} if exits else {}
+
+    # --- loudspeakers ----------------------------------------------------------------------
+
+    def serve_http(self) -> str:
+        """Serve the gateway from this process (speech files for the loudspeakers); its URL."""
+        from werkzeug.serving import make_server
+
+        server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        url = f"http://127.0.0.1:{server.server_port}"
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        self._closers.append(server.shutdown)
+        self.app.config["PUBLIC_BASE_URL"] = self.config["PUBLIC_BASE_URL"] = url
+        return url
+
+    def start_controllers(self, device_ids: list[str], play_seconds: float) -> dict[str, str]:
+        """A reference controller per device, each playing into a sink; device id -> sink dir."""
+        from channels.loudspeaker.protocol import SigningKey
+
+        public_key = os.path.join(self.directory, "gateway.pub")
+        with open(public_key, "w") as handle:
+            handle.write(SigningKey.load_or_create(self.config["SIGNING_KEY_PATH"]).public_pem())
+        module = python_module("devices.controller", "channels.loudspeaker.controller")
+        env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"}
+        sinks = {}
+        for device_id in device_ids:
+            home = os.path.join(self.directory, device_id)
+            sinks[device_id] = os.path.join(home, "sink")
+            self.supervise(device_id, [sys.executable, "-m", module, "--device-id", device_id,
+                                       "--mqtt-url", self.mosquitto.url, "--public-key", public_key,
+                                       "--state-dir", os.path.join(home, "state"),
+                                       "--sink-dir", sinks[device_id],
+                                       "--sink-seconds", str(play_seconds)], env)
+        return sinks
+
+    def devices_online(self, device_ids: list[str]) -> bool:
+        from gateway.store.schema import devices
+
+        with self.app.extensions["engine"].connect() as conn:
+            online = conn.execute(select(func.count()).select_from(devices).where(
+                devices.c.device_id.in_(device_ids), devices.c.online.is_(True))).scalar_one()
+        return online == len(device_ids)
+
+    def measure_loudspeakers(self, sinks: dict[str, str], seconds: float | None, deadline: float,
+                             in_flight_bound: int, **notes) -> Measurement:
+        """Lost: a village whose speaker never finished playing it; stranded: not confirmed."""
+        from gateway.store.schema import deliveries
+
+        read_sink = importlib.import_module(
+            python_module("devices.controller", "channels.loudspeaker.controller")).read_sink
+        with self.app.extensions["engine"].connect() as conn:
+            rows = conn.execute(select(deliveries.c.address, deliveries.c.status)
+                                .where(deliveries.c.announcement_id == self.announcement_id,
+                                       deliveries.c.channel == "loudspeaker")).all()
+        played = Counter()
+        for device_id, sink in sinks.items():
+            played[device_id] = sum(1 for record in read_sink(sink) if record["what"] == "finished"
+                                    and record["announcement_id"] == self.announcement_id)
+        status = {row.address: row.status for row in rows}
+        statuses = Counter(status.values())
+        return Measurement(
+            name=self.name, recipients=len(sinks), in_flight_bound=in_flight_bound,
+            seconds=seconds, deadline=deadline,
+            lost=sum(1 for device_id in sinks if not played[device_id]
+                     and status.get(device_id) != "confirmed"),
+            duplicates=sum(1 for count in played.values() if count > 1),
+            extra=sum(count - 1 for count in played.values() if count > 1),
+            phantom=sum(1 for device_id in sinks if status.get(device_id) == "confirmed"
+                        and not played[device_id]),
+            stranded=sum(1 for device_id in sinks
+                         if status.get(device_id) not in ("confirmed", "failed", "cancelled")),
+            failed=statuses["failed"], statuses=dict(sorted(statuses.items())),
+            notes={**self.process_notes(), **notes})
 
     # --- the end ---------------------------------------------------------------------------
 
