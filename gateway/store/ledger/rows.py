@@ -5,7 +5,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Mapping, Sequence
 
-from sqlalchemy import Connection, and_, func, insert, select
+from sqlalchemy import Connection, and_, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.store.db import utcnow
@@ -70,11 +70,13 @@ def add_correction(conn: Connection, correction_id: int, original_id: int) -> li
                delivery_counts.c.channel != REACHED_KEY[0]))]
     ensure_counts(conn, correction_id, channels)
     copied = ("channel", "recipient_id", "address", "language", "batch")
-    source = (select(func.cast(correction_id, deliveries.c.announcement_id.type),
+    # Bound values with the columns' types, not CASTs: SQLite's CAST(? AS DATETIME)
+    # turned the time into the number 2026.
+    source = (select(literal(correction_id, deliveries.c.announcement_id.type),
                      *(deliveries.c[name] for name in copied),
-                     func.cast("queued", deliveries.c.status.type),
-                     func.cast(0, deliveries.c.attempts.type),
-                     func.cast(utcnow(), deliveries.c.updated_at.type))
+                     literal("queued", deliveries.c.status.type),
+                     literal(0, deliveries.c.attempts.type),
+                     literal(utcnow(), deliveries.c.updated_at.type))
               .where(deliveries.c.announcement_id == original_id,
                      deliveries.c.status.in_(HANDED_OVER)))
     conn.execute(insert(deliveries).from_select(

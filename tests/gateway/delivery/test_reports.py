@@ -136,3 +136,14 @@ def test_a_correction_counts_only_those_it_was_sent_to(app, county):
     reach(app, [by_address(app, correction)[("sms", SMS_ONLY)].id])
     people, total = unreached(app, correction)
     assert (names(people), total) == (["张伟"], 1)
+
+
+def test_the_unreached_list_of_a_correction_not_yet_sent(app, county):
+    original = planned(app, channels=["sms"], areas=[VILLAGE_A])
+    delivered(app, original, ("sms", SMS_ONLY))
+    with app.extensions["engine"].begin() as conn:
+        correction = lifecycle.cancel(conn, original, user(conn, "author"), "更正",
+                                      sender=SENDER).announcement_id
+    plan(app, correction)
+    people, _ = unreached(app, correction)
+    assert names(people) == ["李娜"] and people[0]["tried"][0]["at"] is not None
