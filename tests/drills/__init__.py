@@ -14,4 +14,18 @@ never got, and no more duplicate messages than the rows in flight at the
 fault (zero where nothing in flight can be in doubt). Each prints one line,
 ``DRILL <name>: lost=… duplicates=… in_flight_bound=… stranded=… seconds=…``,
 and the session ends with all of them (``pytest_terminal_summary``).
+
+Against the gateway before the fault-tolerance work (commit 285734b; the
+drills' sizes as now, RECOVERY 30 s after the fault; ``>N`` is the deadline):
+
+| drill                           | lost | dup. | stranded | seconds | cause |
+|---------------------------------|------|------|----------|---------|-------|
+| no fault                        |    0 |    0 |        0 |     7.7 | |
+| worker SIGKILLed 3 times (3000) |  138 |    0 |      150 |    >45 | killed batch left `sending`, its job `started` |
+| Redis killed, restarted empty   |  747 |    0 |      800 |    >37 | workers exited; no job left for queued rows |
+| PostgreSQL refused 15 s         |  700 |    0 |      800 |    >48 | jobs failed in rq, never tried again |
+| provider 500 for 18 s (600)     |  491 |    0 |      491 |    >49 | a retry job's retry took its own id, deleted by rq |
+| provider 30 % 500s for 15 s     |  115 |    0 |      126 |    >45 | the same, and deadlocks on delivery_counts |
+| provider slow (5 s) for 20 s    |    0 |    0 |        0 |    26.8 | (nothing reclaims live rows: no reconciler ran) |
+| Mosquitto killed 5 s, 10 speakers |  0 |    0 |        2 |    >36 | `played` acks dropped by the fresh broker |
 """

@@ -27,10 +27,6 @@ pytestmark = [pytest.mark.drill, pytest.mark.slow, pytest.mark.integration]
 RECOVERY = 30
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue #14: a killed worker's claimed batch stays 'sending' (its rq job 'started', job "
-    "timeout 3600 s) and nothing re-queues it short of `flask reconcile`: 150 rows stranded, "
-    "138 never sent"))
 def test_one_worker_sigkilled_three_times(drill):
     settings = Settings(residents=3000)
     run = drill("worker-sigkill-x3", settings)
@@ -52,10 +48,6 @@ def test_one_worker_sigkilled_three_times(drill):
     result.check()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue #14: both workers exit on redis ConnectionError (the supervisor restarts them); the "
-    "empty Redis holds no job for the 700 'queued' and 100 'sending' rows and nothing re-queues "
-    "them short of `flask reconcile`"))
 def test_redis_killed_and_restarted_empty(drill):
     settings = Settings(residents=1000)
     run = drill("redis-killed-restarted-empty", settings)
@@ -76,10 +68,6 @@ def test_redis_killed_and_restarted_empty(drill):
     result.check()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue #14: every delivery job run while connections were refused fails in rq "
-    "(OperationalError) and is never tried again; 700 'queued' and 100 'sending' rows wait for "
-    "`flask reconcile`"))
 def test_postgresql_refusing_connections(drill):
     settings = Settings(residents=1000)
     run = drill("postgresql-refused-15s", settings, proxy_database=True)

@@ -20,10 +20,6 @@ pytestmark = [pytest.mark.drill, pytest.mark.slow, pytest.mark.integration]
 RECOVERY = 30
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue #14: a retry job that fails again schedules the next try under its own job id "
-    "(retry-<announcement>-<channel>-<batch>) and rq deletes that id when the running job ends "
-    "(result_ttl=0): every batch tried twice in the outage is left 'planned' with no job"))
 def test_provider_answering_500(drill):
     # The issue's 60 s of 500s against a 30 s first retry delay, scaled to 18 s against 7 s:
     # every row's first try (500 rows: 3-5 s) and second (7 s later) fall in the outage,
@@ -46,10 +42,6 @@ def test_provider_answering_500(drill):
     result.check()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue #14: retries of a retry job are lost (its own job id, deleted by rq when it ends), "
-    "leaving rows 'planned'; concurrent jobs also deadlock on delivery_counts in ledger.bump "
-    "(PostgreSQL DeadlockDetected), leaving claimed rows 'sending'"))
 def test_provider_random_500s(drill):
     settings = Settings(residents=1000, retry_delay_seconds=1)
     run = drill("provider-random-500s-30pct-15s", settings)
