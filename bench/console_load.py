@@ -84,6 +84,7 @@ def write_ledger(app, announcement_id: int, total: int) -> tuple[dict[str, dict[
     """
     from sqlalchemy import func, insert, select, update
 
+    from channels.registry import PERSONAL_CHANNELS
     from gateway.store import ledger
     from gateway.store.schema import announcements, deliveries, delivery_counts, reached
 
@@ -112,7 +113,7 @@ def write_ledger(app, announcement_id: int, total: int) -> tuple[dict[str, dict[
                 for i in range(low, min(count, low + CHUNK)):
                     status = "delivered" if channel == "loudspeaker" else _status_for(i, count)
                     counts[channel][status] += 1
-                    if status in ledger.REACHED and channel in ledger.PERSONAL_CHANNELS:
+                    if status in ledger.REACHED and channel in PERSONAL_CHANNELS:
                         reached_ids.add(i + 1)
                     chunk.append((announcement_id, channel, i + 1,
                                   f"o{i:027d}" if channel == "wechat" else f"+86139{i:08d}",
@@ -131,7 +132,7 @@ def write_ledger(app, announcement_id: int, total: int) -> tuple[dict[str, dict[
             ["announcement_id", "recipient_id"],
             select(deliveries.c.announcement_id, deliveries.c.recipient_id).distinct()
             .where(deliveries.c.announcement_id == announcement_id,
-                   deliveries.c.channel.in_(ledger.PERSONAL_CHANNELS),
+                   deliveries.c.channel.in_(PERSONAL_CHANNELS),
                    deliveries.c.status.in_(ledger.REACHED))))
         first_time = conn.execute(select(func.count()).select_from(reached)
                                   .where(reached.c.announcement_id == announcement_id)).scalar_one()

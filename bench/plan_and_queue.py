@@ -110,7 +110,8 @@ def floor_table(metadata: MetaData):
 
     from gateway.store.schema import deliveries
 
-    columns = [Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+    columns = [Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable,
+                      server_default=c.server_default.arg if c.server_default else None)
                for c in deliveries.columns]
     return Table("bench_floor_rows", metadata, *columns,
                  UniqueConstraint("announcement_id", "channel", "recipient_id",
@@ -125,7 +126,9 @@ def db_floor(engine, rows: int) -> float:
     metadata.create_all(engine)
     sqlite = engine.dialect.name == "sqlite"
     marker = "?" if sqlite else "%s"
-    names = [c.name for c in table.columns if c.name not in ("id", "provider_id", "last_error")]
+    # The columns the planner writes (ledger.add); the others start empty.
+    names = [c.name for c in table.columns if c.name not in (
+        "id", "provider_id", "last_error", "lease_owner", "lease_until", "unknown_outcomes")]
     statement = (f"INSERT INTO bench_floor_rows ({', '.join(names)}) "
                  f"VALUES ({', '.join([marker] * len(names))})")
     now = datetime.now(timezone.utc)
