@@ -10,7 +10,10 @@ device from speaking for another.
 
 Run only one listener per ``client_id``: its broker session is persistent so
 acks published while the gateway restarts are queued for it, and a second
-client with the same id would take that session over.
+client with the same id would take that session over. A broker that restarts
+without its sessions drops the acks devices publish before the listener has
+subscribed again: ``on_resubscribed`` tells the gateway, which then asks the
+devices again for every play not yet acknowledged.
 """
 from __future__ import annotations
 
@@ -63,13 +66,18 @@ def is_retryable(event: dict[str, Any]) -> bool:
 
 class AckListener:
     def __init__(self, mqtt_url: str, on_event: EventHandler, on_presence: PresenceHandler, *,
-                 client_id: str = "tongbao-acks"):
+                 client_id: str = "tongbao-acks",
+                 on_resubscribed: Callable[[], None] = lambda: None):
         self.address = transport.BrokerAddress.parse(mqtt_url)
         self.on_event = on_event
         self.on_presence = on_presence
+        self.on_resubscribed = on_resubscribed
         self._connected = transport.ConnectedSignal()
         self._subscribed = threading.Event()
         self._client = transport.new_client(self.address, client_id, persistent=True)
+        # One listener, not thousands of devices: after a broker restart it may try
+        # again every few seconds, and the sooner it is back the fewer acks wait.
+        self._client.reconnect_delay_set(min_delay=1, max_delay=4)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
@@ -107,6 +115,9 @@ class AckListener:
         if refused:
             log.error("broker refused the ack subscriptions: %s", ", ".join(refused))
             return
+        if self._subscribed.is_set():
+            log.warning("ack listener subscribed again after losing the broker")
+            self.on_resubscribed()
         self._subscribed.set()
 
     def _on_message(self, client, userdata, message) -> None:

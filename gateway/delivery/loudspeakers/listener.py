@@ -5,7 +5,7 @@ import logging
 import queue
 import signal
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -21,6 +21,7 @@ from gateway.delivery.loudspeakers.acks import (
     record_acks,
 )
 from gateway.delivery.loudspeakers.resend import resend_unacknowledged
+from gateway.store.db import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,11 @@ class Listening:
         self.app = app
         self.engine: Engine = app.extensions["engine"]
         self._listener = AckListener(app.config["MQTT_URL"], self._on_event,
-                                     self._on_presence, client_id=client_id)
+                                     self._on_presence, client_id=client_id,
+                                     on_resubscribed=self._broker_came_back)
         self._stopped = threading.Event()
+        self._wake = threading.Event()
+        self._ask_all_since: datetime | None = None
         self._events: queue.Queue = queue.Queue()
         self._resender = threading.Thread(target=self._resend_until_stopped,
                                           name="loudspeaker-resend", daemon=True)
@@ -60,6 +64,7 @@ class Listening:
     def stop(self, *, end_session: bool = False) -> None:
         self._listener.stop(end_session=end_session)
         self._stopped.set()
+        self._wake.set()
         for thread in (self._resender, self._writer):
             if thread.is_alive():
                 thread.join()
@@ -110,14 +115,25 @@ class Listening:
     def _on_presence(self, device_id: str, online: bool) -> None:
         apply_presence(self.engine, device_id, online)
 
+    def _broker_came_back(self) -> None:
+        """Acks devices sent while we were away may be lost: ask for them again now."""
+        self._ask_all_since = utcnow()
+        self._wake.set()
+
     def _resend_until_stopped(self) -> None:
         timeout = timedelta(seconds=self.app.config["LOUDSPEAKER_ACK_SECONDS"])
-        while not self._stopped.wait(RESEND_EVERY_SECONDS):
+        while True:
+            self._wake.wait(RESEND_EVERY_SECONDS)
+            self._wake.clear()
+            if self._stopped.is_set():
+                return
+            asked_since, self._ask_all_since = self._ask_all_since, None
             try:
-                resend_unacknowledged(self.app, timeout)
+                resend_unacknowledged(self.app, timeout, ask_all_sent_before=asked_since)
             except Exception:
                 # A database or Redis hiccup must not end the re-sending for good.
                 log.exception("re-sending unacknowledged loudspeaker commands failed")
+                self._ask_all_since = self._ask_all_since or asked_since
 
 
 def listen(app: Flask, *, client_id: str = ACK_CLIENT_ID) -> Listening:

@@ -9,6 +9,7 @@ import pytest
 
 from channels.loudspeaker import protocol
 from gateway.delivery import loudspeakers
+from gateway.store.db import as_utc
 from tests.conftest import run_jobs
 from tests.gateway.loudspeakers.conftest import (
     EAST,
@@ -62,3 +63,22 @@ def test_a_received_play_whose_played_ack_is_lost_is_asked_again(app, api, speak
     assert (again.status, again.attempts, again.provider_id) == ("sent", 2, sent.provider_id)
     device_says((quiet, {"event": "played", "command_id": again.provider_id, "duplicate": True}))
     wait_for(lambda: statuses(app, announcement_id)[quiet] == "confirmed", "the played ack")
+
+
+def test_after_the_broker_lost_its_sessions_every_unacknowledged_play_is_asked_again_at_once(
+        app, api, speakers):
+    received, silent = speakers.register(EAST), speakers.register(EAST)  # the test speaks for both
+    announcement_id = publish(api, areas=[EAST], channels=["loudspeaker"])
+    run_jobs(app)
+    first = speaker_deliveries(app, announcement_id)
+    device_says((received, {"event": "received", "command_id": first[received].provider_id}))
+    wait_for(lambda: statuses(app, announcement_id)[received] == "delivered", "the received ack")
+    an_hour = timedelta(hours=1)  # neither is due by the ordinary rule
+    assert loudspeakers.resend_unacknowledged(app, an_hour) == {"resent": 0, "failed": 0}
+    restarted = loudspeakers.resend_unacknowledged(
+        app, an_hour, ask_all_sent_before=max(as_utc(d.updated_at) for d in first.values()) + an_hour)
+    assert restarted == {"resent": 2, "failed": 0}
+    run_jobs(app)
+    again = speaker_deliveries(app, announcement_id)
+    assert {device: (row.status, row.attempts) for device, row in again.items()} == {
+        received: ("sent", 1), silent: ("sent", 1)}  # the broker's restart costs no try
