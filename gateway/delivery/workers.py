@@ -152,6 +152,17 @@ class Heartbeat(threading.Thread):
             self.failing.discard(what)
 
 
+class GatewayWorker(SimpleWorker):
+    """rq's in-process worker, remembering that it was asked to stop (SIGTERM, Ctrl-C):
+    rq's loop ends the same way for that as for an error it cannot handle."""
+
+    stop_asked = False
+
+    def request_stop(self, signum, frame):
+        self.stop_asked = True
+        super().request_stop(signum, frame)
+
+
 def run(app: Flask, queue_names: list[str], *, burst: bool) -> None:
     """Serve the queues until stopped, outliving Redis restarts: rq's loop ends on an
     error it cannot handle, and is started again after a growing pause."""
@@ -162,11 +173,11 @@ def run(app: Flask, queue_names: list[str], *, burst: bool) -> None:
         while True:
             worker = None
             try:
-                worker = SimpleWorker([queues.queue(name, app) for name in queue_names],
-                                      connection=queues.connection(app), name=process_name())
+                worker = GatewayWorker([queues.queue(name, app) for name in queue_names],
+                                       connection=queues.connection(app), name=process_name())
                 worked = worker.work(burst=burst, with_scheduler=True,
                                      dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
-                if burst or getattr(worker, "_stop_requested", False):
+                if burst or worker.stop_asked:
                     return
                 backoff = 1.0 if worked else backoff
                 log.warning("the rq worker loop ended; starting it again in %.0f s", backoff)
@@ -180,7 +191,7 @@ def run(app: Flask, queue_names: list[str], *, burst: bool) -> None:
         heartbeat.stop()
 
 
-def _forget(worker: SimpleWorker | None) -> None:
+def _forget(worker: GatewayWorker | None) -> None:
     """Drop rq's record of this worker, so the next one may take its name."""
     if worker is None:
         return

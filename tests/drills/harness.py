@@ -405,6 +405,7 @@ class Measurement:
     phantom: int                    # the ledger says sent, the recipient never got it
     stranded: int                   # rows still planned/queued/sending (or not even planned)
     failed: int                     # rows the gateway gave up on
+    counted: int = 0                # the ledger's "possibly sent twice" total
     statuses: dict[str, int] = field(default_factory=dict)
     notes: dict[str, object] = field(default_factory=dict)
 
@@ -414,6 +415,7 @@ class Measurement:
         return (f"DRILL {self.name}: lost={self.lost} duplicates={self.duplicates} "
                 f"extra={self.extra} in_flight_bound={self.in_flight_bound} "
                 f"stranded={self.stranded} seconds={seconds} failed={self.failed} "
+                f"counted={self.counted} "
                 f"phantom={self.phantom} of={self.recipients} "
                 f"statuses={json.dumps(self.statuses, sort_keys=True)}{notes}")
 
@@ -431,6 +433,9 @@ class Measurement:
                             f"more than the {self.in_flight_bound} in flight at the fault")
         if self.phantom:
             problems.append(f"{self.phantom} rows sent in the ledger that the provider never got")
+        if self.extra > self.counted:
+            problems.append(f"{self.extra} duplicate messages, but the ledger counts "
+                            f"{self.counted} as possibly sent twice")
         if problems:
             raise DrillFailed("; ".join(problems) + "\n" + self.line())
 
@@ -681,9 +686,11 @@ class Drill:
     def measure_sms(self, seconds: float | None, deadline: float, in_flight_bound: int,
                     **notes) -> Measurement:
         """Lost, duplicated, stranded: what each resident's phone got against the ledger."""
+        from gateway.store import ledger
         from gateway.store.schema import deliveries, residents
 
         with self.app.extensions["engine"].connect() as conn:
+            counted = ledger.resent_count(conn, self.announcement_id)
             people = conn.execute(select(residents.c.id, residents.c.phone)).all()
             rows = conn.execute(select(deliveries.c.recipient_id, deliveries.c.status)
                                 .where(deliveries.c.announcement_id == self.announcement_id,
@@ -706,7 +713,7 @@ class Drill:
             duplicates=sum(1 for count in received.values() if count > 1),
             extra=sum(count - 1 for count in received.values() if count > 1),
             phantom=phantom, stranded=sum(statuses[s] for s in PENDING) + unplanned,
-            failed=statuses["failed"], statuses=dict(sorted(statuses.items())),
+            failed=statuses["failed"], counted=counted, statuses=dict(sorted(statuses.items())),
             notes={**self.process_notes(), **notes})
 
     def process_notes(self) -> dict[str, object]:

@@ -1,0 +1,98 @@
+"""The worker process: its name, its heartbeat and leases, and stopping when asked."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from gateway.delivery import queues, workers
+from gateway.store import ledger
+from gateway.store.db import as_utc, utcnow
+from gateway.store.schema import deliveries
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_process_name_is_one_per_process():
+    first = workers.process_name()
+    assert workers.process_name() == first and str(os.getpid()) in first
+    child = subprocess.run([sys.executable, "-c", "from gateway.delivery import workers; "
+                            "print(workers.process_name())"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert child and child != first
+
+
+def claimed_rows(app, count: int, *, owner: str, lease: timedelta) -> list[int]:
+    with app.extensions["engine"].begin() as conn:
+        ledger.ensure_counts(conn, 1, ["sms"])
+        ledger.add(conn, 1, [{"channel": "sms", "recipient_id": i, "address": f"+86138{i:08d}",
+                              "language": "zh", "batch": 0} for i in range(count)])
+        return [row.id for row in ledger.claim(conn, 1, "sms", batch=0, owner=owner, lease=lease)]
+
+
+def lease_ends(app, ids) -> dict[int, object]:
+    with app.extensions["engine"].connect() as conn:
+        return {row.id: as_utc(row.lease_until) for row in conn.execute(
+            select(deliveries.c.id, deliveries.c.lease_until).where(deliveries.c.id.in_(ids)))}
+
+
+def test_the_heartbeat_shows_the_worker_alive_and_renews_only_what_it_holds(make_app,
+                                                                            database_url):
+    app = make_app(database_url, STALE_SENDING_SECONDS=2, RECONCILE_SECONDS=3600)
+    held, let_go = claimed_rows(app, 2, owner=workers.process_name(),
+                                lease=timedelta(seconds=2))
+    workers.hold([held])
+    heartbeat = workers.Heartbeat(app)
+    heartbeat.start()
+    try:
+        time.sleep(3)  # past the lease given at the claim
+        with app.app_context():
+            assert queues.worker_alive(workers.process_name())
+        ends = lease_ends(app, [held, let_go])
+        assert ends[held] > utcnow() > ends[let_go]
+    finally:
+        heartbeat.stop()
+        heartbeat.join(5)
+        workers.let_go([held])
+    with app.app_context():
+        time.sleep(1.6)  # the heartbeat key lasts three beats (0.5 s each here)
+        assert not queues.worker_alive(workers.process_name())
+
+
+def test_abandoned_rows_are_released_for_the_reconciler(make_app, database_url):
+    app = make_app(database_url)
+    ids = claimed_rows(app, 3, owner=workers.process_name(), lease=timedelta(seconds=-1))
+    with app.app_context():
+        workers.abandon(ids)
+        with app.extensions["engine"].begin() as conn:
+            taken = ledger.reclaim_abandoned(conn, lambda owner: True)  # even "alive"
+    assert taken == {(1, "sms"): 3}
+
+
+def test_a_worker_stops_when_told_and_does_not_come_back(app, redis_url, tmp_path):
+    environment = {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"],
+                   "REDIS_URL": redis_url, "TONGBAO_INSTANCE": str(tmp_path / "instance")}
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                              cwd=ROOT, env=environment, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        with app.app_context():
+            deadline = time.monotonic() + 60
+            while not any(queues.connection().scan_iter("tongbao:worker:*")):
+                assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "the worker's heartbeat never showed"
+                time.sleep(0.2)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
