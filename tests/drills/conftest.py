@@ -30,6 +30,19 @@ def report(measurement: Measurement) -> None:
     LINES.append(line)
 
 
+def recovered(run: Drill, settings: Settings, *, recovery: float, in_flight_bound: int = 0,
+              **notes) -> None:
+    """The SMS drills' ending: every resident settled within ``recovery`` seconds of the
+    fault's end (now), measured, reported and checked."""
+    fault_end = run.since_published()
+    deadline = fault_end + recovery
+    seconds = run.settle(settings.residents, deadline)
+    result = run.measure_sms(seconds, deadline, in_flight_bound=in_flight_bound,
+                             fault_end=f"{fault_end:.1f}", **notes)
+    report(result)
+    result.check()
+
+
 def pytest_terminal_summary(terminalreporter):
     if LINES:
         terminalreporter.write_sep("-", "fault drills (issue #14)")

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.drills.conftest import report
+from tests.drills.conftest import recovered
 from tests.drills.harness import Settings, wait_until
 
 pytestmark = [pytest.mark.drill, pytest.mark.slow, pytest.mark.integration]
@@ -39,13 +39,8 @@ def test_one_worker_sigkilled_three_times(drill):
         wait_until(lambda: run.busy_on(0), 60, "worker 0 to be sending")
         time.sleep(0.3)
         kills.append(run.workers[0].kill())
-    fault_end = run.since_published()
-    deadline = fault_end + RECOVERY
-    seconds = run.settle(settings.residents, deadline)
-    result = run.measure_sms(seconds, deadline, in_flight_bound=len(kills) * settings.batch_size,
-                             fault_end=f"{fault_end:.1f}")
-    report(result)
-    result.check()
+    recovered(run, settings, recovery=RECOVERY,
+              in_flight_bound=len(kills) * settings.batch_size)
 
 
 def test_redis_killed_and_restarted_empty(drill):
@@ -58,14 +53,8 @@ def test_redis_killed_and_restarted_empty(drill):
     run.redis.kill()
     time.sleep(5)
     run.redis.start()
-    fault_end = run.since_published()
-    deadline = fault_end + RECOVERY
-    seconds = run.settle(settings.residents, deadline)
-    result = run.measure_sms(seconds, deadline,
-                             in_flight_bound=settings.workers * settings.batch_size,
-                             fault_end=f"{fault_end:.1f}")
-    report(result)
-    result.check()
+    recovered(run, settings, recovery=RECOVERY,
+              in_flight_bound=settings.workers * settings.batch_size)
 
 
 def test_postgresql_refusing_connections(drill):
@@ -78,11 +67,5 @@ def test_postgresql_refusing_connections(drill):
     run.proxy.refuse()
     time.sleep(15)
     run.proxy.allow()
-    fault_end = run.since_published()
-    deadline = fault_end + RECOVERY
-    seconds = run.settle(settings.residents, deadline)
-    result = run.measure_sms(seconds, deadline,
-                             in_flight_bound=settings.workers * settings.batch_size,
-                             fault_end=f"{fault_end:.1f}")
-    report(result)
-    result.check()
+    recovered(run, settings, recovery=RECOVERY,
+              in_flight_bound=settings.workers * settings.batch_size)
