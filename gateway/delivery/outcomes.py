@@ -6,8 +6,15 @@ again after ``VOICE_RETRY_DELAY_SECONDS`` up to ``VOICE_MAX_ATTEMPTS`` calls.
 A vulnerable resident (visually impaired, or 65 and over) is called again in the
 same way when they answered a ``severe`` or ``extreme`` notice without pressing 1:
 for them such a notice is not done until confirmed.
+
+A provider's callback speaks only for the message or call it names: when its
+id (Twilio's ``MessageSid``/``CallSid``) is not the one recorded for the
+delivery, nothing changes and a warning is logged (the webhook still answers
+200, so the provider does not retry it).
 """
 from __future__ import annotations
+
+import logging
 
 from flask import current_app
 from sqlalchemy import select
@@ -22,14 +29,24 @@ CONFIRM_SEVERITIES = ("severe", "extreme")
 VULNERABLE_AGE = 65
 UNCONFIRMED = "answered but 1 was not pressed"
 
+log = logging.getLogger(__name__)
 
-def apply(delivery_id: int, update: StatusUpdate) -> bool:
-    """Record the update; returns whether the ledger changed."""
+
+def apply(delivery_id: int, update: StatusUpdate, *, from_provider: bool = False) -> bool:
+    """Record the update; returns whether the ledger changed.
+
+    ``from_provider``: the update is a provider's callback, which must name the
+    provider id recorded for the delivery (or none is recorded yet).
+    """
     config = current_app.config
     escalated: dict[str, int] = {}
     with engine().begin() as conn:
         row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
         if row is None:
+            return False
+        if from_provider and not ledger.provider_matches(row.provider_id, update.provider_id):
+            log.warning("refused a %s callback for delivery %s: it names %r, the delivery %r",
+                        row.channel, delivery_id, update.provider_id, row.provider_id)
             return False
         unconfirmed = update.status == "delivered" and _must_confirm(conn, row)
         retryable_call = row.channel == "voice" and (
@@ -47,7 +64,7 @@ def apply(delivery_id: int, update: StatusUpdate) -> bool:
                 error = (f"not confirmed after {row.attempts} calls: {UNCONFIRMED}" if unconfirmed
                          else f"not answered after {row.attempts} calls: {error}")
             if not ledger.transition(conn, row.id, update.status, provider_id=update.provider_id,
-                                     error=error):
+                                     error=error, provider_must_match=from_provider):
                 return False
             if update.status == "failed":
                 escalated = _escalate(conn, row)

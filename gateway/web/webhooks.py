@@ -4,7 +4,9 @@ calls and loudspeakers fetch: synthesized speech and the loudspeaker signing key
 Every Twilio request is checked against ``X-Twilio-Signature`` computed over the
 public URL (``PUBLIC_BASE_URL``, so it holds behind a proxy); an unsigned or
 tampered request gets 403 and changes nothing. Duplicates and unknown ids are
-acknowledged with 200 and change nothing, so Twilio stops retrying them.
+acknowledged with 200 and change nothing, so Twilio stops retrying them; so is
+a signed status or keypress callback whose ``MessageSid``/``CallSid`` is not the
+provider id recorded for the delivery in its URL (it is logged as a warning).
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ def sms_status(delivery_id: int):
     require_twilio_signature()
     update = twilio_sms.parse_callback(request.form)
     if update is not None:
-        outcomes.apply(delivery_id, update)
+        outcomes.apply(delivery_id, update, from_provider=True)
     return "", 200
 
 
@@ -61,7 +63,7 @@ def voice_status(delivery_id: int):
         return _gather(delivery_id)
     update = twilio_voice.parse_callback(request.form)
     if update is not None:
-        outcomes.apply(delivery_id, update)
+        outcomes.apply(delivery_id, update, from_provider=True)
     return "", 200
 
 
@@ -69,7 +71,7 @@ def _gather(delivery_id: int) -> Response:
     """The resident pressed a key (or none): confirm on 1, replay on 2 or silence, then hang up."""
     confirmation = twilio_voice.parse_gather(request.form)
     if confirmation is not None:
-        outcomes.apply(delivery_id, confirmation)
+        outcomes.apply(delivery_id, confirmation, from_provider=True)
     with engine().connect() as conn:
         row = conn.execute(select(deliveries.c.language.label("spoken_language"), announcements)
                            .join(announcements, announcements.c.id == deliveries.c.announcement_id)

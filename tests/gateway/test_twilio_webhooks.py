@@ -85,6 +85,34 @@ def test_forged_and_tampered_callbacks_are_refused(app, api, twilio):
         assert set(conn.execute(select(deliveries.c.status)).scalars()) == {"sent"}
 
 
+def test_a_signed_callback_about_another_message_or_call_changes_nothing(app, api, twilio,
+                                                                        caplog):
+    """Signed by Twilio, but naming a sid that is not this delivery's: 200, logged, no change."""
+    announcement_id = publish(api, channels=["sms", "voice"])
+    run_jobs(app)
+    client = app.test_client()
+    for kind, records, status in (("sms", twilio.messages, "undelivered"),
+                                  ("voice", twilio.calls, "failed")):
+        mine, other = list(records)[:2]
+        victim = ledger_rows(app, announcement_id, kind)[records[mine]["to"]]
+        other_callback = twilio.status_callback(other, status, error_code=30005)
+        # The other message's (or call's) callback, validly signed for this delivery's URL.
+        forged = twilio.sign(records[mine]["form"]["StatusCallback"], other_callback.params)
+        with caplog.at_level("WARNING", logger="gateway.delivery.outcomes"):
+            assert deliver(client, forged).status_code == 200
+        assert other in caplog.text and f"delivery {victim.id}" in caplog.text
+        after = ledger_rows(app, announcement_id, kind)[records[mine]["to"]]
+        assert (after.status, after.provider_id, after.last_error) == \
+            (victim.status, mine, victim.last_error) and victim.status == "sent"
+    counts = api("author").get(f"/api/v1/announcements/{announcement_id}").json["deliveries"]
+    assert counts["sms"].get("failed", 0) == 0 and counts["voice"].get("failed", 0) == 0
+    # The delivery's own callback still moves it.
+    sid = next(iter(twilio.messages))
+    assert deliver(client, twilio.status_callback(sid, "delivered")).status_code == 200
+    assert ledger_rows(app, announcement_id, "sms")[twilio.messages[sid]["to"]].status == \
+        "delivered"
+
+
 def test_a_permanent_sms_failure_escalates_to_a_call(app, api, twilio):
     with app.extensions["engine"].begin() as conn:
         roster.insert_residents(conn, [person("冯静", VILLAGE_A, phone="+8613800000002")])
@@ -155,7 +183,7 @@ def test_an_unanswered_call_is_retried_then_the_resident_is_unreached(app, api, 
     assert sent_to(twilio, "Calls").count(blind) == 3
     row = ledger_rows(app, announcement_id, "voice")[blind]
     assert row.status == "failed" and "not answered after 3 calls" in row.last_error
-    unreached = api("author").get(f"/api/v1/announcements/{announcement_id}/unreached").json
+    unreached = api("approver").get(f"/api/v1/announcements/{announcement_id}/unreached").json
     tried = {p["name"]: p["tried"] for p in unreached["residents"]}
     assert tried["张伟"][0]["channel"] == "voice" and tried["张伟"][0]["attempts"] == 3
 

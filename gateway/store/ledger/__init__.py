@@ -7,7 +7,8 @@ instead of scanning millions. Statuses move forward only; the two ways back
 """
 from gateway.store.ledger.leases import claim, reclaim_abandoned, release, renew
 from gateway.store.ledger.moves import (advance, cancel_pending, forgive_attempt,
-                                        held_for_update, note, reschedule, settle, transition)
+                                        held_for_update, note, provider_matches, reschedule,
+                                        settle, transition)
 from gateway.store.ledger.rows import add, add_correction, add_missing, pending_batches
 from gateway.store.ledger.statuses import (FINAL, HANDED_OVER, PENDING, REACHED, STATUSES,
                                            may_move)
@@ -16,6 +17,7 @@ from gateway.store.ledger.totals import (REACHED_KEY, RESENT_KEY, bump, counts, 
 
 __all__ = ["FINAL", "HANDED_OVER", "PENDING", "REACHED", "REACHED_KEY", "RESENT_KEY", "STATUSES",
            "add", "add_correction", "add_missing", "advance", "bump", "cancel_pending", "claim",
-           "counts", "ensure_counts", "forgive_attempt", "held_for_update", "may_move", "note", "pending_batches",
+           "counts", "ensure_counts", "forgive_attempt", "held_for_update", "may_move", "note",
+           "pending_batches", "provider_matches",
            "reached_count", "reclaim_abandoned", "release", "renew", "reschedule", "resent_count",
            "settle", "transition"]

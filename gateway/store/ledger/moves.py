@@ -59,26 +59,34 @@ def forgive_attempt(conn: Connection, ids: Sequence[int]) -> None:
 
 
 def transition(conn: Connection, delivery_id: int, new: str, *, provider_id: str | None = None,
-               error: str | None = None) -> bool:
+               error: str | None = None, provider_must_match: bool = False) -> bool:
     """Move one delivery forward (a provider callback); anything else changes nothing.
 
     The move is conditional on the status just read; when a job moved the row in
     between (a callback racing the job that records ``sent``), it is read again.
+    With ``provider_must_match`` (a provider's callback) the row moves only when
+    ``provider_id`` is the one recorded for it, or none is recorded yet (the
+    callback overtook the job that records it): a callback about another
+    message or call never moves nor relabels this one.
     """
     for _ in range(3):
         row = conn.execute(select(deliveries.c.announcement_id, deliveries.c.channel,
-                                  deliveries.c.status)
+                                  deliveries.c.status, deliveries.c.provider_id)
                            .where(deliveries.c.id == delivery_id)).first()
         if row is None or not may_move(row.status, new):
+            return False
+        if provider_must_match and not provider_matches(row.provider_id, provider_id):
             return False
         values = {"status": new, "updated_at": utcnow()}
         if provider_id:
             values["provider_id"] = provider_id
         if error:
             values["last_error"] = clip(error)
+        same_provider = (deliveries.c.provider_id.is_(None) if row.provider_id is None
+                         else deliveries.c.provider_id == row.provider_id)
         moved = conn.execute(update(deliveries)
                              .where(deliveries.c.id == delivery_id,
-                                    deliveries.c.status == row.status)
+                                    deliveries.c.status == row.status, same_provider)
                              .values(**values)).rowcount
         if moved:
             bump(conn, row.announcement_id, row.channel, {row.status: -1, new: 1})
@@ -86,6 +94,11 @@ def transition(conn: Connection, delivery_id: int, new: str, *, provider_id: str
                 count_reached(conn, row.announcement_id, [delivery_id], new)
             return True
     return False
+
+
+def provider_matches(recorded: str | None, claimed: str | None) -> bool:
+    """Whether a provider's callback naming ``claimed`` may speak for a row that recorded ``recorded``."""
+    return bool(claimed) and (recorded is None or recorded == claimed)
 
 
 def advance(conn: Connection, targets: Mapping[int, str]) -> int:
