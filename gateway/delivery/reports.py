@@ -1,6 +1,17 @@
-"""Reports over the ledger: the status of an announcement and who is still not reached."""
+"""Reports over the ledger: the status of an announcement and who is still not reached.
+
+``unreached_csv`` is the one writer of the unreached list as CSV (the API's and
+the console's). Names and notes come from rosters and providers, so every cell
+is made inert for spreadsheets (OWASP's advice against CSV injection): a cell
+that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+leading ``'``, which Excel, LibreOffice and WPS show as text, never as a formula.
+That includes phone numbers in E.164 form (``'+8613800000015``); strip the
+``'`` before feeding the column to another program.
+"""
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 from sqlalchemy import Connection, and_, exists, func, or_, select
@@ -13,6 +24,7 @@ from gateway.store.roster import beneath
 from gateway.store.schema import announcements, deliveries, residents
 
 UNREACHED_COLUMNS = ("id", "name", "phone", "area_code", "tried")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def status(conn: Connection, announcement) -> dict:
@@ -108,3 +120,29 @@ def _tried(conn: Connection, announcement_id: int, resident_ids: list[int]) -> d
             "error": row.last_error,
             "at": row.updated_at.isoformat() if row.updated_at else None})
     return result
+
+
+def inert_cell(value) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading ``'`` before a formula's first character."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def unreached_csv(people: list[dict], header: list[str],
+                  area_names: dict[str, str] | None = None) -> str:
+    """The unreached list as CSV text, with a BOM (so Excel on Chinese Windows reads UTF-8).
+
+    Columns: name, phone, area code, the area's name (only with ``area_names``),
+    and what was tried; ``header`` names them (translated in the console).
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([inert_cell(title) for title in header])
+    for person in people:
+        tried = "; ".join(f"{t['channel']} {t['status']} x{t['attempts']} {t['at'] or ''}".rstrip()
+                          + (f" ({t['error']})" if t["error"] else "") for t in person["tried"])
+        row = [person["name"], person["phone"], person["area_code"]]
+        if area_names is not None:
+            row.append(area_names.get(person["area_code"], ""))
+        writer.writerow([inert_cell(cell) for cell in row + [tried]])
+    return "\ufeff" + buffer.getvalue()

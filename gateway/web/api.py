@@ -6,8 +6,6 @@ with ``flask --app wsgi tokens create NAME``).
 """
 from __future__ import annotations
 
-import csv
-import io
 from functools import wraps
 
 from sqlalchemy import func, select
@@ -187,14 +185,8 @@ def unreached(announcement_id: int):
 
 
 def _unreached_csv(announcement_id: int, people: list[dict]) -> Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["name", "phone", "area_code", "tried"])
-    for person in people:
-        tried = "; ".join(f"{t['channel']} {t['status']} x{t['attempts']} {t['at'] or ''}"
-                          + (f" ({t['error']})" if t["error"] else "") for t in person["tried"])
-        writer.writerow([person["name"], person["phone"] or "", person["area_code"], tried])
-    return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv",
+    text = reports.unreached_csv(people, ["name", "phone", "area_code", "tried"])
+    return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition":
                              f"attachment; filename=unreached-{announcement_id}.csv"})
 

@@ -1,9 +1,6 @@
 """Residents (search, edit, roster upload), loudspeaker devices and who was not reached."""
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request,
                    url_for)
 from flask_babel import gettext as _
@@ -128,15 +125,8 @@ def unreached_csv(announcement_id: int):
         announcement = lifecycle.get(conn, announcement_id)
         people, _total = reports.unreached(conn, announcement, area=area, limit=1_000_000)
         area_names = queries.area_names(conn)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([_("Name"), _("Phone"), _("Area code"), _("Area"), _("Tried")])
-    for person in people:
-        tried = "; ".join(f"{t['channel']} {t['status']} x{t['attempts']}"
-                          + (f" ({t['error']})" if t["error"] else "") for t in person["tried"])
-        writer.writerow([person["name"], person["phone"] or "", person["area_code"],
-                         area_names.get(person["area_code"], ""), tried])
-    # The BOM makes Excel on Chinese Windows read the file as UTF-8.
-    return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv",
+    text = reports.unreached_csv(
+        people, [_("Name"), _("Phone"), _("Area code"), _("Area"), _("Tried")], area_names)
+    return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition":
                              f"attachment; filename=unreached-{announcement_id}.csv"})

