@@ -193,7 +193,7 @@ function showFailures(status) {
   const list = document.getElementById("failures");
   list.replaceChildren(...status.failures.map((f) => {
     const item = document.createElement("li");
-    item.textContent = `${f.channel} ${f.address} ×${f.attempts}: ${f.error}`;
+    item.textContent = `${[f.channel, f.address].filter(Boolean).join(" ")} ×${f.attempts}: ${f.error}`;
     return item;
   }));
 }

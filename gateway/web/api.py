@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from audiences.areas import AreaError, CsvErrors, normalize
 from channels import outbox
 from gateway.delivery import lifecycle, preview, providers, reports
-from gateway.store import accounts, roster
+from gateway.store import accounts, audit, roster
 from gateway.store.schema import residents
 from gateway.store.roster import beneath
 from gateway.store.db import engine
@@ -79,6 +79,19 @@ def token_required(view):
         g.user = user
         return view(*args, **kwargs)
     return wrapped
+
+
+def role_required(*roles: str):
+    """Only these roles (after ``token_required``): personal data is for those who act on it."""
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if g.user.role not in roles:
+                raise ApiError(f"this needs the role {' or '.join(roles)}; "
+                               f"your role is {g.user.role}", 403)
+            return view(*args, **kwargs)
+        return wrapped
+    return decorate
 
 
 def json_body() -> dict:
@@ -167,19 +180,27 @@ def announcement_preview(announcement_id: int):
 
 @bp.get("/announcements/<int:announcement_id>/unreached")
 @token_required
+@role_required(*accounts.APPROVERS)
 def unreached(announcement_id: int):
+    """Names and phones for those who act on them; every export is in the audit log."""
     area = request.args.get("area") or None
     if area:
         _check_area_arg(area)
     wants_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
-    with engine().connect() as conn:
+    if not wants_csv:
+        page, per_page = page_args()
+    with engine().begin() as conn:
         announcement = lifecycle.get(conn, announcement_id)
         if wants_csv:
             people, total = reports.unreached(conn, announcement, area=area, limit=1_000_000)
-            return _unreached_csv(announcement_id, people)
-        page, per_page = page_args()
-        people, total = reports.unreached(conn, announcement, area=area, limit=per_page,
-                                          offset=(page - 1) * per_page)
+        else:
+            people, total = reports.unreached(conn, announcement, area=area, limit=per_page,
+                                              offset=(page - 1) * per_page)
+        audit.record(conn, g.user.name, "export_unreached", f"announcement:{announcement_id}",
+                     {"via": "api", "format": "csv" if wants_csv else "json",
+                      "rows": len(people), "area": area})
+    if wants_csv:
+        return _unreached_csv(announcement_id, people)
     return jsonify({"announcement": announcement_id, "total": total, "page": page,
                     "per_page": per_page, "residents": people})
 
@@ -200,6 +221,7 @@ def _check_area_arg(code: str) -> None:
 
 @bp.post("/residents/import")
 @token_required
+@role_required("admin")
 def import_residents():
     if not request.get_data():
         raise ApiError("send the roster CSV as the request body", 400)
@@ -210,6 +232,7 @@ def import_residents():
 
 @bp.get("/residents")
 @token_required
+@role_required("admin")
 def list_residents():
     area = request.args.get("area")
     page, per_page = page_args()
@@ -238,6 +261,7 @@ def _resident_json(row) -> dict:
 
 @bp.get("/outbox")
 @token_required
+@role_required("admin")
 def list_outbox():
     page, per_page = page_args()
     announcement = request.args.get("announcement")

@@ -1,7 +1,12 @@
 """The JSON API's contract: status codes, error bodies that say what and where, the two-person rule."""
 from __future__ import annotations
 
+import json
+
 import pytest
+from sqlalchemy import select
+
+from gateway.store.schema import audit_log
 
 from tests.gateway.conftest import DISTRICT, announcement
 
@@ -119,24 +124,60 @@ ROSTER_HEADER = ("name,phone,wechat_openid,area_code,birth_year,visually_impaire
 
 
 def test_resident_import_is_all_or_nothing(api):
-    before = api("author").get("/api/v1/residents").json["total"]
+    before = api("admin").get("/api/v1/residents").json["total"]
     bad = ROSTER_HEADER + ("周杰,13900000001,,450702100201,1980,0,0,1,zh,,0\n"
                            "吴昊,not-a-phone,,450702100201,1980,0,0,1,zh,,0\n"
                            "郑爽,13900000003,,450799000000,1980,maybe,0,1,zh,,0\n")
-    response = api("author").post("/api/v1/residents/import", data=bad.encode())
+    response = api("admin").post("/api/v1/residents/import", data=bad.encode())
     assert response.status_code == 422
     where = [(row["line"], row["column"]) for row in response.json["rows"]]
     assert (3, "phone") in where and (4, "area_code") in where and (4, "visually_impaired") in where
-    assert api("author").get("/api/v1/residents").json["total"] == before
+    assert api("admin").get("/api/v1/residents").json["total"] == before
     good = ROSTER_HEADER + "周杰,13900000001,,450702100201,1980,0,0,1,zh,,0\n"
-    assert api("author").post("/api/v1/residents/import", data=good.encode()).json == {"imported": 1}
-    listed = api("author").get(f"/api/v1/residents?area={DISTRICT}&per_page=2").json
+    assert api("admin").post("/api/v1/residents/import", data=good.encode()).json == {"imported": 1}
+    listed = api("admin").get(f"/api/v1/residents?area={DISTRICT}&per_page=2").json
     assert listed["total"] == before and len(listed["residents"]) == 2  # 1 new + 7 in 450702
-    assert api("author").get("/api/v1/residents?area=12").json["field"] == "area"
-    assert api("author").get("/api/v1/residents?page=0").status_code == 400
-    assert api("author").post("/api/v1/residents/import", data=b"").status_code == 400
+    assert api("admin").get("/api/v1/residents?area=12").json["field"] == "area"
+    assert api("admin").get("/api/v1/residents?page=0").status_code == 400
+    assert api("admin").post("/api/v1/residents/import", data=b"").status_code == 400
 
 
 def test_outbox_filter_is_checked(api):
-    assert api("author").get("/api/v1/outbox?announcement=x").json["field"] == "announcement"
-    assert api("author").get("/api/v1/outbox").json["total"] == 0
+    assert api("admin").get("/api/v1/outbox?announcement=x").json["field"] == "announcement"
+    assert api("admin").get("/api/v1/outbox").json["total"] == 0
+
+
+@pytest.mark.parametrize("method, path, roles", [
+    ("post", "/api/v1/residents/import", ("author", "approver")),
+    ("get", "/api/v1/residents", ("author", "approver")),
+    ("get", "/api/v1/outbox", ("author", "approver")),
+])
+def test_personal_data_is_for_admins_only(api, method, path, roles):
+    """Phones, birth years and impairments (PIPL: sensitive) only for admins; others get a 403."""
+    test_flag = ROSTER_HEADER + "周杰,13900000001,,450702100201,1980,0,0,1,zh,,1\n"
+    for role in roles:
+        response = getattr(api(role), method)(path, data=test_flag.encode())
+        assert response.status_code == 403, (role, response.json)
+        assert "admin" in response.json["error"]
+    assert getattr(api("admin"), method)(path, data=test_flag.encode()).status_code in (200, 201)
+
+
+def test_the_unreached_list_is_for_approvers_and_every_export_is_audited(app, api):
+    created = api("author").post("/api/v1/announcements", json=announcement(channels=["wechat"]))
+    announcement_id = created.json["id"]
+    api("approver").post(f"/api/v1/announcements/{announcement_id}/approve")
+    path = f"/api/v1/announcements/{announcement_id}/unreached"
+    refused = api("author").get(path)
+    assert refused.status_code == 403 and "approver or admin" in refused.json["error"]
+    assert api("author").get(path, headers={"Accept": "text/csv"}).status_code == 403
+    listed = api("approver").get(path + "?per_page=2").json
+    assert api("admin").get(path, headers={"Accept": "text/csv"}).mimetype == "text/csv"
+    with app.extensions["engine"].connect() as conn:
+        entries = conn.execute(select(audit_log).where(audit_log.c.action == "export_unreached")
+                               .order_by(audit_log.c.id)).all()
+    assert [(e.actor, e.target) for e in entries] == [
+        ("approver", f"announcement:{announcement_id}"), ("admin", f"announcement:{announcement_id}")]
+    details = [json.loads(e.detail) for e in entries]
+    assert details[0] == {"via": "api", "format": "json", "rows": len(listed["residents"]),
+                          "area": None} and len(listed["residents"]) == 2
+    assert details[1]["format"] == "csv" and details[1]["rows"] == listed["total"]

@@ -183,12 +183,12 @@ def test_cancel_stops_pending_and_corrects_everyone_reached(app, api):
 def test_unreached_lists_those_no_personal_channel_reached(app, api):
     announcement_id = publish(api, channels=["wechat", "loudspeaker"])
     run_jobs(app)
-    body = api("author").get(f"/api/v1/announcements/{announcement_id}/unreached").json
+    body = api("approver").get(f"/api/v1/announcements/{announcement_id}/unreached").json
     names = {person["name"] for person in body["residents"]}
     # WeChat only: everyone without an openid (or opted out) is unreached; loudspeakers do not count.
     assert names == {"李娜", "张伟", "陈桂英", "杨洋"}
     assert body["total"] == 4
-    csv_response = api("author").get(f"/api/v1/announcements/{announcement_id}/unreached",
+    csv_response = api("approver").get(f"/api/v1/announcements/{announcement_id}/unreached",
                                      headers={"Accept": "text/csv"})
     assert csv_response.mimetype == "text/csv"
     lines = csv_response.get_data(as_text=True).lstrip("\ufeff").splitlines()
@@ -244,7 +244,7 @@ def test_preview_flags_segments_with_fewer_than_two_channels(app, api):
 def test_vulnerable_residents_stay_unreached_until_they_confirm_a_severe_notice(app, api):
     announcement_id = publish(api, severity="severe", channels=["sms", "voice"])
     run_jobs(app)  # the outbox delivers, but nobody has pressed 1
-    body = api("author").get(f"/api/v1/announcements/{announcement_id}/unreached").json
+    body = api("approver").get(f"/api/v1/announcements/{announcement_id}/unreached").json
     assert {p["name"] for p in body["residents"]} == {"张伟", "陈桂英"}  # blind, and aged 78
 
 

@@ -1,4 +1,6 @@
-"""The audit log (who did what, when) and the outbox (what unconfigured channels would send)."""
+"""The audit log (who did what, when) and the outbox (what unconfigured channels would send).
+
+The outbox holds every resident's phone and text, so it is for admins only."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
@@ -7,10 +9,12 @@ from channels import outbox
 from gateway.delivery import providers
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
-from gateway.web.console.auth import login_required, role_required
+from gateway.web.console.auth import role_required
+from gateway.web.console.errors import forbidden
 from gateway.store.db import engine
 
 bp = Blueprint("admin", __name__)
+bp.register_error_handler(403, forbidden)
 
 PER_PAGE = 100
 
@@ -33,7 +37,7 @@ def audit_log():
 
 
 @bp.route("/outbox")
-@login_required
+@role_required("admin")
 def outbox_view():
     announcement = request.args.get("announcement", type=int)
     channel = request.args.get("channel") or None

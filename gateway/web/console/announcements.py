@@ -120,8 +120,10 @@ def progress(announcement_id: int):
         failed = queries.failures(conn, announcement_id, failed_total)
         body["loudspeakers"] = queries.loudspeakers_by_village(conn, announcement_id)
     body["finished"] = row.state in FINISHED_STATES and body["pending"] == 0
-    body["failures"] = [{"channel": f.channel, "address": f.address, "attempts": f.attempts,
-                         "error": f.last_error or "",
+    # Addresses (phones, openids) only for those who act on failures; authors see the rest.
+    show_address = g.user.role in APPROVERS
+    body["failures"] = [{"channel": f.channel, "address": f.address if show_address else "",
+                         "attempts": f.attempts, "error": f.last_error or "",
                          "at": f.updated_at.isoformat() if f.updated_at else None}
                         for f in failed]
     body["failures_total"] = failed_total

@@ -8,14 +8,16 @@ from flask_babel import gettext as _
 from audiences.areas import CsvErrors
 from audiences.residents import ROSTER_COLUMNS
 from gateway.delivery import lifecycle, reports
-from gateway.store import roster
+from gateway.store import audit, roster
+from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
-from gateway.web.console.errors import no_such_announcement
+from gateway.web.console.errors import forbidden, no_such_announcement
 from gateway.web.console.auth import login_required, role_required
 from gateway.store.db import engine
 
 bp = Blueprint("people", __name__)
 bp.register_error_handler(lifecycle.ActionRefused, no_such_announcement)
+bp.register_error_handler(403, forbidden)
 
 PER_PAGE = 50
 FLAG_COLUMNS = ("visually_impaired", "hearing_impaired", "has_smartphone", "test_audience")
@@ -23,7 +25,7 @@ UNREACHED_PRINT_LIMIT = 5000
 
 
 @bp.route("/residents")
-@login_required
+@role_required("admin")
 def residents_list():
     text = request.args.get("q", "").strip()
     page = max(request.args.get("page", 1, type=int), 1)
@@ -101,15 +103,16 @@ def devices():
 
 
 @bp.route("/announcements/<int:announcement_id>/unreached")
-@login_required
+@role_required(*APPROVERS)
 def unreached(announcement_id: int):
     """A printable list for grid workers: who has not been reached, village by village."""
     area = request.args.get("area") or None
-    with engine().connect() as conn:
+    with engine().begin() as conn:
         announcement = lifecycle.get(conn, announcement_id)
         people, total = reports.unreached(conn, announcement, area=area,
                                           limit=UNREACHED_PRINT_LIMIT)
         area_names = queries.area_names(conn)
+        _record_export(conn, announcement_id, "page", len(people), area)
     by_area: dict[str, list] = {}
     for person in people:
         by_area.setdefault(person["area_code"], []).append(person)
@@ -118,15 +121,22 @@ def unreached(announcement_id: int):
 
 
 @bp.route("/announcements/<int:announcement_id>/unreached.csv")
-@login_required
+@role_required(*APPROVERS)
 def unreached_csv(announcement_id: int):
     area = request.args.get("area") or None
-    with engine().connect() as conn:
+    with engine().begin() as conn:
         announcement = lifecycle.get(conn, announcement_id)
         people, _total = reports.unreached(conn, announcement, area=area, limit=1_000_000)
         area_names = queries.area_names(conn)
+        _record_export(conn, announcement_id, "csv", len(people), area)
     text = reports.unreached_csv(
         people, [_("Name"), _("Phone"), _("Area code"), _("Area"), _("Tried")], area_names)
     return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition":
                              f"attachment; filename=unreached-{announcement_id}.csv"})
+
+
+def _record_export(conn, announcement_id: int, form: str, rows: int, area: str | None) -> None:
+    """Names and phones leaving the gateway: who took them, of which announcement, how many."""
+    audit.record(conn, g.user.name, "export_unreached", f"announcement:{announcement_id}",
+                 {"via": "console", "format": form, "rows": rows, "area": area})

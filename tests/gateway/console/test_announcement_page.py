@@ -23,7 +23,7 @@ HOLDER = {"owner": "worker-1", "lease": timedelta(minutes=1)}
 
 
 def test_an_unknown_announcement_is_a_404_page(client):
-    login(client, "author")
+    login(client, "approver")
     for path in ("/announcements/9999", "/announcements/9999/progress.json",
                  "/announcements/9999/unreached", "/announcements/9999/unreached.csv"):
         response = client.get(path)
@@ -93,6 +93,14 @@ def test_the_progress_lists_failures_with_their_reason(app, client):
     assert progress["failures"] == [{"channel": "sms", "address": claimed.address, "attempts": 1,
                                      "error": "[21211] not a valid phone number",
                                      "at": progress["failures"][0]["at"]}]
+    # Authors see the failure, not the resident's phone; nor the links to the phone lists.
+    logout(client)
+    login(client, "author")
+    failure = client.get(f"/announcements/{announcement_id}/progress.json").json["failures"][0]
+    assert failure["address"] == "" and failure["error"] == "[21211] not a valid phone number"
+    html = page(client.get(f"/announcements/{announcement_id}"))
+    assert f"/announcements/{announcement_id}/unreached" not in html and "/outbox" not in html
+    assert "仅供审批人和管理员查看" in html
 
 
 def test_the_failure_list_reads_the_index_of_failed_rows_not_the_ledger(app):

@@ -3,12 +3,13 @@ edited, devices, and the unreached list for grid workers."""
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
 from sqlalchemy import func, select
 
-from gateway.store.schema import devices, residents
+from gateway.store.schema import audit_log, devices, residents
 from tests.conftest import run_jobs
 from tests.gateway.conftest import RESIDENTS, VILLAGE_A
 from tests.gateway.console.conftest import (CSRF_FIELD, approve, csrf_token, login, logout, page,
@@ -97,9 +98,40 @@ def test_the_unreached_list_as_a_printable_page_and_as_csv(app, client):
     approve(client, announcement_id)
     run_jobs(app)
     elderly = RESIDENTS["elderly"][0]
+    logout(client)
+    login(client, "author")
+    for path in ("unreached", "unreached.csv"):
+        refused = client.get(f"/announcements/{announcement_id}/{path}")
+        assert refused.status_code == 403 and elderly.phone not in page(refused)
+        assert "您的角色无权查看此页面" in page(refused)
+    logout(client)
+    login(client, "approver")
     printable = page(client.get(f"/announcements/{announcement_id}/unreached"))
     assert elderly.name in printable and "新屋村" in printable
     csv_text = page(client.get(f"/announcements/{announcement_id}/unreached.csv"))
     assert csv_text.startswith("\ufeff") and elderly.phone in csv_text
     only_a = page(client.get(f"/announcements/{announcement_id}/unreached.csv?area={VILLAGE_A}"))
     assert elderly.phone not in only_a
+    with app.extensions["engine"].connect() as conn:
+        exports = conn.execute(select(audit_log.c.actor, audit_log.c.target, audit_log.c.detail)
+                               .where(audit_log.c.action == "export_unreached")
+                               .order_by(audit_log.c.id)).all()
+    assert {(actor, target) for actor, target, _ in exports} == \
+        {("approver", f"announcement:{announcement_id}")}
+    details = [json.loads(detail) for _, _, detail in exports]
+    assert [(d["via"], d["format"], d["area"]) for d in details] == [
+        ("console", "page", None), ("console", "csv", None), ("console", "csv", VILLAGE_A)]
+    assert details[0]["rows"] == details[1]["rows"] > details[2]["rows"]
+
+
+def test_the_resident_list_is_for_admins_only(client):
+    """Phones, birth years and impairments: not for authors or approvers, nor in their menu."""
+    for role in ("author", "approver"):
+        login(client, role)
+        refused = client.get("/residents?q=李娜")
+        assert refused.status_code == 403 and "您的角色无权查看此页面" in page(refused)
+        assert 'href="/residents"' not in page(client.get("/"))
+        logout(client)
+    login(client, "admin")
+    assert client.get("/residents?q=李娜").status_code == 200
+    assert 'href="/residents"' in page(client.get("/"))

@@ -45,7 +45,7 @@ def test_every_response_carries_the_security_headers(app, client, api):
     announcement_id = submit(client)
     responses = [client.get("/login"), client.get("/"), client.get("/static/console.js"),
                  client.get(f"/a/{announcement_id}"), client.get("/no-such-page"),
-                 client.post("/login"), api("author").get("/api/v1/outbox")]
+                 client.post("/login"), api("admin").get("/api/v1/outbox")]
     for response in responses:
         for header in SECURITY_HEADERS:
             assert header in response.headers, (response.request.path, header)
