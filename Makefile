@@ -6,7 +6,7 @@ PYTHON ?= python3
 .PHONY: run test install install-dev system-packages
 
 run: install
-	$(BIN)/flask --app wsgi serve
+	$(BIN)/flask --app wsgi serve --demo
 
 test: install-dev
 	$(BIN)/pytest

@@ -22,7 +22,8 @@ class OutboxChannel(Channel):
         super().__init__(settings)
         self.path = self.settings["path"]
         self.channel = self.settings.get("channel", "outbox")
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        # Phones and texts of residents: the owner's alone (a folder made here is 0700).
+        os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
 
     def send(self, message: Outgoing) -> Receipt:
         record = {
@@ -37,7 +38,7 @@ class OutboxChannel(Channel):
         if message.rendered.data.get("audio_url"):
             record["audio_url"] = message.rendered.data["audio_url"]
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line.encode("utf-8"))
         finally:

@@ -10,6 +10,7 @@ import os
 import secrets
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from audiences.policy import load_policy
 from gateway import config as settings
@@ -22,7 +23,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(settings.from_env())
     if test_config:
         app.config.update(test_config)
-    os.makedirs(app.instance_path, exist_ok=True)
+    # The instance folder holds the database, the outbox (phones and texts), speech and keys:
+    # the owner's alone.
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
     app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or \
         "sqlite:///" + os.path.join(app.instance_path, "tongbao.db")
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app.instance_path)
@@ -31,6 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["MEDIA_DIR"] = app.config["MEDIA_DIR"] or os.path.join(app.instance_path, "media")
     app.config["SIGNING_KEY_PATH"] = app.config["SIGNING_KEY_PATH"] or \
         os.path.join(app.instance_path, "loudspeaker-signing-key.pem")
+    _private_sqlite_file(app.config["DATABASE_URL"])
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["policy"] = load_policy(app.config["POLICY_FILE"])
 
@@ -43,6 +47,25 @@ def create_app(test_config: dict | None = None) -> Flask:
     console.init_app(app)
     cli.register(app)
     return app
+
+
+def _private_sqlite_file(url: str) -> None:
+    """A SQLite database made here is readable by its owner only (0600, its folder 0700).
+
+    SQLite would create the file with the process's umask (often 0644); an empty file is an
+    empty database to it, and it gives its journal and WAL files the database's permissions.
+    """
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:" \
+            or name.startswith("file:"):
+        return
+    path = os.path.abspath(name)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _instance_secret(instance_path: str) -> str:

@@ -17,7 +17,7 @@ from channels.loudspeaker.protocol import SigningKey
 from devices.broker import EmbeddedBroker
 from gateway.store import accounts, db, roster
 from gateway.delivery import loudspeakers, queues, reconciler, workers
-from gateway.store.schema import areas, residents
+from gateway.store.schema import areas, residents, users
 from gateway.store.db import engine
 
 
@@ -150,18 +150,21 @@ def speakers_key():
 def demo():
     """Seed the demo county (a few districts of Qinzhou) and demo users."""
     _schema_ready()
-    if seed_demo():
-        click.echo("demo county loaded")
-    else:
+    created = seed_demo()
+    if created is None:
         click.echo("the demo county is already loaded")
-    for name, role, password in demo_county.demo_users():
-        click.echo(f"  login {name} / {password}  ({role})")
+    else:
+        click.echo("demo county loaded")
+        _echo_logins(created)
 
 
-def seed_demo() -> bool:
+def seed_demo() -> list[tuple[str, str, str]] | None:
+    """Load the demo county into a database with no residents, with its users (their passwords
+    are published in the README). Returns the users it created, or None when it loaded nothing."""
+    created = []
     with engine().begin() as conn:
         if conn.execute(select(func.count()).select_from(residents)).scalar_one():
-            return False
+            return None
         existing = roster.known_areas(conn)
         new_areas = [{"code": c, "name": n} for c, n in demo_county.demo_areas() if c not in existing]
         if new_areas:
@@ -172,7 +175,13 @@ def seed_demo() -> bool:
         for name, role, password in demo_county.demo_users():
             if accounts.find_user(conn, name) is None:
                 accounts.create_user(conn, name, role, password)
-    return True
+                created.append((name, role, password))
+    return created
+
+
+def _echo_logins(created: list[tuple[str, str, str]]) -> None:
+    for name, role, password in created:
+        click.echo(f"  login {name} / {password}  ({role})")
 
 
 @click.command("worker")
@@ -201,14 +210,19 @@ def reconcile():
 
 
 @click.command("serve")
+@click.option("--demo", "with_demo", is_flag=True,
+              help="The quickstart (make run): load the demo county and its users, whose "
+                   "passwords are published, into a database with no residents.")
 @with_appcontext
-def serve():
-    """Quickstart: migrate, seed the demo if empty, run workers and the web server together."""
+def serve(with_demo):
+    """Migrate, then run workers and the web server together (--demo: with the demo county)."""
     import waitress
 
     app = current_app._get_current_object()
     db.upgrade(engine())
-    seed_demo()
+    created = seed_demo() if with_demo else None
+    with engine().connect() as conn:
+        has_users = conn.execute(select(func.count()).select_from(users)).scalar_one() > 0
     broker = None
     if not app.config["MQTT_URL"]:
         broker = EmbeddedBroker()
@@ -225,8 +239,13 @@ def serve():
     click.echo(f"\nTongbao is running: console {url}  API {url}api/v1/")
     click.echo(f"Loudspeaker broker {app.config['MQTT_URL']}; controllers verify with "
                f"{url}loudspeaker/public-key.pem")
-    for name, role, password in demo_county.demo_users():
-        click.echo(f"  login {name} / {password}  ({role})")
+    if created:
+        click.echo("Demo county loaded; its logins (published: for trying out only):")
+        _echo_logins(created)
+    elif not has_users:
+        click.echo("There are no users yet. Create the first one with\n"
+                   "  flask --app wsgi users create NAME --role admin\n"
+                   "(and approvers and authors the same way, --role approver|author).")
     click.echo("Press Ctrl+C to stop.\n")
     try:
         waitress.serve(app, host=app.config["HOST"], port=app.config["PORT"], threads=8)

@@ -45,14 +45,15 @@ class EmbeddedRedis:
         self.process: subprocess.Popen | None = None
 
     def start(self, wait_seconds: float = 10) -> str:
-        os.makedirs(self.instance_path, exist_ok=True)
+        os.makedirs(self.instance_path, mode=0o700, exist_ok=True)
         if os.path.exists(self.socket):
             os.remove(self.socket)
         self.process = subprocess.Popen(
             [_server_binary(), "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
              "--save", "", "--appendonly", "no", "--dir", self.instance_path,
              "--logfile", os.path.join(self.instance_path, "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            umask=0o077)  # its log and any file it makes: the owner's alone
         atexit.register(self.stop)
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
@@ -67,7 +68,9 @@ class EmbeddedRedis:
         else:
             self.stop()
             raise RuntimeError("the embedded Redis server did not start in time")
-        with open(os.path.join(self.instance_path, URL_FILE), "w") as handle:
+        descriptor = os.open(os.path.join(self.instance_path, URL_FILE),
+                             os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
             handle.write(self.url)
         return self.url
 

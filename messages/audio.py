@@ -101,7 +101,7 @@ def ensure_audio(media_dir: str | os.PathLike, announcement_id: int, language: s
     existing = _checked_or_none(path, text, language, rate)
     if existing:
         return existing
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the owner's alone
     with _file_lock(path):
         # Another process may have made it while this one waited for the lock.
         made = _checked_or_none(path, text, language, rate)
@@ -145,6 +145,7 @@ def synthesize(text: str, language: str, path: str | os.PathLike, *,
         try:
             voice_id = _synthesize_in_subprocess(text, language, Path(temporary), rate)
             info = check(temporary, text, language, rate=rate)
+            os.chmod(temporary, 0o600)  # whatever the synthesizer did to the file's mode
             os.replace(temporary, path)
             return _moved(info, path, voice_id)
         except SynthesisError as error:
@@ -256,7 +257,8 @@ _CHECKED_KEPT = 256
 @contextlib.contextmanager
 def _file_lock(path: Path):
     # The lock file stays: removing it would let a third process lock a different inode.
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+    descriptor = os.open(path.with_name(f".{path.name}.lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(descriptor, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

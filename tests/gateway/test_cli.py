@@ -1,10 +1,17 @@
 """The operators' commands (a contract used by scripts)."""
 from __future__ import annotations
 
+import os
+import stat
+from types import SimpleNamespace
+
 import pytest
+import waitress
 from sqlalchemy import func, select
 
-from gateway import create_app
+from channels.base import Outgoing
+from channels.outbox import OutboxChannel
+from gateway import cli, create_app
 from gateway.store.schema import areas, devices, residents, users
 
 pytestmark = pytest.mark.integration
@@ -57,7 +64,8 @@ def test_demo_seeds_the_county_once(app):
     first = run(app, "demo")
     assert first.exit_code == 0 and "demo county loaded" in first.output
     assert "login approver / tongbao-approver" in first.output
-    assert "already loaded" in run(app, "demo").output
+    again = run(app, "demo")
+    assert "already loaded" in again.output and "tongbao-approver" not in again.output
     with app.extensions["engine"].connect() as conn:
         assert conn.execute(select(func.count()).select_from(residents)).scalar() == 3000
         assert conn.execute(select(func.count()).select_from(devices)).scalar() > 10
@@ -67,3 +75,70 @@ def test_reconcile_reports_what_it_did(app):
     result = run(app, "reconcile")
     assert result.exit_code == 0
     assert result.output.strip() == "batches requeued: 0, sends reclaimed: 0, plans requeued: 0"
+
+
+@pytest.fixture
+def serve_without_servers(app, monkeypatch):
+    """``serve`` up to where it would listen: no workers, broker or web server are started."""
+    class Process:
+        def terminate(self): pass
+        def wait(self, timeout=None): pass
+
+    class Listening:
+        def stop(self): pass
+
+    app.config["MQTT_URL"] = "mqtt://127.0.0.1:1"  # no embedded broker
+    monkeypatch.setattr(cli.subprocess, "Popen", lambda *args, **kwargs: Process())
+    monkeypatch.setattr(cli.loudspeakers, "listen", lambda app: Listening())
+    monkeypatch.setattr(cli.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(waitress, "serve", lambda *args, **kwargs: None)
+    return lambda *args: run(app, "serve", *args)
+
+
+def user_names(app) -> list[str]:
+    with app.extensions["engine"].connect() as conn:
+        return sorted(conn.execute(select(users.c.name)).scalars())
+
+
+def test_serve_makes_no_users_with_published_passwords(app, serve_without_servers):
+    """A production start: no demo county, no demo users; it says how to make the first user."""
+    result = serve_without_servers()
+    assert result.exit_code == 0, result.output
+    assert user_names(app) == [] and "tongbao-" not in result.output
+    assert "flask --app wsgi users create NAME --role admin" in result.output
+    with app.extensions["engine"].connect() as conn:
+        assert conn.execute(select(func.count()).select_from(residents)).scalar() == 0
+    run(app, "users", "create", "li", "--role", "admin", "--password", "secret-pass")
+    assert "users create" not in serve_without_servers().output
+
+
+def test_serve_demo_loads_the_demo_and_prints_its_logins_once(app, serve_without_servers):
+    first = serve_without_servers("--demo")
+    assert first.exit_code == 0, first.output
+    assert "login admin / tongbao-admin" in first.output
+    assert user_names(app) == ["admin", "approver", "author"]
+    again = serve_without_servers("--demo")
+    assert again.exit_code == 0 and "tongbao-" not in again.output
+    assert "users create" not in again.output
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_the_database_and_outbox_are_the_owners_alone(tmp_path, redis_url):
+    old_umask = os.umask(0o022)  # a usual umask: files 0644 unless made otherwise
+    try:
+        instance = tmp_path / "instance"
+        app = create_app({"INSTANCE_PATH": str(instance), "REDIS_URL": redis_url})
+        assert app.config["DATABASE_URL"] == f"sqlite:///{instance}/tongbao.db"
+        assert run(app, "db", "upgrade").exit_code == 0
+        assert mode(instance) == 0o700
+        assert mode(instance / "tongbao.db") == 0o600 and mode(instance / "secret_key") == 0o600
+        outbox = OutboxChannel({"path": str(tmp_path / "new" / "outbox.jsonl")})
+        outbox.send(Outgoing(delivery_id=1, announcement_id=1, address="+8613800000001",
+                             rendered=SimpleNamespace(language="zh", text="x", data={})))
+        assert mode(tmp_path / "new") == 0o700 and mode(tmp_path / "new" / "outbox.jsonl") == 0o600
+        app.extensions["engine"].dispose()
+    finally:
+        os.umask(old_umask)

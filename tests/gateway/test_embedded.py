@@ -23,6 +23,10 @@ def test_the_embedded_server_is_started_found_and_stopped(tmp_path):
          "print(embedded.running_url(sys.argv[1]))", instance],
         capture_output=True, text=True, check=True, cwd=os.getcwd()).stdout.strip()
     assert found == url
+    # Its address file and log are the owner's alone, whatever the umask.
+    for name in (embedded.URL_FILE, "redis.log"):
+        assert os.stat(os.path.join(instance, name)).st_mode & 0o077 == 0, name
+    assert os.stat(instance).st_mode & 0o077 == 0
     second = create_app({"INSTANCE_PATH": instance, "REDIS_URL": None})
     assert queues.redis_url(second) == url and "embedded_redis" not in second.extensions
     app.extensions["embedded_redis"].stop()

@@ -180,6 +180,18 @@ def test_ensure_audio_reuses_the_file_and_remakes_it_when_the_text_changes(tmp_p
     assert changed.path.exists() and made.path.exists()
 
 
+def test_speech_files_are_the_owners_alone(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        made = ensure_audio(tmp_path / "media", 9, "zh", "停水通知。")
+    finally:
+        os.umask(old_umask)
+    assert made.path.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "media").stat().st_mode & 0o777 == 0o700
+    for lock in (tmp_path / "media").glob(".*.lock"):
+        assert lock.stat().st_mode & 0o777 == 0o600
+
+
 def test_ensure_audio_remakes_a_damaged_file(tmp_path):
     path = audio_path(tmp_path, 8, "zh", "损坏的文件。")
     path.write_bytes(b"RIFF broken")
