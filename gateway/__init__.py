@@ -10,6 +10,7 @@ import os
 import secrets
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from sqlalchemy.engine import make_url
 
 from audiences.policy import load_policy
@@ -31,10 +32,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app.instance_path)
     app.config["PUBLIC_BASE_URL"] = app.config["PUBLIC_BASE_URL"] or \
         f"http://{app.config['HOST']}:{app.config['PORT']}"
+    # Flask defines both keys (None, False), so ``setdefault`` would change nothing.
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = bool(app.config.get("SESSION_COOKIE_SECURE")) or \
+        app.config["PUBLIC_BASE_URL"].lower().startswith("https://")
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["MEDIA_DIR"] = app.config["MEDIA_DIR"] or os.path.join(app.instance_path, "media")
     app.config["SIGNING_KEY_PATH"] = app.config["SIGNING_KEY_PATH"] or \
         os.path.join(app.instance_path, "loudspeaker-signing-key.pem")
     _private_sqlite_file(app.config["DATABASE_URL"])
+    if app.config["TRUSTED_PROXIES"]:
+        # The client's address (failed logins count per name and address) is the one the
+        # proxies saw; only as many X-Forwarded-For entries as there are proxies are believed.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=0,
+                                x_host=0, x_port=0, x_prefix=0)
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["policy"] = load_policy(app.config["POLICY_FILE"])
 

@@ -111,6 +111,7 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "SIGNING_KEY_PATH": _text(),        # unset: loudspeaker-signing-key.pem in the instance folder
     "LOUDSPEAKER_ACK_SECONDS": _number(60, minimum=1),
     "SESSION_MINUTES": _number(30, minimum=1),
+    "TRUSTED_PROXIES": _whole(0),       # reverse proxies in front whose X-Forwarded-For is true
 }
 
 

@@ -71,6 +71,18 @@ users = Table(
     Column("failed_logins", Integer, nullable=False, default=0),
     Column("locked_until", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Bumped at logout: a session cookie made before it is refused from then on.
+    Column("session_generation", Integer, nullable=False, default=0, server_default="0"),
+)
+
+# Failed console logins per (name typed, client address), whether or not the name exists.
+login_failures = Table(
+    "login_failures", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("address", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 api_tokens = Table(

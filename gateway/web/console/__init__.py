@@ -35,7 +35,6 @@ csrf = CSRFProtect()
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "Asia/Shanghai")
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     # Only the console's forms carry a CSRF token; the API and provider webhooks
     # authenticate otherwise, so the check is switched on per blueprint below.
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)

@@ -1,8 +1,18 @@
-"""Logging in and out, the session timeout, the lock after repeated failures, and roles."""
+"""Logging in and out, the session timeout, the lock after repeated failures, and roles.
+
+A session cookie carries the user's session generation; logging out bumps it in
+the users table, so a cookie copied before the logout is refused after it (all
+of that user's console sessions end). Wrong passwords slow down that name from
+that client address only (see ``gateway.store.accounts``), with one message
+whether or not the name exists. ``next`` is followed only to a path on this
+site: no scheme, no host, no ``//``, no backslash, no control character.
+"""
 from __future__ import annotations
 
 import functools
+import math
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
@@ -38,6 +48,10 @@ def load_logged_in_user() -> None:
         return
     with engine().connect() as conn:
         g.user = conn.execute(select(users).where(users.c.id == user_id)).first()
+    if g.user is not None and session.get("generation") != g.user.session_generation:
+        g.user = None  # logged out since this cookie was issued
+        _clear_session_keeping_language()
+        return
     if g.user is not None and BACKGROUND_HEADER not in request.headers:
         session["last_seen"] = now
 
@@ -80,45 +94,70 @@ def login():
 
 
 def _check_login(name: str, password: str) -> str | None:
-    """Log the user in, or say why not; repeated failures lock the account for a while."""
+    """Log the user in, or say why not; repeated failures from one address slow that name down.
+
+    Every answer is the same, and takes as long, whether or not the name exists.
+    """
     if not name or not password:
         return _("Enter your user name and password.")
+    address = request.remote_addr or "unknown"
     with engine().begin() as conn:
+        wait = users_service.login_wait(conn, name, address, utcnow())
+        if wait:
+            return _wait_message(wait)
         user = users_service.find_user(conn, name)
-        if user is None:
-            return _("The user name or password is wrong.")
-        if users_service.is_locked(user, utcnow()):
-            return _("Too many failed attempts: this account is locked for %(minutes)d minutes.",
-                     minutes=users_service.LOCK_MINUTES)
         if not users_service.password_matches(user, password):
-            users_service.record_failed_login(conn, user)
+            users_service.record_failed_login(conn, name, address)
             return _("The user name or password is wrong.")
-        users_service.record_login(conn, user)
+        users_service.record_login(conn, user, address)
     _clear_session_keeping_language()
     session["user_id"] = user.id
+    session["generation"] = user.session_generation
     session["last_seen"] = datetime.now(timezone.utc).timestamp()
     return None
 
 
+def _wait_message(seconds: int) -> str:
+    return _("Too many failed attempts: try again in %(minutes)d minutes.",
+             minutes=max(1, math.ceil(seconds / 60)))
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in text)
+
+
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site, so the login page cannot be used to send people elsewhere."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
+    """Only a path on this site, so the login page cannot be used to send people elsewhere.
+
+    Browsers drop tabs and newlines and read ``\\`` as ``/``, so ``/\t/evil.example``
+    or ``/\\evil.example`` would leave the site: any of these refuses the target.
+    """
+    if (target and target.startswith("/") and not target.startswith("//")
+            and "\\" not in target and not _has_control_characters(target)):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for("announcements.index")
 
 
 @bp.post("/logout")
 def logout():
+    if g.user is not None:
+        with engine().begin() as conn:
+            users_service.end_sessions(conn, g.user.id)
     _clear_session_keeping_language()
     return redirect(url_for("auth.login"))
 
 
 @bp.post("/language")
 def choose_language():
+    target = request.form.get("next")
+    if target and _has_control_characters(target):
+        abort(400)
     language = request.form.get("language")
     if language in LANGUAGES:
         session["language"] = language
-    return redirect(_safe_next(request.form.get("next")))
+    return redirect(_safe_next(target))
 
 
 def _clear_session_keeping_language() -> None:
