@@ -1,4 +1,5 @@
-"""Who did what, when: every create, approve, send, cancel and import is written here."""
+"""Who did what, when: every create, approve, send, cancel and import, and every export of
+the unreached list (names and phones), is written here."""
 from __future__ import annotations
 
 import json
