@@ -40,13 +40,17 @@ def settle(conn: Connection, announcement_id: int, channel: str, new: str,
 
 def reschedule(conn: Connection, announcement_id: int, channel: str, ids: Sequence[int],
                error: str, *, from_status: str = "sending") -> int:
-    """Put deliveries back to ``planned`` for a later try (a transient failure)."""
+    """Put deliveries back to ``planned`` for a later try (a transient failure).
+
+    The provider id is forgotten: the next try (a new call) gets its own, and its
+    callbacks may arrive before the job records it.
+    """
     if not ids:
         return 0
     moved = conn.execute(update(deliveries)
                          .where(deliveries.c.id.in_(list(ids)),
                                 deliveries.c.status == from_status)
-                         .values(status="planned", last_error=clip(error),
+                         .values(status="planned", last_error=clip(error), provider_id=None,
                                  updated_at=utcnow())).rowcount
     bump(conn, announcement_id, channel, {from_status: -moved, "planned": moved})
     return moved
