@@ -2,6 +2,7 @@
 a good login clears the count; logout ends the sessions."""
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import select
 
 from gateway.store import accounts
 from gateway.store.db import utcnow
-from gateway.store.schema import audit_log, users
+from gateway.store.schema import api_tokens, audit_log, users
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +98,12 @@ def test_ending_the_sessions_bumps_the_generation(clerk):
         before = user_named(conn).session_generation
         accounts.end_sessions(conn, user_named(conn).id)
         assert user_named(conn).session_generation == before + 1
+
+
+def test_an_api_token_is_stored_only_as_its_digest(clerk):
+    with clerk.begin() as conn:
+        token = accounts.create_token(conn, "clerk")
+        stored = conn.execute(select(api_tokens.c.token_hash)).scalar_one()
+        assert accounts.user_for_token(conn, token).name == "clerk"
+        assert accounts.user_for_token(conn, stored) is None  # the stored value is no token
+    assert token not in stored and stored == hashlib.sha256(token.encode()).hexdigest()
