@@ -27,6 +27,9 @@ PHRASES = {
         "spoken.cancel": "这是更正：此前发布的通知已撤销。",
         "spoken.update": "这是更新：此前发布的通知有变化。",
         "spoken.instruction": "请注意：",
+        "withdrawal": "此前发布的通知已撤销：“{headline}”（{time}发布），请不要理会。",
+        "withdrawal.time": "{moment.year}年{moment.month}月{moment.day}日{moment:%H:%M}",
+        "correction.headline": "【更正】",
     },
     "en": {
         "drill.test": "[TEST] ",
@@ -48,6 +51,9 @@ PHRASES = {
         "spoken.cancel": "This is a correction: the earlier announcement is withdrawn.",
         "spoken.update": "This is an update to an earlier announcement.",
         "spoken.instruction": "What to do: ",
+        "withdrawal": "Withdrawn: the notice “{headline}” issued at {time}. Please disregard it.",
+        "withdrawal.time": "{moment:%Y-%m-%d %H:%M} (Beijing time)",
+        "correction.headline": "[Correction] ",
     },
 }
 

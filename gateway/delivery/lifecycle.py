@@ -12,7 +12,7 @@ import uuid
 import logging
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Collection, Mapping
+from typing import Collection
 
 import redis
 
@@ -23,13 +23,17 @@ from gateway.delivery import queues
 from gateway.store.accounts import APPROVERS
 from gateway.store.db import utcnow
 from gateway.store.schema import announcement_texts, announcements, areas
-from messages.announcement import AnnouncementInput, ValidationError, is_drill
+from messages.announcement import LIMITS, AnnouncementInput, ValidationError, is_drill
+from messages.withdrawal import correction_headline, withdrawal_notice
 
 # awaiting_approval -> approved -> sending -> done; or rejected / cancelled / superseded.
 log = logging.getLogger(__name__)
 OPEN_STATES = ("draft", "awaiting_approval")
 MAX_ID = 2**31 - 1
 LIVE_STATES = ("approved", "sending", "done")
+STILL_IN_FORCE = OPEN_STATES + LIVE_STATES
+# Approved at some point by a second person (or, for a withdrawal notice, pre-approved wording).
+RELEASED_STATES = LIVE_STATES + ("cancelled", "superseded")
 
 
 class ActionRefused(Exception):
@@ -48,6 +52,7 @@ class Outcome:
     announcement_id: int
     to_plan: list[int]
     to_stop: list[int] = field(default_factory=list)  # loudspeakers may hold these
+    update_id: int | None = None  # a correction written with a cancel, awaiting approval
 
 
 def follow_up(outcome: Outcome) -> bool:
@@ -129,15 +134,8 @@ def create(conn: Connection, data: AnnouncementInput, author, *, sender: str,
            identifier: str | None = None) -> int:
     """Store a new announcement awaiting approval (or as a draft)."""
     check_areas(conn, data.areas)
-    supersedes = None
-    if data.msg_type in ("update", "cancel"):
-        if not data.references:
-            raise ValidationError("references", f"a {data.msg_type} must name the announcement it "
-                                  "replaces (its identifier or number)")
-        original = find_by_reference(conn, data.references.split(",")[-1].strip())
-        if original is None:
-            raise ValidationError("references", f"{data.references!r} names no known announcement")
-        supersedes = original.id
+    original = replaced(conn, data)
+    supersedes = original.id if original else None
     announcement_id = conn.execute(insert(announcements).values(
         identifier=identifier or f"tongbao-{uuid.uuid4().hex}", sender=sender,
         state="draft" if data.status == "draft" else "awaiting_approval",
@@ -153,6 +151,35 @@ def create(conn: Connection, data: AnnouncementInput, author, *, sender: str,
                  {"headline": data.headline, "status": data.status, "areas": data.areas,
                   "translations": [text.language for text in data.translations]})
     return announcement_id
+
+
+def replaced(conn: Connection, data: AnnouncementInput):
+    """The announcement an update or cancel replaces (None for an alert), checked: it must be
+    known and have the same status (a draft may name any)."""
+    if data.msg_type not in ("update", "cancel"):
+        return None
+    if not data.references:
+        raise ValidationError("references", f"a {data.msg_type} must name the announcement it "
+                              "replaces (its identifier or number)")
+    original = find_by_reference(conn, data.references.split(",")[-1].strip())
+    if original is None:
+        raise ValidationError("references", f"{data.references!r} names no known announcement")
+    mixed = drill_and_real_mixed(original, data.status) if data.status != "draft" else None
+    if mixed:
+        raise ValidationError("status", mixed)
+    return original
+
+
+def drill_and_real_mixed(original, status: str) -> str | None:
+    """Why an update or cancel with ``status`` may not replace ``original``, or None.
+
+    It must have the original's status: a drill never touches a real notice, nor the reverse.
+    """
+    if status == original.status:
+        return None
+    return (f"status {status} differs from the {original.status} status of announcement "
+            f"{original.id} it references; an update or cancel must have the status of what it "
+            "replaces, so a drill never touches a real notice, nor the reverse")
 
 
 def _add_translations(conn: Connection, announcement_id: int, texts: list[dict]) -> None:
@@ -171,15 +198,20 @@ def approve(conn: Connection, announcement_id: int, approver) -> Outcome:
     if row.status == "actual" and row.author_id == approver.id:
         raise ActionRefused("two-person rule: an actual announcement must be approved by someone "
                             "other than its author", 403)
+    mixed = row.supersedes_id and drill_and_real_mixed(get(conn, row.supersedes_id), row.status)
+    if mixed:  # stored before drills and real notices were kept apart
+        raise ActionRefused(mixed, 422)
     now = utcnow()
     conn.execute(update(announcements).where(announcements.c.id == announcement_id)
                  .values(state="approved", approver_id=approver.id, sent=now))
     audit.record(conn, approver.name, "approve", f"announcement:{announcement_id}",
                  {"status": row.status, "drill": is_drill(row.status)})
     if row.msg_type in ("update", "cancel") and row.supersedes_id:
-        _withdraw(conn, row.supersedes_id, approver.name,
-                  "cancelled" if row.msg_type == "cancel" else "superseded")
-        return Outcome(announcement_id, [announcement_id], [row.supersedes_id])
+        original = get(conn, row.supersedes_id)
+        if original.state in STILL_IN_FORCE:  # a correction's original is already cancelled
+            _withdraw(conn, original.id, approver.name,
+                      "cancelled" if row.msg_type == "cancel" else "superseded")
+            return Outcome(announcement_id, [announcement_id], [original.id])
     return Outcome(announcement_id, [announcement_id])
 
 
@@ -196,17 +228,19 @@ def reject(conn: Connection, announcement_id: int, approver, reason: str) -> Non
     audit.record(conn, approver.name, "reject", f"announcement:{announcement_id}", reason.strip())
 
 
-def cancel(conn: Connection, announcement_id: int, user, correction: str, *,
-           sender: str, translated: Mapping[str, str] | None = None) -> Outcome:
-    """Cancel at once; everyone already reached gets the correction, no second person needed.
+def cancel(conn: Connection, announcement_id: int, user, *, sender: str,
+           correction: str = "") -> Outcome:
+    """Cancel at once, with no second person: everyone already reached is told it is withdrawn.
 
-    The correction speaks every language of the original, so each resident reached
-    hears it in the language they were reached in: under the original's headline in
-    that language, with ``translated[language]`` as its text when given, else ``correction``.
+    What goes out is the fixed wording of ``messages.withdrawal`` in every language of
+    the original, so each resident reached reads or hears it in the language they were
+    reached in; nothing typed here is sent unreviewed. A ``correction`` given with it
+    becomes an update of the original awaiting approval (``Outcome.update_id``).
     """
     row = get(conn, announcement_id)
     if user.role not in APPROVERS and user.id != row.author_id:
         raise ActionRefused("only the author, an approver or an admin may cancel", 403)
+    correction = correction.strip()
     if row.state in OPEN_STATES:
         conn.execute(update(announcements).where(announcements.c.id == announcement_id)
                      .values(state="cancelled", decision_note=correction or None))
@@ -214,32 +248,52 @@ def cancel(conn: Connection, announcement_id: int, user, correction: str, *,
         return Outcome(announcement_id, [])
     if row.state not in LIVE_STATES:
         raise ActionRefused(f"announcement {announcement_id} is already {row.state}")
-    _check_correction("correction", correction)
-    for language, text in (translated or {}).items():
-        _check_correction(f"correction ({language})", text)
+    if row.msg_type == "cancel":
+        raise ActionRefused(f"announcement {announcement_id} is itself a withdrawal notice and "
+                            "cannot be cancelled; send an update of the notice it withdrew")
+    if len(correction) > LIMITS["body"]:
+        raise ValidationError("correction", f"is {len(correction)} characters long; the limit "
+                              f"is {LIMITS['body']}")
     _withdraw(conn, announcement_id, user.name, "cancelled")
-    correction_id = conn.execute(insert(announcements).values(
+    issued = row.sent or row.created_at
+    withdrawal_id = conn.execute(insert(announcements).values(
         identifier=f"tongbao-{uuid.uuid4().hex}", sender=sender, state="approved",
-        status=row.status, msg_type="cancel", references=f"{row.sender},{row.identifier},"
-        f"{row.sent.isoformat() if row.sent else ''}", supersedes_id=row.id,
-        category=row.category, event=row.event, urgency=row.urgency, severity=row.severity,
-        certainty=row.certainty, headline=row.headline, body=correction.strip(), instruction="",
+        status=row.status, msg_type="cancel", references=_cap_reference(row),
+        supersedes_id=row.id, category=row.category, event=row.event, urgency=row.urgency,
+        severity=row.severity, certainty=row.certainty, headline=row.headline,
+        body=withdrawal_notice(row.language, row.headline, issued), instruction="",
         language=row.language, areas=row.areas, channels=row.channels, author_id=user.id,
-        approver_id=user.id, created_at=utcnow(), sent=utcnow())).inserted_primary_key[0]
-    _add_translations(conn, correction_id, [
+        created_at=utcnow(), sent=utcnow())).inserted_primary_key[0]
+    _add_translations(conn, withdrawal_id, [
         {"language": text.language, "headline": text.headline, "event": text.event,
-         "body": (translated or {}).get(text.language, correction).strip(), "instruction": ""}
+         "body": withdrawal_notice(text.language, text.headline, issued), "instruction": ""}
         for text in translations(conn, announcement_id)])
-    audit.record(conn, user.name, "send", f"announcement:{correction_id}",
-                 {"correction_of": announcement_id})
-    return Outcome(correction_id, [correction_id], [announcement_id])
+    audit.record(conn, user.name, "send", f"announcement:{withdrawal_id}",
+                 {"withdrawal_of": announcement_id})
+    update_id = (_correction_awaiting_approval(conn, row, user, correction, sender=sender)
+                 if correction else None)
+    return Outcome(withdrawal_id, [withdrawal_id], [announcement_id], update_id)
 
 
-def _check_correction(field_name: str, correction: str) -> None:
-    if not correction.strip():
-        raise ValidationError(field_name, "give the correction text that goes to everyone reached")
-    if len(correction) > 1000:
-        raise ValidationError(field_name, f"is {len(correction)} characters long; the limit is 1000")
+def _correction_awaiting_approval(conn: Connection, row, user, correction: str, *,
+                                  sender: str) -> int:
+    """An update of ``row`` saying ``correction``, under the two-person rule like any other."""
+    update_id = conn.execute(insert(announcements).values(
+        identifier=f"tongbao-{uuid.uuid4().hex}", sender=sender, state="awaiting_approval",
+        status=row.status, msg_type="update", references=_cap_reference(row),
+        supersedes_id=row.id, category=row.category, event=row.event, urgency=row.urgency,
+        severity=row.severity, certainty=row.certainty,
+        headline=correction_headline(row.language, row.headline), body=correction,
+        instruction="", language=row.language, areas=row.areas, channels=row.channels,
+        expires=row.expires, author_id=user.id, created_at=utcnow())).inserted_primary_key[0]
+    audit.record(conn, user.name, "create", f"announcement:{update_id}",
+                 {"correction_of": row.id, "status": row.status})
+    return update_id
+
+
+def _cap_reference(row) -> str:
+    """CAP's ``sender,identifier,sent`` naming ``row``."""
+    return f"{row.sender},{row.identifier},{row.sent.isoformat() if row.sent else ''}"
 
 
 def _withdraw(conn: Connection, announcement_id: int, actor: str, state: str) -> None:

@@ -31,8 +31,10 @@ def status(conn: Connection, announcement) -> dict:
     counts = ledger.counts(conn, announcement.id)
     personal = {c: n for c, n in counts.items() if c not in PLACE_CHANNELS}
     pending = sum(n[s] for n in counts.values() for s in ("planned", "queued", "sending"))
-    corrections = [row.id for row in conn.execute(
-        select(announcements.c.id).where(announcements.c.supersedes_id == announcement.id))]
+    corrections = [row.id for row in conn.execute(  # not one still awaiting approval
+        select(announcements.c.id).where(announcements.c.supersedes_id == announcement.id,
+                                         announcements.c.state.in_(lifecycle.RELEASED_STATES))
+        .order_by(announcements.c.id))]
     return {
         "id": announcement.id,
         "identifier": announcement.identifier,

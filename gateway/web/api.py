@@ -162,13 +162,13 @@ def cancel(announcement_id: int):
     if not isinstance(correction, str):
         raise ApiError("correction must be text", 422, "correction")
     with engine().begin() as conn:
-        outcome = lifecycle.cancel(conn, announcement_id, g.user, correction,
+        outcome = lifecycle.cancel(conn, announcement_id, g.user, correction=correction,
                                    sender=current_app.config["CAP_SENDER"])
         state = lifecycle.get(conn, announcement_id).state
     queued = lifecycle.follow_up(outcome)
     correction_id = outcome.to_plan[0] if outcome.to_plan else None
     return jsonify({"id": announcement_id, "state": state, "correction_id": correction_id,
-                    "planning_queued": queued})
+                    "update_id": outcome.update_id, "planning_queued": queued})
 
 
 @bp.get("/announcements/<int:announcement_id>/preview")

@@ -3,7 +3,9 @@
 A CAP alert from another system goes through the same lifecycle functions as
 the API and the console: it becomes one announcement awaiting approval, an
 Update supersedes the alert it references once approved, and a Cancel withdraws
-at once and corrects everyone already reached.
+at once and tells everyone already reached, in the gateway's fixed wording. An
+Update or Cancel must have the status of what it references (no drill touches a
+real notice).
 
 The first ``<info>`` block is the announcement's own language; each further
 block is its text in another language (a translation). CAP output writes the
@@ -33,13 +35,12 @@ from messages.cap.write import CapExport, CapInfo, FeedEntry, atom_feed, to_cap
 bp = Blueprint("interop", __name__)
 
 MAX_CAP_BYTES = 1_000_000
-# Approved at some point by a second person: what the public may read, even once withdrawn.
-PUBLIC_STATES = ("approved", "sending", "done", "cancelled", "superseded")
+# What the public may read, even once withdrawn.
+PUBLIC_STATES = lifecycle.RELEASED_STATES
 FEED_STATES = ("sending", "done")
 FEED_SIZE = 100  # announcements without an expiry would otherwise stay in the feed forever
 ATOM_MEDIA_TYPE = "application/atom+xml"
 OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
-STILL_IN_FORCE = lifecycle.OPEN_STATES + lifecycle.LIVE_STATES
 
 
 def _answer_errors_like_the_api(blueprint: Blueprint) -> None:
@@ -122,16 +123,19 @@ def _one_announcement(alert: CapAlert) -> AnnouncementInput:
 
 
 def _cancel_over_cap(alert: CapAlert):
-    corrections = {info.language: info.body for info in alert.infos}
+    """Withdraw what the Cancel references; the residents reached get the fixed withdrawal
+    wording, never the Cancel's own text (it was approved by no one here)."""
     with engine().begin() as conn:
         targets = [row for row in _referenced(conn, alert.references)
-                   if row.state in STILL_IN_FORCE]
+                   if row.state in lifecycle.STILL_IN_FORCE]
         if not targets:
             raise ApiError("every announcement this Cancel references is already withdrawn", 409,
                            "references")
+        for row in targets:
+            mixed = lifecycle.drill_and_real_mixed(row, alert.status)
+            if mixed:
+                raise ApiError(mixed, 422, "status")
         outcomes = [lifecycle.cancel(conn, row.id, g.user,
-                                     corrections.get(row.language, alert.infos[0].body),
-                                     translated=corrections,
                                      sender=current_app.config["CAP_SENDER"])
                     for row in targets]
         states = [lifecycle.get(conn, row.id).state for row in targets]

@@ -106,8 +106,36 @@ def test_cancel_rules(api):
     assert withdrawn.json["state"] == "cancelled" and withdrawn.json["correction_id"] is None
     sent = api("author").post("/api/v1/announcements", json=announcement()).json
     api("approver").post(f"/api/v1/announcements/{sent['id']}/approve")
+    not_text = api("author").post(f"/api/v1/announcements/{sent['id']}/cancel",
+                                  json={"correction": ["此预警发布有误"]})
+    assert not_text.status_code == 422 and not_text.json["field"] == "correction"
     no_text = api("author").post(f"/api/v1/announcements/{sent['id']}/cancel", json={})
-    assert no_text.status_code == 422 and no_text.json["field"] == "correction"
+    assert no_text.status_code == 200  # no second person, and nothing to write
+    assert no_text.json["correction_id"] and no_text.json["update_id"] is None
+
+
+def test_a_correction_with_a_cancel_waits_for_approval_as_an_update(api):
+    sent = api("author").post("/api/v1/announcements", json=announcement()).json
+    api("approver").post(f"/api/v1/announcements/{sent['id']}/approve")
+    cancelled = api("author").post(f"/api/v1/announcements/{sent['id']}/cancel",
+                                   json={"correction": "雨量数据有误。"}).json
+    assert cancelled["state"] == "cancelled" and cancelled["correction_id"]
+    update = api("author").get(f"/api/v1/announcements/{cancelled['update_id']}").json
+    assert (update["msg_type"], update["state"], update["supersedes"]) == (
+        "update", "awaiting_approval", sent["id"])
+    assert update["headline"] == "【更正】暴雨红色预警"
+
+
+@pytest.mark.parametrize("original_status, status", [("actual", "test"), ("exercise", "actual")])
+def test_an_update_with_another_status_than_its_original_is_refused(api, original_status,
+                                                                    status):
+    sent = api("author").post("/api/v1/announcements",
+                              json=announcement(status=original_status)).json
+    api("approver").post(f"/api/v1/announcements/{sent['id']}/approve")
+    update = api("author").post("/api/v1/announcements", json=announcement(
+        status=status, msg_type="update", references=sent["identifier"]))
+    assert update.status_code == 422 and update.json["field"] == "status"
+    assert "a drill never touches a real notice" in update.json["error"]
 
 
 def test_unknown_announcement_and_paths(api):

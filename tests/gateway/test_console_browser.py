@@ -134,9 +134,9 @@ def test_two_people_publish_watch_and_correct(page, live_server, worker):
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-    correction = page.locator("textarea[name=correction]")
-    expect(correction).to_have_value("更正：此前发布的“暴雨红色预警”已撤销，请不要理会。")
-    page.click("text=撤销并发送此更正")
+    expect(page.locator("#withdrawal-text")).to_contain_text("此前发布的通知已撤销：“暴雨红色预警”")
+    expect(page.locator("textarea[name=correction]")).to_have_value("")
+    page.click("text=撤销并发送撤销通知")
     expect(page.locator(".flash-success")).to_contain_text("已撤销")
     expect(page.locator("#watch-finished")).to_be_visible()
     correction_url = page.url

@@ -166,7 +166,7 @@ def test_cancel_stops_pending_and_corrects_everyone_reached(app, api):
     response = api("author").post(f"/api/v1/announcements/{announcement_id}/cancel",
                                   json={"correction": "此预警发布有误，请忽略。"})
     assert response.status_code == 200, response.json
-    correction_id = response.json["correction_id"]
+    correction_id, update_id = response.json["correction_id"], response.json["update_id"]
     run_jobs(app)
     original = planned(app, announcement_id)
     assert {status for _, status in original["wechat"]} == {"cancelled"}
@@ -175,7 +175,12 @@ def test_cancel_stops_pending_and_corrects_everyone_reached(app, api):
     assert set(correction) == {"sms"}
     assert {a for a, _ in correction["sms"]} == {a for a, _ in original["sms"]}
     records, _ = outbox.read(providers.outbox_path(app), announcement_id=correction_id)
-    assert records and all("此预警发布有误" in r["text"] and "更正" in r["text"] for r in records)
+    # The fixed withdrawal wording goes out at once; what was typed waits for a second person.
+    assert records and all("已撤销：“暴雨红色预警”" in r["text"] and "更正" in r["text"]
+                           and "此预警发布有误" not in r["text"] for r in records)
+    assert outbox.read(providers.outbox_path(app), announcement_id=update_id)[1] == 0
+    assert api("author").get(f"/api/v1/announcements/{update_id}").json["state"] == \
+        "awaiting_approval"
     status = api("author").get(f"/api/v1/announcements/{announcement_id}").json
     assert status["state"] == "cancelled" and status["superseded_by"] == [correction_id]
 
@@ -321,8 +326,7 @@ def test_a_correction_reaches_each_resident_in_the_language_they_were_reached_in
     add_residents(app, *ENGLISH_READERS)
     announcement_id = publish(api, translations=[ENGLISH], channels=["sms"])
     run_jobs(app)
-    correction_id = api("author").post(f"/api/v1/announcements/{announcement_id}/cancel",
-                                       json={"correction": "Issued in error. 此预警发布有误。"}
+    correction_id = api("author").post(f"/api/v1/announcements/{announcement_id}/cancel"
                                        ).json["correction_id"]
     assert api("author").get(f"/api/v1/announcements/{correction_id}").json["languages"] == [
         "zh", "en"]
@@ -332,7 +336,10 @@ def test_a_correction_reaches_each_resident_in_the_language_they_were_reached_in
     for address in ("+8613800000021", "+8613800000022"):
         assert by_address.pop(address)["language"] == "en"
     assert by_address and {r["language"] for r in by_address.values()} == {"zh"}
-    assert all("Issued in error" in r["text"] for r in records)
+    english = [r for r in records if r["language"] == "en"]
+    assert english and all("Withdrawn: the notice “Red rainstorm warning”" in r["text"]
+                           for r in english)
+    assert all("已撤销：“暴雨红色预警”" in r["text"] for r in by_address.values())
 
 
 def test_a_plan_interrupted_by_a_crash_resumes_without_duplicates(app, api, monkeypatch):

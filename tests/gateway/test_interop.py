@@ -230,7 +230,7 @@ def test_an_update_over_cap_supersedes_the_alert_once_approved(app, api):
     assert status(api, update["id"])["state"] == "done"
 
 
-def test_a_cancel_over_cap_withdraws_at_once_and_corrects_everyone_reached(app, api):
+def test_a_cancel_over_cap_withdraws_at_once_and_tells_everyone_reached_in_fixed_words(app, api):
     add_residents(app, *ENGLISH_READERS)
     original = receive(api)
     approve(api, original)
@@ -251,8 +251,11 @@ def test_a_cancel_over_cap_withdraws_at_once_and_corrects_everyone_reached(app, 
                              announcement_id=cancelled["correction_id"])
     english = [r for r in records if r["address"] == ENGLISH_READERS[1].phone]
     chinese = [r for r in records if r["language"] == "zh"]
-    assert english and all("This warning was issued in error" in r["text"] for r in english)
-    assert chinese and all("此预警发布有误" in r["text"] for r in chinese)
+    # The Cancel's own text was approved by no one here: the fixed wording goes out instead.
+    assert english and all("Withdrawn: the notice “Orange rainstorm warning" in r["text"]
+                           and "issued in error" not in r["text"] for r in english)
+    assert chinese and all("此前发布的通知已撤销" in r["text"]  # WeChat's card cuts the rest
+                           and "此预警发布有误" not in r["text"] for r in chinese)
     assert len(english) + len(chinese) + 1 == len(records)  # and the English WeChat follower's
     assert status(api, original)["superseded_by"] == [cancelled["correction_id"]]
 
@@ -263,6 +266,25 @@ def test_a_cancel_of_a_withdrawn_alert_is_refused(app, api):
     assert post_cap(api, cancel).status_code == 201
     again = post_cap(api, cancel.replace(b"-0003<", b"-0004<"))
     assert again.status_code == 409 and "already withdrawn" in again.json["error"]
+
+
+@pytest.mark.parametrize("original_status, referencing", [
+    ("Actual", "Test"), ("Actual", "Exercise"), ("Exercise", "Actual")])
+@pytest.mark.parametrize("msg_type", ["Update", "Cancel"])
+def test_a_drill_never_updates_or_cancels_a_real_alert_nor_the_reverse(app, api, msg_type,
+                                                                       original_status,
+                                                                       referencing):
+    original = receive(api, county_alert().replace(b"<status>Actual",
+                                                   f"<status>{original_status}".encode()))
+    approve(api, original)
+    response = post_cap(api, county_alert("450702-20260601-0006", msg_type=msg_type,
+                                          references=[IDENTIFIER]).replace(
+        b"<status>Actual", f"<status>{referencing}".encode()))
+    assert response.status_code == 422 and response.json["field"] == "status"
+    assert (f"status {referencing.lower()} differs from the {original_status.lower()} status"
+            in response.json["error"])
+    assert stored_announcements(app) == 1
+    assert status(api, original)["state"] == "approved"
 
 
 @pytest.mark.parametrize("msg_type", ["Update", "Cancel"])
@@ -312,12 +334,11 @@ def test_a_correction_is_published_as_a_cap_cancel_referencing_the_original(app,
     created = api("author").post("/api/v1/announcements", json=announcement()).json
     approve(api, created["id"])
     run_jobs(app)
-    cancelled = api("author").post(f"/api/v1/announcements/{created['id']}/cancel",
-                                   json={"correction": "此预警发布有误，请忽略。"}).json
+    cancelled = api("author").post(f"/api/v1/announcements/{created['id']}/cancel").json
     document = app.test_client().get(f"/api/v1/announcements/{cancelled['correction_id']}.cap")
     alert = parse_cap(document.data)
     assert alert.msg_type == "cancel"
-    assert alert.infos[0].body == "此预警发布有误，请忽略。"
+    assert alert.infos[0].body.startswith("此前发布的通知已撤销：“暴雨红色预警”（")
     assert [reference.split(",")[:2] for reference in alert.references.split()] == [
         [app.config["CAP_SENDER"], created["identifier"]]]
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
                    url_for)
-from flask_babel import force_locale, gettext as _
+from flask_babel import gettext as _
 
 from gateway.delivery import lifecycle, preview, providers, reports
 from gateway.store.accounts import APPROVERS
@@ -20,6 +20,7 @@ from messages import audio, speech
 from messages.announcement import (CHANNELS, LANGUAGES, LIMITS, SEVERITIES, STATUSES,
                                    ValidationError, parse_announcement)
 from messages.render import render
+from messages.withdrawal import withdrawal_notice
 
 bp = Blueprint("announcements", __name__)
 bp.register_error_handler(lifecycle.ActionRefused, no_such_announcement)
@@ -58,6 +59,7 @@ def compose():
         data = parse_announcement(_as_input(form))
         with engine().begin() as conn:
             lifecycle.check_areas(conn, data.areas)
+            lifecycle.replaced(conn, data)  # refused at the preview already, not only on submit
             if "submit" not in request.form:
                 return _preview_page(conn, form, data)
             announcement_id = lifecycle.create(conn, data, g.user,
@@ -107,7 +109,10 @@ def detail(announcement_id: int):
         area_names = queries.area_names(conn)
     return render_template("console/announcement.html", a=row, status=status,
                            rendered=_rendered_channels(row), names=names, area_names=area_names,
-                           can_approve=_may_approve(row), correction_text=_correction_text(row))
+                           can_approve=_may_approve(row),
+                           withdrawal_text=withdrawal_notice(row.language, row.headline,
+                                                             row.sent or row.created_at),
+                           correction_limit=LIMITS["body"])
 
 
 @bp.route("/announcements/<int:announcement_id>/progress.json")
@@ -169,19 +174,25 @@ def reject(announcement_id: int):
 @bp.post("/announcements/<int:announcement_id>/cancel")
 @login_required
 def cancel(announcement_id: int):
-    """Withdraw the announcement; everyone already reached gets the correction text."""
+    """Withdraw the announcement; everyone already reached gets the fixed withdrawal notice.
+
+    A correction typed with it becomes an update that waits for a second person.
+    """
     correction = request.form.get("correction", "")
     try:
         with engine().begin() as conn:
-            outcome = lifecycle.cancel(conn, announcement_id, g.user, correction,
+            outcome = lifecycle.cancel(conn, announcement_id, g.user, correction=correction,
                                        sender=current_app.config["CAP_SENDER"])
     except lifecycle.ActionRefused as refused:
         flash(_refusal(refused), "error")
     except ValidationError as error:
-        flash(_("The correction was not sent: %(reason)s", reason=_field_message(error)), "error")
+        flash(_("Nothing was cancelled: %(reason)s", reason=_field_message(error)), "error")
     else:
         _queue_plan(outcome)
         flash(_("Announcement %(id)d is cancelled.", id=announcement_id), "success")
+        if outcome.update_id:
+            flash(_("Your correction is announcement %(id)d; it goes out once a second person "
+                    "approves it.", id=outcome.update_id), "info")
         if outcome.to_plan:
             return redirect(url_for("announcements.detail", announcement_id=outcome.to_plan[0]))
     return redirect(url_for("announcements.detail", announcement_id=announcement_id))
@@ -204,6 +215,8 @@ def _refusal(refused: lifecycle.ActionRefused) -> str:
         return _("Two-person rule: someone other than the author must approve a real alert.")
     if refused.status == 403:
         return _("Your role does not allow this.")
+    if refused.status == 422:
+        return _("A drill never replaces a real alert, nor the reverse: the statuses differ.")
     return _("Not possible now: the announcement is no longer in that state.")
 
 
@@ -292,9 +305,3 @@ def _rendered_json(rendered) -> dict:
     return {"text": rendered.text, "data": {k: v for k, v in rendered.data.items()
                                             if isinstance(v, (str, int, bool, dict, type(None)))}}
 
-
-def _correction_text(row) -> str:
-    """Prefilled in the announcement's own language: it goes to the residents, not the clerk."""
-    with force_locale(row.language):
-        return _("Correction: the announcement “%(headline)s” is withdrawn. Please disregard it.",
-                 headline=row.headline)

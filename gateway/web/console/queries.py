@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, case, func, or_, select
 
 from audiences import areas as area_codes
+from gateway.delivery import lifecycle
 from gateway.store import ledger
 from gateway.store.schema import (announcements, areas, audit_log, deliveries, devices, residents,
                             users)
@@ -61,8 +62,10 @@ def recent_announcements(conn: Connection, limit: int = 50) -> list:
 
 
 def latest_correction(conn: Connection, announcement_id: int) -> int | None:
+    """The newest released withdrawal notice or update of the announcement (none awaiting)."""
     return conn.execute(select(func.max(announcements.c.id))
-                        .where(announcements.c.supersedes_id == announcement_id)).scalar_one()
+                        .where(announcements.c.supersedes_id == announcement_id,
+                               announcements.c.state.in_(lifecycle.RELEASED_STATES))).scalar_one()
 
 
 def failures(conn: Connection, announcement_id: int, failed_total: int, limit: int = 100) -> list:

@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from gateway.delivery import jobs
 from gateway.store import ledger
-from gateway.store.schema import deliveries, users
+from gateway.store.schema import announcements, deliveries, users
 from gateway.web.console import queries
 from tests.conftest import run_jobs
 from tests.gateway.conftest import RESIDENTS, VILLAGE_A
-from tests.gateway.console.conftest import (CSRF_FIELD, approve, csrf_token, login, logout, page,
-                                            released, state_of, submit)
+from tests.gateway.console.conftest import (CSRF_FIELD, announcement_count, approve, csrf_token,
+                                            login, logout, page, released, state_of, submit)
 
 pytestmark = pytest.mark.integration
 #: A worker holding claimed rows for a minute.
@@ -147,27 +147,51 @@ def test_drills_and_real_alerts_look_different_everywhere(client):
 
 # --- correct -------------------------------------------------------------------------------
 
-def test_one_button_cancels_with_a_prefilled_correction(app, client):
+def test_one_button_cancels_and_sends_the_fixed_withdrawal_notice(app, client):
     announcement_id = released(client)
     run_jobs(app)
     html = page(client.get(f"/announcements/{announcement_id}"))
-    prefilled = re.search(r'<textarea name="correction"[^>]*>([^<]+)</textarea>', html).group(1)
-    assert "暴雨红色预警" in prefilled
+    fixed = re.search(r'<blockquote id="withdrawal-text">([^<]+)</blockquote>', html).group(1)
+    assert fixed.startswith("此前发布的通知已撤销：“暴雨红色预警”（")
+    assert re.search(r'<textarea name="correction"[^>]*></textarea>', html)  # empty, optional
     token = CSRF_FIELD.search(html).group(1)
     response = client.post(f"/announcements/{announcement_id}/cancel",
-                           data={"csrf_token": token, "correction": prefilled})
+                           data={"csrf_token": token, "correction": ""})
     correction_id = int(response.location.rsplit("/", 1)[1])
     run_jobs(app)
     assert state_of(app, announcement_id) == "cancelled"
     assert state_of(app, correction_id) == "done"
+    with app.extensions["engine"].connect() as conn:
+        withdrawal = conn.execute(select(announcements)
+                                  .where(announcements.c.id == correction_id)).one()
+    assert (withdrawal.body, withdrawal.approver_id) == (fixed, None)
     public = page(client.get(f"/a/{announcement_id}"))
     assert "此通知已撤销" in public and f"/a/{correction_id}" in public
+    # A withdrawal notice cannot be withdrawn in turn: its page offers no cancel.
+    assert 'id="correction-form"' not in page(client.get(f"/announcements/{correction_id}"))
 
 
-def test_an_empty_correction_is_refused(app, client):
+def test_a_correction_typed_with_the_cancel_waits_for_a_second_person(app, client):
+    announcement_id = released(client)  # the approver is logged in and cancels
+    run_jobs(app)
+    before = announcement_count(app)
+    token = csrf_token(client, f"/announcements/{announcement_id}")
+    response = client.post(f"/announcements/{announcement_id}/cancel",
+                           data={"csrf_token": token, "correction": "雨量数据有误，应为50毫米。"})
+    assert announcement_count(app) == before + 2  # the withdrawal notice and the correction
+    update_id = announcement_count(app)
+    assert f"您的更正为通知 {update_id}，经另一人审批后发出。" in page(client.get(response.location))
+    run_jobs(app)
+    assert state_of(app, update_id) == "awaiting_approval"
+    html = page(client.get(f"/announcements/{update_id}"))
+    assert "【更正】暴雨红色预警" in html
+    assert 'id="approve-link"' not in html  # the canceller wrote it: someone else approves
+
+
+def test_a_too_long_correction_is_refused_and_nothing_is_cancelled(app, client):
     announcement_id = released(client)
     token = csrf_token(client, f"/announcements/{announcement_id}")
     response = client.post(f"/announcements/{announcement_id}/cancel",
-                           data={"csrf_token": token, "correction": ""})
-    assert "更正未发送" in page(client.get(response.location))
+                           data={"csrf_token": token, "correction": "长" * 4001})
+    assert "未撤销任何通知" in page(client.get(response.location))
     assert state_of(app, announcement_id) != "cancelled"

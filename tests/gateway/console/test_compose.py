@@ -40,6 +40,21 @@ def test_compose_refuses_bad_input_and_saves_nothing(app, client, overrides, fie
     assert announcement_count(app) == 0
 
 
+@pytest.mark.parametrize("original_status, status", [("actual", "test"), ("exercise", "actual")])
+def test_a_drill_never_updates_a_real_alert_nor_the_reverse(app, client, original_status,
+                                                            status):
+    login(client, "author")
+    original = submit(client, status=original_status)
+    before = announcement_count(app)
+    for action in ({}, {"submit": "1"}):  # refused at the preview already
+        response = client.post("/announcements/new", data={**compose_form(
+            client, status=status, msg_type="update", references=str(original)), **action})
+        assert response.status_code == 422
+        assert "“status”" in page(response) and "a drill never touches a real notice" in \
+            page(response)
+    assert announcement_count(app) == before
+
+
 def test_a_refused_form_keeps_what_was_typed(client):
     login(client, "author")
     response = client.post("/announcements/new",

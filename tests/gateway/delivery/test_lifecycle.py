@@ -8,7 +8,9 @@ from sqlalchemy import func, select
 
 from gateway.delivery import lifecycle, queues
 from gateway.store.schema import announcements
-from messages.announcement import ValidationError
+from messages.announcement import ValidationError, parse_announcement
+from messages.withdrawal import withdrawal_notice
+from tests.gateway.conftest import announcement
 from tests.gateway.delivery.conftest import (SENDER, create, ledger_rows, planned, released,
                                              row_of, user)
 
@@ -64,7 +66,7 @@ def test_only_what_awaits_approval_is_approved_or_rejected(app, county):
             ("数字有误", approver.id)
     approved, cancelled = released(app), create(app)
     with app.extensions["engine"].begin() as conn:
-        lifecycle.cancel(conn, cancelled, user(conn, "author"), "", sender=SENDER)
+        lifecycle.cancel(conn, cancelled, user(conn, "author"), sender=SENDER)
     for announcement_id, state in ((draft, "draft"), (rejected, "rejected"),
                                    (approved, "approved"), (cancelled, "cancelled")):
         with app.extensions["engine"].begin() as conn:
@@ -81,67 +83,101 @@ def test_cancel_before_release_withdraws_it_with_no_correction(app, county):
     announcement_id = create(app)
     before = count_announcements(app)
     with app.extensions["engine"].begin() as conn:
-        outcome = lifecycle.cancel(conn, announcement_id, user(conn, "author"), "写错了地区",
-                                   sender=SENDER)
+        outcome = lifecycle.cancel(conn, announcement_id, user(conn, "author"),
+                                   correction="写错了地区", sender=SENDER)
         row = row_of(conn, announcement_id)
     assert (outcome.to_plan, outcome.to_stop) == ([], [])
     assert (row.state, row.decision_note) == ("cancelled", "写错了地区")
     assert count_announcements(app) == before
 
 
-@pytest.mark.parametrize("translated, english_body", [
-    (None, "此预警发布有误，请忽略。"),
-    ({"en": " Issued in error. "}, "Issued in error."),
-])
-def test_cancel_after_release_sends_a_correction_in_every_language(app, county, translated,
-                                                                  english_body):
+@pytest.mark.parametrize("correction", ["", " 雨量数据有误，应为50毫米。 "])
+def test_cancel_after_release_sends_the_fixed_withdrawal_notice_in_every_language(app, county,
+                                                                                 correction):
     original = planned(app, translations=[ENGLISH])
     with app.extensions["engine"].begin() as conn:
         approver = user(conn, "approver")  # not the author: no second person is needed
-        outcome = lifecycle.cancel(conn, original, approver, " 此预警发布有误，请忽略。 ",
-                                   sender=SENDER, translated=translated)
-        first, correction = row_of(conn, original), row_of(conn, outcome.announcement_id)
-        english = lifecycle.in_language(conn, correction, "en")
-    assert (outcome.to_plan, outcome.to_stop) == ([correction.id], [original])
+        outcome = lifecycle.cancel(conn, original, approver, correction=correction,
+                                   sender=SENDER)
+        first, withdrawal = row_of(conn, original), row_of(conn, outcome.announcement_id)
+        english = lifecycle.in_language(conn, withdrawal, "en")
+    assert (outcome.to_plan, outcome.to_stop) == ([withdrawal.id], [original])
     assert (first.state, first.finished_at is not None) == ("cancelled", True)
     assert {(row.status, row.last_error) for row in ledger_rows(app, original)} == \
         {("cancelled", "cancelled by approver")}
-    assert (correction.state, correction.msg_type, correction.supersedes_id) == \
+    assert (withdrawal.state, withdrawal.msg_type, withdrawal.supersedes_id) == \
         ("approved", "cancel", original)
-    assert (correction.author_id, correction.approver_id) == (approver.id, approver.id)
-    assert correction.references == f"{first.sender},{first.identifier},{first.sent.isoformat()}"
-    assert (correction.headline, correction.body, correction.instruction) == \
-        (first.headline, "此预警发布有误，请忽略。", "")
-    assert (correction.status, correction.severity, correction.areas, correction.channels) == \
+    assert (withdrawal.author_id, withdrawal.approver_id) == (approver.id, None)
+    assert withdrawal.references == f"{first.sender},{first.identifier},{first.sent.isoformat()}"
+    # Whatever was typed, only the fixed wording goes out: the headline, the time, withdrawn.
+    assert (withdrawal.headline, withdrawal.body, withdrawal.instruction) == \
+        (first.headline, withdrawal_notice("zh", first.headline, first.sent), "")
+    assert (english.headline, english.body) == \
+        (ENGLISH["headline"], withdrawal_notice("en", ENGLISH["headline"], first.sent))
+    assert withdrawal.body.startswith("此前发布的通知已撤销：“暴雨红色预警”")
+    assert english.body.startswith("Withdrawn: the notice “Red rainstorm warning”")
+    assert "雨量" not in withdrawal.body + english.body
+    assert (withdrawal.status, withdrawal.severity, withdrawal.areas, withdrawal.channels) == \
         (first.status, first.severity, first.areas, first.channels)
-    assert (english.headline, english.body) == (ENGLISH["headline"], english_body)
+    assert outcome.update_id is None if not correction else outcome.update_id > withdrawal.id
 
 
-@pytest.mark.parametrize("correction, translated, field", [
-    ("长" * 1001, None, "correction"),
-    ("此预警发布有误。", {"en": "  "}, "correction (en)"),
-])
-def test_a_correction_must_say_something_and_not_too_much(app, county, correction, translated,
-                                                          field):
-    original = released(app, translations=[ENGLISH])
+def test_a_correction_given_with_a_cancel_is_an_update_awaiting_a_second_person(app, county):
+    original = planned(app)
+    with app.extensions["engine"].begin() as conn:
+        canceller = user(conn, "approver")
+        outcome = lifecycle.cancel(conn, original, canceller, correction=" 雨量数据有误。 ",
+                                   sender=SENDER)
+        first, correction = row_of(conn, original), row_of(conn, outcome.update_id)
+    assert outcome.update_id not in outcome.to_plan  # nothing typed goes out unreviewed
+    assert (correction.msg_type, correction.state, correction.supersedes_id, correction.status) \
+        == ("update", "awaiting_approval", original, "actual")
+    assert (correction.headline, correction.body) == ("【更正】" + first.headline, "雨量数据有误。")
+    assert (correction.author_id, correction.approver_id) == (canceller.id, None)
+    with app.extensions["engine"].begin() as conn:
+        with pytest.raises(lifecycle.ActionRefused) as caught:
+            lifecycle.approve(conn, correction.id, canceller)
+        assert "two-person rule" in caught.value.message
+        approved = lifecycle.approve(conn, correction.id, user(conn, "admin"))
+    assert (approved.to_plan, approved.to_stop) == ([correction.id], [])
+    assert state_of(app, original) == "cancelled"  # already withdrawn: not superseded again
+
+
+def test_a_correction_may_not_be_too_long(app, county):
+    original = released(app)
     with app.extensions["engine"].begin() as conn:
         with pytest.raises(ValidationError) as caught:
-            lifecycle.cancel(conn, original, user(conn, "author"), correction, sender=SENDER,
-                             translated=translated)
-    assert caught.value.field == field
+            lifecycle.cancel(conn, original, user(conn, "author"), correction="长" * 4001,
+                             sender=SENDER)
+    assert caught.value.field == "correction"
     assert state_of(app, original) == "approved"
+
+
+def test_a_withdrawal_notice_cannot_itself_be_cancelled(app, county):
+    original = released(app)
+    with app.extensions["engine"].begin() as conn:
+        withdrawal = lifecycle.cancel(conn, original, user(conn, "author"),
+                                      sender=SENDER).announcement_id
+    before = count_announcements(app)
+    with app.extensions["engine"].begin() as conn:
+        with pytest.raises(lifecycle.ActionRefused) as caught:
+            lifecycle.cancel(conn, withdrawal, user(conn, "admin"), correction="更正",
+                             sender=SENDER)
+    assert caught.value.status == 409 and "itself a withdrawal notice" in caught.value.message
+    assert state_of(app, withdrawal) == "approved" and count_announcements(app) == before
 
 
 def test_what_is_over_cannot_be_cancelled_again(app, county):
     rejected, cancelled = create(app), released(app)
     with app.extensions["engine"].begin() as conn:
         lifecycle.reject(conn, rejected, user(conn, "approver"), "重复")
-        lifecycle.cancel(conn, cancelled, user(conn, "author"), "更正", sender=SENDER)
+        lifecycle.cancel(conn, cancelled, user(conn, "author"), sender=SENDER)
     before = count_announcements(app)
     for announcement_id, state in ((rejected, "rejected"), (cancelled, "cancelled")):
         with app.extensions["engine"].begin() as conn:
             with pytest.raises(lifecycle.ActionRefused) as caught:
-                lifecycle.cancel(conn, announcement_id, user(conn, "admin"), "更正", sender=SENDER)
+                lifecycle.cancel(conn, announcement_id, user(conn, "admin"), correction="更正",
+                                 sender=SENDER)
         assert caught.value.status == 409 and f"already {state}" in caught.value.message
     assert count_announcements(app) == before  # no second correction
 
@@ -164,6 +200,36 @@ def test_an_update_supersedes_the_last_announcement_it_references_once_approved(
     assert (state_of(app, original), state_of(app, other)) == ("superseded", "approved")
     assert {(row.status, row.last_error) for row in ledger_rows(app, original)} == \
         {("cancelled", "superseded by approver")}
+
+
+@pytest.mark.parametrize("msg_type", ["update", "cancel"])
+@pytest.mark.parametrize("original_status, status", [("actual", "test"), ("actual", "exercise"),
+                                                     ("exercise", "actual")])
+def test_a_drill_never_updates_or_cancels_a_real_notice_nor_the_reverse(app, county, msg_type,
+                                                                        original_status, status):
+    original = planned(app, status=original_status)
+    before = count_announcements(app)
+    with app.extensions["engine"].begin() as conn:
+        with pytest.raises(ValidationError) as caught:
+            lifecycle.create(conn, parse_announcement(announcement(
+                status=status, msg_type=msg_type, references=str(original))),
+                user(conn, "author"), sender=SENDER)
+    assert caught.value.field == "status"
+    assert f"status {status} differs from the {original_status} status" in caught.value.message
+    assert count_announcements(app) == before and state_of(app, original) == "sending"
+
+
+def test_an_update_stored_with_another_status_than_its_original_is_never_approved(app, county):
+    original = planned(app)
+    update = create(app, msg_type="update", references=str(original))
+    with app.extensions["engine"].begin() as conn:  # as an older gateway let it be stored
+        conn.execute(announcements.update().where(announcements.c.id == update)
+                     .values(status="test"))
+    with app.extensions["engine"].begin() as conn:
+        with pytest.raises(lifecycle.ActionRefused) as caught:
+            lifecycle.approve(conn, update, user(conn, "approver"))
+    assert caught.value.status == 422 and "differs from the actual status" in caught.value.message
+    assert (state_of(app, update), state_of(app, original)) == ("awaiting_approval", "sending")
 
 
 def test_texts_by_language(app, county):

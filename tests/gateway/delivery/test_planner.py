@@ -181,7 +181,7 @@ def test_a_correction_goes_only_where_the_original_was_handed_over(app, county):
     hand_over(app, original, [failed], status="failed")
     hand_over(app, original, [in_flight], status="sending")  # a worker has it, no answer yet
     with app.extensions["engine"].begin() as conn:
-        outcome = lifecycle.cancel(conn, original, user(conn, "author"), "此预警发布有误。",
+        outcome = lifecycle.cancel(conn, original, user(conn, "author"),
                                    sender=SENDER)
     correction = outcome.announcement_id
     assert plan(app, correction) == {"sms": 3}

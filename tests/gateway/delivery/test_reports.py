@@ -71,7 +71,7 @@ def test_status_names_paused_channels_and_corrections(app, county):
     assert list(paused) == ["wechat"] and paused["wechat"]["reason"] == "[45009] daily quota used"
     assert 0 < paused["wechat"]["seconds_left"] <= 300
     with app.extensions["engine"].begin() as conn:
-        correction = lifecycle.cancel(conn, announcement_id, user(conn, "author"), "更正",
+        correction = lifecycle.cancel(conn, announcement_id, user(conn, "author"),
                                       sender=SENDER).announcement_id
     cancelled = status(app, announcement_id)
     assert (cancelled["state"], cancelled["superseded_by"], cancelled["pending"]) == \
@@ -127,7 +127,7 @@ def test_a_correction_counts_only_those_it_was_sent_to(app, county):
     original = planned(app, channels=["sms"], areas=[VILLAGE_A])
     delivered(app, original, ("sms", SMS_ONLY), ("sms", BLIND))
     with app.extensions["engine"].begin() as conn:
-        correction = lifecycle.cancel(conn, original, user(conn, "author"), "更正",
+        correction = lifecycle.cancel(conn, original, user(conn, "author"),
                                       sender=SENDER).announcement_id
     plan(app, correction)
     hand_over(app, correction, [row.id for row in ledger_rows(app, correction)])
@@ -142,7 +142,7 @@ def test_the_unreached_list_of_a_correction_not_yet_sent(app, county):
     original = planned(app, channels=["sms"], areas=[VILLAGE_A])
     delivered(app, original, ("sms", SMS_ONLY))
     with app.extensions["engine"].begin() as conn:
-        correction = lifecycle.cancel(conn, original, user(conn, "author"), "更正",
+        correction = lifecycle.cancel(conn, original, user(conn, "author"),
                                       sender=SENDER).announcement_id
     plan(app, correction)
     people, _ = unreached(app, correction)

@@ -67,8 +67,7 @@ def test_cancel_stops_a_device_holding_the_command(app, api, speakers):
     announcement_id = publish(api, areas=[EAST], channels=["loudspeaker"])
     run_jobs(app)
     wait_for(lambda: speakers.heard(holder, "started"), "the play to start")
-    cancelled = api("author").post(f"/api/v1/announcements/{announcement_id}/cancel",
-                                   json={"correction": "此预警发布有误，请忽略。"})
+    cancelled = api("author").post(f"/api/v1/announcements/{announcement_id}/cancel")
     assert cancelled.status_code == 200, cancelled.json
     run_jobs(app)  # the cancel queued the stop
     wait_for(lambda: speakers.heard(holder, "interrupted"), "the play to stop")
