@@ -104,7 +104,21 @@ def python_module(*candidates: str) -> str:
 
 # --- servers of the drill's own ---------------------------------------------------------------
 
-class RedisServer:
+class ServerProcess:
+    """A server the drill starts in its own process group, and kills (SIGKILL) as a fault."""
+
+    process: subprocess.Popen | None = None
+
+    def kill(self) -> None:
+        kill_group(self.process)
+        if self.process is not None:
+            self.process.wait()
+
+    def stop(self) -> None:
+        self.kill()
+
+
+class RedisServer(ServerProcess):
     """A Redis server of the drill's own; ``kill`` and ``start`` again give an empty one."""
 
     def __init__(self, directory: str):
@@ -134,16 +148,8 @@ class RedisServer:
             return bool(redis.Redis.from_url(self.url, socket_timeout=1).ping())
         return False
 
-    def kill(self) -> None:
-        kill_group(self.process)
-        if self.process is not None:
-            self.process.wait()
 
-    def stop(self) -> None:
-        self.kill()
-
-
-class Mosquitto:
+class Mosquitto(ServerProcess):
     """A Mosquitto broker of the drill's own on a free port, without persistence."""
 
     def __init__(self, directory: str):
@@ -170,14 +176,6 @@ class Mosquitto:
                                         start_new_session=True)
         wait_until(lambda: port_open(self.port), 10, f"mosquitto on port {self.port}")
         return self
-
-    def kill(self) -> None:
-        kill_group(self.process)
-        if self.process is not None:
-            self.process.wait()
-
-    def stop(self) -> None:
-        self.kill()
 
 
 class PostgresDatabase:
