@@ -231,8 +231,10 @@ def serve(with_demo):
     listening = loudspeakers.listen(app)
     environment = {**os.environ, "REDIS_URL": queues.redis_url(app),
                    "MQTT_URL": app.config["MQTT_URL"]}
+    # In sessions of their own: Ctrl+C reaches serve alone, which stops each worker once
+    # (rq ignores a second stop signal that comes within a second of the first).
     workers = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker",
-                                 "--queues", name], env=environment)
+                                 "--queues", name], env=environment, start_new_session=True)
                for name in queues.QUEUE_NAMES]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url = f"http://{app.config['HOST']}:{app.config['PORT']}/"

@@ -182,6 +182,8 @@ def run(app: Flask, queue_names: list[str], *, burst: bool) -> None:
                 backoff = 1.0 if worked else backoff
                 log.warning("the rq worker loop ended; starting it again in %.0f s", backoff)
             except (redis.ConnectionError, redis.TimeoutError, ValueError) as error:
+                if worker is not None and worker.stop_asked:
+                    return  # told to stop, and Redis is gone too (it was stopped first)
                 # ValueError: rq still has this name registered from before the outage.
                 log.warning("worker cannot reach Redis (%s); trying again in %.0f s", error, backoff)
                 _forget(worker)

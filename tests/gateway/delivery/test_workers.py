@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import select
 
 from gateway.delivery import queues, workers
@@ -96,3 +98,52 @@ def test_a_worker_stops_when_told_and_does_not_come_back(app, redis_url, tmp_pat
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+
+
+def test_a_worker_told_to_stop_after_its_redis_is_gone_stops(app, tmp_path):
+    redis_port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).with_name("redis-server")), "--port",
+                               str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                              start_new_session=True)
+    environment = {**os.environ, "DATABASE_URL": app.config["DATABASE_URL"],
+                   "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+                   "TONGBAO_INSTANCE": str(tmp_path / "instance")}
+    worker = None
+    try:
+        connection = redis.Redis(port=redis_port)
+        wait(lambda: _answers(connection), "the test's Redis")
+        worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                                  cwd=ROOT, env=environment, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        wait(lambda: any(connection.scan_iter("tongbao:worker:*")), "the worker's heartbeat")
+        server.kill()
+        server.wait()
+        time.sleep(1)  # the worker meets the closed connection
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        for process in (worker, server):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _answers(connection) -> bool:
+    try:
+        return bool(connection.ping())
+    except redis.RedisError:
+        return False
+
+
+def wait(predicate, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} never showed"
+        time.sleep(0.2)
