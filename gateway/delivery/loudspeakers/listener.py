@@ -49,7 +49,7 @@ class Listening:
                                      on_resubscribed=self._broker_came_back)
         self._stopped = threading.Event()
         self._wake = threading.Event()
-        self._ask_all_since: datetime | None = None
+        self._reconnected_at: datetime | None = None
         self._events: queue.Queue = queue.Queue()
         self._resender = threading.Thread(target=self._resend_until_stopped,
                                           name="loudspeaker-resend", daemon=True)
@@ -117,8 +117,20 @@ class Listening:
 
     def _broker_came_back(self) -> None:
         """Acks devices sent while we were away may be lost: ask for them again now."""
-        self._ask_all_since = utcnow()
+        self._reconnected_at = utcnow()
         self._wake.set()
+
+    def _in_doubt_before(self, timeout: timedelta) -> datetime | None:
+        """Plays last moved before this moment may have lost an ack to the broker's restart:
+        those sent before it, and for one ack timeout after it, those whose send was still
+        finishing (the job waits for the broker) or whose ``received`` came in meanwhile."""
+        if self._reconnected_at is None:
+            return None
+        now = utcnow()
+        if now > self._reconnected_at + 2 * timeout:
+            self._reconnected_at = None
+            return None
+        return min(now, self._reconnected_at + timeout)
 
     def _resend_until_stopped(self) -> None:
         timeout = timedelta(seconds=self.app.config["LOUDSPEAKER_ACK_SECONDS"])
@@ -127,13 +139,12 @@ class Listening:
             self._wake.clear()
             if self._stopped.is_set():
                 return
-            asked_since, self._ask_all_since = self._ask_all_since, None
             try:
-                resend_unacknowledged(self.app, timeout, ask_all_sent_before=asked_since)
+                resend_unacknowledged(self.app, timeout,
+                                      ask_all_sent_before=self._in_doubt_before(timeout))
             except Exception:
                 # A database or Redis hiccup must not end the re-sending for good.
                 log.exception("re-sending unacknowledged loudspeaker commands failed")
-                self._ask_all_since = self._ask_all_since or asked_since
 
 
 def listen(app: Flask, *, client_id: str = ACK_CLIENT_ID) -> Listening:
