@@ -16,10 +16,22 @@ invalidating each other.) On a token-invalid errcode the token is dropped, fetch
 and the send retried once.
 
 WeChat reports errors as ``errcode`` in a 200 body. Errors about the resident or this
-message are permanent (the gateway moves the resident to SMS); errors about the account
-(quota, credentials, WeChat busy) are transient, because they say nothing about the
-resident. Quota exhaustion is ``ChannelError(code=QUOTA_EXHAUSTED)`` with ``retry_after``
-set to the quota's reset at midnight China time: the gateway pauses the channel until then.
+message are permanent (the gateway moves the resident to SMS); errors about the account say
+nothing about the resident, so they never fail one: WeChat busy is transient, and an account
+that cannot send at all (a wrong app id, secret or template id, no permission for the API, a
+server address not on the account's IP whitelist, an account banned or limited:
+``ACCOUNT_ERRORS``) pauses the channel for ``ACCOUNT_PAUSE_SECONDS`` at a time, the cause
+shown in the console, until someone fixes it. Quota exhaustion is
+``ChannelError(code=QUOTA_EXHAUSTED)`` with ``retry_after`` set to the quota's reset at
+midnight China time: the gateway pauses the channel until then.
+
+Every send carries ``client_msg_id``, derived from the delivery id (``client_msg_id``). WeChat
+documents it as the template send's duplicate guard (防重入id): "for the same openid +
+client_msg_id only one message is sent; valid for 10 minutes" — developers.weixin.qq.com/doc/
+offiaccount/Message_Management/Template_Message_Interface.html (now .../doc/service/api/
+notify/template/api_sendtemplatemessage.html). So a send whose answer was lost (a timeout)
+and that is tried again within ten minutes cannot reach the resident twice. A retry later
+than that is not covered by WeChat's guard.
 """
 from __future__ import annotations
 
@@ -38,10 +50,21 @@ TOKEN_INVALID = {40001, 40014, 42001}
 PERMANENT_ERRORS = {
     43004: "the resident does not follow the account",
     40003: "invalid openid",
-    40037: "invalid template_id",
     47003: "template data refused (a value too long or of the wrong form)",
     43101: "the resident refused messages from the account",
 }
+#: Errors that say the account cannot send to anyone (WeChat's global return codes): the
+#: channel is paused instead of failing every resident and moving them all to SMS.
+ACCOUNT_ERRORS = {
+    40013: "the app id (WECHAT_APP_ID) is not valid",
+    40125: "the app secret (WECHAT_APP_SECRET) is not valid",
+    40164: "this server's IP address is not on the account's IP whitelist",
+    40037: "the template id (WECHAT_TEMPLATE_ID) is not valid for this account",
+    48001: "the account has no permission for template messages",
+    48004: "WeChat has banned the account from this API",
+    50002: "the account is limited by WeChat",
+}
+ACCOUNT_PAUSE_SECONDS = 600  # then one send tries again: a fixed setting resumes by itself
 SLOW_DOWN_ERRORS = {45047: "sending limit reached", 45015: "sending limit reached"}
 SLOW_DOWN_SECONDS = 60.0
 TOKEN_MARGIN_SECONDS = 300  # WeChat keeps a replaced token valid for five minutes
@@ -120,6 +143,7 @@ class WechatTemplateChannel(Channel):
             "template_id": self.template_id,
             "url": message.rendered.data["url"],
             "data": message.rendered.data["template"],
+            "client_msg_id": client_msg_id(message.delivery_id),
         }
         try:
             token = self.token.get()
@@ -145,8 +169,7 @@ class WechatTemplateChannel(Channel):
         reply = self._call("GET", "/cgi-bin/token", params={
             "grant_type": "client_credential", "appid": self.app_id, "secret": self.app_secret})
         if reply.get("errcode", 0) != 0:
-            raise ChannelError(f"WeChat refused the account's credentials: {reply.get('errmsg')}",
-                               code=str(reply["errcode"]))
+            raise template_error(reply["errcode"], reply.get("errmsg", ""))
         return reply["access_token"], int(reply["expires_in"])
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict:
@@ -160,11 +183,20 @@ class WechatTemplateChannel(Channel):
             raise ChannelError(f"WeChat API unreachable: {_describe(error)}", code="http") from None
 
 
+def client_msg_id(delivery_id: int) -> str:
+    """The duplicate guard of one delivery's send: the same on every try of that delivery."""
+    return f"tongbao-{delivery_id}"
+
+
 def template_error(errcode: int, errmsg: str) -> ChannelError:
-    """The ``ChannelError`` for a template-send errcode: permanent only if about the resident."""
+    """The ``ChannelError`` for an errcode: permanent only if about the resident, pausing the
+    channel if about the account."""
     code = str(errcode)
     if errcode in PERMANENT_ERRORS:
         return ChannelError(f"{PERMANENT_ERRORS[errcode]} ({errmsg})", permanent=True, code=code)
+    if errcode in ACCOUNT_ERRORS:
+        return ChannelError(f"{ACCOUNT_ERRORS[errcode]} ({errmsg})", code=code,
+                            retry_after=ACCOUNT_PAUSE_SECONDS, pauses_channel=True)
     if code == QUOTA_EXHAUSTED:
         return ChannelError("WeChat's daily template-message quota is used up: pause the channel "
                             "until it resets at midnight China time", code=code,

@@ -171,6 +171,9 @@ function showProgress(status) {
   }
   showPaused(rows, status.paused_channels || {});
   document.getElementById("reached").textContent = status.reached_residents;
+  document.getElementById("confirmed").textContent = status.confirmed_residents;
+  document.getElementById("not-reached").textContent = status.not_reached_residents;
+  document.getElementById("unconfirmed").textContent = status.unconfirmed_residents;
   document.getElementById("pending").textContent = status.pending;
   document.getElementById("resent").textContent = status.possibly_sent_twice;
   document.getElementById("resent-note").hidden = !status.possibly_sent_twice;
@@ -178,13 +181,14 @@ function showProgress(status) {
   state.textContent = labelFor(state, status.state);
 }
 
-// A provider account that is blocked for now (WeChat's daily quota): say which, why, how long.
+// A provider account that is blocked for now (WeChat's daily quota, a wrong template id):
+// say which, why (in the reader's language when the cause is known), how long.
 function showPaused(rows, paused) {
   const banner = document.getElementById("paused");
   const entries = Object.entries(paused);
   banner.hidden = entries.length === 0;
   banner.textContent = entries.length === 0 ? "" : `${banner.dataset.text} ` + entries.map(
-    ([channel, p]) => `${labelFor(rows, channel)} (${Math.ceil(p.seconds_left / 60)} ${banner.dataset.minutes}): ${p.reason}`,
+    ([channel, p]) => `${labelFor(rows, channel)} (${Math.ceil(p.seconds_left / 60)} ${banner.dataset.minutes}): ${p.cause || p.reason}`,
   ).join("; ");
 }
 

@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from channels.base import ChannelError, Outgoing
-from channels.wechat import WechatTemplateChannel, seconds_until_quota_reset
+from channels.wechat import (ACCOUNT_PAUSE_SECONDS, WechatTemplateChannel, client_msg_id,
+                             seconds_until_quota_reset)
 from messages.render import RenderContext
 from messages.wechat import render
 from tests.fakes.wechat_server import FakeWechat
@@ -93,17 +94,23 @@ def test_send_posts_the_template_payload_and_returns_the_msgid(fake, make_channe
             "thing4": {"value": "今晚八时起山洪风险高。"},
             "thing5": {"value": "请到村委会集合。"},
         },
+        "client_msg_id": "tongbao-1",
     }
     [token_request] = fake.requests_to("/cgi-bin/token")
     assert token_request.query == {"grant_type": "client_credential", "appid": "wx-test-app",
                                    "secret": "test-secret"}
 
 
-@pytest.mark.parametrize("errcode, permanent", [
-    (43004, True), (40003, True), (40037, True), (47003, True), (43101, True),
-    (-1, False), (45009, False), (45047, False), (45015, False), (99999, False),
+@pytest.mark.parametrize("errcode, permanent, pauses", [
+    (43004, True, False), (40003, True, False), (47003, True, False), (43101, True, False),
+    (-1, False, False), (45009, False, True), (45047, False, False), (45015, False, False),
+    (99999, False, False),
+    # about the account, not the resident: the channel stops, nobody fails
+    (40037, False, True), (40013, False, True), (48001, False, True), (48004, False, True),
+    (40164, False, True), (50002, False, True),
 ])
-def test_errcodes_map_to_permanent_or_transient(fake, make_channel, errcode, permanent):
+def test_errcodes_map_to_permanent_transient_or_pausing(fake, make_channel, errcode, permanent,
+                                                        pauses):
     fake.openid_errors["o-failing"] = errcode
 
     with pytest.raises(ChannelError) as failure:
@@ -111,6 +118,56 @@ def test_errcodes_map_to_permanent_or_transient(fake, make_channel, errcode, per
 
     assert failure.value.code == str(errcode)
     assert failure.value.permanent is permanent
+    assert failure.value.pauses_channel is pauses
+
+
+def test_an_account_error_pauses_the_channel_for_a_while_and_says_why(fake, make_channel):
+    fake.account_error = 48001
+
+    with pytest.raises(ChannelError) as failure:
+        make_channel().send(outgoing("o-follower"))
+
+    assert failure.value.pauses_channel and not failure.value.permanent
+    assert failure.value.retry_after == ACCOUNT_PAUSE_SECONDS
+    assert "permission" in failure.value.message
+    assert fake.shown == []
+
+
+def test_send_many_stops_at_an_account_error_instead_of_failing_everyone(fake, make_channel):
+    fake.account_error = 40037
+
+    outcomes = make_channel().send_many([outgoing(f"o-{n}", n) for n in range(5)], lambda: None)
+
+    assert len(outcomes) == 1 and outcomes[0].pauses_channel
+    assert len(fake.requests_to("/cgi-bin/message/template/send")) == 1
+
+
+def test_each_send_carries_a_duplicate_guard_derived_from_its_delivery(fake, make_channel):
+    channel = make_channel()
+    channel.send(outgoing("o-follower", delivery_id=41))
+    channel.send(outgoing("o-follower", delivery_id=42))
+
+    guards = [sent.body["client_msg_id"]
+              for sent in fake.requests_to("/cgi-bin/message/template/send")]
+    assert guards == [client_msg_id(41), client_msg_id(42)]
+    assert len(set(guards)) == 2 and all(len(g.encode()) <= 64 for g in guards)
+    assert len(fake.shown) == 2  # different deliveries to one follower are two messages
+
+
+def test_a_send_retried_after_a_timeout_reaches_the_resident_once(fake, make_channel):
+    channel = make_channel(timeout=0.3)
+    fake.reply_delay = 1.0  # WeChat shows the message; its answer comes too late
+
+    with pytest.raises(ChannelError) as failure:
+        channel.send(outgoing("o-follower", delivery_id=9))
+    assert (failure.value.code, failure.value.permanent) == ("http", False)
+
+    fake.reply_delay = 0.0
+    receipt = channel.send(outgoing("o-follower", delivery_id=9))  # the job's retry
+
+    assert len(fake.requests_to("/cgi-bin/message/template/send")) == 2
+    assert [shown["touser"] for shown in fake.shown] == ["o-follower"]
+    assert receipt.provider_id == str(fake.shown[0]["msgid"])  # its delivery report matches
 
 
 def test_quota_exhaustion_asks_to_wait_until_the_quota_resets(make_channel):
@@ -194,6 +251,7 @@ def test_refused_credentials_are_an_account_problem_not_the_residents(fake, make
         make_channel(app_secret="wrong").send(outgoing("o-follower"))
 
     assert (failure.value.code, failure.value.permanent) == ("40125", False)
+    assert failure.value.pauses_channel
     assert fake.requests_to("/cgi-bin/message/template/send") == []
 
 

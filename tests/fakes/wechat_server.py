@@ -5,13 +5,24 @@ It serves ``GET /cgi-bin/token``, ``POST /cgi-bin/message/template/send`` and
 answers errors with HTTP 200 and an ``errcode`` in the body. Tests configure which openids
 and robot keys fail and how, count token fetches, read every request it received, retire
 the current access token, and stall sends to exercise timeouts.
+
+Like WeChat it honours a template send's ``client_msg_id``: for the same openid and
+``client_msg_id`` within ten minutes only one message reaches the resident (``shown``), and
+the repeat is answered with the first one's msgid. ``reply_delay`` makes it show the message
+and only then wait before answering, as when an answer is lost to a timeout.
+``account_error`` makes every template send fail with an account-level errcode.
+``job_finish_event`` writes the ``TEMPLATESENDJOBFINISH`` event WeChat pushes to the
+account's callback URL once it knows the message's fate, and ``signed_query`` the query
+WeChat signs it with.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import threading
 import time
+from xml.sax.saxutils import escape
 from dataclasses import dataclass
 
 from werkzeug.serving import make_server
@@ -30,8 +41,12 @@ ERRMSGS = {
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
     47003: "argument invalid! data.thing1.value invalid",
+    48001: "api unauthorized",
     93000: "invalid webhook url",
 }
+
+
+GUARD_SECONDS = 600  # how long WeChat honours a client_msg_id
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,10 @@ class FakeWechat:
         self.robot_errors: dict[str, int] = {"robot-busy": 45009}
         self.token_delay = 0.0  # seconds the token endpoint takes, to widen a race
         self.stall_sends = False  # template sends and robot posts hang until stop()
+        self.reply_delay = 0.0  # seconds a template send waits, message shown, before answering
+        self.account_error: int | None = None  # errcode of every template send
+        self.shown: list[dict] = []  # the template messages that reached a resident
+        self._guards: dict[tuple[str, str], tuple[int, float]] = {}  # → (msgid, when)
         self.token_fetches = 0
         self.received: list[Received] = []
         self._valid_tokens: set[str] = set()
@@ -116,10 +135,25 @@ class FakeWechat:
         self._stall_if_asked()
         if request.query.get("access_token") not in self._valid_tokens:
             return _error(40001)
-        openid = (request.body or {}).get("touser", "")
+        if self.account_error is not None:
+            return _error(self.account_error)
+        body = request.body or {}
+        openid = body.get("touser", "")
         if openid in self.openid_errors:
             return _error(self.openid_errors[openid])
-        return {"errcode": 0, "errmsg": "ok", "msgid": next(self._msgids)}
+        guard = (openid, body.get("client_msg_id") or "")
+        with self._lock:
+            first = self._guards.get(guard) if guard[1] else None
+            if first is not None and time.monotonic() - first[1] < GUARD_SECONDS:
+                msgid = first[0]
+            else:
+                msgid = next(self._msgids)
+                self.shown.append({**body, "msgid": msgid})
+                if guard[1]:
+                    self._guards[guard] = (msgid, time.monotonic())
+        if self.reply_delay:
+            self._stopping.wait(timeout=self.reply_delay)
+        return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
 
     def _robot_send(self, request: Received) -> dict:
         self._stall_if_asked()
@@ -133,6 +167,29 @@ class FakeWechat:
     def _stall_if_asked(self) -> None:
         if self.stall_sends:
             self._stopping.wait(timeout=30)
+
+
+def job_finish_event(msgid: int | str, openid: str, status: str = "success",
+                     account: str = "gh_fake_account") -> str:
+    """The XML WeChat pushes when a template message's fate is known (plaintext mode).
+
+    ``status``: ``success``, ``failed:user block`` or ``failed: system failed``.
+    """
+    return (f"<xml><ToUserName><![CDATA[{account}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime>"
+            f"<MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>"
+            f"<MsgID>{escape(str(msgid))}</MsgID>"
+            f"<Status><![CDATA[{status}]]></Status></xml>")
+
+
+def signed_query(token: str, timestamp: str | None = None, nonce: str = "1714036504") -> dict:
+    """The query WeChat adds to every request to the callback URL: signature =
+    sha1 of token, timestamp and nonce, sorted and joined."""
+    timestamp = timestamp or str(int(time.time()))
+    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+    return {"signature": signature, "timestamp": timestamp, "nonce": nonce}
 
 
 def _error(errcode: int) -> dict:

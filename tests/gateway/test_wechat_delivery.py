@@ -10,6 +10,7 @@ from tests.conftest import run_jobs
 from tests.fakes.wechat_server import FakeWechat
 from gateway.store import roster
 from tests.gateway.conftest import OTHER_DISTRICT_VILLAGE, RESIDENTS, VILLAGE_A, announcement
+from tests.gateway.console.conftest import csrf_token, login
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +78,31 @@ def test_a_used_up_quota_pauses_the_channel_and_says_so(app, api, wechat):
         attempts = conn.execute(select(deliveries.c.attempts)
                                 .where(deliveries.c.status == "planned")).scalars().all()
     assert attempts and all(a == 0 for a in attempts)
+
+
+def test_an_account_error_pauses_wechat_and_fails_nobody(app, api, wechat):
+    wechat.account_error = 40037  # the configured template id is not the account's
+    announcement_id = publish(api, channels=["wechat"])
+    run_jobs(app, scheduled=False)
+
+    assert len(wechat.requests_to("/cgi-bin/message/template/send")) == 1  # then it stopped
+    ledger = rows(app, announcement_id)
+    assert {r.channel for r in ledger} == {"wechat"}  # nobody moved to SMS
+    assert "failed" not in {r.status for r in ledger}
+    paused = api("author").get(f"/api/v1/announcements/{announcement_id}").json[
+        "paused_channels"]["wechat"]
+    assert paused["reason"].startswith("[40037]") and 0 < paused["seconds_left"] <= 600
+
+    console = app.test_client()
+    login(console, "author")
+    progress = console.get(f"/announcements/{announcement_id}/progress.json").json
+    assert progress["paused_channels"]["wechat"]["cause"] == \
+        "微信找不到该模板：请检查 WECHAT_TEMPLATE_ID。"
+    console.post("/language", data={"csrf_token": csrf_token(console, "/"), "language": "en",
+                                    "next": "/"})
+    progress = console.get(f"/announcements/{announcement_id}/progress.json").json
+    assert progress["paused_channels"]["wechat"]["cause"] == \
+        "WeChat does not know the template: check WECHAT_TEMPLATE_ID."
 
 
 def test_each_village_group_robot_in_the_area_gets_one_post(app, api, wechat):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
                    url_for)
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 
 from gateway.delivery import lifecycle, preview, providers, reports
 from gateway.store.accounts import APPROVERS
@@ -35,6 +35,20 @@ FINISHED_STATES = ("done", "cancelled", "superseded", "rejected")
 # Drafts have no id yet; their speech files are content-addressed, so identical drafts share one.
 DRAFT_AUDIO_ID = 0
 DRAFT_AUDIO_KEPT_SECONDS = 3600
+#: Why a provider paused a channel, in words, by its error code: a pause's reason is the
+#: ChannelError's text, which opens with the code in brackets (``[48001] …``).
+PAUSE_CAUSES = {
+    "45009": _l("WeChat's daily message quota is used up; sending resumes after midnight "
+                "China time."),
+    "40013": _l("WeChat does not know the app id: check WECHAT_APP_ID."),
+    "40125": _l("WeChat refused the app secret: check WECHAT_APP_SECRET."),
+    "40164": _l("This server's IP address is not on the WeChat account's IP whitelist."),
+    "40037": _l("WeChat does not know the template: check WECHAT_TEMPLATE_ID."),
+    "48001": _l("The WeChat account has no permission to send template messages."),
+    "48004": _l("WeChat has banned the account from sending template messages."),
+    "50002": _l("WeChat has limited the account."),
+}
+PAUSE_CODE = re.compile(r"^\[([^\]]+)\]")
 
 
 @bp.route("/")
@@ -132,7 +146,16 @@ def progress(announcement_id: int):
                          "at": f.updated_at.isoformat() if f.updated_at else None}
                         for f in failed]
     body["failures_total"] = failed_total
+    for pause in body["paused_channels"].values():
+        pause["cause"] = pause_cause(pause["reason"])
     return jsonify(body)
+
+
+def pause_cause(reason: str) -> str:
+    """A pause's reason in the reader's language; the provider's own text when not known."""
+    code = PAUSE_CODE.match(reason)
+    cause = PAUSE_CAUSES.get(code.group(1)) if code else None
+    return str(cause) if cause is not None else reason
 
 
 @bp.route("/announcements/<int:announcement_id>/approve", methods=("GET", "POST"))
