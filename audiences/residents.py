@@ -1,7 +1,9 @@
-"""Residents as the channel policy sees them, and the roster CSV.
+"""Residents as the channel policy sees them, and the roster file.
 
-Roster CSV columns (UTF-8, with or without BOM; any order, every column
-present, names as below in any letter case):
+Roster columns (a CSV or workbook read by ``audiences.roster_files``; any
+order; each column named as below or by one of its Chinese names in
+``audiences.roster_headers``; a column not listed is ignored, with a note;
+a column left out is empty on every row):
 
 ================  ========  ==================================================
 column            required  accepted values; what an empty cell means
@@ -12,7 +14,7 @@ wechat_openid     the two   ``phonenumbers`` (region CN: ``13800138000`` →
                             ``+8613800138000``); an openid is 1–64 letters,
                             digits, ``-`` or ``_``
 area_code         yes       a 6/9/12-digit code in the area registry
-birth_year        no        1900 … this year; empty: unknown
+birth_year        no        1900 … this year (or a date in it); empty: unknown
 visually_impaired no        boolean; empty: no
 hearing_impaired  no        boolean; empty: no
 has_smartphone    no        boolean; empty: yes if the row has a WeChat
@@ -29,9 +31,13 @@ test_audience     no        boolean; empty: no
 Booleans are ``1``/``0``, ``true``/``false``, ``yes``/``no`` or ``是``/``否``, in
 any letter case.
 
+A leading ``'`` (a spreadsheet's mark for "keep as text") is dropped from
+every cell but a name. A phone or openid already on an earlier line is an
+error: one person is one row.
+
 An import is all or nothing: every bad row is reported (line as a spreadsheet
-numbers it, the header being line 1, and the column), and a file with any
-error yields no residents.
+numbers it, the header being line 1, and the column by the file's own
+header), and a file with any error yields no residents.
 """
 from __future__ import annotations
 
@@ -41,27 +47,23 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO
 
-from audiences.areas import (
-    CsvErrors,
-    CsvSource,
-    ErrorCollector,
-    RowError,
-    csv_records,
-    open_csv_text,
-    read_header,
-)
+from audiences.areas import CsvErrors, CsvSource, ErrorCollector, RowError
 from audiences.roster_cells import LANGUAGES, parse_cells
+from audiences.roster_files import open_sheet
+from audiences.roster_headers import HEADER_NAMES, field_for
 from channels.registry import PERSONAL_CHANNELS
 
 __all__ = [
-    "CsvErrors", "LANGUAGES", "PERSONAL_CHANNELS", "ROSTER_COLUMNS", "ResidentProfile", "RowError",
-    "check_roster_csv", "iter_roster", "parse_resident", "read_roster_csv", "write_roster_csv",
+    "CsvErrors", "LANGUAGES", "PERSONAL_CHANNELS", "REQUIRED_COLUMNS", "ROSTER_COLUMNS", "ResidentProfile",
+    "Roster", "RowError", "check_roster_csv", "iter_roster", "parse_resident", "read_roster_csv", "write_roster_csv",
 ]
 
 ROSTER_COLUMNS = (
     "name", "phone", "wechat_openid", "area_code", "birth_year", "visually_impaired",
     "hearing_impaired", "has_smartphone", "language", "opt_out", "test_audience",
 )
+#: Besides these, a roster needs ``phone`` or ``wechat_openid`` (or both).
+REQUIRED_COLUMNS = ("name", "area_code")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,24 +91,114 @@ class ResidentProfile:
         return None if self.birth_year is None else today_year - self.birth_year
 
 
-def iter_roster(source: CsvSource, *, known_area: Callable[[str], bool]) -> Iterator[ResidentProfile]:
-    """Stream a roster CSV, one ``ResidentProfile`` per good row.
+class Roster:
+    """A roster file opened for import: how it was read and understood, then its residents.
 
-    ``known_area(code)`` says whether a normalised area code is registered.
-    Profiles are yielded only while every row so far was good; after the
-    first bad row the rest is still checked but nothing more is yielded.
-    When the file is exhausted, ``CsvErrors`` is raised if any row was bad.
+    Opening reads the header (``CsvErrors`` if it lacks a required column or
+    names one twice); ``encoding``, ``columns`` (each header as the file wrote
+    it, with the field it names or ``None``) and ``notes`` (columns ignored)
+    describe the reading. ``residents()`` then reads the rows once.
+    """
+
+    def __init__(self, source: CsvSource, *, known_area: Callable[[str], bool], sheet: str | None = None):
+        self._errors = ErrorCollector()
+        opened = open_sheet(source, self._errors, sheet=sheet)
+        self.encoding = opened.encoding
+        self.columns = [(label.strip(), field_for(label)) for label in opened.header]
+        self._label = _check_header(self.columns)
+        self.notes = [f"column {label!r} is not a roster column and was ignored"
+                      for label, field in self.columns if field is None and label]
+        self._rows = opened.rows
+        self._known_area = known_area
+
+    def cells(self) -> Iterator[tuple[int, dict[str, str]]]:
+        """``(line, {field: cell})`` for every non-blank row; a field the file lacks is empty."""
+        width = len(self.columns)
+        for line, fields in self._rows:
+            if not any(field.strip() for field in fields):
+                continue
+            if any(field.strip() for field in fields[width:]):
+                self._errors.add(line, None, f"has a value beyond the last of the {width} columns of the header")
+                continue
+            row = dict.fromkeys(ROSTER_COLUMNS, "")
+            for (label, field), cell in zip(self.columns, fields):
+                if field is not None:
+                    row[field] = cell
+            yield line, row
+
+    def preview(self, count: int) -> list[tuple[int, dict[str, str], list[RowError]]]:
+        """The first ``count`` rows as understood: cells by field and the problems of each row."""
+        shown = []
+        for line, row in self.cells():
+            errors = ErrorCollector()
+            _parse_row(line, row, errors, self._known_area, self._label)
+            shown.append((line, row, errors.errors))
+            if len(shown) == count:
+                break
+        return shown
+
+    def residents(self) -> Iterator[tuple[int, ResidentProfile]]:
+        """``(line, profile)`` for each row while every row so far was good; ``CsvErrors`` at the end.
+
+        A phone or openid already on an earlier line is an error on the later
+        one: two rows for one person would send them everything twice.
+        """
+        errors = self._errors
+        first_line: dict[tuple[str, str], int] = {}
+        for line, row in self.cells():
+            profile = _parse_row(line, row, errors, self._known_area, self._label)
+            if profile is None:
+                continue
+            repeated = False
+            for field in ("phone", "wechat_openid"):
+                value = getattr(profile, field)
+                if value is None:
+                    continue
+                if (field, value) in first_line:
+                    errors.add(line, self._label(field),
+                               f"{value} is already on line {first_line[field, value]}")
+                    repeated = True
+                else:
+                    first_line[field, value] = line
+            if not repeated and not errors:
+                yield line, profile
+        errors.raise_if_any()
+
+
+def _check_header(columns: list[tuple[str, str | None]]) -> Callable[[str], str]:
+    """Raise ``CsvErrors`` for missing or repeated fields; return field → the file's header for it."""
+    label_of: dict[str, str] = {}
+    problems = []
+    for label, field in columns:
+        if field is None:
+            continue
+        if field in label_of:
+            problems.append(RowError(1, label, f"names the same column ({field}) as {label_of[field]!r}"))
+        else:
+            label_of[field] = label
+    if not any(label for label, _ in columns):
+        problems.append(RowError(1, None, "the header row is empty; it needs at least "
+                                          "name, area_code and phone or wechat_openid"))
+    else:
+        for field in REQUIRED_COLUMNS:
+            if field not in label_of:
+                problems.append(RowError(1, field, "missing column (also accepted: "
+                                                   f"{', '.join(HEADER_NAMES[field][1:])})"))
+        if "phone" not in label_of and "wechat_openid" not in label_of:
+            problems.append(RowError(1, "phone", "missing column: a roster needs phone or wechat_openid"))
+    if problems:
+        raise CsvErrors(problems)
+    return lambda field: label_of.get(field, field)
+
+
+def iter_roster(source: CsvSource, *, known_area: Callable[[str], bool]) -> Iterator[ResidentProfile]:
+    """Stream a roster file, one ``ResidentProfile`` per good row (see ``Roster.residents``).
+
     So a caller that writes as it reads must do it in one transaction and
     roll back on ``CsvErrors``.
     """
-    errors = ErrorCollector()
-    with open_csv_text(source) as text:
-        columns = read_header(text, ROSTER_COLUMNS)
-        for line, row in csv_records(text, columns, errors):
-            profile = _parse_row(line, row, errors, known_area)
-            if profile is not None and not errors:
-                yield profile
-    errors.raise_if_any()
+    for _, profile in Roster(source, known_area=known_area).residents():
+        yield profile
 
 
 def parse_resident(cells: Mapping[str, str], *,
@@ -118,7 +210,7 @@ def parse_resident(cells: Mapping[str, str], *,
     """
     errors = ErrorCollector()
     row = {column: cells.get(column, "") for column in ROSTER_COLUMNS}
-    profile = _parse_row(2, row, errors, known_area)
+    profile = _parse_row(2, row, errors, known_area, str)
     errors.raise_if_any()
     return profile
 
@@ -172,17 +264,22 @@ def _cells(profile: ResidentProfile) -> list[str]:
 
 
 def _parse_row(line: int, row: dict[str, str], errors: ErrorCollector,
-               known_area: Callable[[str], bool]) -> ResidentProfile | None:
-    cells = {column: row[column].strip() for column in ROSTER_COLUMNS}
+               known_area: Callable[[str], bool], label: Callable[[str], str]) -> ResidentProfile | None:
+    # A leading ' is how spreadsheets keep a number as text; only a name may start with one.
+    cells = {column: _unquote(column, row[column].strip()) for column in ROSTER_COLUMNS}
     values, problems = parse_cells(cells)
     if "area_code" in values and not known_area(values["area_code"]):
         problems.append(("area_code", f"area {values['area_code']} is not in the area registry"))
     if not cells["phone"] and not cells["wechat_openid"]:
         problems.append(("phone", "a resident needs a phone or a wechat_openid; both are empty"))
     for column, message in problems:
-        errors.add(line, column, message)
+        errors.add(line, label(column), message)
     if problems:
         return None
     if values["has_smartphone"] is None:
         values["has_smartphone"] = values["wechat_openid"] is not None
     return ResidentProfile(**values)
+
+
+def _unquote(column: str, cell: str) -> str:
+    return cell[1:].strip() if column != "name" and cell.startswith("'") else cell

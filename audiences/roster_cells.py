@@ -26,6 +26,7 @@ _OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _OPT_OUT_SEPARATOR = re.compile(r"[;；]")
 # What a spreadsheet makes of a long number in a column not formatted as text.
 _SCIENTIFIC = re.compile(r"\d(\.\d+)?[eE]\+?\d+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def parse_cells(cells: Mapping[str, str]) -> tuple[dict[str, object], list[tuple[str, str]]]:
@@ -88,6 +89,8 @@ def _area_code(cell: str) -> str:
 def _birth_year(cell: str) -> int | None:
     if not cell:
         return None
+    if _DATE.fullmatch(cell):  # a birth date, as a workbook's date cell reads
+        cell = cell[:4]
     if not (cell.isascii() and cell.isdigit()):
         raise _BadCell(f"{cell!r} is not a year")
     year = int(cell)

@@ -1,5 +1,6 @@
 import datetime
 import io
+import itertools
 import random
 
 import pytest
@@ -28,10 +29,13 @@ def roster(*rows, header=HEADER):
     return ("\n".join([header, *rows]) + "\n").encode()
 
 
+_PHONES = (f"138001{n:05d}" for n in itertools.count())
+
+
 def row(**cells):
-    """A good row, with ``cells`` replacing the defaults."""
+    """A good row, with ``cells`` replacing the defaults; each row has a phone of its own."""
     values = {
-        "name": "黄秀英", "phone": "13800138000", "wechat_openid": "", "area_code": VILLAGE,
+        "name": "黄秀英", "phone": next(_PHONES), "wechat_openid": "", "area_code": VILLAGE,
         "birth_year": "1950", "visually_impaired": "0", "hearing_impaired": "0",
         "has_smartphone": "0", "language": "zh", "opt_out": "", "test_audience": "0",
     } | cells
@@ -39,7 +43,7 @@ def row(**cells):
 
 
 def test_a_good_row_becomes_a_profile_with_a_normalised_phone():
-    [profile] = read_roster_csv(roster(row()), known_area=known_area)
+    [profile] = read_roster_csv(roster(row(phone="13800138000")), known_area=known_area)
     assert profile == ResidentProfile(
         name="黄秀英", phone="+8613800138000", area_code=VILLAGE, birth_year=1950,
     )
@@ -61,7 +65,7 @@ def test_a_roster_reads_the_same_with_or_without_bom_from_bytes_path_or_file(bom
 def test_columns_may_come_in_any_order_and_letter_case():
     columns = list(ROSTER_COLUMNS)
     random.Random(7).shuffle(columns)
-    cells = dict(zip(ROSTER_COLUMNS, row(hearing_impaired="1", opt_out="voice").split(",")))
+    cells = dict(zip(ROSTER_COLUMNS, row(phone="13800138000", hearing_impaired="1", opt_out="voice").split(",")))
     text = roster(",".join(cells[column] for column in columns),
                   header=",".join(f" {column.upper()} " for column in columns))
     [profile] = read_roster_csv(text, known_area=known_area)
@@ -95,7 +99,7 @@ def test_phone_numbers_are_normalised_to_e164(written, e164):
 
 def test_empty_optional_cells_take_the_documented_defaults():
     empty = {column: "" for column in ROSTER_COLUMNS if column not in ("name", "area_code", "phone")}
-    [profile] = read_roster_csv(roster(row(**empty)), known_area=known_area)
+    [profile] = read_roster_csv(roster(row(phone="13800138000", **empty)), known_area=known_area)
     assert profile == ResidentProfile(name="黄秀英", phone="+8613800138000", area_code=VILLAGE)
     assert (profile.birth_year, profile.language, profile.opt_out) == (None, "zh", frozenset())
     assert profile.age(2030) is None
@@ -152,7 +156,7 @@ def test_every_error_in_every_row_is_collected_and_nothing_is_returned():
         row(phone="1", birth_year="x"),   # line 3: two errors
         "",                               # line 4: blank, skipped
         row(language="de"),               # line 5
-        "只有一个字段",                     # line 6: wrong field count
+        row() + ",多余",                   # line 6: a cell beyond the header
         row(),
     )
     with pytest.raises(CsvErrors) as raised:
@@ -160,7 +164,7 @@ def test_every_error_in_every_row_is_collected_and_nothing_is_returned():
     assert [(error.line, error.column) for error in raised.value.errors] == [
         (3, "phone"), (3, "birth_year"), (5, "language"), (6, None),
     ]
-    assert "has 1 fields; the header has 11" in raised.value.errors[-1].message
+    assert "has a value beyond the last of the 11 columns" in raised.value.errors[-1].message
 
 
 def test_a_quoted_cell_spanning_lines_still_counts_as_one_spreadsheet_row():
@@ -171,29 +175,23 @@ def test_a_quoted_cell_spanning_lines_still_counts_as_one_spreadsheet_row():
 
 
 @pytest.mark.parametrize(("header", "problems"), [
-    (HEADER + ",email", [("email", "unknown column")]),
-    (HEADER.replace(",opt_out", ""), [("opt_out", "missing column")]),
-    (HEADER.replace(",phone,", ",mobile,"), [("mobile", "unknown column"), ("phone", "missing column")]),
-    (HEADER + ",name", [("name", "column appears more than once")]),
+    (HEADER.replace(",area_code", ""), [("area_code", "missing column (also accepted: 地区代码")]),
+    ("name,area_code,birth_year", [("phone", "missing column: a roster needs phone or wechat_openid")]),
+    (HEADER + ",name", [("name", "names the same column (name) as 'name'")]),
+    (HEADER + ",手机号", [("手机号", "names the same column (phone) as 'phone'")]),
 ])
-def test_unknown_missing_or_repeated_columns_are_named(header, problems):
+def test_missing_or_repeated_columns_are_named(header, problems):
     with pytest.raises(CsvErrors) as raised:
         read_roster_csv(roster(row(), header=header), known_area=known_area)
-    assert [(error.line, error.column, error.message) for error in raised.value.errors] == \
-        [(1, column, message) for column, message in problems]
+    assert len(raised.value.errors) == len(problems)
+    for error, (column, message) in zip(raised.value.errors, problems):
+        assert (error.line, error.column) == (1, column)
+        assert error.message.startswith(message)
 
 
-def test_an_empty_file_says_what_header_it_needs():
-    with pytest.raises(CsvErrors, match="the header must be name,phone"):
+def test_an_empty_file_is_refused_saying_it_needs_a_header():
+    with pytest.raises(CsvErrors, match="the file is empty; it needs a header row"):
         read_roster_csv(b"", known_area=known_area)
-
-
-def test_a_gbk_file_is_refused_once_naming_utf8():
-    with pytest.raises(CsvErrors) as raised:
-        read_roster_csv(roster(row(), row()).decode().encode("gbk"), known_area=known_area)
-    [error] = raised.value.errors
-    assert (error.line, error.column) == (2, "name")
-    assert "UTF-8" in error.message
 
 
 def test_iter_roster_stops_yielding_at_the_first_bad_row_and_raises_at_the_end():
