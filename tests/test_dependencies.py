@@ -15,7 +15,10 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 RUNTIME = ("gateway", "channels", "audiences", "messages", "devices")
 FIRST_PARTY = {*RUNTIME, "tests", "bench", "wsgi"}
 #: Libraries reached through another's configuration, never imported by name.
-LOADED_BY_NAME = {"psycopg"}  # SQLAlchemy's postgresql+psycopg dialect
+LOADED_BY_NAME = {
+    "psycopg",  # SQLAlchemy's postgresql+psycopg dialect
+    "gunicorn",  # the production server, started as `gunicorn wsgi:app` (deploy/)
+}
 
 
 def declared(extra: str | None = None) -> dict[str, Requirement]:

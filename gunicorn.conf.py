@@ -1,0 +1,30 @@
+"""gunicorn's settings for the production web process: ``gunicorn wsgi:app`` (see docs/deploy.md).
+
+gunicorn reads this file from the directory it starts in; a command-line option wins over it
+(``--bind 0.0.0.0:8000``, ``--workers 5``). Only the web process runs here: the rq workers and
+the loudspeaker ack listener are processes of their own (``flask --app wsgi worker``,
+``flask --app wsgi speakers listen``).
+
+Sized for 2 cores. A request spends most of its time waiting on the database or Redis (the
+fan-out itself runs in the workers), so 3 processes keep both cores busy and 4 threads each
+overlap those waits: 12 requests in flight. The CPU-heavy request is a console login (the
+password hash); 3 processes let two logins and the API run side by side. Raise ``workers``
+to 2 × cores + 1 on a larger machine; each process holds its own database pool (up to 10
+connections on PostgreSQL), so keep workers × 10 below PostgreSQL's ``max_connections``
+together with the rq workers.
+"""
+
+wsgi_app = "wsgi:app"
+bind = "127.0.0.1:8000"  # behind the reverse proxy (deploy/nginx/tongbao.conf)
+workers = 3
+worker_class = "gthread"
+threads = 4
+# A roster import of a whole county is one request; nothing else takes more than seconds.
+timeout = 120
+graceful_timeout = 30
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+# The proxy in front is on this host; its X-Forwarded-* headers are believed by the gateway
+# only as far as TRUSTED_PROXIES says.
+forwarded_allow_ips = "127.0.0.1"

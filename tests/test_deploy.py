@@ -1,0 +1,166 @@
+"""The production layout of deploy/ and docs/deploy.md: gunicorn really serves ``wsgi:app``,
+and every command the systemd units and the compose file start is one the gateway has."""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from gateway import config
+from tests.drills.harness import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+BIN = Path(sys.executable).parent
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+@pytest.mark.integration
+def test_gunicorn_serves_wsgi_app_with_the_shipped_settings(tmp_path, redis_url):
+    environment = {**os.environ, "TONGBAO_INSTANCE": str(tmp_path / "instance"),
+                   "DATABASE_URL": f"sqlite:///{tmp_path / 'tongbao.db'}", "REDIS_URL": redis_url}
+    subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
+                   env=environment, check=True, capture_output=True, timeout=60)
+    port = free_port()
+    log = open(tmp_path / "gunicorn.log", "w+")
+    # From the repository's root, as the units start it: gunicorn.conf.py is read from there.
+    server = subprocess.Popen([str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}",
+                               "wsgi:app"], cwd=ROOT, env=environment, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        status, page = wait_until(lambda: (answer := _get(f"http://127.0.0.1:{port}/login"))[0]
+                                  and answer, 30, "gunicorn to answer")
+        assert status == 200
+        assert 'name="password"' in page
+        log.seek(0)
+        started = log.read()
+        assert "Using worker: gthread" in started
+        assert len(re.findall(r"Booting worker with pid", started)) == 3
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def flask_command_exists(arguments: list[str]) -> bool:
+    """Whether ``flask --app wsgi ARGUMENTS…`` names a command of the gateway's CLI."""
+    from wsgi import app
+
+    assert arguments[:2] == ["--app", "wsgi"], arguments
+    group: click.Command = app.cli
+    context = click.Context(group)
+    for word in arguments[2:]:
+        if word.startswith("-"):
+            break
+        if not isinstance(group, click.Group):
+            break
+        command = group.get_command(context, word)
+        if command is None:
+            return False
+        group = command
+    return group is not app.cli
+
+
+def check_command(argv: list[str]) -> None:
+    program = Path(argv[0]).name
+    if program == "flask":
+        assert flask_command_exists(argv[1:]), f"no such command: {shlex.join(argv)}"
+    elif program == "gunicorn":
+        assert "wsgi:app" in argv, argv
+    else:
+        pytest.fail(f"unexpected program {argv[0]}")
+
+
+def unit(name: str) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for line in (DEPLOY / "systemd" / name).read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+def test_flask_command_check_tells_real_commands_from_others():
+    assert flask_command_exists(["--app", "wsgi", "speakers", "listen"])
+    assert flask_command_exists(["--app", "wsgi", "worker", "--queues", "sms"])
+    assert not flask_command_exists(["--app", "wsgi", "speakers", "scream"])
+    assert not flask_command_exists(["--app", "wsgi", "scheduler"])
+
+
+@pytest.mark.parametrize("name", ["tongbao-web.service", "tongbao-worker@.service",
+                                  "tongbao-listener.service"])
+def test_each_systemd_unit_starts_a_command_of_the_gateway(name):
+    values = unit(name)
+    [start] = values["ExecStart"]
+    argv = shlex.split(start)
+    assert argv[0].startswith("/opt/tongbao/.venv/bin/")
+    check_command(argv)
+    assert values["WorkingDirectory"] == ["/opt/tongbao"]  # where gunicorn.conf.py and wsgi.py are
+    assert values["EnvironmentFile"] == ["/etc/tongbao/tongbao.env"]
+    assert values["Restart"] == ["always"]
+
+
+def test_the_units_cover_web_workers_and_listener():
+    programs = {" ".join(shlex.split(unit(path.name)["ExecStart"][0])[1:])
+                for path in (DEPLOY / "systemd").glob("*.service")}
+    assert programs == {"wsgi:app", "--app wsgi worker", "--app wsgi speakers listen"}
+
+
+def test_the_compose_file_runs_the_documented_services():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    for name, service in services.items():
+        if "command" in service and name not in ("postgres", "redis", "mosquitto"):
+            check_command(service["command"])
+            assert service["network_mode"] == "host"
+    commands = sorted(" ".join(s["command"]) for s in services.values() if s.get("build"))
+    assert commands == ["flask --app wsgi db upgrade", "flask --app wsgi speakers listen",
+                        "flask --app wsgi worker", "flask --app wsgi worker", "gunicorn wsgi:app"]
+    redis = services["redis"]["command"]
+    assert redis[redis.index("--appendonly") + 1] == "yes"
+    # Mosquitto runs the documented configuration and ACL from docs/mosquitto/, not a copy.
+    mounts = dict(volume.rsplit(":", 2)[:2] if volume.endswith(":ro") else volume.split(":", 1)
+                  for volume in services["mosquitto"]["volumes"])
+    assert mounts["../docs/mosquitto/mosquitto.conf"] == services["mosquitto"]["command"][-1]
+    assert mounts["../docs/mosquitto/acl"] == "/etc/mosquitto/tongbao/acl"
+    assert "acl_file /etc/mosquitto/tongbao/acl" in (ROOT / "docs/mosquitto/mosquitto.conf").read_text()
+    for source in mounts:
+        if source.startswith(".."):
+            assert (DEPLOY / source).is_file(), source
+    gateway = services["gateway"]
+    assert (DEPLOY / gateway["build"]["context"] / gateway["build"]["dockerfile"]).is_file()
+
+
+def test_the_example_environment_names_only_real_settings():
+    names = [line.lstrip("#").split("=")[0]
+             for line in (DEPLOY / "tongbao.env.example").read_text().splitlines()
+             if re.match(r"#?[A-Z_]+=", line)]
+    assert {"DATABASE_URL", "REDIS_URL", "MQTT_URL", "PUBLIC_BASE_URL", "SECRET_KEY",
+            "TRUSTED_PROXIES"} <= set(names)
+    assert set(names) - set(config.SETTINGS) == set()
+
+
+def test_nginx_proxies_to_where_gunicorn_listens():
+    settings: dict = {}
+    exec((ROOT / "gunicorn.conf.py").read_text(), settings)
+    proxied = re.findall(r"proxy_pass http://([\d.:]+);", (DEPLOY / "nginx/tongbao.conf").read_text())
+    assert proxied == [settings["bind"]]
+    assert settings["wsgi_app"] == "wsgi:app"
