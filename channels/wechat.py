@@ -25,6 +25,14 @@ shown in the console, until someone fixes it. Quota exhaustion is
 ``ChannelError(code=QUOTA_EXHAUSTED)`` with ``retry_after`` set to the quota's reset at
 midnight China time: the gateway pauses the channel until then.
 
+WeChat reports each template message's fate later, as a ``TEMPLATESENDJOBFINISH`` event
+pushed to the account's callback URL (服务器配置), signed with the token configured there:
+``signature`` = SHA-1 of the token, ``timestamp`` and ``nonce`` sorted and joined. Its
+``MsgID`` is the send's ``msgid``, its ``Status`` ``success``, ``failed:user block`` (the
+resident refused the account's messages) or ``failed: system failed`` (WeChat could not
+deliver). ``valid_signature`` and ``parse_event`` read it with no channel object, as
+``twilio_sms.parse_callback`` does.
+
 Every send carries ``client_msg_id``, derived from the delivery id (``client_msg_id``). WeChat
 documents it as the template send's duplicate guard (防重入id): "for the same openid +
 client_msg_id only one message is sent; valid for 10 minutes" — developers.weixin.qq.com/doc/
@@ -35,6 +43,8 @@ than that is not covered by WeChat's guard.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -42,8 +52,10 @@ from typing import Any, Callable, Mapping
 
 import redis
 import requests
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
 
-from channels.base import Channel, ChannelError, Outgoing, Receipt
+from channels.base import Channel, ChannelError, Outgoing, Receipt, StatusUpdate
 
 QUOTA_EXHAUSTED = "45009"
 TOKEN_INVALID = {40001, 40014, 42001}
@@ -220,3 +232,50 @@ def seconds_until_quota_reset(now: datetime | None = None) -> float:
     midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(),
                                 tzinfo=CHINA_STANDARD_TIME)
     return (midnight - local).total_seconds()
+
+
+def valid_signature(token: str, signature: str | None, timestamp: str | None,
+                    nonce: str | None) -> bool:
+    """Whether a request to the callback URL is WeChat's: sha1(sorted token, timestamp, nonce)."""
+    if not (token and signature and timestamp and nonce):
+        return False
+    expected = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+    return hmac.compare_digest(expected, signature.lower())
+
+
+class MalformedEvent(ValueError):
+    """The body pushed to the callback URL is not WeChat's XML."""
+
+
+#: A finished template message's ``Status`` → the ledger status and the error kept with it.
+JOB_FINISH_STATUSES = {
+    "success": ("delivered", None),
+    "failed:user block": ("failed", "the resident blocks the account's messages"),
+    "failed: system failed": ("failed", "WeChat could not deliver the message"),
+}
+
+
+def parse_event(body: bytes) -> StatusUpdate | None:
+    """The delivery report in a pushed message; None for any other event or message.
+
+    Raises ``MalformedEvent`` for a body that is not XML or has DTDs or entities
+    (parsed with defusedxml).
+    """
+    try:
+        root = fromstring(body)
+    except (ParseError, DefusedXmlException, ValueError) as error:
+        raise MalformedEvent(f"not WeChat's XML: {type(error).__name__}") from None
+    if root.tag != "xml":
+        raise MalformedEvent("not WeChat's XML: the root element is not <xml>")
+    if (root.findtext("MsgType") or "").strip() != "event" or \
+            (root.findtext("Event") or "").strip() != "TEMPLATESENDJOBFINISH":
+        return None
+    msgid = (root.findtext("MsgID") or "").strip()
+    status = (root.findtext("Status") or "").strip()
+    if not msgid:
+        raise MalformedEvent("a TEMPLATESENDJOBFINISH event without a MsgID")
+    # An unknown failure is a failure: the message did not arrive.
+    ledger_status, error = JOB_FINISH_STATUSES.get(
+        status, ("failed", f"WeChat reported {status[:100]!r}"))
+    return StatusUpdate(ledger_status, provider_id=msgid,
+                        error=error and f"[{status}] {error}", permanent=True)

@@ -89,6 +89,7 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "WECHAT_APP_SECRET": _text(),
     "WECHAT_TEMPLATE_ID": _text(),
     "WECHAT_API_BASE": _text("https://api.weixin.qq.com"),
+    "WECHAT_CALLBACK_TOKEN": _text(),  # unset: WeChat delivery reports are refused
     "WECOM_API_BASE": _text("https://qyapi.weixin.qq.com"),
     "SMS_RATE": _number(10, minimum=0.01),
     "VOICE_RATE": _number(1, minimum=0.01),

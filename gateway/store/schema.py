@@ -167,6 +167,9 @@ deliveries = Table(
     # Only rows being sent: the reconciler looks for expired leases every minute.
     Index("ix_deliveries_sending", "lease_until",
           sqlite_where=text("status = 'sending'"), postgresql_where=text("status = 'sending'")),
+    # WeChat's delivery reports name the message by its MsgID alone (the provider id).
+    Index("ix_deliveries_wechat_provider_id", "provider_id",
+          sqlite_where=text("channel = 'wechat'"), postgresql_where=text("channel = 'wechat'")),
 )
 
 delivery_counts = Table(

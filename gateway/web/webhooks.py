@@ -1,5 +1,6 @@
-"""Provider webhooks (Twilio status, keypress and replies), and the public files that
-calls and loudspeakers fetch: synthesized speech and the loudspeaker signing key.
+"""Provider webhooks (Twilio status, keypress and replies; WeChat delivery reports), and the
+public files that calls and loudspeakers fetch: synthesized speech and the loudspeaker
+signing key.
 
 Every Twilio request is checked against ``X-Twilio-Signature`` computed over the
 public URL (``PUBLIC_BASE_URL``, so it holds behind a proxy); an unsigned or
@@ -7,15 +8,23 @@ tampered request gets 403 and changes nothing. Duplicates and unknown ids are
 acknowledged with 200 and change nothing, so Twilio stops retrying them; so is
 a signed status or keypress callback whose ``MessageSid``/``CallSid`` is not the
 provider id recorded for the delivery in its URL (it is logged as a warning).
+
+WeChat pushes every message and event of the Official Account to one callback URL,
+``/webhooks/wechat``, signed with ``WECHAT_CALLBACK_TOKEN`` (a request not signed with it
+gets 403). The ``TEMPLATESENDJOBFINISH`` event moves the WeChat delivery whose provider id is
+its ``MsgID`` to delivered or failed; one naming no delivery here is answered 200 and
+logged (WeChat would otherwise push it again), any other message or event is answered 200
+and ignored, and a body that is not XML gets 400.
 """
 from __future__ import annotations
 
+import logging
 import os
 
 from flask import Blueprint, Response, abort, current_app, request, send_from_directory
 from sqlalchemy import insert, select, update
 
-from channels import twilio_sms, twilio_voice
+from channels import twilio_sms, twilio_voice, wechat
 from channels.loudspeaker.protocol import SigningKey
 from channels.base import StatusUpdate
 from channels.twilio_common import valid_signature
@@ -26,6 +35,7 @@ from gateway.store.schema import announcements, deliveries, inbound_messages, re
 from messages.audio import AUDIO_FILE_NAME
 
 bp = Blueprint("webhooks", __name__)
+log = logging.getLogger(__name__)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
@@ -124,6 +134,43 @@ def _opt_out_of_sms(conn, resident) -> None:
     conn.execute(update(residents).where(residents.c.id == resident.id)
                  .values(opt_out=";".join(sorted(channels))))
     audit.record(conn, "resident", "opt_out", f"resident:{resident.id}", "sms (by SMS reply)")
+
+
+def require_wechat_signature() -> None:
+    if not wechat.valid_signature(current_app.config["WECHAT_CALLBACK_TOKEN"],
+                                  request.args.get("signature"), request.args.get("timestamp"),
+                                  request.args.get("nonce")):
+        abort(403, "the request is not signed with the configured WECHAT_CALLBACK_TOKEN")
+
+
+@bp.get("/webhooks/wechat")
+def wechat_verify():
+    """WeChat checks the callback URL once, when it is configured: echo ``echostr`` back."""
+    require_wechat_signature()
+    return Response(request.args.get("echostr", ""), mimetype="text/plain")
+
+
+@bp.post("/webhooks/wechat")
+def wechat_event():
+    """A message or event pushed by WeChat; only template delivery reports are read."""
+    require_wechat_signature()
+    try:
+        report = wechat.parse_event(request.get_data())
+    except wechat.MalformedEvent as error:
+        abort(400, str(error))
+    if report is not None:
+        with engine().connect() as conn:
+            delivery_id = conn.execute(
+                select(deliveries.c.id).where(deliveries.c.channel == "wechat",
+                                              deliveries.c.provider_id == report.provider_id)
+            ).scalar()
+        if delivery_id is None:
+            log.warning("ignored a WeChat delivery report for MsgID %s: no delivery has it",
+                        report.provider_id)
+        else:
+            outcomes.apply(delivery_id, report, from_provider=True)
+    # WeChat wants "success" (or nothing), else it pushes again and warns the account.
+    return Response("success", mimetype="text/plain")
 
 
 @bp.get("/media/<name>")

@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 
 from gateway.store.schema import deliveries, residents
 from tests.conftest import run_jobs
-from tests.fakes.wechat_server import FakeWechat
+from tests.fakes.wechat_server import FakeWechat, job_finish_event, signed_query
 from gateway.store import roster
 from tests.gateway.conftest import OTHER_DISTRICT_VILLAGE, RESIDENTS, VILLAGE_A, announcement
 from tests.gateway.console.conftest import csrf_token, login
@@ -129,3 +129,133 @@ def test_each_village_group_robot_in_the_area_gets_one_post(app, api, wechat):
 
 def draft(api):
     return api("author").post("/api/v1/announcements", json=announcement(channels=["wechat"])).json["id"]
+
+
+CALLBACK_TOKEN = "callback-token-1"
+
+
+@pytest.fixture
+def reporting_app(make_app, database_url, wechat):
+    return make_app(database_url, WECHAT_APP_ID=wechat.app_id, WECHAT_APP_SECRET=wechat.app_secret,
+                    WECHAT_TEMPLATE_ID="tmpl-1", WECHAT_API_BASE=wechat.url,
+                    WECOM_API_BASE=wechat.url, WECHAT_CALLBACK_TOKEN=CALLBACK_TOKEN)
+
+
+def sent_to(app, announcement_id, openid):
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(select(deliveries.c.id, deliveries.c.status, deliveries.c.provider_id,
+                                   deliveries.c.last_error)
+                            .where(deliveries.c.announcement_id == announcement_id,
+                                   deliveries.c.channel == "wechat",
+                                   deliveries.c.address == openid)).one()
+
+
+def report(app, body, *, token=CALLBACK_TOKEN, **query):
+    return app.test_client().post("/webhooks/wechat", query_string={**signed_query(token), **query},
+                                  data=body, content_type="text/xml")
+
+
+def young_follower_sent(app, api, wechat):
+    """An announcement sent over WeChat to the young follower (WeChat only, SMS as fallback)."""
+    announcement_id = publish(api, channels=["wechat", "sms"])
+    run_jobs(app)
+    openid = RESIDENTS["young follower"][0].wechat_openid
+    row = sent_to(app, announcement_id, openid)
+    assert row.status == "sent"
+    [shown] = [m for m in wechat.shown if m["touser"] == openid]
+    assert row.provider_id == str(shown["msgid"])
+    return announcement_id, openid, row
+
+
+def test_the_callback_url_is_verified_with_its_signed_echostr(reporting_app):
+    client = reporting_app.test_client()
+    answer = client.get("/webhooks/wechat",
+                        query_string={**signed_query(CALLBACK_TOKEN), "echostr": "5837391529"})
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "5837391529")
+    forged = client.get("/webhooks/wechat",
+                        query_string={**signed_query("not-the-token"), "echostr": "5837391529"})
+    assert forged.status_code == 403 and "5837391529" not in forged.get_data(as_text=True)
+
+
+def test_a_success_report_marks_the_wechat_delivery_delivered(reporting_app, api, wechat):
+    announcement_id, openid, row = young_follower_sent(reporting_app, api, wechat)
+
+    answer = report(reporting_app, job_finish_event(row.provider_id, openid, "success"))
+
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "success")
+    assert sent_to(reporting_app, announcement_id, openid).status == "delivered"
+    status = api("author").get(f"/api/v1/announcements/{announcement_id}").json
+    assert status["deliveries"]["wechat"].get("delivered") == 1
+
+
+@pytest.mark.parametrize("failure", ["failed:user block", "failed: system failed"])
+def test_a_failed_report_fails_the_delivery_and_escalates_to_sms(reporting_app, api, wechat,
+                                                                  failure):
+    announcement_id, openid, row = young_follower_sent(reporting_app, api, wechat)
+    phone = RESIDENTS["young follower"][0].phone
+    assert ("sms", phone) not in {(r.channel, r.address) for r in rows(reporting_app,
+                                                                       announcement_id)}
+
+    assert report(reporting_app, job_finish_event(row.provider_id, openid, failure)).status_code \
+        == 200
+    run_jobs(reporting_app)
+
+    failed = sent_to(reporting_app, announcement_id, openid)
+    assert failed.status == "failed" and failure in failed.last_error
+    ledger = {(r.channel, r.address): r.status for r in rows(reporting_app, announcement_id)}
+    assert ledger[("sms", phone)] == "delivered"  # the outbox stands in for SMS here
+
+
+def test_a_forged_report_changes_nothing(reporting_app, api, wechat):
+    announcement_id, openid, row = young_follower_sent(reporting_app, api, wechat)
+    body = job_finish_event(row.provider_id, openid, "failed:user block")
+
+    assert report(reporting_app, body, token="guessed-token").status_code == 403
+    unsigned = reporting_app.test_client().post("/webhooks/wechat", data=body,
+                                                content_type="text/xml")
+    assert unsigned.status_code == 403
+    tampered = {**signed_query(CALLBACK_TOKEN), "nonce": "another-nonce"}
+    assert reporting_app.test_client().post("/webhooks/wechat", query_string=tampered,
+                                            data=body).status_code == 403
+    assert sent_to(reporting_app, announcement_id, openid).status == "sent"
+
+
+def test_reports_are_refused_while_no_callback_token_is_configured(app, county):
+    answer = app.test_client().post("/webhooks/wechat", query_string=signed_query(""),
+                                    data=job_finish_event(1, "o", "success"))
+    assert answer.status_code == 403
+
+
+def test_a_report_for_an_unknown_msgid_is_acknowledged_and_logged(reporting_app, api, wechat,
+                                                                  caplog):
+    announcement_id, openid, row = young_follower_sent(reporting_app, api, wechat)
+
+    with caplog.at_level("WARNING", logger="gateway.web.webhooks"):
+        answer = report(reporting_app, job_finish_event("999999999", openid, "failed:user block"))
+
+    assert answer.status_code == 200
+    assert "999999999" in caplog.text
+    assert sent_to(reporting_app, announcement_id, openid).status == "sent"
+
+
+@pytest.mark.parametrize("body", [
+    b"<xml><MsgType>event",
+    b"not xml at all",
+    b"",
+    b'<!DOCTYPE xml [<!ENTITY big "aaaaaaaaaa">]><xml><MsgID>&big;</MsgID></xml>',
+    b"<html><body/></html>",
+    b"<xml><MsgType>event</MsgType><Event>TEMPLATESENDJOBFINISH</Event>"
+    b"<Status>success</Status></xml>",  # no MsgID
+])
+def test_a_malformed_body_is_a_bad_request(reporting_app, county, body):
+    assert report(reporting_app, body).status_code == 400
+
+
+def test_other_messages_and_events_are_acknowledged_and_ignored(reporting_app, api, wechat):
+    announcement_id, openid, row = young_follower_sent(reporting_app, api, wechat)
+    subscribe = (f"<xml><ToUserName><![CDATA[gh_x]]></ToUserName><FromUserName><![CDATA[{openid}]]>"
+                 "</FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+                 "<Event><![CDATA[subscribe]]></Event></xml>")
+
+    assert report(reporting_app, subscribe).status_code == 200
+    assert sent_to(reporting_app, announcement_id, openid).status == "sent"
