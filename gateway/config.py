@@ -76,6 +76,7 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "PORT": _whole(5000, minimum=1),
     "OFFICE_NAME": _text("钦州市人民政府新闻办公室"),
     "SMS_SIGNATURE": _text("钦州发布"),
+    "SMS_SIGNATURE_LATIN": _text(""),  # unset: English SMS open with SMS_SIGNATURE too
     "CAP_SENDER": _text("tongbao@qinzhou.example.gov.cn"),
     "POLICY_FILE": _text(os.path.join(os.path.dirname(os.path.dirname(__file__)),
                                       "audiences", "policy.toml")),

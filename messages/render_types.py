@@ -26,6 +26,7 @@ class AnnouncementView(Protocol):
 class RenderContext:
     office_name: str = "县人民政府信息办"
     sms_signature: str = "县人民政府"
+    sms_signature_latin: str = ""  # opens SMS in Latin-script languages (English) when set
     public_base_url: str = "http://127.0.0.1:5000"
     audio_url: str | None = None  # the synthesized speech, when there is one
     audio_sha256: str | None = None  # loudspeakers check the audio they download against it

@@ -4,13 +4,25 @@ An SMS part carries 140 bytes. Text that fits the GSM-7 alphabet packs 160
 characters into a single message, or 153 into each part of a longer one (the
 rest carries the header that joins the parts). Any other character, and every
 Chinese one, switches the whole message to UCS-2: 70 UTF-16 units alone, 67 per
-part. GSM-7 extension characters (€, {, ...) take two units, as do characters
-outside the BMP (emoji); a phone never splits one of them across two parts, so
-parts are packed a whole character at a time rather than by dividing a length.
+part. GSM-7 extension characters (€, {, ...) take two units, characters outside
+the BMP (emoji) two UTF-16 units (a surrogate pair). A phone never splits what a
+reader sees as one character across two parts, and an emoji may be many code
+points (a ZWJ family, a flag, a keycap, a skin tone: ``messages.graphemes``), so
+parts are packed a whole cluster at a time, as Twilio's segment calculator does,
+rather than by dividing a length.
+
+An English notice opens with the Latin signature when one is configured
+(``SMS_SIGNATURE_LATIN``): a Chinese 【signature】 alone would make all of it UCS-2,
+two or three times the parts.
 
 A message longer than the segment budget is shortened at a sentence boundary,
 body first, so the signature, the drill marker, the headline, the instruction
-(for as long as possible) and the link to the full text always remain.
+(for as long as possible) and the link to the full text always remain. English
+sentences do not end at abbreviations ("Dr.", "No.", "e.g."; "p.m." and "U.S."
+only before a capital), nor inside a quotation. A part whose first sentence
+alone is over the budget keeps what fits of it up to a clause boundary (，、；
+or ", " "; "), marked with an ellipsis, rather than being dropped whole; a cut
+inside a quotation closes it.
 """
 from __future__ import annotations
 
@@ -18,6 +30,7 @@ import re
 from decimal import Decimal
 from typing import Sequence
 
+from messages.graphemes import graphemes
 from messages.phrases import marker, phrase
 from messages.render_types import AnnouncementView, RenderContext, Rendered
 
@@ -35,6 +48,21 @@ LIMITS = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
 # Full-width stops end a sentence anywhere; ASCII ones only before a space or
 # the end, so "3.5米" and "www.gov.cn" are not cut. Closing quotes stay with it.
 _SENTENCE_END = re.compile(r"(?:[。！？]+[”’」』）)]*|[.!?]+[\"')\]]*(?=\s|$))\s*")
+# A clause ends after a full-width comma, enumeration comma or semicolon, or an ASCII
+# comma or semicolon before a space (so "1,000" is one clause).
+_CLAUSE_END = re.compile(r"[，、；]\s*|[,;]\s+")
+_WORD_BEFORE_STOP = re.compile(r"([A-Za-z][A-Za-z.]*)\.[\"')\]]*\s*$")
+#: Abbreviations after which an English sentence never ends ("Dr. Li", "No. 3", "e.g. rain").
+NEVER_ENDS = frozenset({"dr", "mr", "mrs", "ms", "prof", "st", "mt", "no", "nos", "vs", "e.g",
+                        "i.e", "cf", "approx", "fig", "tel"})
+#: Abbreviations that end a sentence only before a capital ("at 5 p.m. Stay indoors" but
+#: "at 5 p.m. today"); initialisms such as "U.S." count as these too.
+MAY_END = frozenset({"a.m", "p.m", "etc", "jr", "sr", "inc", "ltd", "co"})
+_INITIALISM = re.compile(r"(?:[a-z]\.)+[a-z]")
+#: Opening quotation marks and their closing ones. The ASCII ones close themselves.
+QUOTES = {"“": "”", "‘": "’", "「": "」", "『": "』", '"': '"', "'": "'"}
+#: Languages written in Latin letters: their SMS open with the Latin signature if set.
+LATIN_LANGUAGES = ("en",)
 
 
 def encoding(text: str) -> str:
@@ -43,17 +71,18 @@ def encoding(text: str) -> str:
     return "UCS-2"
 
 
-def _units(char: str, text_encoding: str) -> int:
+def _units(cluster: str, text_encoding: str) -> int:
+    """The units one user-perceived character takes: septets, or UTF-16 code units."""
     if text_encoding == "GSM-7":
-        return 2 if char in GSM7_EXTENSION else 1
-    return 2 if ord(char) > 0xFFFF else 1  # a surrogate pair in UTF-16
+        return sum(2 if char in GSM7_EXTENSION else 1 for char in cluster)
+    return len(cluster.encode("utf-16-le")) // 2  # a surrogate pair is two
 
 
 def segments(text: str) -> int:
     """How many SMS parts ``text`` is billed as; an empty text is none."""
     text_encoding = encoding(text)
     single, per_part = LIMITS[text_encoding]
-    units = [_units(char, text_encoding) for char in text]
+    units = [_units(cluster, text_encoding) for cluster in graphemes(text)]
     if sum(units) <= single:
         return 1 if text else 0
     parts, filled = 1, 0
@@ -74,14 +103,80 @@ def describe(text: str) -> dict:
 
 
 def sentences(text: str) -> list[str]:
-    """``text`` cut after each sentence end; a trailing fragment is its own piece."""
+    """``text`` cut after each sentence end; a trailing fragment is its own piece.
+
+    Not after an abbreviation, and not inside a quotation: every piece but a last
+    fragment closes the quotation marks it opens.
+    """
     pieces, start = [], 0
+    depths = _quote_depths(text)
     for end in _SENTENCE_END.finditer(text):
+        if depths[end.end()] or not _ends_sentence(text, end):
+            continue
         pieces.append(text[start:end.end()])
         start = end.end()
     if start < len(text):
         pieces.append(text[start:])
     return pieces
+
+
+def _ends_sentence(text: str, end: re.Match) -> bool:
+    word = _WORD_BEFORE_STOP.search(text, 0, end.end())
+    if word is None or not end.group().startswith("."):
+        return True
+    abbreviation = word.group(1).lower()
+    if abbreviation in NEVER_ENDS:
+        return False
+    if abbreviation in MAY_END or _INITIALISM.fullmatch(abbreviation):
+        following = text[end.end():end.end() + 1]
+        return not (following.islower() or following.isdigit())
+    return True
+
+
+def _open_quotes(text: str) -> list[str]:
+    """The quotation marks ``text`` leaves open, innermost last."""
+    return _quote_walk(text)[-1]
+
+
+def _quote_depths(text: str) -> list[int]:
+    """How many quotations are open before each position of ``text`` (and at its end)."""
+    return [len(stack) for stack in _quote_walk(text)]
+
+
+def _quote_walk(text: str) -> list[list[str]]:
+    """The open quotation marks before each position of ``text`` and at its end."""
+    stack: list[str] = []
+    states: list[list[str]] = [[]]
+    for index, char in enumerate(text):
+        before = text[index - 1] if index else " "
+        after = text[index + 1] if index + 1 < len(text) else " "
+        if char == "'":  # a quotation mark only around words, else an apostrophe: "don't"
+            closing = "'" in stack and not before.isspace() and not after.isalnum()
+            opening = not closing and not before.isalnum() and after.isalnum()
+        else:
+            closing = any(QUOTES[opened] == char for opened in stack)
+            opening = not closing and char in QUOTES
+        if closing:
+            while QUOTES[stack.pop()] != char:
+                pass
+        elif opening:
+            stack.append(char)
+        states.append(list(stack))
+    return states
+
+
+def _clause_cut(sentence: str) -> list[str]:
+    """``sentence`` cut after each of its clauses but the last, longest first, each made
+    to end with an ellipsis and to close the quotations it opened."""
+    ends = [match.end() for match in _CLAUSE_END.finditer(sentence)
+            if match.end() < len(sentence.rstrip())]
+    cuts = []
+    for end in reversed(ends):
+        kept = sentence[:end].rstrip().rstrip("，、；,;")
+        if kept:
+            ellipsis = "..." if encoding(kept) == "GSM-7" else "…"
+            cuts.append(kept + ellipsis + "".join(QUOTES[q] for q in reversed(_open_quotes(kept))))
+    return cuts
 
 
 def _join(parts: Sequence[str]) -> str:
@@ -93,8 +188,10 @@ def fit(head: str, parts: Sequence[str], tail: str, *,
     """``head``, ``parts`` and ``tail`` joined, within ``max_segments`` if possible.
 
     Whole sentences are dropped from the end of the first part, then of the
-    next, until the text fits; ``head`` and ``tail`` are never touched, so a
-    text whose head and tail alone exceed the budget comes back over it.
+    next, until the text fits; a part down to its first sentence keeps as many
+    of that sentence's clauses as fit before it is dropped. ``head`` and
+    ``tail`` are never touched, so a text whose head and tail alone exceed the
+    budget comes back over it.
     """
     kept = [sentences(part) for part in parts]
 
@@ -103,7 +200,14 @@ def fit(head: str, parts: Sequence[str], tail: str, *,
 
     for pieces in kept:
         while pieces and segments(joined()) > max_segments:
-            pieces.pop()
+            dropped = pieces.pop()
+            if pieces:
+                continue
+            for cut in _clause_cut(dropped):
+                pieces.append(cut)
+                if segments(joined()) <= max_segments:
+                    break
+                pieces.pop()
     return joined()
 
 
@@ -113,8 +217,7 @@ def _link(language: str, label_key: str, url: str) -> str:
 
 def render(announcement: AnnouncementView, language: str, context: RenderContext, *,
            max_segments: int = DEFAULT_MAX_SEGMENTS) -> Rendered:
-    signature = f"【{context.sms_signature}】" if context.sms_signature else ""
-    head = (signature + marker(language, announcement.status, announcement.msg_type)
+    head = (signature(language, context) + marker(language, announcement.status, announcement.msg_type)
             + announcement.headline)
     parts = [announcement.body, announcement.instruction]
     url = context.full_text_url(announcement.id)
@@ -125,3 +228,11 @@ def render(announcement: AnnouncementView, language: str, context: RenderContext
         text = fit(head, parts, _link(language, "full_text", url), max_segments=max_segments)
     return Rendered("sms", language, text,
                     {**describe(text), "shortened": shortened, "max_segments": max_segments})
+
+
+def signature(language: str, context: RenderContext) -> str:
+    """What opens the SMS: the Latin signature for a Latin-script language when one is set
+    (GSM-7 keeps an English SMS at a third of the parts), else the 【Chinese】 one."""
+    if language in LATIN_LANGUAGES and context.sms_signature_latin:
+        return f"[{context.sms_signature_latin}] "
+    return f"【{context.sms_signature}】" if context.sms_signature else ""

@@ -136,3 +136,148 @@ def test_instruction_is_shortened_only_once_the_body_is_gone():
 def test_head_and_tail_are_kept_even_over_budget():
     text = sms.fit("头" * 80, ["正文。"], "全文: x", max_segments=1)
     assert text == "头" * 80 + " 全文: x"
+
+
+# Units by hand (UCS-2: a BMP code point is 1, a surrogate pair 2; 70 alone, 67 per part):
+FAMILY = "👨‍👩‍👧‍👦"        # 4 people (2 each) + 3 ZWJ (1 each) = 11
+FLAG = "🇨🇳"               # 2 regional indicators = 4
+KEYCAP = "1️⃣"              # "1" + U+FE0F + U+20E3 = 3
+THUMB = "👍🏽"              # thumb + skin tone = 4
+FIREFIGHTER = "👩🏽‍🚒"      # woman + skin tone + ZWJ + fire engine = 2 + 2 + 1 + 2 = 7
+FIRE_HEART = "❤️‍🔥"        # U+2764 + U+FE0F + ZWJ + fire = 1 + 1 + 1 + 2 = 5
+ENGLAND = "🏴󠁧󠁢󠁥󠁮󠁧󠁿"           # black flag + 6 tag characters = 2 + 12 = 14
+
+
+@pytest.mark.parametrize("text, expected", [
+    (FAMILY * 6, 1),                         # 66 units
+    (FAMILY * 7, 2),                         # 77 > 70; 6 families (66) per part
+    (FAMILY * 13, 3),                        # 6 + 6 + 1
+    (FIRE_HEART * 14, 1),                    # 70
+    (FIRE_HEART * 15, 2),                    # 75
+    (FLAG * 17 + "中" * 2, 1),               # 68 + 2 = 70
+    (FLAG * 18, 2),                          # 72
+    # 64 + 4 + 65 = 133 <= 134, but the flag fits neither part 1 (64 + 4 > 67) nor split:
+    # part 2 = flag + 63, part 3 = 2. Split code point by code point it looked like 2.
+    ("中" * 64 + FLAG + "中" * 65, 3),
+    ("中" * 66 + KEYCAP + "中" * 65, 3),     # 66 | 3 + 64 | 1
+    ("中" * 65 + THUMB + "中" * 64, 3),      # 65 | 4 + 63 | 1
+    ("中" * 62 + FIREFIGHTER + "中" * 65, 3),  # 62 | 7 + 60 | 5
+    ("中" * 60 + FIREFIGHTER + "中" * 67, 2),  # 60 + 7 = 67 | 67
+    ("中" * 60 + ENGLAND + "中" * 60, 3),    # 60 | 14 + 53 | 7
+    ("Call " + KEYCAP + " now", 1),          # U+FE0F and U+20E3 are not GSM-7: UCS-2, 11 units
+    ("a" * 159 + "😀", 3),                   # UCS-2: 161 units, 67 | 67 | 27
+])
+def test_multi_code_point_emoji_are_never_split_across_parts(text, expected):
+    assert sms.encoding(text) == "UCS-2"
+    assert sms.segments(text) == expected
+
+
+def test_a_multi_code_point_emoji_is_kept_whole_when_the_text_is_cut():
+    body = "".join(f"第{n}段水位上涨{FAMILY}{FLAG}，请注意{KEYCAP}。" for n in range(1, 40))
+    text = sms.render(Announcement(body=body), "zh", CONTEXT, max_segments=3).text
+    # every emoji kept is whole: no lone ZWJ, regional indicator or keycap mark at a cut
+    assert text.count(FAMILY) * 3 == text.count("\u200d")
+    assert text.count(FLAG) * 2 == sum(0x1F1E6 <= ord(c) <= 0x1F1FF for c in text)
+    assert text.count(KEYCAP) == text.count("\u20e3")
+
+
+ENGLISH = Announcement(headline="Flood warning",
+                       body="The Qin River passes the warning level at 8 p.m. tonight.",
+                       instruction="Move to the school on high ground now.", language="en")
+
+
+def test_english_opens_with_the_latin_signature_and_stays_gsm7():
+    latin = RenderContext(sms_signature="钦州发布", sms_signature_latin="Qinzhou Gov",
+                          public_base_url="http://gov.example")
+    rendered = sms.render(ENGLISH, "en", latin)
+
+    assert rendered.text.startswith("[Qinzhou Gov] Flood warning The Qin River")
+    assert (rendered.data["encoding"], rendered.data["segments"]) == ("GSM-7", 1)
+    # The same notice under the Chinese signature alone: all UCS-2, three parts.
+    chinese = sms.render(ENGLISH, "en", RenderContext(sms_signature="钦州发布",
+                                                      public_base_url="http://gov.example"))
+    assert chinese.text.startswith("【钦州发布】Flood warning")
+    assert (chinese.data["encoding"], chinese.data["segments"]) == ("UCS-2", 3)
+    # Chinese notices keep the 【】 signature.
+    assert sms.render(Announcement(), "zh", latin).text.startswith("【钦州发布】暴雨红色预警")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Call Dr. Li at the clinic. Go now.", ["Call Dr. Li at the clinic. ", "Go now."]),
+    ("Shelter No. 3 is open. Go now.", ["Shelter No. 3 is open. ", "Go now."]),
+    ("Bring water, e.g. two bottles. Go now.", ["Bring water, e.g. two bottles. ", "Go now."]),
+    ("Bring papers, i.e. your ID. Go now.", ["Bring papers, i.e. your ID. ", "Go now."]),
+    ("Rain until 8 p.m. tonight. Go now.", ["Rain until 8 p.m. tonight. ", "Go now."]),
+    ("Rain until 8 p.m. Stay in.", ["Rain until 8 p.m. ", "Stay in."]),
+    ("The U.S. and Canada help. Go now.", ["The U.S. and Canada help. ", "Go now."]),
+    ("Help came from the U.S. Go now.", ["Help came from the U.S. ", "Go now."]),
+    ("Mr. and Mrs. Wu are safe. Go now.", ["Mr. and Mrs. Wu are safe. ", "Go now."]),
+    ("Water rose 3.5 m. Go now.", ["Water rose 3.5 m. ", "Go now."]),
+])
+def test_english_sentences_do_not_end_at_abbreviations(text, expected):
+    assert sms.sentences(text) == expected
+
+
+def test_sentences_do_not_end_inside_a_quotation():
+    assert sms.sentences("他说：“请大家注意。明天停课。”后续安排。") == \
+        ["他说：“请大家注意。明天停课。”", "后续安排。"]
+    assert sms.sentences("「一。二。」三。") == ["「一。二。」", "三。"]
+    assert sms.sentences('He said "Go. Now." Then left. It is the residents\' school. Go.') == \
+        ['He said "Go. Now." ', "Then left. ", "It is the residents' school. ", "Go."]
+    assert sms.sentences("Don't wait. 'Leave. Now.' Go.") == \
+        ["Don't wait. ", "'Leave. Now.' ", "Go."]
+
+
+QUOTE_PAIRS = [("“", "”"), ("「", "」"), ("『", "』"), ("‘", "’")]
+
+
+def balanced(text: str) -> bool:
+    depth = []
+    for char in text:
+        for opening, closing in QUOTE_PAIRS:
+            if char == opening:
+                depth.append(closing)
+            elif char == closing:
+                if not depth or depth.pop() != closing:
+                    return False
+    return not depth and text.count('"') % 2 == 0
+
+
+@pytest.mark.parametrize("opening, closing", QUOTE_PAIRS)
+def test_a_cut_never_leaves_a_quotation_open(opening, closing):
+    quoted = "".join(f"第{n}条通知内容较长。" for n in range(1, 30))
+    body = f"县长说：{opening}{quoted}{closing}请大家转告。"
+    for budget in (1, 2, 3):
+        text = sms.fit("【县】预警", [body, "请转移。"], "全文: x", max_segments=budget)
+        assert balanced(text), text
+
+
+def test_a_cut_inside_an_ascii_quotation_closes_it():
+    quoted = " ".join(f"Sentence {n} of the order, read it well." for n in range(1, 30))
+    text = sms.fit("[County] Warning", [f'The mayor said: "{quoted}" Pass it on.'], "Full text: x",
+                   max_segments=2)
+    assert balanced(text) and "The mayor said" in text
+    assert sms.segments(text) <= 2
+
+
+def test_a_body_with_no_sentence_end_is_cut_at_a_clause_boundary():
+    body = "，".join(f"第{n}村请立即转移到安全地带" for n in range(1, 40))  # no 。 anywhere
+    text = sms.fit("【县】预警", [body, "请转移。"], "全文: x", max_segments=2)
+
+    kept = text[len("【县】预警 "):-len(" 请转移。 全文: x")]
+    assert kept.endswith("…") and body.startswith(kept[:-1])
+    assert kept[:-1].endswith("转移到安全地带")  # a whole clause, its comma replaced
+    assert sms.segments(text) <= 2
+    # one more clause would not have fitted
+    longer = body[:body.index("，", len(kept)) ] + "…"
+    assert sms.segments(text.replace(kept, longer)) > 2
+
+
+def test_an_english_clause_cut_stays_gsm7():
+    body = ", ".join(f"village {n} must move to high ground" for n in range(1, 30))
+    rendered = sms.render(Announcement(headline="Flood", body=body, instruction="Go now.",
+                                       language="en"), "en",
+                          RenderContext(sms_signature="", public_base_url="http://gov.example"),
+                          max_segments=2)
+    assert rendered.data["encoding"] == "GSM-7" and rendered.data["segments"] <= 2
+    assert "high ground... Go now." in rendered.text
