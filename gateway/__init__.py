@@ -29,7 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
     app.config["DATABASE_URL"] = app.config["DATABASE_URL"] or \
         "sqlite:///" + os.path.join(app.instance_path, "tongbao.db")
-    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app.instance_path)
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or instance_secret(app.instance_path, "secret_key")
     app.config["PUBLIC_BASE_URL"] = app.config["PUBLIC_BASE_URL"] or \
         f"http://{app.config['HOST']}:{app.config['PORT']}"
     # Flask defines both keys (None, False), so ``setdefault`` would change nothing.
@@ -79,9 +79,10 @@ def _private_sqlite_file(url: str) -> None:
         pass
 
 
-def _instance_secret(instance_path: str) -> str:
-    """A secret made once per installation, so sessions survive restarts."""
-    path = os.path.join(instance_path, "secret_key")
+def instance_secret(instance_path: str, name: str) -> str:
+    """A secret made once per installation (readable by the owner only) and kept in
+    ``instance/<name>``: the session key, the embedded MQTT broker's gateway password."""
+    path = os.path.join(instance_path, name)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -1,6 +1,7 @@
 """Operators' commands, run as ``flask --app wsgi <command>``. Their names are a contract."""
 from __future__ import annotations
 
+import hmac
 import os
 import signal
 import subprocess
@@ -14,7 +15,9 @@ from sqlalchemy import func, insert, select
 from audiences import demo as demo_county
 from audiences.areas import AreaError, CsvErrors
 from channels.loudspeaker.protocol import SigningKey
-from devices.broker import EmbeddedBroker
+from channels.loudspeaker.protocol.transport import BrokerAddress
+from devices.broker import GATEWAY_USER, EmbeddedBroker
+from gateway import instance_secret
 from gateway.store import accounts, db, roster
 from gateway.delivery import loudspeakers, queues, reconciler, workers
 from gateway.store.schema import areas, residents, users
@@ -104,14 +107,39 @@ def _run_import(action, what: str) -> None:
 @click.argument("area_code")
 @click.option("--test-device", is_flag=True, help="Receives drills (test and exercise).")
 def speakers_add(device_id, area_code, test_device):
-    """Register a loudspeaker device in a village."""
+    """Register a loudspeaker device in a village; prints its credentials, once."""
     _schema_ready()
     try:
         with engine().begin() as conn:
             roster.add_device(conn, device_id, area_code, test_device=test_device)
+            credentials = roster.issue_device_credentials(conn, device_id.strip())
     except (roster.DeviceError, AreaError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"loudspeaker {device_id} registered in {area_code}")
+    _echo_credentials(credentials)
+
+
+@speakers_cli.command("rekey")
+@click.argument("device_id")
+def speakers_rekey(device_id):
+    """New broker password and ack key for a device (the old ones stop working); prints them."""
+    _schema_ready()
+    try:
+        with engine().begin() as conn:
+            credentials = roster.issue_device_credentials(conn, device_id)
+    except roster.DeviceError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"loudspeaker {device_id} has new credentials")
+    _echo_credentials(credentials)
+
+
+def _echo_credentials(credentials: roster.DeviceCredentials) -> None:
+    click.echo("Configure its controller with these; they are shown only now "
+               "(only a hash and the ack key's public half are kept):")
+    click.echo(f"  mqtt user:     {credentials.device_id}")
+    click.echo(f"  mqtt password: {credentials.mqtt_password}")
+    click.echo(f"  ack key:       {credentials.ack_key}")
+    click.echo("The ack key goes, alone, into the file given to the controller as --ack-key.")
 
 
 @robots_cli.command("add")
@@ -225,9 +253,8 @@ def serve(with_demo):
         has_users = conn.execute(select(func.count()).select_from(users)).scalar_one() > 0
     broker = None
     if not app.config["MQTT_URL"]:
-        broker = EmbeddedBroker()
+        broker, app.config["MQTT_URL"] = embedded_broker(app)
         broker.start()
-        app.config["MQTT_URL"] = broker.url
     listening = loudspeakers.listen(app)
     environment = {**os.environ, "REDIS_URL": queues.redis_url(app),
                    "MQTT_URL": app.config["MQTT_URL"]}
@@ -239,7 +266,8 @@ def serve(with_demo):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url = f"http://{app.config['HOST']}:{app.config['PORT']}/"
     click.echo(f"\nTongbao is running: console {url}  API {url}api/v1/")
-    click.echo(f"Loudspeaker broker {app.config['MQTT_URL']}; controllers verify with "
+    click.echo(f"Loudspeaker broker {BrokerAddress.parse(app.config['MQTT_URL']).safe_url()}; "
+               f"controllers verify with "
                f"{url}loudspeaker/public-key.pem")
     if created:
         click.echo("Demo county loaded; its logins (published: for trying out only):")
@@ -259,6 +287,25 @@ def serve(with_demo):
         listening.stop()
         if broker is not None:
             broker.stop()
+
+
+def embedded_broker(app: Flask) -> tuple[EmbeddedBroker, str]:
+    """The quickstart's MQTT broker, not started, and the gateway's URL on it.
+
+    The gateway logs in with a password made once into ``instance/mqtt-gateway-password``;
+    a device with the broker password last issued to it (only its hash is in the database).
+    """
+    password = instance_secret(app.instance_path, "mqtt-gateway-password")
+    database = app.extensions["engine"]
+
+    def check_password(user: str, given: str) -> bool:
+        if user == GATEWAY_USER:
+            return hmac.compare_digest(given.encode("utf-8"), password.encode("utf-8"))
+        with database.connect() as conn:
+            return roster.device_password_ok(conn, user, given)
+
+    broker = EmbeddedBroker(check_password=check_password)
+    return broker, broker.url_for(GATEWAY_USER, password)
 
 
 def register(app: Flask) -> None:

@@ -5,8 +5,11 @@ The gateway starts one ``AckListener`` and wires its callbacks to the ledger:
 ``rejected`` / ``stopped`` ack, ``on_presence(device_id, online)`` whenever a
 device's retained status changes (including the broker's last will).
 
-Acks are not signed (devices hold no keys); the broker ACL is what stops one
-device from speaking for another.
+Each ack carries the device's signature (its own ack key); this listener only
+reads them, and the gateway checks the signature against the key it registered
+for the device on whose topic the ack arrived
+(``gateway.delivery.loudspeakers.acks.authentic``). The broker ACL is a second
+wall: a device may publish only on its own topics.
 
 Run only one listener per ``client_id``: its broker session is persistent so
 acks published while the gateway restarts are queued for it, and a second

@@ -22,6 +22,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "which keeps the password out of the process list)")
     parser.add_argument("--public-key", action="append", required=True,
                         help="gateway public key file (PEM or base64); repeat during a key rotation")
+    parser.add_argument("--ack-key", required=True,
+                        help="file holding this device's ack key (the line printed by "
+                             "'speakers add' or 'speakers rekey'); every ack is signed with it")
     parser.add_argument("--state-dir", required=True)
     output = parser.add_mutually_exclusive_group(required=True)
     output.add_argument("--player", help='command playing a file, e.g. "aplay -q {file}"')
@@ -30,6 +33,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sink-seconds", type=float, default=0.0, help="how long each sink play lasts")
     parser.add_argument("--fetch-timeout", type=float, default=30.0)
     parser.add_argument("--max-play-seconds", type=float, default=1800.0)
+    parser.add_argument("--max-command-bytes", type=int, default=protocol.MAX_COMMAND_BYTES,
+                        help="larger payloads are refused before they are parsed")
     args = parser.parse_args(argv)
     if not args.mqtt_url:
         parser.error("--mqtt-url or TONGBAO_MQTT_URL is required")
@@ -45,8 +50,11 @@ def build(args: argparse.Namespace) -> Controller:
         player: Player = SinkPlayer(args.sink_dir, args.sink_seconds)
     else:
         player = CommandPlayer(args.player, args.tts, max_seconds=args.max_play_seconds)
+    with open(args.ack_key, "rb") as handle:
+        ack_key = protocol.SigningKey.from_text(handle.read())
     return Controller(args.device_id, args.mqtt_url, keys, args.state_dir, player,
-                      fetch_timeout=args.fetch_timeout)
+                      ack_key=ack_key, fetch_timeout=args.fetch_timeout,
+                      max_command_bytes=args.max_command_bytes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

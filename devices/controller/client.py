@@ -23,10 +23,13 @@ class Controller:
     """One loudspeaker's controller: acts only on verified, fresh, new commands and reports each outcome."""
 
     def __init__(self, device_id: str, mqtt_url: str, public_keys: Sequence[Ed25519PublicKey],
-                 state_dir: str, player: Player, *, fetch_timeout: float = 30.0):
+                 state_dir: str, player: Player, *, ack_key: protocol.SigningKey,
+                 fetch_timeout: float = 30.0, max_command_bytes: int = protocol.MAX_COMMAND_BYTES):
         self.device_id = protocol.check_device_id(device_id)
         self.address = transport.BrokerAddress.parse(mqtt_url)
         self.public_keys = list(public_keys)
+        self.ack_key = ack_key  # signs every ack; the gateway holds its public half
+        self.max_command_bytes = max_command_bytes
         self.state = ControllerState(state_dir)
         self.playback = Playback(player, AudioFetcher(os.path.join(state_dir, "audio"),
                                                       timeout=fetch_timeout), self._report)
@@ -45,7 +48,9 @@ class Controller:
         for command in self.state.pending_plays():
             self.playback.submit(command)
         self.playback.start()
-        transport.start(self._client, self.address, persistent=True)
+        # Packet = payload + topic + header: a little room above the payload limit.
+        transport.start(self._client, self.address, persistent=True,
+                        maximum_packet_size=self.max_command_bytes + 1024)
         if not self._ready.wait(timeout):
             raise ConnectionError(f"controller {self.device_id} not subscribed on "
                                   f"{self.address.safe_url()}: {self._connected.last_refusal or 'timeout'}")
@@ -62,6 +67,12 @@ class Controller:
 
     def handle(self, raw: bytes) -> None:
         """Act on one message from the commands topic."""
+        if len(raw) > self.max_command_bytes:
+            # Before parsing, verifying or storing anything: a flood costs its reading only.
+            log.warning("refused a payload of %d bytes (limit %d)", len(raw), self.max_command_bytes)
+            self._publish_ack(protocol.ack(protocol.REJECTED, {}, reason=protocol.MALFORMED,
+                                           detail=f"payload over {self.max_command_bytes} bytes"))
+            return
         try:
             command = protocol.verify(self.commands_topic, raw, self.public_keys)
             earlier = self.state.duplicate_of(command)
@@ -98,7 +109,10 @@ class Controller:
         self._publish_ack(ack)
 
     def _publish_ack(self, ack: Mapping[str, Any]) -> None:
-        self._client.publish(protocol.events_topic(self.device_id), protocol.encode(ack),
+        """Sign with the device's ack key (the gateway refuses unsigned acks) and publish."""
+        topic = protocol.events_topic(self.device_id)
+        unsigned = {key: value for key, value in ack.items() if key != "signature"}
+        self._client.publish(topic, protocol.encode(self.ack_key.sign(topic, unsigned)),
                              qos=protocol.QOS, retain=False)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -6,13 +6,17 @@ changes nothing and a large file never sits whole in memory.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+import hashlib
+import hmac
+import secrets
+from typing import Iterable, Mapping, NamedTuple
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from audiences import areas as area_codes
 from audiences.areas import CsvSource, read_area_csv
 from audiences.residents import ResidentProfile, iter_roster, parse_resident
+from channels.loudspeaker.protocol import SigningKey
 from gateway.store import audit
 from gateway.store.schema import areas, devices, group_robots, residents
 
@@ -131,3 +135,49 @@ def add_device(conn: Connection, device_id: str, area_code: str, *, test_device:
                                                  test_device=test_device)).inserted_primary_key[0]
     audit.record(conn, actor, "import", f"device:{device_id}", {"area": code, "test": test_device})
     return new_id
+
+
+class DeviceCredentials(NamedTuple):
+    """What a loudspeaker's controller is configured with; shown once, never stored as such."""
+    device_id: str
+    mqtt_password: str  # its broker password (user name: the device id)
+    ack_key: str  # base64 seed of the Ed25519 key it signs its acks with
+
+
+def issue_device_credentials(conn: Connection, device_id: str, *, actor: str = "cli") -> DeviceCredentials:
+    """New broker password and ack key for a registered device, replacing any it had.
+
+    Only the password's SHA-256 and the ack key's public half are stored: the
+    caller shows the credentials once (``speakers add``, ``speakers rekey``).
+    """
+    password = secrets.token_urlsafe(24)
+    ack_key = SigningKey.generate()
+    changed = conn.execute(update(devices).where(devices.c.device_id == device_id).values(
+        mqtt_password_hash=_password_digest(password),
+        ack_public_key=ack_key.public_base64())).rowcount
+    if not changed:
+        raise DeviceError(f"there is no device {device_id!r}")
+    audit.record(conn, actor, "rekey", f"device:{device_id}", {})
+    return DeviceCredentials(device_id, password, ack_key.private_base64())
+
+
+def device_password_ok(conn: Connection, device_id: str, password: str) -> bool:
+    """Whether ``password`` is the broker password last issued to ``device_id``."""
+    stored = conn.execute(select(devices.c.mqtt_password_hash)
+                          .where(devices.c.device_id == device_id)).scalar_one_or_none()
+    return stored is not None and hmac.compare_digest(stored, _password_digest(password))
+
+
+def ack_public_keys(conn: Connection, device_ids: Iterable[str]) -> dict[str, str]:
+    """Device id → the base64 public key its acks verify with, for those that have one."""
+    wanted = set(device_ids)
+    if not wanted:
+        return {}
+    return {row.device_id: row.ack_public_key for row in conn.execute(
+        select(devices.c.device_id, devices.c.ack_public_key)
+        .where(devices.c.device_id.in_(wanted), devices.c.ack_public_key.is_not(None)))}
+
+
+def _password_digest(password: str) -> str:
+    # A random 192-bit password, not a person's: a plain digest resists guessing.
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()

@@ -52,6 +52,10 @@ devices = Table(
     Column("test_device", Boolean, nullable=False, default=False),
     Column("online", Boolean),
     Column("last_seen", DateTime(timezone=True)),
+    # Set by `speakers add` / `speakers rekey`; NULL for a device registered before 0007,
+    # which can neither log in to the embedded broker nor have its acks taken until rekeyed.
+    Column("mqtt_password_hash", String(64)),  # SHA-256 hex of its broker password
+    Column("ack_public_key", String(64)),  # base64 Ed25519 public key its acks verify with
 )
 
 group_robots = Table(

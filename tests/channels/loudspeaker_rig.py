@@ -59,6 +59,10 @@ class Events:
         with self._changed:
             assert self._changed.wait_for(lambda: (device_id, online) in self.presence, WAIT), self.presence
 
+    def wait_for(self, predicate):
+        with self._changed:
+            assert self._changed.wait_for(predicate, WAIT), self.acks
+
     def of(self, device_id, event):
         with self._changed:
             return [ack for device, ack in self.acks if device == device_id and ack["event"] == event]
@@ -95,12 +99,19 @@ def rendered(audio_url, text="县人民政府信息办通知：明日停水。",
 
 
 class Rig:
-    """Channel, ack listener and one in-process controller on one broker."""
+    """Channel, ack listener and one in-process controller on one broker.
 
-    def __init__(self, tmp_path, mqtt_url, *, player=None, redis_url=REDIS_URL):
+    ``mqtt_url`` is the gateway's; ``device_url(device_id, password)``, for a broker
+    with an account per device, makes the controller's from ``device_password``.
+    The controller signs its acks with ``ack_key``.
+    """
+
+    def __init__(self, tmp_path, mqtt_url, *, player=None, redis_url=REDIS_URL, device_url=None):
         self.tmp_path = tmp_path
         self.mqtt_url = mqtt_url
         self.device = unique_device()
+        self.device_password = uuid.uuid4().hex
+        self.ack_key = protocol.SigningKey.generate()
         self.channel = MqttLoudspeakerChannel({"mqtt_url": mqtt_url, "redis_url": redis_url,
                                                "signing_key_path": str(tmp_path / "gateway.pem")})
         self.key = self.channel.signing_key
@@ -109,8 +120,9 @@ class Rig:
                                     client_id=f"acks-{self.device}")
         self.sink_dir = str(tmp_path / "sink")
         self.player = player or SinkPlayer(self.sink_dir)
-        self.controller = Controller(self.device, mqtt_url, [self.key.public_key],
-                                     str(tmp_path / "state"), self.player)
+        self.controller = Controller(
+            self.device, device_url(self.device, self.device_password) if device_url else mqtt_url,
+            [self.key.public_key], str(tmp_path / "state"), self.player, ack_key=self.ack_key)
         self._raw = None
         self._deliveries = 0
 

@@ -168,3 +168,25 @@ def test_example_mosquitto_refuses_anonymous_and_wrong_passwords(hardened_broker
         assert probe.connect().is_failure
     finally:
         probe.close()
+
+
+def test_example_mosquitto_does_not_forward_an_oversized_payload(hardened_broker):
+    flooder = Probe(hardened_broker("tongbao-gateway"), "gw-flood")
+    gateway = Probe(hardened_broker("tongbao-gateway"), "gw")
+    device_a = Probe(hardened_broker("cun-a"), "cun-a")
+    dropped = threading.Event()
+    flooder.client.on_disconnect = lambda *args: dropped.set()
+    try:
+        for probe in (flooder, gateway, device_a):
+            assert not probe.connect().is_failure
+        own = protocol.commands_topic("cun-a")
+        assert not device_a.subscribe(own).is_failure
+        # Mosquitto 2.0 drops the connection of a client publishing over message_size_limit.
+        flooder.client.publish(own, b"x" * (protocol.MAX_COMMAND_BYTES + 1), qos=1)
+        assert dropped.wait(WAIT)
+        assert not gateway.publish(own, b"y" * protocol.MAX_COMMAND_BYTES).is_failure
+        device_a.received(own)
+        assert [len(payload) for _, payload in device_a.messages] == [protocol.MAX_COMMAND_BYTES]
+    finally:
+        for probe in (flooder, gateway, device_a):
+            probe.close()

@@ -70,6 +70,44 @@ def test_tampered_payload_is_rejected_and_reported(rig):
     assert rig.played(forged["command_id"]) == []
 
 
+def signed_of_size(rig, size):
+    """A command signed by the gateway whose encoded payload is exactly ``size`` bytes."""
+    topic = protocol.commands_topic(rig.device)
+    command = {key: value for key, value in rig.forge().items() if key != "signature"}
+    bare = len(protocol.encode(rig.key.sign(topic, {**command, "text": ""})))
+    return rig.key.sign(topic, {**command, "text": "a" * (size - bare)})
+
+
+def test_an_oversized_payload_is_refused_before_it_is_parsed(rig, monkeypatch):
+    parsed, stored = [], []
+    # verify() is where a controller first reads a payload (JSON, then the signature).
+    monkeypatch.setattr(protocol, "verify", lambda *args: parsed.append(args) or {})
+    monkeypatch.setattr(rig.controller.state, "_save", lambda: stored.append(True))
+    # 20 MB, signed: handed to the controller as paho would hand it over.
+    flood = signed_of_size(rig, 20 * 2**20)
+    rig.controller.handle(protocol.encode(flood))
+    # Just over the limit, through the broker (a larger packet the broker itself drops:
+    # the controller connects with an MQTT 5 maximum packet size).
+    over = signed_of_size(rig, protocol.MAX_COMMAND_BYTES + 1)
+    rig.publish_raw(protocol.encode(over))
+    rig.events.wait_for(lambda: len(rig.events.of(rig.device, "rejected")) == 2)
+    for rejected in rig.events.of(rig.device, "rejected"):
+        assert (rejected["reason"], rejected["command_id"]) == (protocol.MALFORMED, None)
+        assert rejected["detail"] == f"payload over {protocol.MAX_COMMAND_BYTES} bytes"
+    assert parsed == [] and stored == []  # neither parsed nor stored (nor fsynced)
+    assert rig.played(flood["command_id"]) == rig.played(over["command_id"]) == []
+
+
+def test_every_ack_is_signed_with_the_devices_ack_key(rig):
+    forged = {**rig.forge(), "text": "空袭警报"}
+    rig.publish_raw(protocol.encode(forged))
+    rejected = rig.events.ack(rig.device, "rejected", command_id=forged["command_id"])
+    topic = protocol.events_topic(rig.device)
+    assert protocol.verify_ack(topic, rejected, rig.ack_key.public_key)
+    assert not protocol.verify_ack(topic, {**rejected, "reason": "expired"}, rig.ack_key.public_key)
+    assert not protocol.verify_ack(protocol.events_topic("another"), rejected, rig.ack_key.public_key)
+
+
 def test_command_signed_with_another_key_is_rejected(rig):
     stranger = protocol.SigningKey(Ed25519PrivateKey.generate())
     forged = rig.forge(key=stranger)
@@ -148,18 +186,23 @@ def test_killed_controller_shows_offline(tmp_path, audio_url):
     channel = MqttLoudspeakerChannel({"mqtt_url": MOSQUITTO_URL, "redis_url": REDIS_URL,
                                       "signing_key_path": str(tmp_path / "gateway.pem")})
     (tmp_path / "gateway.pub").write_text(channel.signing_key.public_pem())
+    ack_key = protocol.SigningKey.generate()
+    (tmp_path / "ack.key").write_text(ack_key.private_base64() + "\n")
     listener = AckListener(MOSQUITTO_URL, events.on_event, events.on_presence, client_id=f"acks-{device}")
     listener.start()
     process = subprocess.Popen(
         [sys.executable, "-m", "devices.controller", "--device-id", device,
          "--mqtt-url", MOSQUITTO_URL, "--public-key", str(tmp_path / "gateway.pub"),
+         "--ack-key", str(tmp_path / "ack.key"),
          "--state-dir", str(tmp_path / "state"), "--sink-dir", str(tmp_path / "sink")],
         cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         events.wait_presence(device, True)
         receipt = channel.send(Outgoing(1, 8, device, rendered(audio_url)))
-        events.ack(device, "played", command_id=receipt.provider_id)
+        played = events.ack(device, "played", command_id=receipt.provider_id)
+        # Signed with the key given as --ack-key, over the device's own events topic.
+        assert protocol.verify_ack(protocol.events_topic(device), played, ack_key.public_key)
         process.send_signal(signal.SIGKILL)  # no DISCONNECT: the broker sends the last will
         events.wait_presence(device, False)
     finally:

@@ -583,7 +583,15 @@ class Drill:
         with self.app.extensions["engine"].begin() as conn:
             for number, device_id in enumerate(device_ids):
                 roster.add_device(conn, device_id, VILLAGES[number % len(VILLAGES)][0])
+                # As `speakers add` does: the ack key goes to the device's controller.
+                credentials = roster.issue_device_credentials(conn, device_id)
+                with open(self.ack_key_file(device_id), "w") as handle:
+                    handle.write(credentials.ack_key + "\n")
         return device_ids
+
+    def ack_key_file(self, device_id: str) -> str:
+        os.makedirs(os.path.join(self.directory, device_id), exist_ok=True)
+        return os.path.join(self.directory, device_id, "ack.key")
 
     # --- processes -------------------------------------------------------------------------
 
@@ -748,6 +756,7 @@ class Drill:
             sinks[device_id] = os.path.join(home, "sink")
             self.supervise(device_id, [sys.executable, "-m", module, "--device-id", device_id,
                                        "--mqtt-url", self.mosquitto.url, "--public-key", public_key,
+                                       "--ack-key", self.ack_key_file(device_id),
                                        "--state-dir", os.path.join(home, "state"),
                                        "--sink-dir", sinks[device_id],
                                        "--sink-seconds", str(play_seconds)], env)

@@ -42,6 +42,7 @@ from channels.loudspeaker.protocol.signing import (
     load_public_key,
     public_key_pem,
     verify,
+    verify_ack,
 )
 from channels.loudspeaker.protocol.topics import (
     EVENTS_WILDCARD,
@@ -56,15 +57,21 @@ from channels.loudspeaker.protocol.topics import (
     split_topic,
     status_topic,
 )
-from channels.loudspeaker.protocol.wire import PROTOCOL_VERSION, canonical_json, decode_json, encode
+from channels.loudspeaker.protocol.wire import (
+    MAX_COMMAND_BYTES,
+    PROTOCOL_VERSION,
+    canonical_json,
+    decode_json,
+    encode,
+)
 
 __all__ = [
     "AUDIO_HASH_MISMATCH", "AUDIO_UNAVAILABLE", "BAD_SIGNATURE", "EVENTS_WILDCARD", "EXPIRED",
-    "MALFORMED", "NO_AUDIO", "OFFLINE", "ONLINE", "PLAYED", "PLAYER_FAILED", "PRIORITY_MAX",
+    "MALFORMED", "MAX_COMMAND_BYTES", "NO_AUDIO", "OFFLINE", "ONLINE", "PLAYED", "PLAYER_FAILED", "PRIORITY_MAX",
     "PRIORITY_MIN", "PROTOCOL_VERSION", "QOS", "RECEIVED", "REJECTED", "RETRYABLE_REASONS",
     "STALE_SEQUENCE", "STATUS_WILDCARD", "STOPPED", "TOPIC_PREFIX", "UNSUPPORTED",
     "CommandRejected", "SigningKey", "ack", "canonical_bytes", "canonical_json", "check_command",
     "check_device_id", "check_fresh", "check_sequence", "commands_topic", "content_digest",
     "decode_json", "encode", "events_topic", "load_public_key", "new_command_id", "play_command",
-    "public_key_pem", "split_topic", "status_topic", "stop_command", "verify",
+    "public_key_pem", "split_topic", "status_topic", "stop_command", "verify", "verify_ack",
 ]

@@ -1,6 +1,9 @@
-"""Ed25519 signatures on commands: what is signed, the gateway's key, a controller's check.
+"""Ed25519 signatures: what is signed, the gateway's key on commands, a device's key on acks.
 
-Section 4 of ``docs/loudspeaker-protocol.md``.
+Sections 4 and 6 of ``docs/loudspeaker-protocol.md``. Commands are signed with
+the gateway's key and checked by controllers (``verify``); acks are signed with
+the device's own key (its "ack key", made by ``speakers add``) and checked by
+the gateway (``verify_ack``). Both sign the same bytes, ``canonical_bytes``.
 """
 from __future__ import annotations
 
@@ -33,10 +36,25 @@ def canonical_bytes(topic: str, payload: Mapping[str, Any]) -> bytes:
 
 
 class SigningKey:
-    """The gateway's Ed25519 private key, kept in a PEM file."""
+    """An Ed25519 private key: the gateway's (a PEM file), or a device's ack key (base64 seed)."""
 
     def __init__(self, private_key: Ed25519PrivateKey):
         self._private_key = private_key
+
+    @classmethod
+    def generate(cls) -> "SigningKey":
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_text(cls, text: str | bytes) -> "SigningKey":
+        """A key from PEM, or from the base64 of its 32-byte seed (how ack keys are printed)."""
+        data = text.encode("ascii") if isinstance(text, str) else text
+        if b"-----BEGIN" in data:
+            return cls.from_pem(data)
+        seed = base64.b64decode(data.strip(), validate=True)
+        if len(seed) != 32:
+            raise ValueError("an Ed25519 key seed is 32 bytes")
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
 
     @classmethod
     def load_or_create(cls, path: str) -> "SigningKey":
@@ -83,6 +101,13 @@ class SigningKey:
     @property
     def public_key(self) -> Ed25519PublicKey:
         return self._private_key.public_key()
+
+    def private_base64(self) -> str:
+        """The 32-byte seed in base64: one line to give a device as its ack key."""
+        raw = self._private_key.private_bytes(serialization.Encoding.Raw,
+                                              serialization.PrivateFormat.Raw,
+                                              serialization.NoEncryption())
+        return base64.b64encode(raw).decode("ascii")
 
     def public_pem(self) -> str:
         return public_key_pem(self.public_key)
@@ -137,3 +162,14 @@ def verify(topic: str, raw: bytes, public_keys: Iterable[Ed25519PublicKey]) -> d
             continue
         return check_command(payload)
     raise CommandRejected(BAD_SIGNATURE, "no trusted key verifies this command", payload)
+
+
+def verify_ack(topic: str, ack: Mapping[str, Any], public_key: Ed25519PublicKey) -> bool:
+    """Whether ``ack``, as read from ``topic`` (the device's events topic), carries a
+    ``signature`` of the device's ack key over it."""
+    try:
+        signature = base64.b64decode(ack.get("signature", ""), validate=True)
+        public_key.verify(signature, canonical_bytes(topic, ack))
+    except (TypeError, ValueError, InvalidSignature):
+        return False
+    return True

@@ -74,12 +74,19 @@ def new_client(address: BrokerAddress, client_id: str, *, persistent: bool = Fal
 
 
 def start(client: mqtt.Client, address: BrokerAddress, *, persistent: bool = False,
-          session_expiry_seconds: int = 86_400, keepalive: int = 30) -> None:
-    """Connect (blocking TCP connect) and start paho's network thread."""
+          session_expiry_seconds: int = 86_400, keepalive: int = 30,
+          maximum_packet_size: int | None = None) -> None:
+    """Connect (blocking TCP connect) and start paho's network thread.
+
+    ``maximum_packet_size`` (MQTT 5 only) asks the broker not to send this client
+    any packet larger: the broker drops it instead. MQTT 3.1.1 has no such limit.
+    """
     if address.mqtt5:
         properties = Properties(PacketTypes.CONNECT)
         if persistent:
             properties.SessionExpiryInterval = session_expiry_seconds
+        if maximum_packet_size:
+            properties.MaximumPacketSize = maximum_packet_size
         client.connect(address.host, address.port, keepalive, clean_start=not persistent,
                        properties=properties)
     else:

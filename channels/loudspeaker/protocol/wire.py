@@ -8,6 +8,10 @@ import json
 from typing import Any, Mapping
 
 PROTOCOL_VERSION = 1
+#: The largest command payload a controller reads. The longest notice (headline, body and
+#: instruction at their limits, in Chinese) signs to about 17 KB; anything near this
+#: limit is not a command but an attempt to make the device parse or store a flood.
+MAX_COMMAND_BYTES = 64 * 1024
 
 
 def canonical_json(payload: Mapping[str, Any]) -> bytes:

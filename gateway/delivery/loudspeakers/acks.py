@@ -4,9 +4,15 @@
     stopped  → status kept, the stop noted in last_error
     rejected → failed with the reason, or (for a reason a fresh command may
                overcome) planned again and retried, up to MAX_ATTEMPTS sends
+
+Only acks signed with the device's own ack key count (``authentic``): one
+that does not verify, or from a device with no ack key (registered before
+keys existed, until ``speakers rekey``), is refused and logged.
 """
 from __future__ import annotations
 
+import binascii
+import logging
 import re
 from typing import Any, NamedTuple
 
@@ -14,9 +20,11 @@ from sqlalchemy import Connection, Engine, case, select, update
 
 from channels.loudspeaker import protocol
 from channels.loudspeaker.acks import is_retryable
-from gateway.store import ledger
+from gateway.store import ledger, roster
 from gateway.store.db import utcnow
 from gateway.store.schema import deliveries, devices
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "loudspeaker"
 _COMMAND_ID = re.compile(r"a(\d+)-d(\d+)")
@@ -28,6 +36,33 @@ OUT_WITH_DEVICE = ("sending", "sent", "delivered")
 class BatchToResend(NamedTuple):
     announcement_id: int
     batch: int
+
+
+def authentic(conn: Connection, events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The acks whose signature the sending device's ack key verifies; the others are
+    logged as refused (a forged ``played`` must not confirm a delivery, nor a forged
+    ``rejected`` fail one)."""
+    keys = {device_id: _public_key(text) for device_id, text
+            in roster.ack_public_keys(conn, {device_id for device_id, _ in events}).items()}
+    genuine = []
+    for device_id, event in events:
+        key = keys.get(device_id)
+        if key is not None and protocol.verify_ack(protocol.events_topic(device_id), event, key):
+            genuine.append((device_id, event))
+        else:
+            log.warning("refused a %s ack for %s on %s's topic: %s", event.get("event"),
+                        event.get("command_id"), device_id,
+                        "no ack key registered (speakers rekey)" if key is None
+                        else "its signature does not verify with the device's ack key")
+    return genuine
+
+
+def _public_key(text: str):
+    try:
+        return protocol.load_public_key(text)
+    except (ValueError, binascii.Error):
+        log.error("the stored ack key is not an Ed25519 public key")
+        return None
 
 
 def apply_event(engine: Engine, device_id: str, event: dict[str, Any], *,

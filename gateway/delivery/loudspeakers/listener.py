@@ -18,6 +18,7 @@ from gateway.delivery.loudspeakers.acks import (
     BatchToResend,
     apply_event,
     apply_presence,
+    authentic,
     record_acks,
 )
 from gateway.delivery.loudspeakers.resend import resend_unacknowledged
@@ -91,6 +92,13 @@ class Listening:
 
     def _record(self, batch: list) -> None:
         max_attempts = self.app.config["MAX_ATTEMPTS"]
+        try:
+            with self.engine.connect() as conn:
+                batch = authentic(conn, batch)
+        except Exception:
+            # Unverified acks are never recorded; the re-send asks the devices again.
+            log.exception("checking %d loudspeaker acks failed; dropped", len(batch))
+            return
         try:
             with self.engine.begin() as conn:
                 resends = record_acks(conn, batch, max_attempts=max_attempts)

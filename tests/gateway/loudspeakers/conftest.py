@@ -34,6 +34,8 @@ from gateway.store.schema import areas, deliveries, devices
 MOSQUITTO_URL = "mqtt://127.0.0.1:1883"
 WAIT = 30  # seconds for something that should happen (a play includes downloading the audio)
 EAST, WEST, SOUTH = "450702100211", "450702100212", "450702100213"
+#: Device id -> its ack key, as `speakers add` gave it to the device's controller.
+ACK_KEYS: dict[str, protocol.SigningKey] = {}
 VILLAGES = [(EAST, "东山村"), (WEST, "西岭村"), (SOUTH, "南塘村")]
 
 
@@ -72,19 +74,27 @@ class Speakers:
             protocol.SigningKey.load_or_create(app.config["SIGNING_KEY_PATH"]).public_pem())
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def register(self, village, *, test_device=False) -> str:
+    def register(self, village, *, test_device=False, keyed=True) -> str:
+        """A registered device with its credentials, as `speakers add` makes them;
+        ``keyed=False``: one registered before devices had any (no ack key)."""
         device_id = f"spk-{uuid.uuid4().hex[:12]}"
         with self.app.extensions["engine"].begin() as conn:
             roster.add_device(conn, device_id, village, test_device=test_device, actor="test")
+            if keyed:
+                credentials = roster.issue_device_credentials(conn, device_id, actor="test")
+                ACK_KEYS[device_id] = protocol.SigningKey.from_text(credentials.ack_key)
         return device_id
 
     def start(self, village, *, test_device=False, play_seconds=0.0) -> str:
         """A registered device with its controller running and shown online."""
         device_id = self.register(village, test_device=test_device)
+        ack_key = self.tmp_path / device_id / "ack.key"
+        ack_key.parent.mkdir(parents=True, exist_ok=True)
+        ack_key.write_text(ACK_KEYS[device_id].private_base64() + "\n")
         self.processes[device_id] = subprocess.Popen(
             [sys.executable, "-m", "devices.controller", "--device-id", device_id,
              "--mqtt-url", MOSQUITTO_URL, "--public-key", str(self.public_key),
-             "--state-dir", str(self.tmp_path / device_id / "state"),
+             "--ack-key", str(ack_key), "--state-dir", str(self.tmp_path / device_id / "state"),
              "--sink-dir", self.sink(device_id), "--sink-seconds", str(play_seconds)],
             cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -135,12 +145,16 @@ def mqtt_client(client_id):
         client.loop_stop()
 
 
-def device_says(*acks):
-    """Publish ``(device_id, ack)`` pairs from one client, so they arrive in this order."""
+def device_says(*acks, key_of=ACK_KEYS.get):
+    """Publish ``(device_id, ack)`` pairs from one client, so they arrive in this order,
+    each signed with ``key_of(device_id)`` (by default the device's own ack key; none: unsigned)."""
     with mqtt_client(f"raw-{uuid.uuid4().hex[:12]}") as client:
         for device_id, ack in acks:
-            payload = json.dumps({"v": 1, "sequence": 1, "at": int(time.time()), **ack})
-            client.publish(protocol.events_topic(device_id), payload, qos=1).wait_for_publish(WAIT)
+            topic = protocol.events_topic(device_id)
+            payload = {"v": 1, "sequence": 1, "at": int(time.time()), **ack}
+            key = key_of(device_id)
+            payload = key.sign(topic, payload) if key else payload
+            client.publish(topic, json.dumps(payload), qos=1).wait_for_publish(WAIT)
 
 
 def wait_for(predicate, what):

@@ -1,8 +1,11 @@
 """Acks into the ledger: the ones that must change nothing, a batch by the rules, rejections."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from channels.loudspeaker import protocol
 from gateway.delivery import loudspeakers, queues
 from tests.conftest import run_jobs
 from tests.gateway.loudspeakers.conftest import (
@@ -29,6 +32,36 @@ def test_an_ack_for_another_devices_delivery_changes_nothing(app, api, speakers)
                 (target, {"event": "received", "command_id": command_id}))
     wait_for(lambda: statuses(app, announcement_id)[target] != "sent", "the genuine ack")
     assert statuses(app, announcement_id) == {target: "delivered"}
+
+
+def test_a_forged_ack_is_refused_logged_and_changes_nothing(app, api, speakers, caplog):
+    """The shared Mosquitto takes any publish from anyone (no ACL): only the device's
+    signature tells its acks from a forger's."""
+    caplog.set_level(logging.WARNING, logger="gateway.delivery.loudspeakers.acks")
+    target = speakers.register(EAST)
+    legacy = speakers.register(WEST, keyed=False)  # registered before ack keys: not yet rekeyed
+    announcement_id = publish(api, areas=[EAST, WEST], channels=["loudspeaker"])
+    run_jobs(app)
+    sent = speaker_deliveries(app, announcement_id)
+    mine, theirs = sent[target].provider_id, sent[legacy].provider_id
+    stranger = protocol.SigningKey.generate()
+    device_says((target, {"event": "played", "command_id": mine}),
+                (target, {"event": "rejected", "command_id": mine, "reason": "audio_hash_mismatch"}),
+                key_of=lambda device_id: stranger)
+    device_says((target, {"event": "played", "command_id": mine}),
+                (legacy, {"event": "played", "command_id": theirs}), key_of=lambda device_id: None)
+    legacy_says = protocol.SigningKey.generate()  # whatever key a legacy device might sign with
+    device_says((legacy, {"event": "played", "command_id": theirs}), key_of=lambda _: legacy_says)
+    device_says((target, {"event": "received", "command_id": mine}))  # the genuine one, last
+    wait_for(lambda: statuses(app, announcement_id)[target] != "sent", "the genuine ack")
+    assert statuses(app, announcement_id) == {target: "delivered", legacy: "sent"}
+    assert speaker_deliveries(app, announcement_id)[target].last_error is None
+    refusals = [record.getMessage() for record in caplog.records if "refused" in record.getMessage()]
+    assert len(refusals) == 5, refusals
+    assert sum(f"on {target}'s topic" in message and "does not verify" in message
+               for message in refusals) == 3
+    assert sum(f"on {legacy}'s topic" in message and "no ack key registered" in message
+               for message in refusals) == 2
 
 
 def test_unknown_repeated_and_late_acks_change_nothing(app, api, speakers):
