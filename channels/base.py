@@ -20,16 +20,20 @@ class ChannelError(Exception):
     ``retry_after`` (seconds) lets a provider that said "slow down" set the wait.
     ``pauses_channel`` says the whole sending account is blocked (a daily quota
     used up) until ``retry_after``: the gateway stops the channel, not one send.
+    ``address_invalid`` (always permanent) says the address itself is dead (a
+    phone number that does not exist): no channel using it is tried again.
     """
 
     def __init__(self, message: str, *, permanent: bool = False, code: str | None = None,
-                 retry_after: float | None = None, pauses_channel: bool = False):
+                 retry_after: float | None = None, pauses_channel: bool = False,
+                 address_invalid: bool = False):
         super().__init__(message)
         self.message = message
-        self.permanent = permanent
+        self.permanent = permanent or address_invalid
         self.code = code
         self.retry_after = retry_after
         self.pauses_channel = pauses_channel
+        self.address_invalid = address_invalid
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}" if self.code else self.message
@@ -72,6 +76,8 @@ class StatusUpdate:
 
     The channel's module parses it (``twilio_sms.parse_callback``) with no channel
     object: a webhook should not have to build a provider's client to read a form.
+    A failure's ``permanent``, ``address_invalid``, ``pauses_channel`` and
+    ``retry_after`` mean what they mean on ``ChannelError``.
     """
 
     status: str
@@ -79,6 +85,9 @@ class StatusUpdate:
     error: str | None = None
     permanent: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
+    address_invalid: bool = False
+    pauses_channel: bool = False
+    retry_after: float | None = None
 
 
 class Channel:

@@ -1,5 +1,9 @@
 """What the Twilio SMS and voice channels share: the client, the error table, signatures.
 
+The error table (``ERRORS``) sorts Twilio's error codes into three outcomes:
+try again later, fail this channel for this resident, or the number is invalid
+for every channel that uses it; a few also pause the whole channel for a while.
+
 Settings (a plain mapping): ``account_sid``, ``auth_token``, optional
 ``api_base`` (an origin such as ``http://127.0.0.1:8765`` that replaces every
 ``https://*.twilio.com``: a local stand-in or an egress proxy) and ``timeout``
@@ -8,6 +12,7 @@ in seconds (default 10; the library's own client would wait forever).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import requests
@@ -16,39 +21,65 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from channels.base import ChannelError
+from channels.base import ChannelError, StatusUpdate
 
 DEFAULT_TIMEOUT = 10.0
 
 _TWILIO_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com(?=/|$)")
 
-#: Twilio error code -> (permanent, reason). Permanent means this recipient
-#: cannot be reached this way: retrying only pays again for the same failure.
-ERRORS: dict[int, tuple[bool, str]] = {
-    21211: (True, "invalid phone number"),
-    21217: (True, "invalid phone number"),
-    13223: (True, "invalid phone number format"),
-    13224: (True, "number cannot be called"),
-    13225: (True, "calls to this number are forbidden"),
-    13227: (True, "no permission to call this country"),
-    21215: (True, "no permission to call this country"),
-    21408: (True, "no permission to send SMS to this region"),
-    21610: (True, "recipient has unsubscribed (replied STOP)"),
-    21612: (True, "number cannot receive SMS from this sender"),
-    21614: (True, "not a mobile number"),
-    30004: (True, "message blocked by the recipient or carrier"),
-    30005: (True, "unknown or inactive number"),
-    30006: (True, "landline or unreachable carrier"),
-    30007: (True, "filtered by the carrier as spam"),
-    30003: (False, "handset unreachable (off or out of coverage)"),
-    30008: (False, "unknown delivery error"),
-    30001: (False, "Twilio queue overflow"),
-    20429: (False, "too many requests"),
-    20500: (False, "Twilio internal error"),
-    20503: (False, "Twilio temporarily unavailable"),
+#: What a Twilio error code means for the delivery that got it (``Verdict.outcome``).
+RETRY = "retry"              # transient: tried again later, within the notice's retry budget
+FAIL_CHANNEL = "channel"     # this channel cannot reach this resident; another one may
+ADDRESS_INVALID = "address"  # the number itself is dead: no channel using it is tried again
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A Twilio error code's outcome, why, and how long (s) it pauses the whole channel."""
+
+    outcome: str
+    reason: str
+    pause_seconds: float | None = None
+
+
+#: Twilio error code -> Verdict (https://www.twilio.com/docs/api/errors). A code
+#: missing here is transient (``classify``): retried with the normal bounded
+#: attempts, never given up on at the first sight of it.
+ERRORS: dict[int, Verdict] = {
+    # The number does not exist: an SMS and a call to it fail alike.
+    21211: Verdict(ADDRESS_INVALID, "invalid phone number"),
+    21217: Verdict(ADDRESS_INVALID, "phone number does not appear to be valid"),
+    21401: Verdict(ADDRESS_INVALID, "invalid phone number"),
+    13223: Verdict(ADDRESS_INVALID, "invalid phone number format"),
+    13224: Verdict(ADDRESS_INVALID, "invalid phone number"),
+    30005: Verdict(ADDRESS_INVALID, "unknown or inactive number"),
+    # The number is fine, this channel is not: a landline gets no SMS, but a call reaches it.
+    21614: Verdict(FAIL_CHANNEL, "not a mobile number"),
+    30006: Verdict(FAIL_CHANNEL, "landline or unreachable carrier"),
+    21610: Verdict(FAIL_CHANNEL, "recipient has unsubscribed (replied STOP)"),
+    21612: Verdict(FAIL_CHANNEL, "number cannot receive SMS from this sender"),
+    21408: Verdict(FAIL_CHANNEL, "no permission to send SMS to this region"),
+    21215: Verdict(FAIL_CHANNEL, "no permission to call this country"),
+    13225: Verdict(FAIL_CHANNEL, "calls to this number are forbidden"),
+    13227: Verdict(FAIL_CHANNEL, "no permission to call this country"),
+    30004: Verdict(FAIL_CHANNEL, "message blocked by the recipient or carrier"),
+    30007: Verdict(FAIL_CHANNEL, "filtered by the carrier as spam"),
+    32018: Verdict(FAIL_CHANNEL, "the call's TwiML is longer than 4,000 characters"),
+    # Worth another try later.
+    30001: Verdict(RETRY, "Twilio queue overflow"),
+    30003: Verdict(RETRY, "handset unreachable (off or out of coverage)"),
+    30008: Verdict(RETRY, "unknown delivery error"),
+    30009: Verdict(RETRY, "a segment of the message went missing"),
+    20429: Verdict(RETRY, "too many requests"),
+    20500: Verdict(RETRY, "Twilio internal error"),
+    20503: Verdict(RETRY, "Twilio temporarily unavailable"),
     # Wrong credentials are the account's fault, not the resident's: retrying
     # gives the operator time to fix TWILIO_AUTH_TOKEN before anyone is given up.
-    20003: (False, "Twilio authentication failed: check the account SID and auth token"),
+    20003: Verdict(RETRY, "Twilio authentication failed: check the account SID and auth token"),
+    # The sending account is over a limit: the channel waits, no resident is failed.
+    30017: Verdict(RETRY, "carrier network congestion", pause_seconds=30),
+    30022: Verdict(RETRY, "sending rate limit exceeded", pause_seconds=60),
+    30023: Verdict(RETRY, "daily message cap reached", pause_seconds=3600),
 }
 
 
@@ -80,26 +111,30 @@ def close_client(client: Client) -> None:
         session.close()
 
 
-def classify(code: int | None, http_status: int | None = None) -> tuple[bool, str]:
-    """(permanent, reason) for a Twilio error code.
-
-    A code missing from the table is transient when the HTTP status says the
-    fault was Twilio's or a rate limit (5xx, 429), and permanent otherwise: a
-    request Twilio refused, or a delivery failure we cannot explain, is not
-    worth paying for again.
-    """
+def classify(code: int | None) -> Verdict:
+    """The verdict on a Twilio error code: transient for a code not in ``ERRORS``, or none."""
     if code in ERRORS:
         return ERRORS[code]
-    if http_status is not None and (http_status >= 500 or http_status == 429):
-        return False, f"Twilio answered HTTP {http_status}"
-    return True, f"Twilio error {code}" if code is not None else "Twilio gave no reason"
+    return Verdict(RETRY, f"Twilio error {code}" if code is not None else "Twilio gave no reason")
 
 
-def delivery_failure(error_code: Any) -> tuple[int | None, bool, str]:
-    """(code, permanent, reason) for the ``ErrorCode`` of a status callback."""
+def error_flags(verdict: Verdict) -> dict[str, Any]:
+    """The ``ChannelError`` (and ``StatusUpdate``) flags that say a verdict."""
+    return {"permanent": verdict.outcome != RETRY,
+            "address_invalid": verdict.outcome == ADDRESS_INVALID,
+            "pauses_channel": verdict.pause_seconds is not None,
+            "retry_after": verdict.pause_seconds}
+
+
+def failed_update(provider_id: str | None, error_code: Any, *, no_code: Verdict,
+                  extra: Mapping[str, Any]) -> StatusUpdate:
+    """The ledger update for a status callback reporting a failure with its ``ErrorCode``;
+    ``no_code`` is the verdict when the callback gives none."""
     code = int(error_code) if str(error_code or "").isdigit() else None
-    permanent, reason = classify(code)
-    return code, permanent, f"[{code}] {reason}" if code is not None else reason
+    verdict = classify(code) if code is not None else no_code
+    reason = f"[{code}] {verdict.reason}" if code is not None else verdict.reason
+    return StatusUpdate("failed", provider_id=provider_id, error=reason,
+                        extra={**extra, "error_code": code}, **error_flags(verdict))
 
 
 def channel_error(error: Exception) -> ChannelError:
@@ -120,10 +155,11 @@ def channel_error(error: Exception) -> ChannelError:
 
 
 def _coded_error(code: int | None, http_status: int, twilio_message: str) -> ChannelError:
-    permanent, reason = classify(code, http_status)
+    verdict = classify(code) if code is not None else Verdict(
+        RETRY, f"Twilio answered HTTP {http_status}")
     detail = twilio_message.removeprefix("Unable to create record: ")
-    return ChannelError(f"{reason} (Twilio: {detail})", permanent=permanent,
-                        code=str(code) if code is not None else None)
+    return ChannelError(f"{verdict.reason} (Twilio: {detail})",
+                        code=str(code) if code is not None else None, **error_flags(verdict))
 
 
 def valid_signature(auth_token: str, url: str, params: Mapping[str, Any],

@@ -17,9 +17,14 @@ import requests
 from twilio.base.exceptions import TwilioException
 
 from channels.base import Channel, Outgoing, Receipt, StatusUpdate
-from channels.twilio_common import build_client, channel_error, close_client, delivery_failure
+from channels.twilio_common import (RETRY, Verdict, build_client, channel_error, close_client,
+                                    failed_update)
 
 #: Twilio's MessageStatus -> ledger status, for the statuses that are not failures.
+#: ``partially_delivered`` (one of the Message resource's statuses, twilio 9.x
+#: ``MessageInstance.Status``: of a message in several parts, some were confirmed
+#: delivered and some not) counts as delivered: the resident has part of it, the
+#: start first, and sending it again would repeat what arrived.
 _PROGRESS = {
     "accepted": "sent",
     "scheduled": "sent",
@@ -27,8 +32,17 @@ _PROGRESS = {
     "sending": "sent",
     "sent": "sent",
     "delivered": "delivered",
+    "partially_delivered": "delivered",
 }
-_FAILURES = ("undelivered", "failed")
+#: Failures; their ``ErrorCode`` decides retry, fail the channel or invalid number.
+#: ``canceled`` (the Message resource: a scheduled message whose sending was
+#: canceled before it went out; the gateway never cancels one itself) comes with no code: nothing reached the resident and it is not
+#: their number's fault, so it is retried like any transient failure.
+_FAILURES = {
+    "undelivered": Verdict(RETRY, "undelivered, Twilio gave no reason"),
+    "failed": Verdict(RETRY, "failed, Twilio gave no reason"),
+    "canceled": Verdict(RETRY, "the message was canceled before it was sent"),
+}
 
 # Twilio itself stops messaging a number after its standard opt-out words, so
 # the ledger must treat them as opt-outs too; TD and 退订 are China's convention.
@@ -77,9 +91,8 @@ def parse_callback(params: Mapping[str, Any]) -> StatusUpdate | None:
     if twilio_status in _PROGRESS:
         return StatusUpdate(_PROGRESS[twilio_status], provider_id=sid)
     if twilio_status in _FAILURES:
-        code, permanent, reason = delivery_failure(params.get("ErrorCode"))
-        return StatusUpdate("failed", provider_id=sid, error=reason, permanent=permanent,
-                            extra={"error_code": code, "twilio_status": twilio_status})
+        return failed_update(sid, params.get("ErrorCode"), no_code=_FAILURES[twilio_status],
+                             extra={"twilio_status": twilio_status})
     return None
 
 

@@ -31,7 +31,8 @@ from twilio.base.exceptions import TwilioException
 from twilio.twiml.voice_response import VoiceResponse
 
 from channels.base import Channel, Outgoing, Receipt, StatusUpdate
-from channels.twilio_common import build_client, channel_error, close_client, delivery_failure
+from channels.twilio_common import (RETRY, Verdict, build_client, channel_error, close_client,
+                                    failed_update)
 from messages.speech import call_prompts
 
 #: language -> (Say's language, a Twilio voice that speaks it)
@@ -93,12 +94,16 @@ def parse_callback(params: Mapping[str, Any]) -> StatusUpdate | None:
         status, permanent, outcome = _CALL_STATUSES[params.get("CallStatus")]
     except KeyError:
         return None
-    error = None
-    if status == "failed":
-        error = delivery_failure(params["ErrorCode"])[2] if params.get("ErrorCode") else outcome
-    return StatusUpdate(status, provider_id=params.get("CallSid"), error=error,
-                        permanent=permanent,
-                        extra={"outcome": outcome, "duration": params.get("CallDuration")})
+    extra = {"outcome": outcome, "duration": params.get("CallDuration")}
+    if params.get("CallStatus") == "failed":
+        # Classified by its ErrorCode like any Twilio error: 20429 or 30003 is
+        # tried again, 21211 marks the number invalid, and no code is transient.
+        return failed_update(params.get("CallSid"), params.get("ErrorCode"),
+                             no_code=Verdict(RETRY, "the call failed, Twilio gave no reason"),
+                             extra=extra)
+    return StatusUpdate(status, provider_id=params.get("CallSid"),
+                        error=outcome if status == "failed" else None, permanent=permanent,
+                        extra=extra)
 
 
 def parse_gather(params: Mapping[str, Any]) -> StatusUpdate | None:

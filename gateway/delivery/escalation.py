@@ -4,6 +4,12 @@ The new delivery is written unless that channel is already planned for the
 resident for this announcement (never two of the same); the unique key on
 (announcement, channel, recipient) holds that even when two channels fail at
 the same moment in two workers.
+
+A number the provider called invalid is dead for every channel using it
+(``number_invalid``): it is marked on the resident, their other pending sends
+to it for this announcement fail with it, and escalation treats a marked phone
+as no phone, so an SMS to a dead number is followed by WeChat, or by nothing
+(the resident stays on the unreached list), never by a call to the same number.
 """
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ from channels.registry import PLACE_CHANNELS
 from gateway.delivery import lifecycle, providers, queues
 from gateway.store import ledger
 from gateway.store.db import utcnow
+from gateway.store import roster
+from gateway.store.ledger.moves import fail_pending_to
 from gateway.store.schema import deliveries, residents
 
 
@@ -46,7 +54,8 @@ def escalate(conn: Connection, announcement, failed_channel: str, batch: int,
     written_in = lifecycle.languages(conn, announcement)
     rows = []
     waiting = [i for i in recipient_ids if i not in reached]  # another channel got through
-    for person in conn.execute(select(residents).where(residents.c.id.in_(waiting))):
+    for person in conn.execute(select(*(c for c in residents.c if c.name != "phone"),
+                                      roster.usable_phone()).where(residents.c.id.in_(waiting))):
         channel = next_channel(person, severity=announcement.severity,
                                policy=current_app.extensions["policy"], available=allowed,
                                already=planned.get(person.id, set()), year=year)
@@ -56,6 +65,15 @@ def escalate(conn: Connection, announcement, failed_channel: str, batch: int,
                          "language": lifecycle.language_for(person, written_in, announcement),
                          "batch": target_batch})
     return dict(ledger.add_missing(conn, announcement.id, rows))
+
+
+def number_invalid(conn: Connection, announcement_id: int, recipient_id: int, address: str,
+                   reason: str) -> None:
+    """The provider said ``address`` (a phone number) does not exist: mark it on the resident
+    and fail what else of this announcement waits to go to it. Call before ``escalate``."""
+    roster.mark_phone_invalid(conn, recipient_id, address, reason)
+    fail_pending_to(conn, announcement_id, recipient_id, address,
+                    f"not sent: the number is invalid ({reason})")
 
 
 def batch_for(batch: int) -> int:

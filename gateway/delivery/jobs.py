@@ -46,6 +46,7 @@ class Results:
 
     done: dict[str, list] = field(default_factory=lambda: defaultdict(list))
     failed: list = field(default_factory=list)
+    invalid: list = field(default_factory=list)  # failed rows whose number is dead: (row, reason)
     retry: list = field(default_factory=list)
     retry_after: float = 0.0
     held: list = field(default_factory=list)
@@ -147,6 +148,8 @@ def _note_error(announcement, channel: str, row, error: ChannelError, results: R
         return False
     if error.permanent:
         results.failed.append((row, str(error)))
+        if error.address_invalid:
+            results.invalid.append((row, str(error)))
     elif utcnow() >= retry_deadline(announcement):
         results.failed.append((row, f"gave up after {row.attempts} tries: {error}"))
     else:
@@ -198,6 +201,8 @@ def _record(conn, announcement, channel: str, batch: int, results: Results) -> d
         ledger.settle(conn, announcement.id, channel, status, outcomes)
     ledger.settle(conn, announcement.id, channel, "failed",
                   [(row.id, None, reason) for row, reason in results.failed])
+    for row, reason in results.invalid:
+        escalation.number_invalid(conn, announcement.id, row.recipient_id, row.address, reason)
     escalated = escalation.escalate(conn, announcement, channel, batch,
                                     [row.recipient_id for row, _ in results.failed])
     for row, error in results.retry:
@@ -214,10 +219,15 @@ def _queue_follow_ups(announcement, channel: str, batch: int, results: Results,
         queues.enqueue_batches(announcement.id, fallback, [escalation.batch_for(batch)])
     if results.retry or results.held:
         attempts = max((row.attempts for row, _ in results.retry), default=1)
-        delay = max(results.retry_after,
-                    min(MAX_RETRY_DELAY_SECONDS,
-                        current_app.config["RETRY_DELAY_SECONDS"] * 2 ** min(attempts - 1, 16)))
+        delay = max(results.retry_after, retry_delay(attempts))
         queues.schedule_retry(announcement.id, channel, batch, delay)
+
+
+def retry_delay(attempts: int) -> float:
+    """The wait before the next try of a delivery tried ``attempts`` times and failed transiently:
+    ``RETRY_DELAY_SECONDS``, doubling with each try, at most ``MAX_RETRY_DELAY_SECONDS``."""
+    return min(MAX_RETRY_DELAY_SECONDS,
+               current_app.config["RETRY_DELAY_SECONDS"] * 2 ** min(max(attempts, 1) - 1, 16))
 
 
 def _finish_if_done(announcement_id: int) -> None:

@@ -23,12 +23,14 @@ from audiences.policy import PERSON_FIELDS, Policy, address_of, channels_for, pe
 from gateway.delivery import lifecycle, providers, queues
 from gateway.store import audit, ledger
 from gateway.store.db import utcnow
-from gateway.store.roster import beneath
+from gateway.store.roster import beneath, usable_phone
 from gateway.store.schema import announcements, delivery_counts, devices, group_robots, residents
 
 CHUNK = 5000
+# A phone marked invalid is no address: no channel is planned to it.
 RESIDENT_COLUMNS = (residents.c.id, residents.c.area_code, residents.c.language,
-                    *(residents.c[name] for name in PERSON_FIELDS))
+                    *(usable_phone() if name == "phone" else residents.c[name]
+                      for name in PERSON_FIELDS))
 
 
 @dataclass

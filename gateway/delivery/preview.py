@@ -87,7 +87,9 @@ def preview(conn: Connection, announcement) -> dict:
 
 def _groups(conn: Connection, codes: list[str], drill: bool):
     town = func.substr(residents.c.area_code, 1, 9).label("town")
-    has_phone = case((residents.c.phone.is_(None), ""), else_="y").label("has_phone")
+    # A number marked invalid is no phone (gateway.store.roster.usable_phone).
+    has_phone = case((residents.c.phone.is_(None) | residents.c.phone_invalid.is_not(None), ""),
+                     else_="y").label("has_phone")
     has_openid = case((residents.c.wechat_openid.is_(None), ""), else_="y").label("has_openid")
     columns = (town, residents.c.area_code.label("village"), residents.c.birth_year,
                residents.c.visually_impaired, residents.c.hearing_impaired,

@@ -11,7 +11,7 @@ import hmac
 import secrets
 from typing import Iterable, Mapping, NamedTuple
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, insert, or_, select, update
 
 from audiences import areas as area_codes
 from audiences.areas import CsvSource, read_area_csv
@@ -87,12 +87,35 @@ def update_resident(conn: Connection, resident_id: int, fields: Mapping[str, str
     ``LookupError`` when there is no such resident.
     """
     profile = parse_resident(fields, known_area=known_areas(conn).__contains__)
+    # A number marked invalid stays marked until someone changes it.
+    kept_mark = case((residents.c.phone == profile.phone, residents.c.phone_invalid), else_=None)
     changed = conn.execute(update(residents).where(residents.c.id == resident_id)
-                           .values(resident_row(profile))).rowcount
+                           .values({**resident_row(profile), "phone_invalid": kept_mark})).rowcount
     if not changed:
         raise LookupError(f"there is no resident {resident_id}")
     audit.record(conn, actor, "edit", f"resident:{resident_id}", {"area": profile.area_code})
     return profile
+
+
+def mark_phone_invalid(conn: Connection, resident_id: int, phone: str, reason: str) -> bool:
+    """Mark a resident's phone as dead (the provider said the number is invalid).
+
+    Only while ``phone`` is still their number: an edit made since the send
+    that failed is not undone. Cleared by an edit of the phone (``update_resident``)
+    and by a roster import that lists the resident (``resident_row``).
+    """
+    marked = conn.execute(update(residents)
+                          .where(residents.c.id == resident_id, residents.c.phone == phone,
+                                 residents.c.phone_invalid.is_(None))
+                          .values(phone_invalid=reason[:200])).rowcount
+    if marked:
+        audit.record(conn, "gateway", "phone_invalid", f"resident:{resident_id}", reason[:200])
+    return bool(marked)
+
+
+def usable_phone():
+    """The ``phone`` column as channels may use it: null when the number is marked invalid."""
+    return case((residents.c.phone_invalid.is_(None), residents.c.phone), else_=None).label("phone")
 
 
 def resident_row(profile: ResidentProfile) -> dict:
@@ -101,7 +124,8 @@ def resident_row(profile: ResidentProfile) -> dict:
             "visually_impaired": profile.visually_impaired,
             "hearing_impaired": profile.hearing_impaired,
             "has_smartphone": profile.has_smartphone, "language": profile.language,
-            "opt_out": ";".join(sorted(profile.opt_out)), "test_audience": profile.test_audience}
+            "opt_out": ";".join(sorted(profile.opt_out)), "test_audience": profile.test_audience,
+            "phone_invalid": None}  # a roster (re-)import vouches for the number again
 
 
 def add_robot(conn: Connection, name: str, area_code: str, robot_key: str, *,

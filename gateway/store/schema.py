@@ -40,6 +40,9 @@ residents = Table(
     Column("language", String(8), nullable=False, default="zh"),
     Column("opt_out", String(64), nullable=False, default=""),
     Column("test_audience", Boolean, nullable=False, default=False),
+    # Why the phone number was found dead (Twilio said invalid); null while it is usable.
+    # Set by gateway.store.roster.mark_phone_invalid, cleared when the phone is edited.
+    Column("phone_invalid", String(200)),
     Index("ix_residents_area_code_id", "area_code", "id"),
     Index("ix_residents_phone", "phone"),
 )

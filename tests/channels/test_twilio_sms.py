@@ -119,8 +119,11 @@ def test_regional_twilio_hosts_are_rebased_too(twilio):
     ("undelivered", 30008, ("failed", "[30008] unknown delivery error", False)),
     ("failed", 30006, ("failed", "[30006] landline or unreachable carrier", True)),
     ("undelivered", 30005, ("failed", "[30005] unknown or inactive number", True)),
-    ("failed", 39999, ("failed", "[39999] Twilio error 39999", True)),
-    ("failed", None, ("failed", "Twilio gave no reason", True)),
+    ("failed", 39999, ("failed", "[39999] Twilio error 39999", False)),  # unknown: transient
+    ("failed", None, ("failed", "failed, Twilio gave no reason", False)),
+    ("undelivered", None, ("failed", "undelivered, Twilio gave no reason", False)),
+    ("canceled", None, ("failed", "the message was canceled before it was sent", False)),
+    ("partially_delivered", None, ("delivered", None, True)),
 ])
 def test_status_callbacks_become_ledger_updates(twilio, channel, status, error_code, expected):
     sid = channel.send(outgoing()).provider_id

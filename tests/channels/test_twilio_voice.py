@@ -126,7 +126,7 @@ def test_no_key_after_the_replay_hangs_up():
     ("completed", ("delivered", True, "completed-not-confirmed")),
     ("no-answer", ("failed", False, "no-answer")),
     ("busy", ("failed", False, "busy")),
-    ("failed", ("failed", True, "failed")),
+    ("failed", ("failed", False, "failed")),  # no ErrorCode: transient, called again
     ("canceled", ("failed", True, "canceled")),
 ])
 def test_call_status_callbacks_become_ledger_updates(twilio, channel, call_status, expected):
@@ -149,7 +149,11 @@ def test_a_call_callback_is_parsed_without_a_client():
         "failed", provider_id="CA1", error="busy", permanent=False,
         extra={"outcome": "busy", "duration": "0"})
     failed = parse_callback({"CallSid": "CA1", "CallStatus": "failed", "ErrorCode": "13224"})
-    assert (failed.error, failed.permanent) == ("[13224] number cannot be called", True)
+    assert (failed.error, failed.permanent, failed.address_invalid) == (
+        "[13224] invalid phone number", True, True)
+    for transient in ("20429", "30003"):
+        failed = parse_callback({"CallSid": "CA1", "CallStatus": "failed", "ErrorCode": transient})
+        assert (failed.status, failed.permanent) == ("failed", False)
 
 
 def test_unknown_call_status_is_ignored():

@@ -141,6 +141,26 @@ def advance(conn: Connection, targets: Mapping[int, str]) -> int:
     return len(moves)
 
 
+def fail_pending_to(conn: Connection, announcement_id: int, recipient_id: int, address: str,
+                    reason: str) -> int:
+    """Fail a resident's deliveries of one announcement still waiting to go to ``address``
+    (a number found invalid by another channel), without trying them."""
+    total = 0
+    for row in conn.execute(select(deliveries.c.id, deliveries.c.channel, deliveries.c.status)
+                            .where(deliveries.c.announcement_id == announcement_id,
+                                   deliveries.c.recipient_id == recipient_id,
+                                   deliveries.c.channel.in_(PERSONAL_CHANNELS),
+                                   deliveries.c.address == address,
+                                   deliveries.c.status.in_(PENDING))).all():
+        moved = conn.execute(update(deliveries)
+                             .where(deliveries.c.id == row.id, deliveries.c.status == row.status)
+                             .values(status="failed", last_error=clip(reason),
+                                     updated_at=utcnow())).rowcount
+        bump(conn, announcement_id, row.channel, {row.status: -moved, "failed": moved})
+        total += moved
+    return total
+
+
 def cancel_pending(conn: Connection, announcement_id: int, reason: str) -> int:
     """Cancel everything not yet handed to a provider."""
     total = 0

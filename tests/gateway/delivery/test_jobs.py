@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from channels.base import ChannelError
 from gateway.delivery import escalation, jobs, queues
 from gateway.store.db import utcnow
-from gateway.store.schema import announcements
+from gateway.store.schema import announcements, residents
 from tests.gateway.conftest import RESIDENTS, VILLAGE_A
 from tests.gateway.delivery.conftest import (Scripted, by_address, ledger_rows, planned,
                                              queued_batches, row_of, scheduled_batches,
@@ -117,15 +117,36 @@ def test_the_retry_deadline_is_the_budget_or_the_expiry_whichever_is_first(app):
 
 def test_a_permanent_error_fails_at_once_and_queues_the_fallback(app, county):
     announcement_id = planned(app, channels=["sms", "voice"], areas=[VILLAGE_A])
-    use_provider(app, "sms", Scripted({SMS_ONLY: ChannelError("invalid number", permanent=True,
-                                                              code="21211")}))
+    use_provider(app, "sms", Scripted({SMS_ONLY: ChannelError(
+        "not a mobile number", permanent=True, code="21614")}))
     deliver(app, announcement_id)
     row = sms(app, announcement_id, SMS_ONLY)
-    assert (row.status, row.attempts, row.last_error) == ("failed", 1, "[21211] invalid number")
+    assert (row.status, row.attempts, row.last_error) == ("failed", 1,
+                                                          "[21614] not a mobile number")
     call = by_address(app, announcement_id)[("voice", SMS_ONLY)]
     assert (call.status, call.batch) == ("queued", escalation.batch_for(0))
     assert (announcement_id, escalation.batch_for(0)) in queued_batches(app, "voice")
     assert scheduled_batches(app, "sms") == set()
+
+
+def test_an_invalid_number_is_marked_and_no_channel_uses_it_again(app, county):
+    announcement_id = planned(app, channels=["sms", "voice"], areas=[VILLAGE_A])
+    dead = ChannelError("invalid phone number", code="21211", address_invalid=True)
+    use_provider(app, "sms", Scripted({SMS_ONLY: dead, BLIND: dead}))
+    deliver(app, announcement_id)
+    rows = by_address(app, announcement_id)
+    assert rows[("sms", SMS_ONLY)].status == "failed"
+    assert ("voice", SMS_ONLY) not in rows  # no call to the number the SMS found dead
+    # The blind resident's call was planned beside the SMS: it fails untried.
+    call = rows[("voice", BLIND)]
+    assert (call.status, call.attempts) == ("failed", 0)
+    assert call.last_error.startswith("not sent: the number is invalid ([21211]")
+    assert queued_batches(app, "voice") == {(announcement_id, 0)}  # the original batch only
+    with app.extensions["engine"].connect() as conn:
+        marks = dict(conn.execute(select(residents.c.phone, residents.c.phone_invalid)
+                                  .where(residents.c.phone.in_([SMS_ONLY, BLIND]))).all())
+    assert marks == {SMS_ONLY: "[21211] invalid phone number",
+                     BLIND: "[21211] invalid phone number"}
 
 
 def test_a_paused_channel_claims_nothing_and_waits_out_the_pause(app, county):

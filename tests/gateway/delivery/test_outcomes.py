@@ -7,10 +7,13 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import select
 
 from channels.base import StatusUpdate
-from gateway.delivery import escalation, outcomes
+from audiences.policy import parse_policy
+from gateway.delivery import escalation, outcomes, queues
 from gateway.store import roster
+from gateway.store.schema import residents
 from tests.gateway.conftest import RESIDENTS, VILLAGE_A, person
 from tests.gateway.delivery.conftest import (by_address, hand_over, ledger_rows, planned,
                                              queued_batches, scheduled_batches)
@@ -68,12 +71,74 @@ def test_callbacks_move_a_delivery_forward_only(app, county):
 def test_a_failure_ends_the_delivery_and_queues_the_next_channel(app, county):
     announcement_id = planned(app, channels=["sms", "voice"], areas=[VILLAGE_A])
     delivery_id = sent(app, announcement_id, "sms", SMS_ONLY)
-    assert apply(app, delivery_id, "failed", error="[30003] unreachable", permanent=False)
+    assert apply(app, delivery_id, "failed", error="[30007] filtered as spam")
     failed = now(app, announcement_id, "sms", SMS_ONLY)
-    assert (failed.status, failed.last_error) == ("failed", "[30003] unreachable")
-    call = now(app, announcement_id, "voice", SMS_ONLY)  # only calls are tried again
+    assert (failed.status, failed.last_error) == ("failed", "[30007] filtered as spam")
+    call = now(app, announcement_id, "voice", SMS_ONLY)
     assert (call.status, call.batch) == ("queued", escalation.batch_for(failed.batch))
     assert (announcement_id, call.batch) in queued_batches(app, "voice")
+
+
+def test_a_message_undelivered_for_a_transient_reason_is_sent_again(app, county):
+    announcement_id = planned(app, channels=["sms", "voice"], areas=[VILLAGE_A])
+    delivery_id = sent(app, announcement_id, "sms", SMS_ONLY)
+    assert apply(app, delivery_id, "failed", error="[30003] unreachable", permanent=False,
+                 provider_id="P-sent")
+    row = now(app, announcement_id, "sms", SMS_ONLY)
+    assert (row.status, row.provider_id, row.last_error) == ("planned", None, "[30003] unreachable")
+    assert (announcement_id, row.batch) in scheduled_batches(app, "sms")
+    assert ("voice", SMS_ONLY) not in by_address(app, announcement_id)  # not escalated
+
+
+def test_a_transient_failure_past_the_retry_budget_fails_and_escalates(app, county):
+    app.config["RETRY_BUDGET_MINUTES"] = {severity: 0 for severity in
+                                          ("extreme", "severe", "moderate", "minor", "unknown")}
+    announcement_id = planned(app, channels=["sms", "voice"], areas=[VILLAGE_A])
+    delivery_id = sent(app, announcement_id, "sms", SMS_ONLY)
+    assert apply(app, delivery_id, "failed", error="[30003] unreachable", permanent=False)
+    row = now(app, announcement_id, "sms", SMS_ONLY)
+    assert (row.status, row.last_error) == ("failed", "gave up after 1 tries: [30003] unreachable")
+    assert now(app, announcement_id, "voice", SMS_ONLY).status == "queued"
+
+
+def test_an_account_limit_pauses_the_channel_and_fails_nobody(app, county):
+    announcement_id = planned(app, channels=["sms", "voice"], areas=[VILLAGE_A])
+    delivery_id = sent(app, announcement_id, "sms", SMS_ONLY)
+    assert apply(app, delivery_id, "failed", error="[30023] daily message cap reached",
+                 permanent=False, pauses_channel=True, retry_after=3600)
+    assert now(app, announcement_id, "sms", SMS_ONLY).status == "planned"
+    with app.app_context():
+        seconds, reason = queues.channel_pause("sms")
+    assert 3500 < seconds <= 3600 and reason == "[30023] daily message cap reached"
+    assert ("voice", SMS_ONLY) not in by_address(app, announcement_id)
+
+
+def test_an_invalid_number_goes_to_wechat_never_to_a_call(app, county):
+    app.extensions["policy"] = parse_policy({"rule": [{"name": "SMS first",
+                                                       "first_of": ["sms", "wechat"]}]})
+    announcement_id = planned(app, channels=["sms", "voice", "wechat"], areas=[VILLAGE_A])
+    follower = RESIDENTS["young follower"][0]
+    delivery_id = sent(app, announcement_id, "sms", follower.phone)
+    assert apply(app, delivery_id, "failed", error="[21211] invalid phone number",
+                 address_invalid=True)
+    rows = by_address(app, announcement_id)
+    assert ("voice", follower.phone) not in rows  # fallback order is sms, voice, wechat
+    assert rows[("wechat", follower.wechat_openid)].status == "queued"
+    with app.extensions["engine"].connect() as conn:
+        mark = conn.execute(select(residents.c.phone_invalid)
+                            .where(residents.c.phone == follower.phone)).scalar_one()
+    assert mark == "[21211] invalid phone number"
+
+
+def test_a_repeated_callback_for_a_call_already_put_back_changes_nothing(app, county, aged):
+    announcement_id = planned(app, channels=["voice"], areas=[VILLAGE_A])
+    call = sent(app, announcement_id, "voice", AGED_65)
+    no_answer = StatusUpdate("failed", provider_id="P-sent", error="no-answer", permanent=False)
+    with app.app_context():  # as Twilio's callbacks come: twice, the same
+        assert outcomes.apply(call, no_answer, from_provider=True) is True
+        assert outcomes.apply(call, no_answer, from_provider=True) is False
+    row = now(app, announcement_id, "voice", AGED_65)
+    assert (row.status, row.attempts) == ("planned", 1)
 
 
 def test_an_unanswered_call_is_called_again_and_a_refused_one_is_not(app, county, aged):
