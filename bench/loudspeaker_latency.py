@@ -44,7 +44,9 @@ with the default ``LOUDSPEAKER_RATE`` of 100/s the rate alone spreads 2,000 play
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hashlib
 import multiprocessing
 import os
 import sys
@@ -65,6 +67,15 @@ FLOOR_ANNOUNCEMENT = 999_999
 
 
 # --- simulated controllers ------------------------------------------------------------
+
+def bench_ack_key(device_id: str):
+    """A simulated device's ack key, derived from its id: the loader registers its public half,
+    the simulator signs with it (a benchmark's stand-in for the key `speakers add` prints)."""
+    from channels.loudspeaker import protocol
+
+    seed = hashlib.sha256(f"tongbao-bench-ack-key:{device_id}".encode()).digest()
+    return protocol.SigningKey.from_text(base64.b64encode(seed))
+
 
 def _simulate(pipe, mqtt_url: str, public_pem: str, device_ids: list[str], play_seconds: float,
               name: str) -> None:
@@ -90,8 +101,13 @@ def _simulate(pipe, mqtt_url: str, public_pem: str, device_ids: list[str], play_
     client = transport.new_client(address, f"bench-speakers-{name}-{os.getpid()}")
     client.max_inflight_messages_set(1000)
 
+    ack_keys = {device_id: bench_ack_key(device_id) for device_id in device_ids}
+
     def publish(device_id: str, ack: dict) -> None:
-        client.publish(protocol.events_topic(device_id), protocol.encode(ack), qos=protocol.QOS)
+        topic = protocol.events_topic(device_id)
+        unsigned = {key: value for key, value in ack.items() if key != "signature"}
+        client.publish(topic, protocol.encode(ack_keys[device_id].sign(topic, unsigned)),
+                       qos=protocol.QOS)
 
     def on_message(client_, userdata, message) -> None:
         try:
@@ -213,7 +229,8 @@ def load_villages(app, count: int) -> list[str]:
         raise SystemExit(f"the synthetic county has only {len(chosen)} villages")
     with app.extensions["engine"].begin() as conn:
         conn.execute(insert(areas), [{"code": c, "name": n} for c, n in county.areas])
-        conn.execute(insert(devices), [{"device_id": d, "area_code": a, "test_device": t}
+        conn.execute(insert(devices), [{"device_id": d, "area_code": a, "test_device": t,
+                                        "ack_public_key": bench_ack_key(d).public_base64()}
                                        for d, a, t in chosen])
     return [d for d, _, _ in chosen]
 
