@@ -57,15 +57,24 @@ def free_port() -> int:
 
 
 class PasswordAuthPlugin(BaseAuthPlugin):
-    """Every client by ``check_password(user, password)``; nobody anonymous."""
+    """Every client by ``check_password(user, password)``; nobody anonymous.
+
+    amqtt publishes a last will without asking the topic plugins, so a device whose
+    will is not on its own topics (another device's status) is refused here.
+    """
 
     @dataclass
     class Config:
+        gateway_username: str
         check_password: Any  # PasswordCheck; may block (a database), so it runs off the loop
 
     async def authenticate(self, *, session) -> bool:
         username, password = session.username, session.password
         if not username or password is None:
+            return False
+        if username != self.config.gateway_username and session.will_flag \
+                and session.will_topic not in device_topics(username, Action.PUBLISH):
+            self.context.logger.warning("refused %s: a last will on %s", username, session.will_topic)
             return False
         if isinstance(password, bytes):
             password = password.decode("utf-8", errors="replace")
@@ -130,7 +139,8 @@ class EmbeddedBroker:
             # Listing plugins replaces amqtt's defaults (anonymous access, logging every
             # packet, $SYS statistics); both plugins must allow what a client does.
             "plugins": {
-                f"{__name__}.PasswordAuthPlugin": {"check_password": self.check_password},
+                f"{__name__}.PasswordAuthPlugin": {"gateway_username": GATEWAY_USER,
+                                                   "check_password": self.check_password},
                 f"{__name__}.DeviceTopicsPlugin": {"gateway_username": GATEWAY_USER},
             },
         }

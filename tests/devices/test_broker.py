@@ -84,3 +84,17 @@ def test_a_device_may_use_only_its_own_topics(broker):
     finally:
         gateway.close()
         device_a.close()
+
+
+def test_a_device_may_not_leave_a_last_will_on_another_devices_topic(broker):
+    """amqtt publishes a will without asking the topic plugin: a forged offline for B."""
+    impostor = probe(broker, "cun-a")
+    impostor.client.will_set(protocol.status_topic("cun-b"), protocol.OFFLINE, qos=1, retain=True)
+    honest = probe(broker, "cun-a", "cun-a-2")
+    honest.client.will_set(protocol.status_topic("cun-a"), protocol.OFFLINE, qos=1, retain=True)
+    try:
+        assert impostor.connect().is_failure
+        assert not honest.connect().is_failure
+    finally:
+        impostor.close()
+        honest.close()
