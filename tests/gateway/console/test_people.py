@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from gateway.store import roster
 from gateway.store.schema import audit_log, devices, residents
 from tests.conftest import run_jobs
 from tests.gateway.conftest import RESIDENTS, VILLAGE_A
@@ -79,6 +80,25 @@ def test_residents_can_be_searched_and_edited_with_the_roster_rules(app, client)
     with app.extensions["engine"].connect() as conn:
         row = conn.execute(select(residents).where(residents.c.id == resident_id)).one()
     assert row.phone == "+8613800000099" and row.hearing_impaired
+
+
+def test_a_number_found_invalid_is_marked_in_the_list_until_the_phone_is_edited(app, client):
+    phone = RESIDENTS["young sms only"][0].phone
+    with app.extensions["engine"].begin() as conn:
+        resident_id = conn.execute(select(residents.c.id)
+                                   .where(residents.c.phone == phone)).scalar_one()
+        assert roster.mark_phone_invalid(conn, resident_id, phone, "[21211] invalid phone number")
+    login(client, "admin")
+    mark = re.compile(r'<span class="badge invalid" title="\[21211\] invalid phone number">号码无效</span>')
+    assert mark.search(page(client.get("/residents?q=李娜")))
+    token = CSRF_FIELD.search(page(client.get(f"/residents/{resident_id}/edit"))).group(1)
+    fields = {"csrf_token": token, "name": "李娜", "phone": phone, "area_code": VILLAGE_A,
+              "language": "zh", "birth_year": "1990", "has_smartphone": "1"}
+    assert client.post(f"/residents/{resident_id}/edit", data=fields).status_code == 302
+    assert mark.search(page(client.get("/residents?q=李娜")))  # the same number: still dead
+    fields["phone"] = "13800000098"
+    assert client.post(f"/residents/{resident_id}/edit", data=fields).status_code == 302
+    assert "号码无效" not in page(client.get("/residents?q=李娜"))
 
 
 def test_devices_show_online_and_offline(app, client):
