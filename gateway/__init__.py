@@ -49,12 +49,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["policy"] = load_policy(app.config["POLICY_FILE"])
 
-    from gateway.web import api, console, interop, webhooks
+    from gateway.web import api, console, health, interop, webhooks
     from gateway import cli
 
     app.register_blueprint(api.bp)
     app.register_blueprint(interop.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
     console.init_app(app)
     cli.register(app)
     return app

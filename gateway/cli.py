@@ -19,6 +19,7 @@ from channels.loudspeaker.protocol.transport import BrokerAddress
 from devices.broker import GATEWAY_USER, EmbeddedBroker
 from gateway import instance_secret
 from gateway.store import accounts, db, roster
+from gateway import doctor as checkup
 from gateway.delivery import loudspeakers, queues, reconciler, workers
 from gateway.store.schema import areas, residents, users
 from gateway.store.db import engine
@@ -308,9 +309,26 @@ def embedded_broker(app: Flask) -> tuple[EmbeddedBroker, str]:
     return broker, broker.url_for(GATEWAY_USER, password)
 
 
+@click.command("doctor")
+@with_appcontext
+def doctor():
+    """Check the configuration, credentials, speech voices, signing key, files and connections,
+    and say what to fix; exits 1 when something is wrong."""
+    findings = checkup.examine(current_app._get_current_object())
+    for finding in findings:
+        mark = "FIX " if not finding.ok else "warn" if finding.fix else "ok  "
+        click.echo(f"{mark}  {finding.name:<12} {finding.detail}")
+        if finding.fix:
+            click.echo(f"      {'':<12} -> {finding.fix}")
+    wrong = sum(not finding.ok for finding in findings)
+    if wrong:
+        raise click.ClickException(f"{wrong} thing(s) to fix before this gateway can be relied on")
+    click.echo("nothing to fix")
+
+
 def register(app: Flask) -> None:
     for group in (db_cli, users_cli, tokens_cli, areas_cli, residents_cli, speakers_cli,
                   robots_cli):
         app.cli.add_command(group)
-    for command in (demo, worker, reconcile, serve):
+    for command in (demo, worker, reconcile, serve, doctor):
         app.cli.add_command(command)

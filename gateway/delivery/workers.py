@@ -1,7 +1,8 @@
 """The worker process: its name, its heartbeat, the leases it holds, the reconciler it runs.
 
 A worker shows it is alive by a Redis key it refreshes every few seconds
-(``queues.HEARTBEAT_KEY``), and holds the deliveries it is sending by a lease
+(``queues.HEARTBEAT_KEY``, holding the queues it serves: rq's own worker registry is not
+written again after a Redis restart, this key is), and holds the deliveries it is sending by a lease
 in the database that it renews as often. A row is taken back from a worker
 only when both have lapsed, so neither a Redis restart (heartbeats gone,
 leases fine) nor a database outage (leases lapse, heartbeats fine) makes a live
@@ -19,6 +20,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from typing import Sequence
 
 import redis
 from flask import Flask, current_app
@@ -99,9 +101,12 @@ class Heartbeat(threading.Thread):
     """Refreshes the heartbeat key and the held leases, and reconciles every
     ``RECONCILE_SECONDS``; an outage of Redis or the database is logged and outlived."""
 
-    def __init__(self, app: Flask):
+    def __init__(self, app: Flask, queue_names: Sequence[str]):
         super().__init__(name="tongbao-heartbeat", daemon=True)
         self.app = app
+        self.queue_names = ",".join(queue_names)
+        #: The rq worker serving now (not in burst mode), whose scheduler the beat looks after.
+        self.worker: GatewayWorker | None = None
         self.stopping = threading.Event()
         self.next_reconcile = time.monotonic() + app.config["RECONCILE_SECONDS"] / 2
         self.failing: set[str] = set()
@@ -120,8 +125,12 @@ class Heartbeat(threading.Thread):
         self.stopping.set()
 
     def _beat(self, interval: float) -> None:
-        queues.connection(self.app).set(queues.HEARTBEAT_KEY.format(process_name()), 1,
+        queues.connection(self.app).set(queues.HEARTBEAT_KEY.format(process_name()),
+                                        self.queue_names,
                                         px=int(interval * 3000))
+        worker = self.worker
+        if worker is not None:
+            worker.keep_scheduler()
 
     def _renew(self) -> None:
         release_abandoned(self.app)
@@ -162,11 +171,23 @@ class GatewayWorker(SimpleWorker):
         self.stop_asked = True
         super().request_stop(signum, frame)
 
+    def keep_scheduler(self) -> None:
+        """Start rq's scheduler process again when it is gone, as soon as Redis answers.
+
+        It exits when Redis goes away, and rq itself starts it again (or takes over the lock
+        of a dead worker's scheduler) only at its maintenance pass, every 10 minutes and after
+        an idle wait for a job of up to 7: retries would stand still that long."""
+        scheduler = self.scheduler
+        if scheduler is None or self.stop_asked or self._stop_requested:
+            return
+        if scheduler._process is None or not scheduler._process.is_alive():
+            scheduler.acquire_locks(auto_start=True)
+
 
 def run(app: Flask, queue_names: list[str], *, burst: bool) -> None:
     """Serve the queues until stopped, outliving Redis restarts: rq's loop ends on an
     error it cannot handle, and is started again after a growing pause."""
-    heartbeat = Heartbeat(app)
+    heartbeat = Heartbeat(app, queue_names)
     heartbeat.start()
     backoff = 1.0
     try:
@@ -175,6 +196,7 @@ def run(app: Flask, queue_names: list[str], *, burst: bool) -> None:
             try:
                 worker = GatewayWorker([queues.queue(name, app) for name in queue_names],
                                        connection=queues.connection(app), name=process_name())
+                heartbeat.worker = None if burst else worker
                 worked = worker.work(burst=burst, with_scheduler=True,
                                      dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
                 if burst or worker.stop_asked:
@@ -187,6 +209,8 @@ def run(app: Flask, queue_names: list[str], *, burst: bool) -> None:
                 # ValueError: rq still has this name registered from before the outage.
                 log.warning("worker cannot reach Redis (%s); trying again in %.0f s", error, backoff)
                 _forget(worker)
+            finally:
+                heartbeat.worker = None
             time.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
     finally:

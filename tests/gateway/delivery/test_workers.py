@@ -14,7 +14,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from gateway.delivery import queues, workers
+from gateway.delivery import health, queues, workers
 from gateway.store import ledger
 from gateway.store.db import as_utc, utcnow
 from gateway.store.schema import deliveries
@@ -52,12 +52,14 @@ def test_the_heartbeat_shows_the_worker_alive_and_renews_only_what_it_holds(make
     held, let_go = claimed_rows(app, 2, owner=workers.process_name(),
                                 lease=timedelta(seconds=2))
     workers.hold([held])
-    heartbeat = workers.Heartbeat(app)
+    heartbeat = workers.Heartbeat(app, ["sms", "voice"])
     heartbeat.start()
     try:
         time.sleep(3)  # past the lease given at the claim
         with app.app_context():
             assert queues.worker_alive(workers.process_name())
+            assert health.live_workers(queues.connection()) == {
+                name: int(name in ("sms", "voice")) for name in queues.QUEUE_NAMES}
         ends = lease_ends(app, [held, let_go])
         assert ends[held] > utcnow() > ends[let_go]
     finally:

@@ -1,0 +1,163 @@
+"""``flask --app wsgi doctor``: everything an operator should know is right before an emergency.
+
+The configuration, the providers' credentials (their form: the providers themselves are not
+called), the speech voices (a short sample is synthesized per language), the loudspeaker
+signing key, the permissions of what the gateway keeps under ``instance/``, and each
+connection with the checks of ``/readyz``. Each finding says what to do, in plain words.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import stat
+import tempfile
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import phonenumbers
+from flask import Flask
+
+from gateway.delivery import health, providers
+from gateway.delivery.health import Check
+from messages import audio
+
+# A finding is a ``health.Check``; one that is ok but says what to do is a warning: fine for
+# trying out, worth changing in production.
+WARN = True
+
+TWILIO_FORMATS = {
+    "TWILIO_ACCOUNT_SID": (r"AC[0-9a-fA-F]{32}", "AC followed by 32 hexadecimal characters"),
+    "TWILIO_AUTH_TOKEN": (r"[0-9a-fA-F]{32}", "32 hexadecimal characters"),
+    "TWILIO_MESSAGING_SERVICE_SID": (r"MG[0-9a-fA-F]{32}", "MG followed by 32 hexadecimal characters"),
+}
+WECHAT_FORMATS = {
+    "WECHAT_APP_ID": (r"wx[0-9a-fA-F]{16}", "wx followed by 16 hexadecimal characters"),
+    "WECHAT_APP_SECRET": (r"[0-9a-fA-F]{32}", "32 hexadecimal characters"),
+    "WECHAT_TEMPLATE_ID": (r"[A-Za-z0-9_-]{20,64}", "the template's id from the Official Account "
+                                                    "platform (letters, digits, - and _)"),
+}
+SPEECH_SAMPLES = {"zh": "通报系统语音测试。", "en": "Tongbao speech test."}
+
+
+def configuration(app: Flask) -> Iterator[Check]:
+    config = app.config
+    if config["DATABASE_URL"].startswith("sqlite"):
+        yield Check("configuration", WARN, "DATABASE_URL is SQLite in the instance folder",
+                    "for production set DATABASE_URL to PostgreSQL (docs/deploy.md)")
+    if not config["REDIS_URL"]:
+        yield Check("configuration", WARN, "REDIS_URL is unset: an embedded Redis, for `serve` only",
+                    "for gunicorn and separate workers set REDIS_URL (docs/deploy.md)")
+    base = urlsplit(config["PUBLIC_BASE_URL"])
+    if base.scheme != "https" and not _loopback(base.hostname or ""):
+        yield Check("configuration", False,
+                    f"PUBLIC_BASE_URL is {base.scheme}:// on a public address",
+                    "serve the gateway over https (deploy/nginx/tongbao.conf) and set "
+                    "PUBLIC_BASE_URL=https://…: sessions and provider callbacks need it")
+    if len(config["SECRET_KEY"]) < 32:
+        yield Check("configuration", False, "SECRET_KEY is shorter than 32 characters",
+                    "set SECRET_KEY to a long random value (python3 -c 'import secrets; "
+                    "print(secrets.token_hex(32))') or unset it to use instance/secret_key")
+    yield Check("configuration", True, "settings read; channel policy loaded")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _formats(config, names: dict[str, tuple[str, str]]) -> Iterator[Check]:
+    for name, (pattern, form) in names.items():
+        value = config[name]
+        if value and not re.fullmatch(pattern, value.strip()):
+            yield Check("providers", False, f"{name} does not look right",
+                        f"copy it again from the provider's console: it is {form}")
+
+
+def credentials(app: Flask) -> Iterator[Check]:
+    config = app.config
+    twilio = [config[name] for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")]
+    sender = config["TWILIO_FROM_NUMBER"] or config["TWILIO_MESSAGING_SERVICE_SID"]
+    if any(twilio) or sender:
+        if not all(twilio) or not sender:
+            yield Check("providers", False, "Twilio is partly configured",
+                        "set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER (or "
+                        "TWILIO_MESSAGING_SERVICE_SID), or none of them")
+        yield from _formats(config, TWILIO_FORMATS)
+        number = config["TWILIO_FROM_NUMBER"]
+        if number and not _e164(number):
+            yield Check("providers", False, "TWILIO_FROM_NUMBER is not a phone number in "
+                        "international form", "write it as +<country code><number>, e.g. "
+                        "+8613800138000")
+    wechat = [config[name] for name in WECHAT_FORMATS]
+    if any(wechat):
+        if not all(wechat):
+            yield Check("providers", False, "WeChat is partly configured",
+                        "set WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TEMPLATE_ID, or none")
+        yield from _formats(config, WECHAT_FORMATS)
+    used = {channel: providers.provider_for(config, channel) or "not available"
+            for channel in ("sms", "voice", "wechat", "loudspeaker")}
+    yield Check("providers", True, ", ".join(f"{channel}: {provider}"
+                                             for channel, provider in used.items()))
+
+
+def _e164(number: str) -> bool:
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return number.startswith("+") and phonenumbers.is_possible_number(parsed)
+
+
+def voices(app: Flask) -> Iterator[Check]:
+    with tempfile.TemporaryDirectory() as folder:
+        for language, voice in audio.VOICE_NAMES.items():
+            try:
+                info = audio.synthesize(SPEECH_SAMPLES[language],
+                                        language, os.path.join(folder, f"{language}.wav"),
+                                        rate=app.config["SPEECH_RATE"])
+            except audio.SynthesisError as error:
+                yield Check("speech", False, f"{language}: no speech with voice {voice} ({error})",
+                            "install Debian's espeak-ng (apt-get install espeak-ng) and check "
+                            "that `espeak-ng --voices` lists " + voice)
+            else:
+                yield Check("speech", True, f"{language}: voice {voice}, "
+                            f"{info.duration_seconds:.1f} s of speech for the sample")
+
+
+def files(app: Flask) -> Iterator[Check]:
+    """Everything under instance/ (and the signing key and media if kept elsewhere) is the
+    gateway user's alone: folders 0700, files 0600."""
+    places = [app.instance_path, os.path.dirname(app.config["SIGNING_KEY_PATH"]),
+              app.config["MEDIA_DIR"]]
+    loose, foreign = [], []
+    seen = set()
+    for place in places:
+        for root, folders, names in os.walk(place):
+            for path in [root, *(os.path.join(root, name) for name in names)]:
+                if path in seen or not os.path.lexists(path) or os.path.islink(path):
+                    continue
+                seen.add(path)
+                info = os.lstat(path)
+                if info.st_uid != os.getuid():
+                    foreign.append(path)
+                elif stat.S_IMODE(info.st_mode) & 0o077 and not stat.S_ISSOCK(info.st_mode):
+                    loose.append(path)
+            folders[:] = [f for f in folders if os.path.join(root, f) not in seen]
+    if foreign:
+        yield Check("files", False, f"{len(foreign)} file(s) belong to another user, e.g. "
+                    f"{foreign[0]}", f"chown -R the gateway's user {app.instance_path}")
+    if loose:
+        yield Check("files", False, f"{len(loose)} file(s) others may read, e.g. {loose[0]} "
+                    f"(residents' data and keys are kept there)",
+                    f"chmod -R go-rwx {app.instance_path}")
+    if not foreign and not loose:
+        yield Check("files", True, f"{app.instance_path}: the gateway user's alone")
+
+
+def examine(app: Flask) -> list[Check]:
+    """Every finding, connections last (they may take up to ``health.CHECK_SECONDS``)."""
+    findings = [*configuration(app), *credentials(app), *voices(app), *files(app)]
+    return findings + health.run(app)
