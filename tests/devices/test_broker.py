@@ -1,12 +1,16 @@
 """The embedded quickstart broker: passwords for everyone, each device on its own topics only."""
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 
 from channels.loudspeaker import protocol
-from devices.broker import GATEWAY_USER, EmbeddedBroker
+from devices.broker import GATEWAY_USER, EmbeddedBroker, free_port
 from tests.channels.loudspeaker_rig import Rig, serve_audio
 from tests.channels.test_loudspeaker_mosquitto import Probe
 
@@ -98,3 +102,27 @@ def test_a_device_may_not_leave_a_last_will_on_another_devices_topic(broker):
     finally:
         impostor.close()
         honest.close()
+
+
+def test_as_its_own_process_it_takes_accounts_from_a_password_file(tmp_path):
+    port = free_port()
+    accounts = tmp_path / "passwords"
+    accounts.write_text("# user:sha256-hex\n" + "".join(
+        f"{user}:{hashlib.sha256(password.encode()).hexdigest()}\n"
+        for user, password in PASSWORDS.items()))
+    process = subprocess.Popen([sys.executable, "-m", "devices.broker", "--port", str(port),
+                                "--passwords", str(accounts)],
+                               cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()},
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout.readline().strip() == f"mqtt://127.0.0.1:{port}?protocol=3.1.1"
+        for user, password, refused in ((GATEWAY_USER, "gw-secret", False), ("cun-a", "a-secret", False),
+                                        ("cun-a", "b-secret", True), ("cun-c", "x", True)):
+            client = Probe(f"mqtt://{user}:{password}@127.0.0.1:{port}?protocol=3.1.1", f"{user}-{refused}")
+            try:
+                assert client.connect().is_failure is refused, user
+            finally:
+                client.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
