@@ -278,4 +278,5 @@ def parse_event(body: bytes) -> StatusUpdate | None:
     ledger_status, error = JOB_FINISH_STATUSES.get(
         status, ("failed", f"WeChat reported {status[:100]!r}"))
     return StatusUpdate(ledger_status, provider_id=msgid,
-                        error=error and f"[{status}] {error}", permanent=True)
+                        error=error and f"[{status}] {error}", permanent=True,
+                        extra={"openid": (root.findtext("FromUserName") or "").strip()})

@@ -14,12 +14,16 @@ WeChat pushes every message and event of the Official Account to one callback UR
 gets 403). The ``TEMPLATESENDJOBFINISH`` event moves the WeChat delivery whose provider id is
 its ``MsgID`` to delivered or failed; one naming no delivery here is answered 200 and
 logged (WeChat would otherwise push it again), any other message or event is answered 200
-and ignored, and a body that is not XML gets 400.
+and ignored, and a body that is not XML gets 400. A report can overtake the delivery job
+that records the MsgID (the job writes its results every few dozen sends): while a WeChat
+delivery to the report's openid is still being sent, the webhook waits for the MsgID up to
+``WECHAT_REPORT_WAIT_SECONDS`` (WeChat waits five seconds for the answer).
 """
 from __future__ import annotations
 
 import logging
 import os
+import time
 
 from flask import Blueprint, Response, abort, current_app, request, send_from_directory
 from sqlalchemy import insert, select, update
@@ -36,6 +40,8 @@ from messages.audio import AUDIO_FILE_NAME
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
+WECHAT_REPORT_WAIT_SECONDS = 3.0
+WECHAT_REPORT_POLL_SECONDS = 0.1
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
@@ -95,8 +101,10 @@ def _gather(delivery_id: int) -> Response:
     except ValueError:
         attempt = 1
     return twiml(twilio_voice.gather_twiml(request.form.get("Digits"),
-                                           rendered.data.get("audio_url"), rendered.text,
-                                           spoken.language, public_url(), attempt))
+                                           rendered.data.get("audio_url"),
+                                           twilio_voice.say_text(rendered), spoken.language,
+                                           public_url(), attempt,
+                                           current_app.config["VOICE_GATHER_SECONDS"]))
 
 
 @bp.post("/webhooks/twilio/inbound")
@@ -159,11 +167,7 @@ def wechat_event():
     except wechat.MalformedEvent as error:
         abort(400, str(error))
     if report is not None:
-        with engine().connect() as conn:
-            delivery_id = conn.execute(
-                select(deliveries.c.id).where(deliveries.c.channel == "wechat",
-                                              deliveries.c.provider_id == report.provider_id)
-            ).scalar()
+        delivery_id = _wechat_delivery(report.provider_id, report.extra["openid"])
         if delivery_id is None:
             log.warning("ignored a WeChat delivery report for MsgID %s: no delivery has it",
                         report.provider_id)
@@ -171,6 +175,24 @@ def wechat_event():
             outcomes.apply(delivery_id, report, from_provider=True)
     # WeChat wants "success" (or nothing), else it pushes again and warns the account.
     return Response("success", mimetype="text/plain")
+
+
+def _wechat_delivery(msgid: str, openid: str) -> int | None:
+    """The WeChat delivery whose provider id is ``msgid``, waiting a little for it while a
+    delivery to ``openid`` is being sent (its job has not recorded the MsgID yet)."""
+    deadline = time.monotonic() + WECHAT_REPORT_WAIT_SECONDS
+    while True:
+        with engine().connect() as conn:
+            found = conn.execute(select(deliveries.c.id).where(
+                deliveries.c.channel == "wechat", deliveries.c.provider_id == msgid)).scalar()
+            if found is not None:
+                return found
+            in_flight = conn.execute(select(deliveries.c.id).where(
+                deliveries.c.status == "sending", deliveries.c.channel == "wechat",
+                deliveries.c.address == openid).limit(1)).first()
+        if in_flight is None or time.monotonic() >= deadline:
+            return None
+        time.sleep(WECHAT_REPORT_POLL_SECONDS)
 
 
 @bp.get("/media/<name>")

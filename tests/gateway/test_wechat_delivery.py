@@ -2,6 +2,9 @@
 and a used-up daily quota pausing the channel (issue 5, gateway side)."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import select, update
 
@@ -259,3 +262,30 @@ def test_other_messages_and_events_are_acknowledged_and_ignored(reporting_app, a
 
     assert report(reporting_app, subscribe).status_code == 200
     assert sent_to(reporting_app, announcement_id, openid).status == "sent"
+
+
+def test_a_report_that_overtakes_the_job_recording_its_msgid_is_taken(reporting_app, api,
+                                                                      wechat):
+    wechat.reply_delay = 0.5  # each message is shown half a second before the job hears
+    announcement_id = publish(api, channels=["wechat"])
+    openid = RESIDENTS["young follower"][0].wechat_openid
+    seen = {}
+
+    def report_as_soon_as_shown():  # as WeChat does, while the job is still sending
+        deadline = time.monotonic() + 30
+        while not any(m["touser"] == openid for m in wechat.shown):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        [shown] = [m for m in wechat.shown if m["touser"] == openid]
+        seen["status"] = sent_to(reporting_app, announcement_id, openid).status
+        seen["answer"] = report(reporting_app, job_finish_event(shown["msgid"], openid,
+                                                                "success")).status_code
+
+    reporter = threading.Thread(target=report_as_soon_as_shown)
+    reporter.start()
+    run_jobs(reporting_app)  # rq's worker wants the main thread
+    reporter.join(timeout=30)
+
+    assert seen == {"status": "sending", "answer": 200}
+    assert sent_to(reporting_app, announcement_id, openid).status == "delivered"
