@@ -180,6 +180,11 @@ class WechatTemplateChannel(Channel):
     def _fetch_token(self) -> tuple[str, int]:
         reply = self._call("GET", "/cgi-bin/token", params={
             "grant_type": "client_credential", "appid": self.app_id, "secret": self.app_secret})
+        if reply.get("errcode", 0) in TOKEN_INVALID:
+            # From the token endpoint itself 40001 means the app secret is wrong.
+            raise ChannelError(f"{ACCOUNT_ERRORS[40125]} ({reply.get('errmsg', '')})",
+                               code=str(reply["errcode"]), retry_after=ACCOUNT_PAUSE_SECONDS,
+                               pauses_channel=True)
         if reply.get("errcode", 0) != 0:
             raise template_error(reply["errcode"], reply.get("errmsg", ""))
         return reply["access_token"], int(reply["expires_in"])

@@ -6,8 +6,9 @@ see goes into keywords of a category template (类目模板), whose key names th
 A ``thing`` value holds at most 20 characters and a ``time`` value is a 24-hour time with
 its date ("2024年7月1日 15:01"); values must not contain line breaks (WeChat drops what
 follows one) and a value over its limit makes WeChat refuse the message (errcode 47003).
-So every value is flattened to one line and cut to its limit here, on a character, ending
-with "…"; the link opens the full text on the gateway.
+So every value is flattened to one line and cut to its limit here, between user-perceived
+characters (an emoji of many code points stays whole), ending with "…"; the link opens the
+full text on the gateway.
 
 WeCom group-robot markdown may hold at most 4096 bytes of UTF-8 (errcode 40058 beyond), so
 the body is cut on a character boundary to fit, keeping the heading, instruction and link.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+from messages.graphemes import graphemes
 from messages.phrases import marker, phrase
 from messages.render_types import AnnouncementView, RenderContext, Rendered
 
@@ -96,7 +98,16 @@ def _one_line(text: str) -> str:
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + ELLIPSIS
+    """At most ``limit`` characters, cut between what a reader sees as characters: an emoji
+    of many code points (a ZWJ family, a flag) is kept whole or left out, never halved."""
+    if len(text) <= limit:
+        return text
+    kept = ""
+    for cluster in graphemes(text):
+        if len(kept) + len(cluster) > limit - 1:
+            break
+        kept += cluster
+    return kept + ELLIPSIS
 
 
 def _cut_bytes(text: str, limit: int) -> str:

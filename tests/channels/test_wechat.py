@@ -255,6 +255,18 @@ def test_refused_credentials_are_an_account_problem_not_the_residents(fake, make
     assert fake.requests_to("/cgi-bin/message/template/send") == []
 
 
+@pytest.mark.parametrize("errcode", [40001, 40013, 40164, 48004, 50002])
+def test_a_token_refused_for_the_account_pauses_the_channel(fake, make_channel, errcode):
+    fake.token_error = errcode  # 40001 from the token endpoint itself: a wrong app secret
+
+    with pytest.raises(ChannelError) as failure:
+        make_channel().send(outgoing("o-follower"))
+
+    assert failure.value.code == str(errcode)
+    assert failure.value.pauses_channel and not failure.value.permanent
+    assert fake.requests_to("/cgi-bin/message/template/send") == []
+
+
 def send_from_worker_process(settings, start, count):
     """Runs in a spawned process: wait for the other worker, then send ``count`` messages."""
     channel = WechatTemplateChannel(settings)

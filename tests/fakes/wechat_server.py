@@ -69,6 +69,7 @@ class FakeWechat:
         self.stall_sends = False  # template sends and robot posts hang until stop()
         self.reply_delay = 0.0  # seconds a template send waits, message shown, before answering
         self.account_error: int | None = None  # errcode of every template send
+        self.token_error: int | None = None  # errcode of every token request
         self.shown: list[dict] = []  # the template messages that reached a resident
         self._guards: dict[tuple[str, str], tuple[int, float]] = {}  # → (msgid, when)
         self.token_fetches = 0
@@ -121,6 +122,8 @@ class FakeWechat:
 
     def _token(self, request: Received) -> dict:
         time.sleep(self.token_delay)
+        if self.token_error is not None:
+            return _error(self.token_error)
         if request.query.get("appid") != self.app_id:
             return _error(40013)
         if request.query.get("secret") != self.app_secret:

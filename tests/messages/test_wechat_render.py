@@ -63,6 +63,18 @@ def test_long_values_are_cut_to_twenty_characters_with_an_ellipsis():
     assert fields["thing4"] == "雨" * 19 + "…"
 
 
+@pytest.mark.parametrize("emoji", ["👨\u200d👩\u200d👧\u200d👦", "🇨🇳", "1\ufe0f\u20e3", "👍🏽"])
+def test_a_cut_keeps_a_multi_code_point_emoji_whole_or_leaves_it_out(emoji):
+    body = "雨" * 18 + emoji + "雨" * 10  # a cut after 19 code points falls inside the emoji
+
+    value = values(render(Announcement(body=body), "zh", CONTEXT))["thing4"]
+
+    assert value == "雨" * 18 + "…"
+    fits = values(render(Announcement(body="雨" * (19 - len(emoji)) + emoji + "雨" * 5), "zh",
+                         CONTEXT))["thing4"]
+    assert fits == "雨" * (19 - len(emoji)) + emoji + "…"
+
+
 def test_a_value_of_exactly_twenty_characters_is_kept_whole():
     assert values(render(Announcement(body="雨" * 20), "zh", CONTEXT))["thing4"] == "雨" * 20
 
