@@ -8,7 +8,7 @@ Rates as a real deployment would configure them: SMS on a short code at 100/s
 messages at 50/s (``WECHAT_RATE``), loudspeakers at 100/s (``LOUDSPEAKER_RATE``).
 "Reached": by at least one personal channel (SMS or a call ``delivered``/``confirmed``;
 WeChat ``sent``, since the gateway gets no delivery report from WeChat). Vulnerable:
-visually impaired or 65 and over (``gateway.delivery.outcomes.is_vulnerable``).
+visually impaired or 65 and over (``gateway.delivery.reach.is_vulnerable``).
 
 (a) **Actual run, scaled down.** A synthetic county of ``--residents`` and an ``extreme``
 announcement over SMS, voice and WeChat, with the *real* rates: the county is
@@ -76,7 +76,7 @@ def channel_sets(app, announcement_id: int) -> tuple[dict, Counter]:
     """The preview, and residents per (set of personal channels, vulnerable, has a loudspeaker)."""
     from audiences.policy import channels_for
     from gateway.delivery import lifecycle
-    from gateway.delivery.outcomes import VULNERABLE_AGE
+    from gateway.delivery.reach import VULNERABLE_AGE
     from gateway.delivery.planner import planned_channels
     from gateway.delivery.preview import _groups, _speaker_villages, group_person, preview
 
@@ -264,7 +264,7 @@ def actual_run(args, rates: dict[str, float]) -> dict:
     from gateway.delivery import jobs
     from gateway.store import ledger
     from gateway.store.db import as_utc
-    from gateway.delivery.outcomes import is_vulnerable
+    from gateway.delivery.reach import is_vulnerable
     from gateway.store.schema import announcements, deliveries, residents
 
     with common.scratch_database(args.database) as database_url, \

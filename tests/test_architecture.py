@@ -24,6 +24,8 @@ FORBIDDEN = [
 #: The tables only the ledger writes.
 LEDGER_TABLES = ("deliveries", "delivery_counts", "reached")
 LEDGER = "gateway/store/ledger/"
+#: A migration may fill in a column it adds to a ledger table: it runs before any worker does.
+MIGRATIONS = "gateway/store/migrations/"
 
 
 def modules():
@@ -79,7 +81,8 @@ _WRITE = re.compile(r"\b(?:insert|update|delete)\(\s*(%s)\b|\b(?:INSERT INTO|UPD
 
 def test_only_the_ledger_writes_deliveries():
     writers = sorted(f"{path.relative_to(ROOT)}: {match.group(0)}"
-                     for _, path in modules() if not path.relative_to(ROOT).as_posix().startswith(LEDGER)
+                     for _, path in modules()
+                     if not path.relative_to(ROOT).as_posix().startswith((LEDGER, MIGRATIONS))
                      for match in _WRITE.finditer(path.read_text(encoding="utf-8")))
     assert writers == []
 

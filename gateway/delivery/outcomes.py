@@ -26,12 +26,11 @@ from sqlalchemy import select
 
 from channels.base import StatusUpdate
 from gateway.delivery import escalation, jobs, queues
+from gateway.delivery.reach import confirmation_required
 from gateway.store import ledger
 from gateway.store.db import engine, utcnow
 from gateway.store.schema import announcements, deliveries, residents
 
-CONFIRM_SEVERITIES = ("severe", "extreme")
-VULNERABLE_AGE = 65
 UNCONFIRMED = "answered but 1 was not pressed"
 
 log = logging.getLogger(__name__)
@@ -118,13 +117,7 @@ def _must_confirm(conn, row) -> bool:
         return False
     announcement = conn.execute(select(announcements.c.severity, announcements.c.sent)
                                 .where(announcements.c.id == row.announcement_id)).first()
-    if announcement.severity not in CONFIRM_SEVERITIES:
-        return False
     person = conn.execute(select(residents.c.visually_impaired, residents.c.birth_year)
                           .where(residents.c.id == row.recipient_id)).first()
-    return person is not None and is_vulnerable(person, (announcement.sent or utcnow()).year)
-
-
-def is_vulnerable(person, year: int) -> bool:
-    return bool(person.visually_impaired) or bool(
-        person.birth_year and year - person.birth_year >= VULNERABLE_AGE)
+    return person is not None and confirmation_required(
+        announcement.severity, person, (announcement.sent or utcnow()).year)

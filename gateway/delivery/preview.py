@@ -14,7 +14,7 @@ from sqlalchemy import Connection, and_, case, func, select
 
 from audiences.policy import Person, channels_for
 from gateway.delivery import providers
-from gateway.delivery.outcomes import CONFIRM_SEVERITIES
+from gateway.delivery.reach import CONFIRM_SEVERITIES
 from gateway.delivery.planner import planned_channels
 from gateway.store.roster import beneath
 from gateway.store.schema import devices, group_robots, residents

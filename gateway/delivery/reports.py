@@ -1,5 +1,9 @@
 """Reports over the ledger: the status of an announcement and who is still not reached.
 
+What counts as reached and confirmed is ``gateway.delivery.reach``; the status,
+the unreached list (two sections: not reached, and reached but not confirmed
+where confirmation is required) and its CSV all count with it.
+
 ``unreached_csv`` is the one writer of the unreached list as CSV (the API's and
 the console's). Names and notes come from rosters and providers, so every cell
 is made inert for spreadsheets (OWASP's advice against CSV injection): a cell
@@ -14,16 +18,15 @@ import csv
 import io
 import json
 
-from sqlalchemy import Connection, and_, exists, func, or_, select
+from sqlalchemy import Connection, and_, case, false, func, or_, select
 
 from channels.registry import PLACE_CHANNELS
-from gateway.delivery import lifecycle, queues
+from gateway.delivery import lifecycle, queues, reach
 from gateway.store import ledger
-from gateway.delivery.outcomes import CONFIRM_SEVERITIES, VULNERABLE_AGE
 from gateway.store.roster import beneath
 from gateway.store.schema import announcements, deliveries, residents
 
-UNREACHED_COLUMNS = ("id", "name", "phone", "area_code", "tried")
+UNREACHED_COLUMNS = ("id", "name", "phone", "area_code", "section", "tried")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -35,6 +38,7 @@ def status(conn: Connection, announcement) -> dict:
         select(announcements.c.id).where(announcements.c.supersedes_id == announcement.id,
                                          announcements.c.state.in_(lifecycle.RELEASED_STATES))
         .order_by(announcements.c.id))]
+    sections = reach.section_counts(conn, announcement)
     return {
         "id": announcement.id,
         "identifier": announcement.identifier,
@@ -50,6 +54,10 @@ def status(conn: Connection, announcement) -> dict:
         "pending": pending,
         "personal_deliveries": sum(sum(n.values()) for n in personal.values()),
         "reached_residents": ledger.reached_count(conn, announcement.id),
+        "confirmed_residents": ledger.confirmed_count(conn, announcement.id),
+        "not_reached_residents": sections[reach.NOT_REACHED],
+        "unconfirmed_residents": sections[reach.UNCONFIRMED],
+        "confirmation_required": announcement.severity in reach.CONFIRM_SEVERITIES,
         # Sent again after a worker died not knowing whether the first send went out.
         "possibly_sent_twice": ledger.resent_count(conn, announcement.id),
         "superseded_by": corrections,
@@ -64,46 +72,32 @@ def paused_channels(channels: list[str]) -> dict[str, dict]:
             for channel, (seconds, reason) in queues.channel_pauses(channels).items()}
 
 
-def unreached(conn: Connection, announcement, *, area: str | None = None, limit: int = 100,
+def unreached(conn: Connection, announcement, *, area: str | None = None,
+              section: str | None = None, limit: int = 100,
               offset: int = 0) -> tuple[list[dict], int]:
-    """Residents of the audience whom no personal channel has reached (yet).
+    """Residents of the audience still to be reached: the two sections of ``reach``.
 
-    Includes residents the policy found no channel for: those are exactly the
-    people a grid worker must visit. For a severe or extreme notice a vulnerable
-    resident counts as reached only once they confirmed it.
+    ``not_reached``: no personal channel has reached them (yet), including
+    residents the policy found no channel for: exactly the people a grid worker
+    must visit. ``unconfirmed``: reached, but the notice is severe or extreme and
+    they are vulnerable, so it is not done until they confirm. Each row names
+    its ``section``; ``section`` keeps only one; not reached come first.
     """
-    reached = _reached_by(announcement.id, ledger.REACHED)
-    if announcement.severity in CONFIRM_SEVERITIES:
-        year = (announcement.sent or announcement.created_at).year
-        vulnerable = or_(residents.c.visually_impaired.is_(True),
-                         residents.c.birth_year <= year - VULNERABLE_AGE)
-        reached = and_(reached, or_(~vulnerable, _reached_by(announcement.id, ("confirmed",))))
-    if announcement.msg_type == "cancel":
-        audience = exists().where(deliveries.c.announcement_id == announcement.id,
-                                  deliveries.c.recipient_id == residents.c.id,
-                                  deliveries.c.channel.notin_(PLACE_CHANNELS))
-    else:
-        audience = beneath(residents.c.area_code, json.loads(announcement.areas))
-        if announcement.status in ("test", "exercise"):
-            audience = and_(audience, residents.c.test_audience.is_(True))
-    condition = and_(audience, ~reached)
+    chosen = (section,) if section else reach.SECTIONS
+    clauses = {name: reach.section_clause(announcement, name) for name in chosen}
+    condition = or_(*(false() if clause is False else clause for clause in clauses.values()))
     if area:
         condition = and_(condition, beneath(residents.c.area_code, [area]))
     total = conn.execute(select(func.count()).select_from(residents).where(condition)).scalar_one()
+    not_reached = reach.section_clause(announcement, reach.NOT_REACHED)
+    in_section = case((not_reached, reach.NOT_REACHED), else_=reach.UNCONFIRMED).label("section")
     people = conn.execute(select(residents.c.id, residents.c.name, residents.c.phone,
-                                 residents.c.area_code).where(condition)
-                          .order_by(residents.c.area_code, residents.c.id)
+                                 residents.c.area_code, in_section).where(condition)
+                          .order_by(in_section, residents.c.area_code, residents.c.id)
                           .limit(limit).offset(offset)).all()
     tried = _tried(conn, announcement.id, [person.id for person in people])
     return [{"id": p.id, "name": p.name, "phone": p.phone, "area_code": p.area_code,
-             "tried": tried.get(p.id, [])} for p in people], total
-
-
-def _reached_by(announcement_id: int, statuses):
-    return exists().where(deliveries.c.announcement_id == announcement_id,
-                          deliveries.c.recipient_id == residents.c.id,
-                          deliveries.c.channel.notin_(PLACE_CHANNELS),
-                          deliveries.c.status.in_(statuses))
+             "section": p.section, "tried": tried.get(p.id, [])} for p in people], total
 
 
 def _tried(conn: Connection, announcement_id: int, resident_ids: list[int]) -> dict[int, list]:
@@ -131,11 +125,14 @@ def inert_cell(value) -> str:
 
 
 def unreached_csv(people: list[dict], header: list[str],
-                  area_names: dict[str, str] | None = None) -> str:
+                  area_names: dict[str, str] | None = None,
+                  section_names: dict[str, str] | None = None) -> str:
     """The unreached list as CSV text, with a BOM (so Excel on Chinese Windows reads UTF-8).
 
     Columns: name, phone, area code, the area's name (only with ``area_names``),
-    and what was tried; ``header`` names them (translated in the console).
+    the section (``not_reached`` or ``unconfirmed``, or its name in
+    ``section_names``), and what was tried; ``header`` names them (translated in
+    the console).
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -146,5 +143,6 @@ def unreached_csv(people: list[dict], header: list[str],
         row = [person["name"], person["phone"], person["area_code"]]
         if area_names is not None:
             row.append(area_names.get(person["area_code"], ""))
+        row.append((section_names or {}).get(person["section"], person["section"]))
         writer.writerow([inert_cell(cell) for cell in row + [tried]])
     return "\ufeff" + buffer.getvalue()

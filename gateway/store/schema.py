@@ -188,11 +188,16 @@ delivery_counts = Table(
 )
 
 # Who has been reached (a personal channel delivered or confirmed): the primary key decides
-# who is first, so the running count in delivery_counts (channel "*") stays exact.
+# who is first, so the running counts in delivery_counts (channel "*") stay exact.
+# What reached and confirmed mean: gateway/delivery/reach.py.
 reached = Table(
     "reached", metadata,
     Column("announcement_id", Integer, primary_key=True),
     Column("recipient_id", BigInteger, primary_key=True),
+    # The personal channel that reached them first, and when; when they confirmed (or null).
+    Column("channel", String(12)),
+    Column("reached_at", DateTime(timezone=True)),
+    Column("confirmed_at", DateTime(timezone=True)),
 )
 
 audit_log = Table(

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from audiences.areas import AreaError, CsvErrors, normalize
 from channels import outbox
-from gateway.delivery import lifecycle, preview, providers, reports
+from gateway.delivery import lifecycle, preview, providers, reach, reports
 from gateway.store import accounts, audit, roster
 from gateway.store.schema import residents
 from gateway.store.roster import beneath
@@ -186,27 +186,32 @@ def unreached(announcement_id: int):
     area = request.args.get("area") or None
     if area:
         _check_area_arg(area)
+    section = request.args.get("section") or None
+    if section and section not in reach.SECTIONS:
+        raise ApiError(f"section is one of {', '.join(reach.SECTIONS)}", 400, "section")
     wants_csv = request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
     if not wants_csv:
         page, per_page = page_args()
     with engine().begin() as conn:
         announcement = lifecycle.get(conn, announcement_id)
         if wants_csv:
-            people, total = reports.unreached(conn, announcement, area=area, limit=1_000_000)
+            people, total = reports.unreached(conn, announcement, area=area, section=section,
+                                              limit=1_000_000)
         else:
-            people, total = reports.unreached(conn, announcement, area=area, limit=per_page,
-                                              offset=(page - 1) * per_page)
+            people, total = reports.unreached(conn, announcement, area=area, section=section,
+                                              limit=per_page, offset=(page - 1) * per_page)
+            sections = reach.section_counts(conn, announcement, area=area)
         audit.record(conn, g.user.name, "export_unreached", f"announcement:{announcement_id}",
                      {"via": "api", "format": "csv" if wants_csv else "json",
                       "rows": len(people), "area": area})
     if wants_csv:
         return _unreached_csv(announcement_id, people)
-    return jsonify({"announcement": announcement_id, "total": total, "page": page,
-                    "per_page": per_page, "residents": people})
+    return jsonify({"announcement": announcement_id, "total": total, "sections": sections,
+                    "page": page, "per_page": per_page, "residents": people})
 
 
 def _unreached_csv(announcement_id: int, people: list[dict]) -> Response:
-    text = reports.unreached_csv(people, ["name", "phone", "area_code", "tried"])
+    text = reports.unreached_csv(people, ["name", "phone", "area_code", "section", "tried"])
     return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition":
                              f"attachment; filename=unreached-{announcement_id}.csv"})

@@ -12,12 +12,13 @@ from gateway.store.ledger.moves import (advance, cancel_pending, forgive_attempt
 from gateway.store.ledger.rows import add, add_correction, add_missing, pending_batches
 from gateway.store.ledger.statuses import (FINAL, HANDED_OVER, PENDING, REACHED, STATUSES,
                                            may_move)
-from gateway.store.ledger.totals import (REACHED_KEY, RESENT_KEY, bump, counts, ensure_counts,
-                                         reached_count, resent_count)
+from gateway.store.ledger.totals import (CONFIRMED_KEY, REACHED_KEY, RESENT_KEY, bump,
+                                         confirmed_count, counts, ensure_counts, reached_count,
+                                         resent_count)
 
-__all__ = ["FINAL", "HANDED_OVER", "PENDING", "REACHED", "REACHED_KEY", "RESENT_KEY", "STATUSES",
-           "add", "add_correction", "add_missing", "advance", "bump", "cancel_pending", "claim",
-           "counts", "ensure_counts", "forgive_attempt", "held_for_update", "may_move", "note",
-           "pending_batches", "provider_matches",
-           "reached_count", "reclaim_abandoned", "release", "renew", "reschedule", "resent_count",
-           "settle", "transition"]
+__all__ = ["CONFIRMED_KEY", "FINAL", "HANDED_OVER", "PENDING", "REACHED", "REACHED_KEY",
+           "RESENT_KEY", "STATUSES", "add", "add_correction", "add_missing", "advance", "bump",
+           "cancel_pending", "claim", "confirmed_count", "counts", "ensure_counts",
+           "forgive_attempt", "held_for_update", "may_move", "note", "pending_batches",
+           "provider_matches", "reached_count", "reclaim_abandoned", "release", "renew",
+           "reschedule", "resent_count", "settle", "transition"]

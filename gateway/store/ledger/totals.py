@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from gateway.store.db import utcnow
 from gateway.store.ledger.statuses import STATUSES
 from gateway.store.schema import deliveries, delivery_counts, reached
 
 #: The delivery_counts row holding how many residents have been reached.
 REACHED_KEY = ("*", "reached")
+#: The delivery_counts row holding how many residents confirmed (pressed or replied 1).
+CONFIRMED_KEY = ("*", "confirmed")
 #: The delivery_counts row holding how many deliveries were sent again after their
 #: worker died mid-send: each may have reached its resident twice.
 RESENT_KEY = ("*", "resent")
@@ -38,19 +41,34 @@ def bump(conn: Connection, announcement_id: int, channel: str, deltas: Mapping[s
 
 
 def count_reached(conn: Connection, announcement_id: int, ids: Sequence[int], status: str) -> None:
-    """Note residents reached for the first time by these deliveries, and count them."""
+    """Note residents reached (or confirmed) for the first time by these deliveries, with the
+    channel and the time, and count them."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    now = utcnow()
     first_time = len(conn.execute(
         dialect.insert(reached).from_select(
-            ["announcement_id", "recipient_id"],
-            select(deliveries.c.announcement_id, deliveries.c.recipient_id)
-            .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == status))
+            ["announcement_id", "recipient_id", "channel", "reached_at"],
+            select(deliveries.c.announcement_id, deliveries.c.recipient_id, deliveries.c.channel,
+                   literal(now, reached.c.reached_at.type))
+            .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == status)
+            .order_by(deliveries.c.id))
         .on_conflict_do_nothing().returning(reached.c.recipient_id)).all())
     add_to(conn, announcement_id, REACHED_KEY, first_time)
+    if status == "confirmed":
+        confirmed = conn.execute(
+            update(reached).where(reached.c.announcement_id == announcement_id,
+                                  reached.c.confirmed_at.is_(None),
+                                  reached.c.recipient_id.in_(
+                                      select(deliveries.c.recipient_id)
+                                      .where(deliveries.c.id.in_(list(ids)),
+                                             deliveries.c.status == status)))
+            .values(confirmed_at=now)).rowcount
+        add_to(conn, announcement_id, CONFIRMED_KEY, confirmed)
 
 
 def add_to(conn: Connection, announcement_id: int, key: tuple[str, str], count: int) -> None:
-    """Add to one of the announcement's running totals (``REACHED_KEY``, ``RESENT_KEY``)."""
+    """Add to one of the announcement's running totals (``REACHED_KEY``, ``CONFIRMED_KEY``,
+    ``RESENT_KEY``)."""
     if not count:
         return
     where = total_key(announcement_id, key)
@@ -70,6 +88,12 @@ def reached_count(conn: Connection, announcement_id: int) -> int:
     """Residents any personal channel has reached; a running count, no scan."""
     return conn.execute(select(delivery_counts.c.count)
                         .where(*total_key(announcement_id, REACHED_KEY))).scalar() or 0
+
+
+def confirmed_count(conn: Connection, announcement_id: int) -> int:
+    """Residents who confirmed over a personal channel; a running count, no scan."""
+    return conn.execute(select(delivery_counts.c.count)
+                        .where(*total_key(announcement_id, CONFIRMED_KEY))).scalar() or 0
 
 
 def resent_count(conn: Connection, announcement_id: int) -> int:

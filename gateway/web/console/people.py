@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 
 from audiences.areas import CsvErrors
 from audiences.residents import ROSTER_COLUMNS
-from gateway.delivery import lifecycle, reports
+from gateway.delivery import lifecycle, reach, reports
 from gateway.store import audit, roster
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
@@ -105,19 +105,23 @@ def devices():
 @bp.route("/announcements/<int:announcement_id>/unreached")
 @role_required(*APPROVERS)
 def unreached(announcement_id: int):
-    """A printable list for grid workers: who has not been reached, village by village."""
+    """A printable list for grid workers, in two sections (not reached; reached but not
+    confirmed where confirmation is required), village by village."""
     area = request.args.get("area") or None
     with engine().begin() as conn:
         announcement = lifecycle.get(conn, announcement_id)
         people, total = reports.unreached(conn, announcement, area=area,
                                           limit=UNREACHED_PRINT_LIMIT)
+        sections = reach.section_counts(conn, announcement, area=area)
         area_names = queries.area_names(conn)
         _record_export(conn, announcement_id, "page", len(people), area)
-    by_area: dict[str, list] = {}
+    by_section: dict[str, dict[str, list]] = {section: {} for section in reach.SECTIONS}
     for person in people:
-        by_area.setdefault(person["area_code"], []).append(person)
-    return render_template("console/unreached.html", a=announcement, by_area=by_area,
-                           total=total, shown=len(people), area=area, area_names=area_names)
+        by_section[person["section"]].setdefault(person["area_code"], []).append(person)
+    return render_template("console/unreached.html", a=announcement, by_section=by_section,
+                           sections=sections, total=total, shown=len(people), area=area,
+                           area_names=area_names,
+                           confirmation_required=announcement.severity in reach.CONFIRM_SEVERITIES)
 
 
 @bp.route("/announcements/<int:announcement_id>/unreached.csv")
@@ -130,7 +134,9 @@ def unreached_csv(announcement_id: int):
         area_names = queries.area_names(conn)
         _record_export(conn, announcement_id, "csv", len(people), area)
     text = reports.unreached_csv(
-        people, [_("Name"), _("Phone"), _("Area code"), _("Area"), _("Tried")], area_names)
+        people, [_("Name"), _("Phone"), _("Area code"), _("Area"), _("Section"), _("Tried")],
+        area_names, {reach.NOT_REACHED: _("Not reached"),
+                     reach.UNCONFIRMED: _("Reached, not confirmed")})
     return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition":
                              f"attachment; filename=unreached-{announcement_id}.csv"})

@@ -4,7 +4,6 @@ not done until they confirm a severe notice."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -186,12 +185,3 @@ def test_a_confirmation_needs_no_second_call(app, county):
     announcement_id = planned(app, channels=["voice"], areas=[VILLAGE_A], severity="severe")
     assert apply(app, sent(app, announcement_id, "voice", BLIND), "confirmed") is True
     assert now(app, announcement_id, "voice", BLIND).status == "confirmed"
-
-
-@pytest.mark.parametrize("visually_impaired, born, vulnerable", [
-    (True, None, True), (False, None, False), (False, YEAR - 65, True),
-    (False, YEAR - 64, False), (True, YEAR - 30, True),
-])
-def test_is_vulnerable(visually_impaired, born, vulnerable):
-    resident = SimpleNamespace(visually_impaired=visually_impaired, birth_year=born)
-    assert outcomes.is_vulnerable(resident, YEAR) is vulnerable

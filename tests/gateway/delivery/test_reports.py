@@ -3,8 +3,11 @@ personal channel has reached — with those the policy found no channel for, pag
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
+
 from gateway.delivery import lifecycle, queues, reports
 from gateway.store import roster
+from gateway.store.schema import reached
 from tests.gateway.conftest import RESIDENTS, VILLAGE_A, VILLAGE_B, person
 from tests.gateway.delivery.conftest import (SENDER, by_address, hand_over, ledger_rows, plan,
                                              planned, reach, row_of, user)
@@ -168,10 +171,11 @@ def test_the_unreached_csv_is_inert_in_spreadsheets(app, county, api):
     announcement_id = planned(app, channels=["sms"], areas=[VILLAGE_A])
     people, _ = unreached(app, announcement_id)
     assert set(FORMULA_NAMES) <= set(names(people))  # stored as given; only the export changes
-    text = reports.unreached_csv(people, ["name", "phone", "area_code", "tried"])
+    text = reports.unreached_csv(people, ["name", "phone", "area_code", "section", "tried"])
     assert text.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
-    assert rows[0] == ["name", "phone", "area_code", "tried"]
+    assert rows[0] == ["name", "phone", "area_code", "section", "tried"]
+    assert {row[3] for row in rows[1:]} == {"not_reached"}
     for row in rows[1:]:
         for cell in row:
             assert not cell.startswith(reports.FORMULA_STARTS), row
@@ -183,8 +187,56 @@ def test_the_unreached_csv_is_inert_in_spreadsheets(app, county, api):
     exported = api("approver").get(f"/api/v1/announcements/{announcement_id}/unreached",
                                    headers={"Accept": "text/csv"}).get_data(as_text=True)
     assert exported == text  # the API writes with the same writer
-    with_areas = reports.unreached_csv(people, ["n", "p", "c", "a", "t"], {VILLAGE_A: "=1+1"})
+    with_areas = reports.unreached_csv(people, ["n", "p", "c", "a", "s", "t"], {VILLAGE_A: "=1+1"},
+                                       {"not_reached": "=not"})
     assert reports.inert_cell("\tcmd") == "'\tcmd" and reports.inert_cell("\rcmd") == "'\rcmd"
     assert reports.inert_cell(None) == "" and reports.inert_cell("张伟") == "张伟"
-    assert all(row[3] == "'=1+1" for row in csv.reader(io.StringIO(with_areas.lstrip("\ufeff")))
-               if row[0] != "n")
+    assert all(row[3:5] == ["'=1+1", "'=not"]
+               for row in csv.reader(io.StringIO(with_areas.lstrip("\ufeff"))) if row[0] != "n")
+
+
+def test_reached_and_confirmed_are_two_counts_and_the_list_two_sections(app, county, api):
+    """A severe notice: the blind and the elderly resident are reached by SMS, so they count
+    as reached, yet stay on the list, in its second section, until they confirm."""
+    announcement_id = planned(app, severity="severe", channels=["sms", "voice"])
+    delivered(app, announcement_id, ("sms", BLIND), ("sms", ELDERLY), ("sms", SMS_ONLY))
+    counts = status(app, announcement_id)
+    assert (counts["reached_residents"], counts["confirmed_residents"],
+            counts["not_reached_residents"], counts["unconfirmed_residents"],
+            counts["confirmation_required"]) == (3, 0, 4, 2, True)
+    people, total = unreached(app, announcement_id)
+    assert total == 6
+    assert [(p["name"], p["section"]) for p in people] == [
+        ("王小明", "not_reached"), ("刘芳", "not_reached"), ("赵磊", "not_reached"),
+        ("杨洋", "not_reached"), ("张伟", "unconfirmed"), ("陈桂英", "unconfirmed")]
+    assert names(unreached(app, announcement_id, section="unconfirmed")[0]) == ["张伟", "陈桂英"]
+    rows = by_address(app, announcement_id)
+    hand_over(app, announcement_id, [rows[("voice", BLIND)].id])
+    reach(app, [rows[("voice", BLIND)].id], "confirmed")  # pressed 1
+    reach(app, [rows[("sms", ELDERLY)].id], "confirmed")  # replied 1
+    counts = status(app, announcement_id)
+    assert (counts["reached_residents"], counts["confirmed_residents"],
+            counts["not_reached_residents"], counts["unconfirmed_residents"]) == (3, 2, 4, 0)
+    assert unreached(app, announcement_id, section="unconfirmed") == ([], 0)
+    with app.extensions["engine"].connect() as conn:
+        firsts = {row.recipient_id: row for row in conn.execute(
+            select(reached).where(reached.c.announcement_id == announcement_id))}
+    blind = firsts[rows[("sms", BLIND)].recipient_id]
+    assert blind.channel == "sms"  # first reached by SMS, confirmed by the call
+    assert blind.reached_at is not None and blind.confirmed_at >= blind.reached_at
+    assert firsts[rows[("sms", SMS_ONLY)].recipient_id].confirmed_at is None
+    body = api("approver").get(f"/api/v1/announcements/{announcement_id}/unreached").get_json()
+    assert body["sections"] == {"not_reached": 4, "unconfirmed": 0} and body["total"] == 4
+    assert api("author").get(f"/api/v1/announcements/{announcement_id}").get_json()[
+        "confirmed_residents"] == 2
+
+
+def test_a_moderate_notice_needs_no_confirmation(app, county, api):
+    announcement_id = planned(app, channels=["sms", "voice"])
+    delivered(app, announcement_id, ("sms", BLIND), ("sms", ELDERLY))
+    counts = status(app, announcement_id)
+    assert (counts["reached_residents"], counts["not_reached_residents"],
+            counts["unconfirmed_residents"], counts["confirmation_required"]) == (2, 5, 0, False)
+    assert {p["section"] for p in unreached(app, announcement_id)[0]} == {"not_reached"}
+    refused = api("approver").get(f"/api/v1/announcements/{announcement_id}/unreached?section=x")
+    assert refused.status_code == 400 and refused.get_json()["field"] == "section"

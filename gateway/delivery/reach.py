@@ -1,0 +1,97 @@
+"""What "reached" and "confirmed" mean, defined once for the status API, the progress page,
+the unreached list and its CSV.
+
+* **Reached**: a personal channel (SMS, voice call, WeChat) reported the notice
+  delivered to the resident (or confirmed). The village loudspeaker and group
+  robots reach places, not people: they are reported beside, never counted here.
+* **Confirmed**: the resident answered — pressed 1 on a call or replied 1 by SMS
+  (a personal delivery in ``confirmed``).
+* **Confirmation required**: for a ``severe`` or ``extreme`` notice, from a
+  vulnerable resident (visually impaired, or 65 and over). Their calls are repeated
+  until they press 1 (``outcomes``); until they confirm they are listed as
+  "reached but not confirmed", a second section of the unreached list.
+
+The ledger keeps who was reached first by which channel and when, and who
+confirmed when (table ``reached``), with running counts of both.
+"""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Connection, and_, exists, func, or_, select
+
+from channels.registry import PLACE_CHANNELS
+from gateway.store.roster import beneath
+from gateway.store.schema import deliveries, reached, residents
+
+CONFIRM_SEVERITIES = ("severe", "extreme")
+VULNERABLE_AGE = 65
+#: The two sections of the unreached list.
+NOT_REACHED = "not_reached"
+UNCONFIRMED = "unconfirmed"
+SECTIONS = (NOT_REACHED, UNCONFIRMED)
+
+
+def is_vulnerable(person, year: int) -> bool:
+    """Visually impaired or 65 and over: anything with those two resident columns."""
+    return bool(person.visually_impaired) or bool(
+        person.birth_year and year - person.birth_year >= VULNERABLE_AGE)
+
+
+def confirmation_required(severity: str, person, year: int) -> bool:
+    return severity in CONFIRM_SEVERITIES and is_vulnerable(person, year)
+
+
+def reference_year(announcement) -> int:
+    """The year ages are counted in: the notice's sending (or writing) year."""
+    return (announcement.sent or announcement.created_at).year
+
+
+def vulnerable_clause(year: int):
+    """``is_vulnerable`` as SQL over ``residents``."""
+    return or_(residents.c.visually_impaired.is_(True),
+               residents.c.birth_year <= year - VULNERABLE_AGE)
+
+
+def audience_clause(announcement):
+    """The residents an announcement is for, as SQL over ``residents``.
+
+    A correction (cancel) is for those the original reached, which are exactly
+    the residents it has personal deliveries for.
+    """
+    if announcement.msg_type == "cancel":
+        return exists().where(deliveries.c.announcement_id == announcement.id,
+                              deliveries.c.recipient_id == residents.c.id,
+                              deliveries.c.channel.notin_(PLACE_CHANNELS))
+    audience = beneath(residents.c.area_code, json.loads(announcement.areas))
+    if announcement.status in ("test", "exercise"):
+        audience = and_(audience, residents.c.test_audience.is_(True))
+    return audience
+
+
+def _reached_row(announcement_id: int, *conditions):
+    return exists().where(reached.c.announcement_id == announcement_id,
+                          reached.c.recipient_id == residents.c.id, *conditions)
+
+
+def section_clause(announcement, section: str):
+    """Residents of the audience in one section of the unreached list, as SQL."""
+    if section == NOT_REACHED:
+        return and_(audience_clause(announcement), ~_reached_row(announcement.id))
+    if announcement.severity not in CONFIRM_SEVERITIES:
+        return False
+    return and_(audience_clause(announcement),
+                vulnerable_clause(reference_year(announcement)),
+                _reached_row(announcement.id, reached.c.confirmed_at.is_(None)))
+
+
+def section_counts(conn: Connection, announcement, *, area: str | None = None) -> dict[str, int]:
+    """How many residents are in each section of the unreached list (of ``area`` only, if given)."""
+    counts = {}
+    for section in SECTIONS:
+        condition = section_clause(announcement, section)
+        if condition is not False and area:
+            condition = and_(condition, beneath(residents.c.area_code, [area]))
+        counts[section] = 0 if condition is False else conn.execute(
+            select(func.count()).select_from(residents).where(condition)).scalar_one()
+    return counts
