@@ -35,8 +35,16 @@ from channels.twilio_common import (RETRY, Verdict, build_client, channel_error,
                                     failed_update)
 from messages.speech import call_prompts
 
-#: language -> (Say's language, a Twilio voice that speaks it)
-SAY_VOICES = {"zh": ("zh-CN", "Polly.Zhiyu"), "en": ("en-US", "Polly.Joanna")}
+#: language -> (Say's language, a Twilio voice that speaks it). A Polly voice takes
+#: Amazon Polly's own language code: Zhiyu, Polly's Mandarin voice, is ``cmn-CN``
+#: (https://docs.aws.amazon.com/polly/latest/dg/available-voices.html), not ``zh-CN``.
+SAY_VOICES = {"zh": ("cmn-CN", "Polly.Zhiyu"), "en": ("en-US", "Polly.Joanna")}
+#: TwiML given with a call may be at most 4,000 characters, or the call fails with
+#: error 32018 (https://www.twilio.com/docs/api/errors/32018).
+CALL_TWIML_CHARACTERS = 4000
+#: A Polly voice's <Say> text may be at most 3,000 bytes of UTF-8 (warning 13521,
+#: https://www.twilio.com/docs/api/errors/13521; basic voices 4,096, Google 5,000).
+SAY_UTF8_BYTES = 3000
 STATUS_EVENTS = ["answered", "completed"]
 UNANSWERED_PLAYS_BEFORE_HANGUP = 2
 
@@ -73,7 +81,7 @@ class TwilioVoiceChannel(Channel):
         if not message.callback_url:
             raise ValueError("a call needs a callback URL to hear the resident's key")
         rendered = message.rendered
-        twiml = call_twiml(rendered.data.get("audio_url"), rendered.text, rendered.language,
+        twiml = call_twiml(rendered.data.get("audio_url"), say_text(rendered), rendered.language,
                            gather_url(message.callback_url, 1), self.gather_seconds)
         try:
             call = self.client.calls.create(
@@ -123,18 +131,32 @@ def gather_url(callback_url: str, attempt: int) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def say_text(rendered: Any) -> str:
+    """What Twilio's own speech says of a notice when there is no recording: the short
+    script (headline, instruction, "the rest is in the SMS") the message was rendered with."""
+    return rendered.data.get("say_text") or rendered.text
+
+
 def call_twiml(audio_url: str | None, text: str, language: str, action_url: str,
                gather_seconds: int = 8) -> str:
-    """The notice (the recording, or Twilio's speech when there is none), then the question."""
-    response = VoiceResponse()
-    if audio_url:
-        response.play(audio_url)
-    else:
-        _say(response, text, language)
-    gather = response.gather(num_digits=1, action=action_url, method="POST",
-                             timeout=gather_seconds, action_on_empty_result=True)
-    _say(gather, call_prompts(language).question, language)
-    return str(response)
+    """The notice (the recording, or Twilio's speech of ``text`` when there is none), then
+    the question; within Twilio's limits for <Say> and for TwiML sent with a call, ``text``
+    cut at the end if it must be."""
+    text = _clip_utf8(text, SAY_UTF8_BYTES)
+    while True:
+        response = VoiceResponse()
+        if audio_url:
+            response.play(audio_url)
+        else:
+            _say(response, text, language)
+        gather = response.gather(num_digits=1, action=action_url, method="POST",
+                                 timeout=gather_seconds, action_on_empty_result=True)
+        _say(gather, call_prompts(language).question, language)
+        twiml = str(response)
+        excess = len(twiml) - CALL_TWIML_CHARACTERS
+        if excess <= 0 or audio_url or not text:
+            return twiml
+        text = text[:max(0, len(text) - excess)]  # escaping (&amp;) may need one more round
 
 
 def gather_twiml(digit: str | None, audio_url: str | None, text: str, language: str,
@@ -153,6 +175,11 @@ def gather_twiml(digit: str | None, audio_url: str | None, text: str, language: 
         return call_twiml(audio_url, text, language, gather_url(callback_url, attempt + 1),
                           gather_seconds)
     return _hang_up_after(call_prompts(language).goodbye, language)
+
+
+def _clip_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, at a whole character."""
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
 def _say(verb: Any, text: str, language: str) -> None:

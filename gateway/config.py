@@ -108,6 +108,7 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
                                                    "minor": 30, "unknown": 30}),
     "VOICE_MAX_ATTEMPTS": _whole(3, minimum=1),
     "VOICE_RETRY_DELAY_SECONDS": _number(600),
+    "VOICE_GATHER_SECONDS": _whole(8, minimum=1),  # wait for a key after each play of a call
     "SPEECH_RATE": _whole(140, minimum=60),
     "MEDIA_DIR": _text(),               # unset: media/ in the instance folder
     "SIGNING_KEY_PATH": _text(),        # unset: loudspeaker-signing-key.pem in the instance folder

@@ -30,8 +30,20 @@ BROADCAST_PRIORITY = {"extreme": 9, "severe": 7, "moderate": 5, "minor": 3}
 
 
 def render_call(announcement: AnnouncementView, language: str, context: RenderContext) -> Rendered:
+    """The call's script; ``data["say_text"]`` is the short one the provider's own speech
+    says when there is no recording (see ``short_script``)."""
     return Rendered("voice", language, script(announcement, language, context),
-                    {"audio_url": context.audio_url})
+                    {"audio_url": context.audio_url,
+                     "say_text": short_script(announcement, language, context)})
+
+
+def short_script(announcement: AnnouncementView, language: str, context: RenderContext) -> str:
+    """Who is speaking, the drill or correction markers, the headline and the instruction,
+    then where the rest is: what a call says when the speech could not be synthesized and
+    a provider's text-to-speech, which takes far less text than a recording, stands in."""
+    message = " ".join(_sentence(part, language) for part in _message_parts(
+        announcement, language, context, with_body=False) if part)
+    return speak_numbers(f"{message} {phrase(language, 'spoken.see_sms')}", language)
 
 
 @dataclass(frozen=True)
@@ -58,8 +70,8 @@ def render_broadcast(announcement: AnnouncementView, language: str,
     return Rendered("loudspeaker", language, script(announcement, language, context), data)
 
 
-def _message_parts(announcement: AnnouncementView, language: str,
-                   context: RenderContext) -> list[str]:
+def _message_parts(announcement: AnnouncementView, language: str, context: RenderContext,
+                   *, with_body: bool = True) -> list[str]:
     drill = ""
     if announcement.status in DRILL_STATUSES:
         drill = phrase(language, f"drill.spoken.{announcement.status}")
@@ -70,8 +82,8 @@ def _message_parts(announcement: AnnouncementView, language: str,
     if announcement.instruction:
         instruction = phrase(language, "spoken.instruction") + announcement.instruction
     opening = phrase(language, "spoken.opening").format(office=context.office_name)
-    return [opening, drill, correction, announcement.headline, announcement.body,
-            instruction, drill]
+    return [opening, drill, correction, announcement.headline,
+            announcement.body if with_body else "", instruction, drill]
 
 
 def _sentence(part: str, language: str) -> str:

@@ -69,7 +69,8 @@ def settings_for(app: Flask, channel: str, provider: str) -> dict[str, Any]:
         return {"account_sid": config["TWILIO_ACCOUNT_SID"], "auth_token": config["TWILIO_AUTH_TOKEN"],
                 "from_number": config["TWILIO_FROM_NUMBER"],
                 "messaging_service_sid": config["TWILIO_MESSAGING_SERVICE_SID"],
-                "api_base": config["TWILIO_API_BASE"]}
+                "api_base": config["TWILIO_API_BASE"],
+                "gather_seconds": config["VOICE_GATHER_SECONDS"]}
     if provider == "wechat":
         return {"app_id": config["WECHAT_APP_ID"], "app_secret": config["WECHAT_APP_SECRET"],
                 "template_id": config["WECHAT_TEMPLATE_ID"], "api_base": config["WECHAT_API_BASE"],

@@ -5,13 +5,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
+from twilio.base.exceptions import TwilioRestException
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from channels.base import ChannelError, Outgoing, StatusUpdate
 from channels.twilio_common import valid_signature
-from channels.twilio_voice import (TwilioVoiceChannel, gather_twiml, gather_url, parse_callback,
-                                   parse_gather)
+from channels.twilio_voice import (TwilioVoiceChannel, call_twiml, gather_twiml, gather_url,
+                                   parse_callback, parse_gather)
 from messages.phrases import phrase
 from messages.render import Rendered
 from tests.fakes.twilio_server import STALL_NUMBER
@@ -57,16 +58,40 @@ def test_call_request_carries_twiml_and_status_callback(twilio, channel):
         "numDigits": "1", "action": gather_url(CALLBACK, 1), "method": "POST", "timeout": "8",
         "actionOnEmptyResult": "true"}
     assert prompt == ("Say", phrase("zh", "call.prompt"),
-                      {"language": "zh-CN", "voice": "Polly.Zhiyu"})
+                      {"language": "cmn-CN", "voice": "Polly.Zhiyu"})  # Polly's code for Zhiyu
 
 
-@pytest.mark.parametrize("language, say_language", [("zh", "zh-CN"), ("en", "en-US")])
+@pytest.mark.parametrize("language, say_language", [("zh", "cmn-CN"), ("en", "en-US")])
 def test_without_audio_twilio_speaks_the_script(twilio, channel, language, say_language):
     channel.send(outgoing(audio_url=None, language=language))
 
     first, gather, _ = verbs(twilio.requests[-1].form["Twiml"])
     assert first[:2] == ("Say", SCRIPT) and first[2]["language"] == say_language
     assert gather[0] == "Gather"
+
+
+SHORT = "县人民政府信息办通知：暴雨红色预警。请注意：转移到安全地点。通知全文请看短信。"
+
+
+def test_without_audio_twilio_says_the_short_script_within_its_limits(twilio, channel):
+    long_script = "县人民政府信息办通知：暴雨红色预警。" + "预计今晚有特大暴雨，" * 200
+    rendered = Rendered("voice", "zh", long_script, {"audio_url": None, "say_text": SHORT})
+    channel.send(Outgoing(41, 7, RESIDENT, rendered, CALLBACK))  # the stand-in refuses > 4,000
+    twiml = twilio.requests[-1].form["Twiml"]
+    assert verbs(twiml)[0][:2] == ("Say", SHORT)
+    # What the long script would have made is refused, as Twilio refuses it (32018).
+    too_long = twiml.replace(SHORT, long_script * 2)
+    with pytest.raises(TwilioRestException) as refused:
+        channel.client.calls.create(to=RESIDENT, from_=CALLER_ID, twiml=too_long)
+    assert refused.value.code == 32018
+
+
+@pytest.mark.parametrize("text", ["警" * 1500, "R&D " * 1200, "通知" * 3000])
+def test_the_say_text_is_cut_to_twilios_limits(text):
+    twiml = call_twiml(None, text, "zh", gather_url(CALLBACK, 1), 8)
+    said = verbs(twiml)[0][1]
+    assert len(twiml) <= 4000 and len(said.encode("utf-8")) <= 3000
+    assert text.startswith(said) and len(said) > 500
 
 
 def test_a_call_needs_a_callback_url(channel):
@@ -114,6 +139,12 @@ def test_replays_play_the_notice_and_ask_again(digit, attempt, next_attempt):
     play, gather, _ = verbs(gather_twiml(digit, AUDIO, SCRIPT, "zh", CALLBACK, attempt))
     assert play[:2] == ("Play", AUDIO)
     assert gather[2]["action"] == gather_url(CALLBACK, next_attempt)
+
+
+def test_replays_wait_the_gather_seconds_they_are_given():
+    for digit, attempt in (("2", 2), ("", 1)):
+        _, gather, _ = verbs(gather_twiml(digit, AUDIO, SCRIPT, "zh", CALLBACK, attempt, 15))
+        assert gather[2]["timeout"] == "15"
 
 
 def test_no_key_after_the_replay_hangs_up():

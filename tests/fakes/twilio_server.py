@@ -344,6 +344,8 @@ def _call_problem(form: MultiDict) -> tuple[int, str] | None:
         return 21213, "No 'From' number is specified"
     if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
         return 21205, "Url parameter is required."
+    if len(form.get("Twiml", "")) > 4000:  # https://www.twilio.com/docs/api/errors/32018
+        return 32018, "Twiml size exceeded maximum allowed value of 4000 characters"
     return None
 
 

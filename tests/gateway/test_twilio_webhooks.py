@@ -206,3 +206,60 @@ def test_a_vulnerable_resident_is_called_until_they_confirm_a_severe_notice(app,
     deliver(client, twilio.status_callback(second, "completed", duration=50))
     row = ledger_rows(app, announcement_id, "voice")[blind]
     assert (row.status, row.attempts) == ("confirmed", 2)
+
+
+def test_replays_wait_the_configured_gather_seconds(app, api, twilio):
+    app.config["VOICE_GATHER_SECONDS"] = 15
+    publish(api, channels=["voice"], areas=[VILLAGE_A])
+    run_jobs(app)
+    blind = RESIDENTS["blind"][0].phone
+    sid = next(s for s, c in twilio.calls.items() if c["to"] == blind)
+    assert 'timeout="15"' in twilio.twiml[sid]
+    for digits in ("", "2"):  # silence replays once, 2 replays on request
+        replay = deliver(app.test_client(), twilio.gather_callback(sid, digits))
+        assert "<Play>" in replay.get_data(as_text=True)
+        assert 'timeout="15"' in replay.get_data(as_text=True)
+
+
+DEAD_NUMBER = "+8613800000001"  # the stand-in answers 21211 for it, to SMS and calls alike
+
+
+def test_a_dead_number_is_tried_once_marked_and_left_to_the_grid_worker(app, api, twilio):
+    with app.extensions["engine"].begin() as conn:
+        roster.insert_residents(conn, [person("号码错", VILLAGE_A, phone=DEAD_NUMBER, visual=True)])
+    announcement_id = publish(api, channels=["sms", "voice", "wechat"], areas=[VILLAGE_A])
+    run_jobs(app)
+    tries = [r for r in twilio.requests if r.form.get("To") == DEAD_NUMBER]
+    assert len(tries) == 1  # the SMS or the call, whichever went first; never both
+    statuses = {channel: ledger_rows(app, announcement_id, channel).get(DEAD_NUMBER)
+                for channel in ("sms", "voice")}
+    assert {row.status for row in statuses.values()} == {"failed"}
+    with app.extensions["engine"].connect() as conn:
+        mark = conn.execute(select(residents.c.phone_invalid)
+                            .where(residents.c.phone == DEAD_NUMBER)).scalar_one()
+    assert mark.startswith("[21211] ")
+
+
+def test_a_call_failed_for_a_transient_reason_is_made_again(app, api, twilio):
+    announcement_id = publish(api, channels=["voice"], areas=[VILLAGE_A])
+    run_jobs(app)
+    blind = RESIDENTS["blind"][0].phone
+    sid = [s for s, c in twilio.calls.items() if c["to"] == blind][-1]
+    deliver(app.test_client(), twilio.status_callback(sid, "failed", error_code=30003))
+    row = ledger_rows(app, announcement_id, "voice")[blind]
+    assert (row.status, row.last_error) == ("planned", "[30003] handset unreachable (off or out "
+                                                       "of coverage)")
+    run_jobs(app)
+    assert sent_to(twilio, "Calls").count(blind) == 2
+
+
+def test_an_sms_over_the_daily_cap_pauses_sms_and_fails_nobody(app, api, twilio):
+    announcement_id = publish(api, channels=["sms"], areas=[VILLAGE_A])
+    run_jobs(app)
+    phone = RESIDENTS["young sms only"][0].phone
+    sid = next(s for s, m in twilio.messages.items() if m["to"] == phone)
+    deliver(app.test_client(), twilio.status_callback(sid, "undelivered", error_code=30023))
+    assert ledger_rows(app, announcement_id, "sms")[phone].status == "planned"
+    status = api("approver").get(f"/api/v1/announcements/{announcement_id}").json
+    assert status["paused_channels"]["sms"]["reason"] == "[30023] daily message cap reached"
+    assert status["deliveries"]["sms"].get("failed", 0) == 0

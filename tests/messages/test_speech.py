@@ -150,3 +150,18 @@ def test_speak_numbers_in_mandarin(written, spoken):
 def test_english_passes_through():
     text = "Call 12345 before 18:00; 3 people, 37.5%."
     assert speak_numbers(text, "en") == text
+
+
+def test_the_short_call_script_says_headline_and_instruction_and_points_to_sms():
+    long_body = "今晚有强降雨，" * 300
+    short = render_call(Notice(body=long_body, status="exercise"), "zh", CONTEXT).data["say_text"]
+    assert short.startswith("这里是清水县应急管理局")
+    assert "暴雨橙色预警" in short and "请远离河道" in short and "今晚有强降雨" not in short
+    assert short.count("这是一次演练") == 2  # the drill marker before and after, as in the script
+    assert short.endswith("通知全文请看短信。")
+    english = render_call(Notice(headline="Flood warning", body="Rain all night.",
+                                 instruction="Keep away from rivers"), "en",
+                          RenderContext(office_name="Qingshui Emergency Office"))
+    assert english.data["say_text"] == ("This is Qingshui Emergency Office with a public "
+                                        "announcement. Flood warning. What to do: Keep away from "
+                                        "rivers. The full notice is in a text message.")
