@@ -76,6 +76,10 @@ ACCOUNT_ERRORS = {
     48004: "WeChat has banned the account from this API",
     50002: "the account is limited by WeChat",
 }
+#: "clientmsgid exist": how WeChat's mass send answers a repeated guard (with the first
+#: send's msg_id). For template sends WeChat documents only that no second message goes
+#: out; should it answer a repeat this way too, the send is taken as done, not as failed.
+ALREADY_SENT = 45065
 ACCOUNT_PAUSE_SECONDS = 600  # then one send tries again: a fixed setting resumes by itself
 SLOW_DOWN_ERRORS = {45047: "sending limit reached", 45015: "sending limit reached"}
 SLOW_DOWN_SECONDS = 60.0
@@ -165,6 +169,11 @@ class WechatTemplateChannel(Channel):
                 reply = self._send_template(self.token.get(), payload)
         except redis.RedisError as error:
             raise ChannelError(f"shared token store unavailable: {error}", code="redis") from error
+        if reply.get("errcode", 0) == ALREADY_SENT:
+            # The guard held: WeChat had this client_msg_id, so the resident has the message.
+            msgid = reply.get("msgid") or reply.get("msg_id")
+            return Receipt(provider_id=str(msgid) if msgid else None, status="sent",
+                           detail="WeChat had sent this delivery already (client_msg_id)")
         if reply.get("errcode", 0) != 0:
             raise template_error(reply["errcode"], reply.get("errmsg", ""))
         return Receipt(provider_id=str(reply["msgid"]), status="sent")

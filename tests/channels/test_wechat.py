@@ -246,6 +246,20 @@ def test_unreachable_api_is_transient_and_does_not_reveal_the_secret(make_channe
     assert "test-secret" not in str(failure.value)
 
 
+def test_a_retry_answered_clientmsgid_exist_counts_as_sent_not_failed(fake, make_channel):
+    fake.repeat_errcode = 45065  # should WeChat answer a repeated guard as its mass send does
+    channel = make_channel(timeout=0.3)
+    fake.reply_delay = 1.0
+    with pytest.raises(ChannelError):
+        channel.send(outgoing("o-follower", delivery_id=9))
+    fake.reply_delay = 0.0
+
+    receipt = channel.send(outgoing("o-follower", delivery_id=9))
+
+    assert receipt.status == "sent" and receipt.provider_id == str(fake.shown[0]["msgid"])
+    assert len(fake.shown) == 1
+
+
 def test_refused_credentials_are_an_account_problem_not_the_residents(fake, make_channel):
     with pytest.raises(ChannelError) as failure:
         make_channel(app_secret="wrong").send(outgoing("o-follower"))

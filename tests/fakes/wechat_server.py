@@ -8,7 +8,8 @@ the current access token, and stall sends to exercise timeouts.
 
 Like WeChat it honours a template send's ``client_msg_id``: for the same openid and
 ``client_msg_id`` within ten minutes only one message reaches the resident (``shown``), and
-the repeat is answered with the first one's msgid. ``reply_delay`` makes it show the message
+the repeat is answered with the first one's msgid (or, with ``repeat_errcode``, with that
+errcode and the first one's ``msg_id``, as the mass-send API answers). ``reply_delay`` makes it show the message
 and only then wait before answering, as when an answer is lost to a timeout.
 ``account_error`` makes every template send fail with an account-level errcode.
 ``job_finish_event`` writes the ``TEMPLATESENDJOBFINISH`` event WeChat pushes to the
@@ -40,6 +41,7 @@ ERRMSGS = {
     45009: "reach max api daily quota limit",
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
+    45065: "clientmsgid exist",
     47003: "argument invalid! data.thing1.value invalid",
     48001: "api unauthorized",
     93000: "invalid webhook url",
@@ -70,6 +72,7 @@ class FakeWechat:
         self.reply_delay = 0.0  # seconds a template send waits, message shown, before answering
         self.account_error: int | None = None  # errcode of every template send
         self.token_error: int | None = None  # errcode of every token request
+        self.repeat_errcode: int | None = None  # answer a repeated client_msg_id with this
         self.shown: list[dict] = []  # the template messages that reached a resident
         self._guards: dict[tuple[str, str], tuple[int, float]] = {}  # → (msgid, when)
         self.token_fetches = 0
@@ -148,6 +151,8 @@ class FakeWechat:
         with self._lock:
             first = self._guards.get(guard) if guard[1] else None
             if first is not None and time.monotonic() - first[1] < GUARD_SECONDS:
+                if self.repeat_errcode is not None:
+                    return {**_error(self.repeat_errcode), "msg_id": first[0]}
                 msgid = first[0]
             else:
                 msgid = next(self._msgids)
