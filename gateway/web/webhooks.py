@@ -169,7 +169,7 @@ def wechat_event():
     if report is not None:
         delivery_id = _wechat_delivery(report.provider_id, report.extra["openid"])
         if delivery_id is None:
-            log.warning("ignored a WeChat delivery report for MsgID %s: no delivery has it",
+            log.warning("ignored a WeChat delivery report for MsgID %r: no delivery has it",
                         report.provider_id)
         else:
             outcomes.apply(delivery_id, report, from_provider=True)
