@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from audiences.policy import load_policy
 from gateway import config as settings
 from gateway.store.db import make_engine
+from gateway.web import hardening
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -52,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from gateway.web import api, console, health, interop, webhooks
     from gateway import cli
 
+    hardening.init_app(app)  # before the blueprints: their routes take its id converter
     app.register_blueprint(api.bp)
     app.register_blueprint(interop.bp)
     app.register_blueprint(webhooks.bp)

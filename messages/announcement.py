@@ -7,8 +7,9 @@ field, so a caller can say exactly what is wrong and where.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 STATUSES = ("actual", "exercise", "test", "draft")
@@ -23,6 +24,13 @@ CHANNELS = ("sms", "voice", "wechat", "loudspeaker")
 LANGUAGES = ("zh", "en")
 
 LIMITS = {"headline": 140, "body": 4000, "instruction": 1000, "event": 100}
+LATEST_EXPIRY = timedelta(days=3653)  # ten years ahead; past that an expiry is a mistake
+# Taken out of every text: control characters but tab and line ends (NUL, ESC, DEL, the C1
+# range), bidi embeddings, overrides and isolates (they make text display other than it
+# reads: "Trojan Source") and byte order marks.
+UNWANTED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Letters that draw nothing (Hangul fillers, the blank Braille pattern).
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 AREA_CODE = re.compile(r"^(\d{6}|\d{9}|\d{12})$")
 
 
@@ -119,13 +127,31 @@ def _text(data: Mapping, name: str, *, required: bool = False) -> str:
         return ""
     if not isinstance(value, str):
         raise ValidationError(name, f"must be text, not {type(value).__name__}")
-    value = value.strip()
-    if required and not value:
-        raise ValidationError(name, "is required")
+    text = clean_text(value)
+    if not visible(text):
+        if value.strip():
+            raise ValidationError(name, "has no visible character: only spaces, zero-width, "
+                                  "direction or control characters")
+        if required:
+            raise ValidationError(name, "is required")
+        return ""
+    value = text
     limit = LIMITS.get(name)
     if limit and len(value) > limit:
         raise ValidationError(name, f"is {len(value)} characters long; the limit is {limit}")
     return value
+
+
+def clean_text(value: str) -> str:
+    """Notice text as it is kept: without ``UNWANTED`` characters, stripped at both ends."""
+    return UNWANTED.sub("", value).strip()
+
+
+def visible(text: str) -> bool:
+    """Whether ``text`` draws anything: not only spaces, format (zero-width), control or
+    combining characters."""
+    return any(unicodedata.category(char)[0] not in "CZM" and char not in BLANK_LETTERS
+               or unicodedata.category(char) in ("Co", "Cn") for char in text)
 
 
 def _choice(data: Mapping, name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -213,6 +239,12 @@ def _expires(value: Any, now: datetime) -> datetime | None:
         raise ValidationError("expires", f"{value!r} is not an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         raise ValidationError("expires", "needs a time zone offset, e.g. 2026-12-01T18:00:00+08:00")
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-08:00 is past year 9999 in UTC
+        raise ValidationError("expires", f"{value!r} is out of range") from None
     if moment <= now:
         raise ValidationError("expires", "is already past")
-    return moment.astimezone(timezone.utc)
+    if moment > now + LATEST_EXPIRY:
+        raise ValidationError("expires", f"is more than {LATEST_EXPIRY.days // 365} years ahead")
+    return moment

@@ -23,7 +23,8 @@ from gateway.delivery import queues
 from gateway.store.accounts import APPROVERS
 from gateway.store.db import utcnow
 from gateway.store.schema import announcement_texts, announcements, areas
-from messages.announcement import LIMITS, AnnouncementInput, ValidationError, is_drill
+from messages.announcement import (LIMITS, AnnouncementInput, ValidationError, clean_text,
+                                   is_drill, visible)
 from messages.withdrawal import correction_headline, withdrawal_notice
 
 # awaiting_approval -> approved -> sending -> done; or rejected / cancelled / superseded.
@@ -221,11 +222,12 @@ def reject(conn: Connection, announcement_id: int, approver, reason: str) -> Non
         raise ActionRefused("only an approver or an admin may reject", 403)
     if row.state != "awaiting_approval":
         raise ActionRefused(f"announcement {announcement_id} is {row.state}, not awaiting approval")
-    if not reason.strip():
+    reason = clean_text(reason)
+    if not visible(reason):
         raise ValidationError("reason", "say why the announcement is rejected")
     conn.execute(update(announcements).where(announcements.c.id == announcement_id)
-                 .values(state="rejected", approver_id=approver.id, decision_note=reason.strip()))
-    audit.record(conn, approver.name, "reject", f"announcement:{announcement_id}", reason.strip())
+                 .values(state="rejected", approver_id=approver.id, decision_note=reason))
+    audit.record(conn, approver.name, "reject", f"announcement:{announcement_id}", reason)
 
 
 def cancel(conn: Connection, announcement_id: int, user, *, sender: str,
@@ -240,7 +242,9 @@ def cancel(conn: Connection, announcement_id: int, user, *, sender: str,
     row = get(conn, announcement_id)
     if user.role not in APPROVERS and user.id != row.author_id:
         raise ActionRefused("only the author, an approver or an admin may cancel", 403)
-    correction = correction.strip()
+    correction = clean_text(correction)
+    if not visible(correction):
+        correction = ""
     if row.state in OPEN_STATES:
         conn.execute(update(announcements).where(announcements.c.id == announcement_id)
                      .values(state="cancelled", decision_note=correction or None))

@@ -10,7 +10,6 @@ from functools import wraps
 
 from sqlalchemy import func, select
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from audiences.areas import AreaError, CsvErrors, normalize
 from channels import outbox
@@ -19,11 +18,11 @@ from gateway.store import accounts, audit, roster
 from gateway.store.schema import residents
 from gateway.store.roster import beneath
 from gateway.store.db import engine
+from gateway.web.hardening import LAST_PAGE, body_limit
 from messages.announcement import ValidationError, parse_announcement
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_PAGE = 500
-LAST_PAGE = 1_000_000  # past this the offset overflows a database integer
 
 
 class ApiError(Exception):
@@ -56,14 +55,6 @@ def _csv_errors(error: CsvErrors):
                     "rows": [{"line": e.line, "column": e.column, "message": e.message}
                              for e in error.errors],
                     "more_errors": error.omitted}), 422
-
-
-@bp.app_errorhandler(HTTPException)
-def _http_error(error: HTTPException):
-    """JSON for every HTTP error under /api, including paths no route matches."""
-    if not request.path.startswith(bp.url_prefix):
-        return error
-    return jsonify({"error": error.description}), error.code
 
 
 def token_required(view):
@@ -225,6 +216,7 @@ def _check_area_arg(code: str) -> None:
 
 
 @bp.post("/residents/import")
+@body_limit("MAX_ROSTER_BYTES")
 @token_required
 @role_required("admin")
 def import_residents():

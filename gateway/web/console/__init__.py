@@ -12,6 +12,7 @@ from flask_babel import Babel, format_number, get_translations, gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from gateway.web.console import admin, announcements, auth, people, public
+from gateway.web.console.errors import http_error_page
 from gateway.web.console.auth import LANGUAGES
 from messages.speech import speak_numbers
 
@@ -52,6 +53,8 @@ def init_app(app: Flask) -> None:
     app.before_request(_protect_console_forms)
     app.after_request(_add_security_headers)
     app.register_error_handler(CSRFError, _csrf_failed)
+    # HTTP errors on pages (no such page, too large a form) answer this page, in the user's language.
+    app.extensions["error_page"] = http_error_page
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.filters["count_in_words"] = count_in_words
     app.jinja_env.globals["current_language"] = current_language

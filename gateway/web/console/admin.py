@@ -12,6 +12,7 @@ from gateway.web.console import queries
 from gateway.web.console.auth import role_required
 from gateway.web.console.errors import forbidden
 from gateway.store.db import engine
+from gateway.web.hardening import clamped_page
 
 bp = Blueprint("admin", __name__)
 bp.register_error_handler(403, forbidden)
@@ -20,7 +21,7 @@ PER_PAGE = 100
 
 
 def _page() -> int:
-    return max(request.args.get("page", 1, type=int), 1)
+    return clamped_page(request.args.get("page", type=int))
 
 
 @bp.route("/audit")

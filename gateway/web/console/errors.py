@@ -14,3 +14,16 @@ def forbidden(error):
     """A page the user's role may not open (``role_required``): say so, in their language."""
     return render_template("console/error.html",
                            message=_("Your role does not allow this page.")), 403
+
+
+def http_error_page(error):
+    """Any HTTP error on a console or public page (no such page, too large a form, …)."""
+    if error.code == 404:
+        message = _("There is no such page.")
+    elif error.code == 413:
+        message = _("What was sent is larger than the gateway accepts; nothing was saved.")
+    elif error.code == 405:
+        message = _("This page cannot be used that way.")
+    else:
+        message = _("The request could not be handled. Go back, reload the page and try again.")
+    return render_template("console/error.html", message=message), error.code

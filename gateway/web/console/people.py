@@ -14,6 +14,7 @@ from gateway.web.console import queries
 from gateway.web.console.errors import forbidden, no_such_announcement
 from gateway.web.console.auth import login_required, role_required
 from gateway.store.db import engine
+from gateway.web.hardening import body_limit, clamped_page
 
 bp = Blueprint("people", __name__)
 bp.register_error_handler(lifecycle.ActionRefused, no_such_announcement)
@@ -28,7 +29,7 @@ UNREACHED_PRINT_LIMIT = 5000
 @role_required("admin")
 def residents_list():
     text = request.args.get("q", "").strip()
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = clamped_page(request.args.get("page", type=int))
     with engine().connect() as conn:
         rows, total = queries.search_residents(conn, text, limit=PER_PAGE,
                                                offset=(page - 1) * PER_PAGE)
@@ -75,6 +76,7 @@ def _cells_from_form() -> dict:
 
 
 @bp.route("/residents/import", methods=("GET", "POST"))
+@body_limit("MAX_ROSTER_BYTES")
 @role_required("admin")
 def import_roster():
     if request.method == "GET":
