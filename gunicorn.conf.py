@@ -13,6 +13,7 @@ to 2 × cores + 1 on a larger machine; each process holds its own database pool 
 connections on PostgreSQL), so keep workers × 10 below PostgreSQL's ``max_connections``
 together with the rq workers.
 """
+import os
 
 wsgi_app = "wsgi:app"
 bind = "127.0.0.1:8000"  # behind the reverse proxy (deploy/nginx/tongbao.conf)
@@ -28,3 +29,30 @@ errorlog = "-"
 # The proxy in front is on this host; its X-Forwarded-* headers are believed by the gateway
 # only as far as TRUSTED_PROXIES says.
 forwarded_allow_ips = "127.0.0.1"
+
+
+# /metrics under several processes: with PROMETHEUS_MULTIPROC_DIR set, prometheus_client keeps
+# each process's values in files there and sums them at a scrape (gateway/web/metrics.py).
+def _metrics_folder() -> str | None:
+    from gateway import config
+
+    return config.from_env()["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def on_starting(server):
+    """The folder starts empty at each start: values of processes gone before would count."""
+    folder = _metrics_folder()
+    if folder:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder, mode=0o700)
+
+
+def child_exit(server, worker):
+    """A finished process's live gauges leave the sums."""
+    folder = _metrics_folder()
+    if folder:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, folder)

@@ -50,7 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["policy"] = load_policy(app.config["POLICY_FILE"])
 
-    from gateway.web import api, console, health, interop, webhooks
+    from gateway.web import api, console, health, interop, metrics, webhooks
     from gateway import cli
 
     hardening.init_app(app)  # before the blueprints: their routes take its id converter
@@ -58,6 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(interop.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     console.init_app(app)
     cli.register(app)
     return app

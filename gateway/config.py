@@ -115,6 +115,9 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "LOUDSPEAKER_ACK_SECONDS": _number(60, minimum=1),
     "SESSION_MINUTES": _number(30, minimum=1),
     "TRUSTED_PROXIES": _whole(0),       # reverse proxies in front whose X-Forwarded-For is true
+    "METRICS_TOKEN": _text(),           # unset: no /metrics
+    # prometheus_client's own setting, read here too: where gunicorn's processes keep values
+    "PROMETHEUS_MULTIPROC_DIR": _text(),
     "MAX_REQUEST_BYTES": _whole(256 * 1024, minimum=1024),  # any request body but a roster's
     "MAX_ROSTER_BYTES": _whole(64 * 1024 * 1024, minimum=1024),  # a roster upload (API, console)
 }

@@ -23,9 +23,10 @@ DEPLOY = ROOT / "deploy"
 BIN = Path(sys.executable).parent
 
 
-def _get(url: str) -> tuple[int, str]:
+def _get(url: str, **headers) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -35,8 +36,10 @@ def _get(url: str) -> tuple[int, str]:
 
 @pytest.mark.integration
 def test_gunicorn_serves_wsgi_app_with_the_shipped_settings(tmp_path, redis_url):
+    metrics_folder = tmp_path / "metrics"  # made (and emptied) by gunicorn.conf.py's on_starting
     environment = {**os.environ, "TONGBAO_INSTANCE": str(tmp_path / "instance"),
-                   "DATABASE_URL": f"sqlite:///{tmp_path / 'tongbao.db'}", "REDIS_URL": redis_url}
+                   "DATABASE_URL": f"sqlite:///{tmp_path / 'tongbao.db'}", "REDIS_URL": redis_url,
+                   "METRICS_TOKEN": "scrape", "PROMETHEUS_MULTIPROC_DIR": str(metrics_folder)}
     subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
                    env=environment, check=True, capture_output=True, timeout=60)
     port = free_port()
@@ -50,6 +53,11 @@ def test_gunicorn_serves_wsgi_app_with_the_shipped_settings(tmp_path, redis_url)
                                   and answer, 30, "gunicorn to answer")
         assert status == 200
         assert 'name="password"' in page
+        assert _get(f"http://127.0.0.1:{port}/healthz") == (200, '{"status":"ok"}\n')
+        status, exposition = _get(f"http://127.0.0.1:{port}/metrics", Authorization="Bearer scrape")
+        assert status == 200
+        assert 'tongbao_source_up{source="database"} 1.0' in exposition
+        assert metrics_folder.is_dir()
         log.seek(0)
         started = log.read()
         assert "Using worker: gthread" in started
@@ -162,5 +170,18 @@ def test_nginx_proxies_to_where_gunicorn_listens():
     settings: dict = {}
     exec((ROOT / "gunicorn.conf.py").read_text(), settings)
     proxied = re.findall(r"proxy_pass http://([\d.:]+);", (DEPLOY / "nginx/tongbao.conf").read_text())
-    assert proxied == [settings["bind"]]
+    assert proxied and set(proxied) == {settings["bind"]}
     assert settings["wsgi_app"] == "wsgi:app"
+
+
+def test_the_alert_rules_use_series_the_gateway_exposes(make_app, tmp_path):
+    from gateway.delivery.metrics import PipelineCollector
+
+    app = make_app(f"sqlite:///{tmp_path / 'tongbao.db'}")
+    exposed = {family.name for family in PipelineCollector(app).collect()}
+    rules = yaml.safe_load((DEPLOY / "prometheus-alerts.yml").read_text())
+    expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    used = {name for expr in expressions for name in re.findall(r"\btongbao_[a-z_]+", expr)}
+    assert used and used <= exposed, used - exposed
+    assert {"tongbao_workers", "tongbao_queue_oldest_job_age_seconds", "tongbao_devices",
+            "tongbao_deliveries"} <= used  # workers down, queue stuck, devices offline, errors

@@ -43,7 +43,7 @@ class Check:
     fix: str = ""
 
 
-def _redis(app: Flask) -> redis.Redis | None:
+def redis_client(app: Flask) -> redis.Redis | None:
     """A client with short timeouts on the configured Redis or the running embedded one; never
     starts a server (``queues.redis_url`` would)."""
     url = app.config["REDIS_URL"] or embedded.running_url(app.instance_path)
@@ -72,7 +72,7 @@ def check_database(app: Flask) -> Check:
 
 
 def check_redis(app: Flask) -> Check:
-    client = _redis(app)
+    client = redis_client(app)
     if client is None:
         return Check("redis", False, "REDIS_URL is unset and no embedded Redis is running",
                      "set REDIS_URL (production), or start `flask --app wsgi serve`")
@@ -124,7 +124,7 @@ def live_workers(connection: redis.Redis) -> dict[str, int]:
 
 
 def check_workers(app: Flask) -> Check:
-    client = _redis(app)
+    client = redis_client(app)
     if client is None:
         return Check("workers", False, "no Redis to find them in", _NO_REDIS)
     try:
@@ -140,7 +140,7 @@ def check_workers(app: Flask) -> Check:
 
 
 def check_scheduler(app: Flask) -> Check:
-    client = _redis(app)
+    client = redis_client(app)
     if client is None:
         return Check("scheduler", False, "no Redis to find it in", _NO_REDIS)
     try:

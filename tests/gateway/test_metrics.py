@@ -1,0 +1,109 @@
+"""/metrics: behind its bearer token, and the series say what the ledger, the queues and the
+devices hold, as a fan-out goes from approval to the outbox."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rq import SimpleWorker
+from sqlalchemy import update
+
+from gateway.delivery import queues
+from gateway.store.schema import devices
+from tests.conftest import run_jobs
+from tests.gateway.test_fanout import publish
+
+pytestmark = pytest.mark.integration
+TOKEN = "metrics-token-for-tests"
+
+
+@pytest.fixture
+def app(make_app, database_url):
+    return make_app(database_url, METRICS_TOKEN=TOKEN)
+
+
+def scrape(app) -> dict[tuple[str, tuple], float]:
+    response = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain; version=")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for sample in family.samples}
+
+
+def series(values, name: str, label: str) -> dict[str, float]:
+    return {dict(labels)[label]: value for (metric, labels), value in values.items()
+            if metric == name}
+
+
+def deliveries(values) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {}
+    for (metric, labels), value in values.items():
+        if metric == "tongbao_deliveries" and value:
+            labels = dict(labels)
+            found.setdefault(labels["channel"], {})[labels["status"]] = int(value)
+    return found
+
+
+def nonzero(status: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The status API's counts without its zeros."""
+    return {channel: {s: n for s, n in counts.items() if n}
+            for channel, counts in status.items() if any(counts.values())}
+
+
+def test_metrics_need_the_token(make_app, tmp_path):
+    off = make_app(f"sqlite:///{tmp_path / 'off.db'}")
+    assert off.test_client().get("/metrics").status_code == 404
+    on = make_app(f"sqlite:///{tmp_path / 'on.db'}", METRICS_TOKEN=TOKEN)
+    client = on.test_client()
+    refused = client.get("/metrics")
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": TOKEN}).status_code == 401
+
+
+def test_the_series_follow_a_fan_out(app, api):
+    values = scrape(app)
+    assert series(values, "tongbao_source_up", "source") == {"database": 1, "redis": 1}
+    assert series(values, "tongbao_devices", "state") == {"online": 0, "offline": 0, "unknown": 3}
+    assert deliveries(values) == {}
+
+    announcement_id = publish(api)
+    time.sleep(1.1)
+    values = scrape(app)
+    assert series(values, "tongbao_queue_jobs", "queue")["plan"] == 1
+    assert 1 <= series(values, "tongbao_queue_oldest_job_age_seconds", "queue")["plan"] < 30
+    assert series(values, "tongbao_queue_oldest_job_age_seconds", "queue")["sms"] == 0
+
+    with app.app_context():  # the plan job alone: deliveries queued, not yet sent
+        SimpleWorker([queues.queue("plan")], connection=queues.connection()).work(burst=True)
+    time.sleep(1.1)
+    values = scrape(app)
+    status = nonzero(api("admin").get(f"/api/v1/announcements/{announcement_id}").json["deliveries"])
+    assert deliveries(values) == status
+    assert {s for by_status in status.values() for s in by_status} == {"queued"}
+    waiting = series(values, "tongbao_queue_jobs", "queue")
+    assert waiting["plan"] == 0 and waiting["sms"] >= 1 and waiting["voice"] >= 1
+    assert values[("tongbao_oldest_unsent_delivery_age_seconds", ())] >= 1
+
+    run_jobs(app)
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(update(devices).where(devices.c.device_id == "spk-a").values(online=True))
+        conn.execute(update(devices).where(devices.c.device_id == "spk-b").values(online=False))
+    values = scrape(app)
+    status = nonzero(api("admin").get(f"/api/v1/announcements/{announcement_id}").json["deliveries"])
+    assert deliveries(values) == status
+    assert "queued" not in {s for by_status in status.values() for s in by_status}
+    assert values[("tongbao_oldest_unsent_delivery_age_seconds", ())] == 0
+    assert set(series(values, "tongbao_queue_jobs", "queue").values()) == {0}
+    assert series(values, "tongbao_devices", "state") == {"online": 1, "offline": 1, "unknown": 1}
+    assert series(values, "tongbao_workers", "queue") == {name: 0 for name in queues.QUEUE_NAMES}
+
+
+def test_an_unreachable_redis_shows_as_down_not_as_an_error(make_app, tmp_path):
+    app = make_app(f"sqlite:///{tmp_path / 'x.db'}", METRICS_TOKEN=TOKEN,
+                   REDIS_URL="redis://127.0.0.1:1/0")
+    values = scrape(app)
+    assert series(values, "tongbao_source_up", "source") == {"database": 1, "redis": 0}
+    assert "tongbao_queue_jobs" not in {name for name, _ in values}
