@@ -26,7 +26,7 @@ from gateway.store import ledger
 from gateway.store.roster import beneath
 from gateway.store.schema import announcements, deliveries, residents
 
-UNREACHED_COLUMNS = ("id", "name", "phone", "area_code", "section", "tried")
+UNREACHED_COLUMNS = ("id", "name", "phone", "phone_invalid", "area_code", "section", "tried")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -92,11 +92,14 @@ def unreached(conn: Connection, announcement, *, area: str | None = None,
     not_reached = reach.section_clause(announcement, reach.NOT_REACHED)
     in_section = case((not_reached, reach.NOT_REACHED), else_=reach.UNCONFIRMED).label("section")
     people = conn.execute(select(residents.c.id, residents.c.name, residents.c.phone,
-                                 residents.c.area_code, in_section).where(condition)
+                                 residents.c.phone_invalid, residents.c.area_code,
+                                 in_section).where(condition)
                           .order_by(in_section, residents.c.area_code, residents.c.id)
                           .limit(limit).offset(offset)).all()
     tried = _tried(conn, announcement.id, [person.id for person in people])
-    return [{"id": p.id, "name": p.name, "phone": p.phone, "area_code": p.area_code,
+    # phone_invalid: a provider said the number does not exist; a grid worker should correct it.
+    return [{"id": p.id, "name": p.name, "phone": p.phone,
+             "phone_invalid": p.phone_invalid is not None, "area_code": p.area_code,
              "section": p.section, "tried": tried.get(p.id, [])} for p in people], total
 
 

@@ -2,6 +2,7 @@
 and its signed callbacks back into the ledger (issues 3 and 4, gateway side)."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,6 +12,7 @@ from gateway.store import roster
 from gateway.store.schema import deliveries, inbound_messages, residents
 from tests.conftest import run_jobs
 from tests.gateway.conftest import RESIDENTS, VILLAGE_A, announcement, person
+from tests.gateway.console.conftest import login
 
 pytestmark = pytest.mark.integration
 PUBLIC = "https://tongbao.example.gov.cn/gw"  # behind a proxy: signatures use the public URL
@@ -238,6 +240,14 @@ def test_a_dead_number_is_tried_once_marked_and_left_to_the_grid_worker(app, api
         mark = conn.execute(select(residents.c.phone_invalid)
                             .where(residents.c.phone == DEAD_NUMBER)).scalar_one()
     assert mark.startswith("[21211] ")
+    unreached = api("approver").get(f"/api/v1/announcements/{announcement_id}/unreached").json
+    flags = {p["name"]: p["phone_invalid"] for p in unreached["residents"]}
+    assert flags["号码错"] is True and flags["张伟"] is False
+    console = app.test_client()
+    login(console, "approver")
+    sheet = console.get(f"/announcements/{announcement_id}/unreached").get_data(as_text=True)
+    assert re.search(r"号码错</td><td>\+8613800000001 <span class=\"badge invalid\">号码无效</span>",
+                     sheet)
 
 
 def test_a_call_failed_for_a_transient_reason_is_made_again(app, api, twilio):
