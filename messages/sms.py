@@ -9,7 +9,12 @@ the BMP (emoji) two UTF-16 units (a surrogate pair). A phone never splits what a
 reader sees as one character across two parts, and an emoji may be many code
 points (a ZWJ family, a flag, a keycap, a skin tone: ``messages.graphemes``), so
 parts are packed a whole cluster at a time, as Twilio's segment calculator does,
-rather than by dividing a length.
+rather than by dividing a length. Checked once against that calculator
+(``sms-segments-calculator`` 1.3.0 from npm) on 1,700 strings: the same count wherever
+both cut the text into the same clusters. Its grapheme splitter follows Unicode 10's
+rules and cuts some newer ZWJ sequences with a skin tone (🧑🏽‍🤝‍🧑🏻, 🏃🏻‍➡️) in two; these stay
+whole here, as current Unicode and phones have them, so for 39 of the 1,700 it counted
+one part fewer than this does, never more.
 
 An English notice opens with the Latin signature when one is configured
 (``SMS_SIGNATURE_LATIN``): a Chinese 【signature】 alone would make all of it UCS-2,
