@@ -77,8 +77,8 @@ def channel_sets(app, announcement_id: int) -> tuple[dict, Counter]:
     from audiences.policy import channels_for
     from gateway.delivery import lifecycle
     from gateway.delivery.reach import VULNERABLE_AGE
-    from gateway.delivery.planner import planned_channels
-    from gateway.delivery.preview import _groups, _speaker_villages, group_person, preview
+    from gateway.delivery.planner import planned_channels, speaker_villages
+    from gateway.delivery.preview import _groups, group_person, preview
 
     sets: Counter = Counter()
     with app.app_context(), app.extensions["engine"].connect() as conn:
@@ -87,7 +87,7 @@ def channel_sets(app, announcement_id: int) -> tuple[dict, Counter]:
         codes = json.loads(announcement.areas)
         allowed = planned_channels(announcement, app.config)
         year = (announcement.sent or announcement.created_at).year
-        speakers = _speaker_villages(conn, codes, False)
+        speakers = speaker_villages(conn, codes, False)
         for group in _groups(conn, codes, False):
             chosen = channels_for(group_person(group), severity=announcement.severity,
                                   policy=app.extensions["policy"], available=allowed, year=year)

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from flask import current_app
-from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy import Connection, Engine, and_, case, func, select, update
 
 from audiences.policy import PERSON_FIELDS, Policy, address_of, channels_for, person_key
-from gateway.delivery import lifecycle, providers, queues
+from gateway.delivery import lifecycle, providers, queues, reach
 from gateway.store import audit, ledger
 from gateway.store.db import utcnow
 from gateway.store.roster import beneath, usable_phone
@@ -70,7 +70,11 @@ def stream_residents(conn: Connection, codes: list[str], *, drill: bool,
 
 
 def plan(engine: Engine, announcement_id: int, policy: Policy) -> dict[str, int]:
-    """Write every delivery of an approved announcement and queue its batches."""
+    """Write every delivery of an approved announcement and queue its batches.
+
+    The audit log's ``send`` record names the deliveries per channel and how many
+    residents were planned fewer than two independent paths (``reach.paths``).
+    """
     with engine.connect() as conn:
         announcement = conn.execute(select(announcements)
                                     .where(announcements.c.id == announcement_id)).first()
@@ -86,8 +90,10 @@ def plan(engine: Engine, announcement_id: int, policy: Policy) -> dict[str, int]
                             announcements.c.state == "approved")
                      .values(state="sending" if any(totals.values()) else "done",
                              finished_at=None if any(totals.values()) else utcnow()))
+        cursor = json.loads(conn.execute(select(announcements.c.plan_cursor).where(
+            announcements.c.id == announcement_id)).scalar() or "{}")
         audit.record(conn, "system", "send", f"announcement:{announcement_id}",
-                     {"deliveries": totals})
+                     {"deliveries": totals, "thin_residents": cursor.get("thin", 0)})
     return totals
 
 
@@ -98,10 +104,12 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
     drill = announcement.status in ("test", "exercise")
     year = (announcement.sent or utcnow()).year
     cursor = json.loads(announcement.plan_cursor or '{"after": 0, "speakers": false}')
+    cursor.setdefault("thin", 0)  # residents with fewer than two independent paths
     with engine.begin() as conn:
         ledger.ensure_counts(conn, announcement.id, allowed)
         batches = Batches(config["BATCH_SIZE"], _planned_so_far(conn, announcement.id))
         written_in = set(lifecycle.languages(conn, announcement))
+        speakers = speaker_villages(conn, codes, drill) if "loudspeaker" in allowed else {}
     queued = {channel: 0 for channel in allowed}
     cache: dict[tuple, tuple[str, ...]] = {}
     with engine.connect() as reader:
@@ -113,6 +121,9 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
                 if chosen is None:
                     chosen = cache[key] = channels_for(person, severity=announcement.severity,
                                                        policy=policy, available=allowed, year=year)
+                if len(reach.paths(person, chosen, bool(speakers.get(person.area_code)))) \
+                        < reach.ENOUGH_PATHS:
+                    cursor["thin"] += 1
                 for channel in chosen:
                     rows.append({"channel": channel, "recipient_id": person.id,
                                  "address": address_of(person, channel),
@@ -159,6 +170,17 @@ def planned_channels(announcement, config) -> set[str]:
     if "wechat" in allowed:
         allowed.add("wecom_robot")
     return allowed & providers.available_channels(config)
+
+
+def speaker_villages(conn: Connection, codes: list[str], drill: bool) -> dict[str, int]:
+    """Devices per village that would play (offline devices do not count as reaching it)."""
+    condition = beneath(devices.c.area_code, codes)
+    if drill:
+        condition = and_(condition, devices.c.test_device.is_(True))
+    online = func.sum(case((devices.c.online.is_(False), 0), else_=1))
+    return {row.area_code: row.online for row in conn.execute(
+        select(devices.c.area_code, online.label("online")).where(condition)
+        .group_by(devices.c.area_code))}
 
 
 def _place_rows(conn: Connection, announcement, allowed: set[str], drill: bool,

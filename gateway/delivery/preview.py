@@ -3,6 +3,14 @@
 Residents are grouped in SQL by everything the policy looks at, and the policy
 (the same ``channels_for`` the plan job uses) is applied once per group, so the
 preview of a county of a million is a few thousand policy calls.
+
+A segment (town × age band × impairment) is weak when some of its residents
+have fewer than two independent paths (``reach.paths``: perceivable channels,
+an SMS and a call to one handset counting once, the village loudspeaker only
+for those who hear it); ``fewer_than_two_channels`` counts them, ``paths``
+gives how many residents have 0, 1, 2 or 3 paths, and ``suggestions`` says
+per village what would add a path (a loudspeaker, the WeChat account, a grid
+worker's visit) for how many.
 """
 from __future__ import annotations
 
@@ -12,12 +20,12 @@ from collections import defaultdict
 from flask import current_app
 from sqlalchemy import Connection, and_, case, func, select
 
+from audiences.areas import prefix
 from audiences.policy import Person, channels_for
-from gateway.delivery import providers
-from gateway.delivery.reach import CONFIRM_SEVERITIES
-from gateway.delivery.planner import planned_channels
+from gateway.delivery import providers, reach
+from gateway.delivery.planner import planned_channels, speaker_villages, stream_residents
 from gateway.store.roster import beneath
-from gateway.store.schema import devices, group_robots, residents
+from gateway.store.schema import group_robots, residents
 from messages.render import render
 
 AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 64, "40-64"), (65, 200, "65+"))
@@ -48,7 +56,7 @@ def preview(conn: Connection, announcement) -> dict:
     drill = announcement.status in ("test", "exercise")
     allowed = planned_channels(announcement, config)
     year = (announcement.sent or announcement.created_at).year
-    speakers = _speaker_villages(conn, codes, drill) if "loudspeaker" in allowed else {}
+    speakers = speaker_villages(conn, codes, drill) if "loudspeaker" in allowed else {}
     per_channel: dict[str, int] = defaultdict(int)
     segments: dict[tuple, dict] = {}
     residents_total = 0
@@ -64,13 +72,18 @@ def preview(conn: Connection, announcement) -> dict:
         segment = segments.setdefault(key, {"town": key[0], "age_band": key[1],
                                             "impairment": key[2], "residents": 0,
                                             "channels": defaultdict(int),
-                                            "fewer_than_two_channels": 0, "unreachable": 0})
+                                            "paths": defaultdict(int),
+                                            "fewer_than_two_channels": 0, "unreachable": 0,
+                                            "suggestions": defaultdict(int)})
         segment["residents"] += group.n
         for channel in chosen:
             segment["channels"][channel] += group.n
-        independent = len(chosen) + (1 if speakers.get(group.village) else 0)
-        if independent < 2:
+        independent = reach.paths(person, chosen, bool(speakers.get(group.village)))
+        segment["paths"][len(independent)] += group.n
+        if len(independent) < reach.ENOUGH_PATHS:
             segment["fewer_than_two_channels"] += group.n
+            add = suggestion(person, "loudspeaker" in allowed and not speakers.get(group.village))
+            segment["suggestions"][(add, group.village)] += group.n
         if not chosen:
             segment["unreachable"] += group.n
     if speakers:
@@ -83,6 +96,50 @@ def preview(conn: Connection, announcement) -> dict:
     sms = render(announcement, "sms", announcement.language, providers.render_context())
     return _summary(config, residents_total, per_channel, segments, speakers, sms.data,
                     _escalation(config, announcement))
+
+
+def thin_residents(conn: Connection, announcement, town: str, band: str,
+                   impaired: str) -> list[dict]:
+    """The residents of one segment (``town`` × age ``band`` × ``impaired``) whom the
+    announcement would reach by fewer than two independent paths, with their paths and what
+    would add one (``suggestion``). Names and phones: for roles allowed personal data."""
+    config = current_app.config
+    codes = json.loads(announcement.areas)
+    drill = announcement.status in ("test", "exercise")
+    allowed = planned_channels(announcement, config)
+    year = (announcement.sent or announcement.created_at).year
+    speakers = speaker_villages(conn, codes, drill) if "loudspeaker" in allowed else {}
+    found: dict[int, tuple] = {}
+    for chunk in stream_residents(conn, [town], drill=drill):
+        for person in chunk:
+            if not any(person.area_code.startswith(prefix(code)) for code in codes) \
+                    or age_band(year - person.birth_year if person.birth_year else None) != band \
+                    or impairment(person.visually_impaired, person.hearing_impaired) != impaired:
+                continue
+            chosen = channels_for(person, severity=announcement.severity,
+                                  policy=current_app.extensions["policy"], available=allowed,
+                                  year=year)
+            has_speaker = bool(speakers.get(person.area_code))
+            independent = reach.paths(person, chosen, has_speaker)
+            if len(independent) < reach.ENOUGH_PATHS:
+                found[person.id] = (sorted(independent), suggestion(
+                    person, "loudspeaker" in allowed and not has_speaker))
+    people = conn.execute(select(residents.c.id, residents.c.name, residents.c.phone,
+                                 residents.c.area_code).where(residents.c.id.in_(list(found)))
+                          .order_by(residents.c.area_code, residents.c.id)).all() if found else []
+    return [{"id": p.id, "name": p.name, "phone": p.phone, "area_code": p.area_code,
+             "paths": found[p.id][0], "add": found[p.id][1]} for p in people]
+
+
+def suggestion(person, speaker_missing: bool) -> str:
+    """What would give a thin resident another path: a loudspeaker in their village (when they
+    can hear one and it has none), following the WeChat account (a smartphone without it),
+    or else a grid worker's visit."""
+    if speaker_missing and reach.perceivable(person, "loudspeaker"):
+        return "loudspeaker"
+    if person.has_smartphone and not person.wechat_openid:
+        return "wechat"
+    return "grid_worker"
 
 
 def _groups(conn: Connection, codes: list[str], drill: bool):
@@ -101,17 +158,6 @@ def _groups(conn: Connection, codes: list[str], drill: bool):
                         .group_by(*columns)).all()
 
 
-def _speaker_villages(conn: Connection, codes: list[str], drill: bool) -> dict[str, int]:
-    """Devices per village that would play (offline devices do not count as reaching it)."""
-    condition = beneath(devices.c.area_code, codes)
-    if drill:
-        condition = and_(condition, devices.c.test_device.is_(True))
-    online = func.sum(case((devices.c.online.is_(False), 0), else_=1))
-    return {row.area_code: row.online for row in conn.execute(
-        select(devices.c.area_code, online.label("online")).where(condition)
-        .group_by(devices.c.area_code))}
-
-
 def _escalation(config, announcement) -> dict:
     """What happens when a channel does not get through, as the approver should know it."""
     return {
@@ -119,7 +165,7 @@ def _escalation(config, announcement) -> dict:
         "tries_per_delivery": config["MAX_ATTEMPTS"],
         "calls_per_resident": config["VOICE_MAX_ATTEMPTS"],
         "minutes_between_calls": round(config["VOICE_RETRY_DELAY_SECONDS"] / 60, 1),
-        "vulnerable_must_confirm": announcement.severity in CONFIRM_SEVERITIES,
+        "vulnerable_must_confirm": announcement.severity in reach.CONFIRM_SEVERITIES,
     }
 
 
@@ -130,6 +176,10 @@ def _summary(config, residents_total: int, per_channel: dict, segments: dict,
     ordered = sorted(segments.values(), key=lambda s: (s["town"], s["age_band"], s["impairment"]))
     for segment in ordered:
         segment["channels"] = dict(segment["channels"])
+        segment["paths"] = {str(n): count for n, count in sorted(segment["paths"].items())}
+        segment["suggestions"] = [{"add": add, "village": village, "residents": count}
+                                  for (add, village), count in sorted(segment["suggestions"].items(),
+                                                                      key=lambda s: (s[0][1], s[0][0]))]
     return {
         "residents": residents_total,
         "deliveries": dict(per_channel),

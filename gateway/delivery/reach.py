@@ -13,6 +13,15 @@ the unreached list and its CSV.
 
 The ledger keeps who was reached first by which channel and when, and who
 confirmed when (table ``reached``), with running counts of both.
+
+**Independent paths** (``paths``): the ways a notice can get to a resident that
+do not fail together, counting only what they can perceive. An SMS and a call
+go to the same handset, so they are one path (``phone``); WeChat is a second;
+the village loudspeaker a third, for those who can hear it. A hearing-impaired
+resident perceives neither a call nor the loudspeaker. (The roster has no flag
+for residents who cannot read; when it gets one, text channels stop counting
+for them here.) The preview, the plan and the disclosure report count with it;
+fewer than two paths is thin.
 """
 from __future__ import annotations
 
@@ -30,6 +39,24 @@ VULNERABLE_AGE = 65
 NOT_REACHED = "not_reached"
 UNCONFIRMED = "unconfirmed"
 SECTIONS = (NOT_REACHED, UNCONFIRMED)
+#: The device or place each channel reaches: channels sharing one are one path.
+PATH_OF = {"sms": "phone", "voice": "phone", "wechat": "wechat", "loudspeaker": "loudspeaker"}
+#: Channels a hearing-impaired resident cannot perceive.
+SPOKEN = ("voice", "loudspeaker")
+#: Fewer independent paths than this and a resident is thin.
+ENOUGH_PATHS = 2
+
+
+def perceivable(person, channel: str) -> bool:
+    """Whether the resident can take in a notice over this channel."""
+    return not (channel in SPOKEN and person.hearing_impaired)
+
+
+def paths(person, channels, loudspeaker: bool = False) -> frozenset[str]:
+    """The independent paths to a resident over the planned personal ``channels`` and, when
+    their village has a loudspeaker that plays, the loudspeaker."""
+    heard = [*channels, *(("loudspeaker",) if loudspeaker else ())]
+    return frozenset(PATH_OF[c] for c in heard if c in PATH_OF and perceivable(person, c))
 
 
 def is_vulnerable(person, year: int) -> bool:

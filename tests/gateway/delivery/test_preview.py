@@ -72,7 +72,9 @@ def test_weak_and_unreachable_groups_count_only_loudspeakers_that_are_online(app
     # In A one channel is all that reaches them now; in B the loudspeaker makes a second.
     assert (young["residents"], young["fewer_than_two_channels"], young["unreachable"]) == (5, 4, 1)
     assert young["channels"] == {"wechat": 2, "sms": 2}
-    assert [s["impairment"] for s in result["weak_segments"]] == ["none"]
+    # The blind resident of A: a call and an SMS to one handset are one path, and A's loudspeaker
+    # is offline.
+    assert [s["impairment"] for s in result["weak_segments"]] == ["none", "visual"]
 
 
 @pytest.mark.integration
@@ -102,3 +104,30 @@ def test_age_bands(age, band):
     (True, True, "visual+hearing")])
 def test_impairment_labels(visually, hearing, label):
     assert preview.impairment(visually, hearing) == label
+
+
+@pytest.mark.integration
+def test_the_demo_county_names_its_deaf_residents_with_a_phone_only_as_thin(app):
+    """Issue 25: the loudspeaker no longer counts for the deaf, nor a call beside an SMS."""
+    from gateway.cli import seed_demo
+    from gateway.store.schema import residents
+
+    with app.app_context():
+        seed_demo()
+    announcement_id = create(app, areas=["450700"], severity="extreme")
+    result = preview_of(app, announcement_id)
+    hearing = [s for s in result["weak_segments"] if s["impairment"] == "hearing"]
+    assert hearing and all(s["suggestions"] for s in hearing)
+    with app.extensions["engine"].connect() as conn:
+        deaf_phone_only = conn.execute(
+            select(func.count()).select_from(residents)
+            .where(residents.c.hearing_impaired.is_(True), residents.c.visually_impaired.is_(False),
+                   residents.c.phone.is_not(None), residents.c.wechat_openid.is_(None))).scalar_one()
+    assert deaf_phone_only > 0
+    assert sum(s["fewer_than_two_channels"] for s in hearing) >= deaf_phone_only
+    segment = hearing[0]
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        thin = preview.thin_residents(conn, row_of(conn, announcement_id), segment["town"],
+                                      segment["age_band"], "hearing")
+    assert len(thin) == segment["fewer_than_two_channels"]
+    assert all(len(p["paths"]) < 2 and "loudspeaker" not in p["paths"] for p in thin)

@@ -29,3 +29,22 @@ def test_confirmation_is_required_of_the_vulnerable_for_severe_and_extreme(sever
     young = SimpleNamespace(visually_impaired=False, birth_year=YEAR - 30)
     assert reach.confirmation_required(severity, elderly, YEAR) is required
     assert reach.confirmation_required(severity, young, YEAR) is False
+
+
+def resident(*, hearing=False, visual=False):
+    return SimpleNamespace(hearing_impaired=hearing, visually_impaired=visual)
+
+
+@pytest.mark.parametrize("who, channels, loudspeaker, expected", [
+    (resident(visual=True), ("voice", "sms"), False, {"phone"}),  # one handset
+    (resident(visual=True), ("voice", "sms"), True, {"phone", "loudspeaker"}),
+    (resident(hearing=True), ("sms",), True, {"phone"}),  # cannot hear the loudspeaker
+    (resident(hearing=True), ("sms", "voice"), False, {"phone"}),  # nor a call
+    (resident(hearing=True), ("sms", "wechat"), True, {"phone", "wechat"}),
+    (resident(), ("wechat",), True, {"wechat", "loudspeaker"}),
+    (resident(), ("sms", "voice", "wechat"), True, {"phone", "wechat", "loudspeaker"}),
+    (resident(), (), False, set()),
+])
+def test_independent_paths_count_what_a_resident_perceives_once_per_device(
+        who, channels, loudspeaker, expected):
+    assert reach.paths(who, channels, loudspeaker) == expected
