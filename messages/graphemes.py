@@ -11,7 +11,7 @@ CR LF (GB3); combining and enclosing marks, variation selectors, emoji modifiers
 characters and ZWJ extend the cluster before them (GB9, GB9a); a pictograph after a ZWJ
 joins the pictograph before it (GB11); regional indicators pair up (GB12, GB13). Hangul
 syllable composition and Indic conjuncts (GB6-8, GB9c) are not needed for Chinese and
-English notices and are left out. Checked once against the ``regex`` module's ``\X`` (a full
+English notices and are left out. Checked once against the ``regex`` module's ``\\X`` (a full
 UAX #29 implementation, not a dependency here): the same clusters for all 5,244 emoji of the
 ``emoji`` package and for 100,000 random mixes of emoji, stray joiners, modifiers, marks,
 Chinese, ASCII and CR LF.
