@@ -6,11 +6,11 @@ import re
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
-                   url_for)
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask import (Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template,
+                   request, url_for)
+from flask_babel import gettext as _
 
-from gateway.delivery import lifecycle, preview, providers, reports
+from gateway.delivery import disclosure, lifecycle, preview, providers, reports
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
 from gateway.web.console.errors import no_such_announcement
@@ -35,18 +35,26 @@ FINISHED_STATES = ("done", "cancelled", "superseded", "rejected")
 # Drafts have no id yet; their speech files are content-addressed, so identical drafts share one.
 DRAFT_AUDIO_ID = 0
 DRAFT_AUDIO_KEPT_SECONDS = 3600
+
+
+def N_(message: str) -> str:
+    """A string for the catalogue, translated where it is used."""
+    return message
+
+
 #: Why a provider paused a channel, in words, by its error code: a pause's reason is the
-#: ChannelError's text, which opens with the code in brackets (``[48001] …``).
+#: ChannelError's text, which opens with the code in brackets (``[48001] …``). Marked with
+#: N_ for the catalogue (pybabel extract knows N_) and translated when shown.
 PAUSE_CAUSES = {
-    "45009": _l("WeChat's daily message quota is used up; sending resumes after midnight "
+    "45009": N_("WeChat's daily message quota is used up; sending resumes after midnight "
                 "China time."),
-    "40013": _l("WeChat does not know the app id: check WECHAT_APP_ID."),
-    "40125": _l("WeChat refused the app secret: check WECHAT_APP_SECRET."),
-    "40164": _l("This server's IP address is not on the WeChat account's IP whitelist."),
-    "40037": _l("WeChat does not know the template: check WECHAT_TEMPLATE_ID."),
-    "48001": _l("The WeChat account has no permission to send template messages."),
-    "48004": _l("WeChat has banned the account from sending template messages."),
-    "50002": _l("WeChat has limited the account."),
+    "40013": N_("WeChat does not know the app id: check WECHAT_APP_ID."),
+    "40125": N_("WeChat refused the app secret: check WECHAT_APP_SECRET."),
+    "40164": N_("This server's IP address is not on the WeChat account's IP whitelist."),
+    "40037": N_("WeChat does not know the template: check WECHAT_TEMPLATE_ID."),
+    "48001": N_("The WeChat account has no permission to send template messages."),
+    "48004": N_("WeChat has banned the account from sending template messages."),
+    "50002": N_("WeChat has limited the account."),
 }
 PAUSE_CODE = re.compile(r"^\[([^\]]+)\]")
 
@@ -155,7 +163,50 @@ def pause_cause(reason: str) -> str:
     """A pause's reason in the reader's language; the provider's own text when not known."""
     code = PAUSE_CODE.match(reason)
     cause = PAUSE_CAUSES.get(code.group(1)) if code else None
-    return str(cause) if cause is not None else reason
+    return _(cause) if cause is not None else reason
+
+
+@bp.route("/announcements/<int:announcement_id>/disclosure")
+@login_required
+def disclosure_report(announcement_id: int):
+    """The after-action disclosure report, styled for print: counts only, for every role."""
+    with engine().connect() as conn:
+        row = lifecycle.get(conn, announcement_id)
+        data = disclosure.report(conn, row) if row.sent else None
+        area_names = queries.area_names(conn)
+    return render_template("console/disclosure.html", a=row, data=data, area_names=area_names,
+                           office=current_app.config["OFFICE_NAME"],
+                           shares=disclosure.SHARES), 200 if data else 409
+
+
+@bp.route("/announcements/<int:announcement_id>/disclosure.csv")
+@login_required
+def disclosure_csv(announcement_id: int):
+    with engine().connect() as conn:
+        row = lifecycle.get(conn, announcement_id)
+        if not row.sent:
+            return Response(_("This notice has not been sent: there is nothing to report yet."),
+                            status=409, mimetype="text/plain")
+        data = disclosure.report(conn, row)
+        names = queries.area_names(conn)
+    names.update(segment_words())
+    names["*"] = _("All")
+    text = disclosure.report_csv(
+        data,
+        [_("Town"), _("Age"), _("Impairment"), _("Targeted"), _("Reached"),
+         _("First by SMS"), _("First by voice call"), _("First by WeChat"), _("Confirmed"),
+         _("Reached, not confirmed"), _("Not reached"), _("Seconds until half reached"),
+         _("Seconds until nine in ten reached")],
+        [_("Village"), _("Targeted"), _("Reached"), _("Loudspeakers"), _("Played"),
+         _("Failed")], names)
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename=disclosure-{announcement_id}.csv"})
+
+
+def segment_words() -> dict[str, str]:
+    """Age band and impairment keys of a segment in the reader's words."""
+    return {"unknown": _("unknown"), "none": _("none"), "visual": _("visual"),
+            "hearing": _("hearing"), "visual+hearing": _("visual and hearing")}
 
 
 @bp.route("/announcements/<int:announcement_id>/approve", methods=("GET", "POST"))
@@ -166,8 +217,9 @@ def approve(announcement_id: int):
         with engine().connect() as conn:
             row = lifecycle.get(conn, announcement_id)
             audience = preview.preview(conn, row)
+            area_names = queries.area_names(conn)
         return render_template("console/approve.html", a=row, audience=audience,
-                               rendered=_rendered_channels(row))
+                               area_names=area_names, rendered=_rendered_channels(row))
     try:
         with engine().begin() as conn:
             outcome = lifecycle.approve(conn, announcement_id, g.user)
