@@ -34,6 +34,9 @@ XLSX = "xlsx"
 _CODECS = {"utf_8": "utf-8", "ascii": "utf-8", "gb2312": "gb18030", "gbk": "gb18030",
            "gb18030": "gb18030", "hz": None, "utf_16": "utf-16", "utf_16_le": "utf-16-le",
            "utf_16_be": "utf-16-be"}
+#: How much more "chaos" (charset-normalizer's measure of garbled text) than the best reading
+#: one of ours may show and still be taken.
+_AS_LIKELY = 0.01
 _LABELS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM)", "gb18030": "GB18030", "utf-16": "UTF-16",
            "utf-16-le": "UTF-16", "utf-16-be": "UTF-16"}
 NOT_READABLE = ("the file is neither a workbook (.xlsx) nor a CSV in UTF-8, GBK/GB18030 or UTF-16"
@@ -80,11 +83,15 @@ def _decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), _LABELS["utf-8"]
     except UnicodeDecodeError:
         pass
-    best = from_bytes(data).best()
-    codec = _CODECS.get(best.encoding) if best is not None else None
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is None:
+        raise CsvErrors([RowError(1, None, NOT_READABLE.format(guess=""))])
+    # A short GBK file is as plausible in Korean cp949: take ours among the likeliest readings.
+    plausible = (match.encoding for match in matches if match.chaos <= best.chaos + _AS_LIKELY)
+    codec = next((_CODECS[name] for name in plausible if _CODECS.get(name)), None)
     if codec is None:
-        guess = f" (it looks like {best.encoding})" if best is not None else ""
-        raise CsvErrors([RowError(1, None, NOT_READABLE.format(guess=guess))])
+        raise CsvErrors([RowError(1, None, NOT_READABLE.format(guess=f" (it looks like {best.encoding})"))])
     return _strict(data, codec)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 #: field → the headers that name it (the field's own name first).
 HEADER_NAMES: dict[str, tuple[str, ...]] = {
     "name": ("name", "姓名", "名字"),
-    "phone": ("phone", "手机", "手机号", "手机号码", "电话", "电话号码", "联系电话"),
+    "phone": ("phone", "手机号", "手机", "手机号码", "电话", "电话号码", "联系电话"),
     "wechat_openid": ("wechat_openid", "微信openid", "openid"),
     "area_code": ("area_code", "地区代码", "行政区划代码", "区划代码", "村代码", "村/社区代码", "社区代码"),
     "birth_year": ("birth_year", "出生年份", "出生年"),

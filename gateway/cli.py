@@ -88,10 +88,22 @@ def areas_import(file):
 
 @residents_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def residents_import(file):
-    """Add residents from a roster CSV (columns in the README); all or nothing."""
+@click.option("--replace-area", metavar="AREA_CODE",
+              help="Retire the residents of this area who are not in the file.")
+@click.option("--sheet", help="The workbook's sheet to read (default: the first).")
+def residents_import(file, replace_area, sheet):
+    """Import a roster CSV or .xlsx (columns in the README): updates residents matched by phone
+    or openid, adds the others; all or nothing."""
     _schema_ready()
-    _run_import(lambda conn: roster.import_residents(conn, file, "cli"), "residents")
+    try:
+        with engine().begin() as conn:
+            result = roster.import_residents(conn, file, "cli", replace_area=replace_area, sheet=sheet)
+    except (CsvErrors, AreaError) as error:
+        raise click.ClickException(str(error)) from None
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"read as {result.encoding}: {result.added} residents added, {result.updated} updated, "
+               f"{result.retired} retired")
 
 
 def _run_import(action, what: str) -> None:

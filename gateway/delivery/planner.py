@@ -56,7 +56,7 @@ class Batches:
 def stream_residents(conn: Connection, codes: list[str], *, drill: bool,
                      after: int = 0) -> Iterator[list]:
     """Residents beneath the codes in id order, ``CHUNK`` at a time."""
-    condition = beneath(residents.c.area_code, codes)
+    condition = and_(beneath(residents.c.area_code, codes), residents.c.retired_at.is_(None))
     if drill:
         condition = and_(condition, residents.c.test_audience.is_(True))
     while True:

@@ -151,7 +151,7 @@ def _groups(conn: Connection, codes: list[str], drill: bool):
     columns = (town, residents.c.area_code.label("village"), residents.c.birth_year,
                residents.c.visually_impaired, residents.c.hearing_impaired,
                residents.c.has_smartphone, has_phone, has_openid, residents.c.opt_out)
-    condition = beneath(residents.c.area_code, codes)
+    condition = and_(beneath(residents.c.area_code, codes), residents.c.retired_at.is_(None))
     if drill:
         condition = and_(condition, residents.c.test_audience.is_(True))
     return conn.execute(select(*columns, func.count().label("n")).where(condition)

@@ -23,7 +23,9 @@ from gateway import embedded
 
 PLAN_QUEUE = "plan"
 CHANNEL_QUEUES = ("sms", "voice", "wechat", "loudspeaker", "wecom_robot")
-QUEUE_NAMES = (PLAN_QUEUE, *CHANNEL_QUEUES)
+#: Roster imports too large for a request (``gateway.delivery.imports``).
+IMPORT_QUEUE = "imports"
+QUEUE_NAMES = (PLAN_QUEUE, *CHANNEL_QUEUES, IMPORT_QUEUE)
 _WAITING = {"queued", "scheduled", "deferred"}
 #: A worker process refreshes this key while it lives (see ``gateway.delivery.workers``).
 HEARTBEAT_KEY = "tongbao:worker:{}"

@@ -1,23 +1,28 @@
 """Imports into the registry (areas, residents and loudspeaker devices) and resident edits.
 
-Imports are all or nothing: rows are written as they are read, inside one
-transaction that is rolled back if any row is bad, so a file with errors
-changes nothing and a large file never sits whole in memory.
+Imports are all or nothing. A roster is read and checked whole before the
+first write (so the write transaction, which holds SQLite's one write lock,
+lasts only as long as the bulk statements); a file with errors changes nothing.
+A roster updates the residents it matches by phone (or else openid), adds the
+others and, with ``replace_area``, retires the area's residents it no longer
+lists: their rows stay, so deliveries naming them stay whole.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-from typing import Iterable, Mapping, NamedTuple
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, NamedTuple
 
-from sqlalchemy import Connection, and_, case, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, update
 
 from audiences import areas as area_codes
 from audiences.areas import CsvSource, read_area_csv
-from audiences.residents import ResidentProfile, iter_roster, parse_resident
+from audiences.residents import ResidentProfile, Roster, parse_resident
 from channels.loudspeaker.protocol import SigningKey
 from gateway.store import audit
+from gateway.store.db import utcnow
 from gateway.store.schema import areas, devices, group_robots, residents
 
 CHUNK = 2000
@@ -43,6 +48,14 @@ def known_areas(conn: Connection) -> set[str]:
     return {row.code for row in conn.execute(select(areas.c.code))}
 
 
+def registered_area(conn: Connection, code: str) -> str:
+    """The normalised code of a registered area; ``AreaError`` otherwise."""
+    code = area_codes.normalize(code)
+    if conn.execute(select(areas.c.code).where(areas.c.code == code)).first() is None:
+        raise area_codes.AreaError(code, "is not in the area registry")
+    return code
+
+
 def import_areas(conn: Connection, source: CsvSource, actor: str) -> int:
     """Add or rename areas from a ``code,name`` CSV."""
     rows = read_area_csv(source)
@@ -57,12 +70,97 @@ def import_areas(conn: Connection, source: CsvSource, actor: str) -> int:
     return len(rows)
 
 
-def import_residents(conn: Connection, source: CsvSource, actor: str) -> int:
-    """Add every resident in a roster CSV; raises ``CsvErrors`` (and the caller rolls back)."""
+@dataclass
+class ImportResult:
+    """What a roster import did: how the file was read, and the residents added, updated, retired."""
+
+    encoding: str
+    notes: list[str]
+    added: int = 0
+    updated: int = 0
+    retired: int = 0
+
+    def as_dict(self) -> dict:
+        return {"imported": self.added + self.updated, "added": self.added, "updated": self.updated,
+                "retired": self.retired, "encoding": self.encoding, "notes": self.notes}
+
+
+#: ``progress(stage, done, total)``: ``checking`` rows read so far (total unknown: 0),
+#: then ``writing`` residents written of the total.
+Progress = Callable[[str, int, int], None]
+
+
+def import_residents(conn: Connection, source: CsvSource, actor: str, *, replace_area: str | None = None,
+                     sheet: str | None = None, progress: Progress | None = None) -> ImportResult:
+    """Import a roster file (CSV or workbook); raises ``CsvErrors`` (nothing written) on any bad row.
+
+    Residents matched by phone, or else by WeChat openid, are updated (a
+    retired one is back on the roster); the rest are added. With
+    ``replace_area`` (a registered code; ``AreaError`` otherwise), residents
+    beneath it who were on the roster and are not in the file are retired.
+    """
+    if replace_area is not None:
+        replace_area = registered_area(conn, replace_area)
     registry = known_areas(conn)
-    count = insert_residents(conn, iter_roster(source, known_area=registry.__contains__))
-    audit.record(conn, actor, "import", "residents", {"rows": count})
-    return count
+    report = progress or (lambda stage, done, total: None)
+    reading = Roster(source, known_area=registry.__contains__, sheet=sheet)
+    profiles = []
+    for _, profile in reading.residents():
+        profiles.append(profile)
+        if len(profiles) % CHUNK == 0:
+            report("checking", len(profiles), 0)
+    result = ImportResult(reading.encoding, reading.notes)
+    on_roster = set() if replace_area is None else set(conn.execute(
+        select(residents.c.id).where(beneath(residents.c.area_code, [replace_area]),
+                                     residents.c.retired_at.is_(None))).scalars())
+    matched: set[int] = set()
+    for start in range(0, len(profiles), CHUNK):
+        chunk = profiles[start:start + CHUNK]
+        added, updated = _upsert(conn, chunk, matched)
+        result.added += added
+        result.updated += updated
+        report("writing", start + len(chunk), len(profiles))
+    gone = sorted(on_roster - matched)
+    now = utcnow()
+    for start in range(0, len(gone), CHUNK):
+        conn.execute(update(residents).where(residents.c.id.in_(gone[start:start + CHUNK]))
+                     .values(retired_at=now))
+    result.retired = len(gone)
+    audit.record(conn, actor, "import", "residents",
+                 {"rows": len(profiles), "added": result.added, "updated": result.updated,
+                  "retired": result.retired, "replace_area": replace_area, "encoding": result.encoding})
+    return result
+
+
+def _upsert(conn: Connection, profiles: list[ResidentProfile], matched: set[int]) -> tuple[int, int]:
+    """Update the residents these profiles match (by phone, else openid), add the rest."""
+    phones = [p.phone for p in profiles if p.phone]
+    openids = [p.wechat_openid for p in profiles if p.wechat_openid]
+    by_phone: dict[str, int] = {}
+    by_openid: dict[str, int] = {}
+    # One on the roster is preferred to a retired one, then the oldest.
+    for row in conn.execute(select(residents.c.id, residents.c.phone, residents.c.wechat_openid)
+                            .where(or_(residents.c.phone.in_(phones), residents.c.wechat_openid.in_(openids)))
+                            .order_by(residents.c.retired_at.is_not(None), residents.c.id)):
+        if row.phone:
+            by_phone.setdefault(row.phone, row.id)
+        if row.wechat_openid:
+            by_openid.setdefault(row.wechat_openid, row.id)
+    new, changed = [], []
+    for profile in profiles:
+        resident_id = by_phone.get(profile.phone) or by_openid.get(profile.wechat_openid)
+        if resident_id is None or resident_id in matched:
+            new.append(resident_row(profile))
+        else:
+            matched.add(resident_id)
+            changed.append({"resident_id": resident_id, **resident_row(profile)})
+    if new:
+        conn.execute(insert(residents), new)
+    if changed:
+        conn.execute(update(residents).where(residents.c.id == bindparam("resident_id"))
+                     .values({**{column: bindparam(column) for column in changed[0] if column != "resident_id"},
+                              "retired_at": None}), changed)
+    return len(new), len(changed)
 
 
 def insert_residents(conn: Connection, profiles: Iterable[ResidentProfile]) -> int:

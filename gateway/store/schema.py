@@ -43,8 +43,12 @@ residents = Table(
     # Why the phone number was found dead (Twilio said invalid); null while it is usable.
     # Set by gateway.store.roster.mark_phone_invalid, cleared when the phone is edited.
     Column("phone_invalid", String(200)),
+    # When a roster import that replaced the area's roster no longer listed them; null while
+    # on the roster. Planning and the preview skip retired residents (migration 0009).
+    Column("retired_at", DateTime(timezone=True)),
     Index("ix_residents_area_code_id", "area_code", "id"),
     Index("ix_residents_phone", "phone"),
+    Index("ix_residents_wechat_openid", "wechat_openid"),
 )
 
 devices = Table(

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from audiences.areas import AreaError, CsvErrors, normalize
 from channels import outbox
-from gateway.delivery import lifecycle, preview, providers, reach, reports
+from gateway.delivery import imports, lifecycle, preview, providers, reach, reports
 from gateway.store import accounts, audit, roster
 from gateway.store.schema import residents
 from gateway.store.roster import beneath
@@ -52,9 +52,7 @@ def _refused(error: lifecycle.ActionRefused):
 @bp.errorhandler(CsvErrors)
 def _csv_errors(error: CsvErrors):
     return jsonify({"error": "the CSV file has errors; nothing was imported",
-                    "rows": [{"line": e.line, "column": e.column, "message": e.message}
-                             for e in error.errors],
-                    "more_errors": error.omitted}), 422
+                    "rows": imports.error_rows(error), "more_errors": error.omitted}), 422
 
 
 def token_required(view):
@@ -220,11 +218,39 @@ def _check_area_arg(code: str) -> None:
 @token_required
 @role_required("admin")
 def import_residents():
-    if not request.get_data():
-        raise ApiError("send the roster CSV as the request body", 400)
-    with engine().begin() as conn:
-        count = roster.import_residents(conn, request.get_data(), g.user.name)
-    return jsonify({"imported": count}), 201
+    """A roster (CSV or .xlsx) as the body or a multipart file: imported here when small, else as a job."""
+    upload = next(iter(request.files.values()), None)
+    data = upload.read() if upload is not None else request.get_data()
+    if not data:
+        raise ApiError("send the roster (CSV or .xlsx) as the request body or a multipart file", 400)
+    replace_area = request.args.get("replace_area") or None
+    if replace_area:
+        try:
+            with engine().connect() as conn:
+                replace_area = roster.registered_area(conn, replace_area)
+        except AreaError as error:
+            raise ApiError(str(error), 400, "replace_area") from None
+    sheet = request.args.get("sheet") or None
+    if len(data) <= imports.INLINE_BYTES:
+        with engine().begin() as conn:
+            result = roster.import_residents(conn, data, g.user.name, replace_area=replace_area, sheet=sheet)
+        return jsonify(result.as_dict()), 201
+    import_id = imports.save_upload(data, actor=g.user.name, sheet=sheet,
+                                    filename=upload.filename if upload is not None else "")
+    imports.start(import_id, replace_area=replace_area)
+    progress = f"{bp.url_prefix}/residents/imports/{import_id}"
+    return jsonify({"import_id": import_id, "status": "queued", "progress": progress}), 202, \
+        {"Location": progress}
+
+
+@bp.get("/residents/imports/<import_id>")
+@token_required
+@role_required("admin")
+def roster_import(import_id: str):
+    record = imports.status(import_id)
+    if record is None or record["status"] == "uploaded":
+        raise ApiError(f"there is no roster import {import_id}", 404)
+    return jsonify(record)
 
 
 @bp.get("/residents")
@@ -253,7 +279,7 @@ def _resident_json(row) -> dict:
             "birth_year": row.birth_year, "visually_impaired": row.visually_impaired,
             "hearing_impaired": row.hearing_impaired, "has_smartphone": row.has_smartphone,
             "language": row.language, "opt_out": [c for c in row.opt_out.split(";") if c],
-            "test_audience": row.test_audience}
+            "test_audience": row.test_audience, "retired": row.retired_at is not None}
 
 
 @bp.get("/outbox")

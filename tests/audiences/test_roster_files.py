@@ -106,7 +106,8 @@ def test_excel_unicode_text_is_utf16_and_tab_separated():
 
 
 def test_a_file_in_another_encoding_is_refused_saying_what_to_save_as():
-    text = f"name,phone,area_code\nИван Петров,13800138000,{VILLAGE}\n".encode("cp1251")
+    text = (f"name,phone,area_code\nИван Петров,13800138000,{VILLAGE}\n"
+            f"Сергей Иванов,13800138001,{VILLAGE}\n").encode("cp1251")
     with pytest.raises(CsvErrors) as raised:
         Roster(text, known_area=known_area)
     [error] = raised.value.errors
@@ -207,3 +208,9 @@ def test_the_preview_shows_the_first_rows_as_understood_with_their_problems():
 def test_the_chinese_template_headers_read_back_as_the_fields():
     assert {field_for(label): field for field, label in CHINESE_HEADERS.items()} == \
         {field: field for field in HEADER_NAMES}
+
+
+def test_a_one_row_gbk_roster_is_read_as_gbk_not_as_korean():
+    """charset-normalizer rates cp949 as likely as GB18030 for a few Chinese characters."""
+    roster = Roster(f"姓名,手机号,村代码\n周杰,13800138000,{VILLAGE}\n".encode("gbk"), known_area=known_area)
+    assert roster.encoding == "GB18030" and [p.name for _, p in roster.residents()] == ["周杰"]

@@ -60,6 +60,28 @@ def test_users_tokens_areas_residents_and_speakers(app, tmp_path):
         assert conn.execute(select(users.c.role).where(users.c.name == "li")).scalar() == "approver"
 
 
+def test_residents_import_reads_a_gbk_roster_updates_and_retires_with_replace_area(app, tmp_path):
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(areas.insert(), [{"code": "450702", "name": "钦南区"},
+                                      {"code": "450702100201", "name": "沙埠村"}])
+    first = tmp_path / "名单.csv"
+    first.write_bytes("姓名,手机号,村代码,备注\n周杰,13900000001,450702100201,x\n吴昊,13900000002,450702100201,\n"
+                      .encode("gbk"))
+    result = run(app, "residents", "import", str(first))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["note: column '备注' is not a roster column and was ignored",
+                                          "read as GB18030: 2 residents added, 0 updated, 0 retired"]
+    second = tmp_path / "second.csv"
+    second.write_text("name,phone,area_code\n周杰,13900000001,450702100201\n", encoding="utf-8")
+    result = run(app, "residents", "import", str(second), "--replace-area", "450702100201")
+    assert result.output.strip() == "read as UTF-8: 0 residents added, 1 updated, 1 retired"
+    with app.extensions["engine"].connect() as conn:
+        rows = conn.execute(select(residents.c.name, residents.c.retired_at).order_by(residents.c.id)).all()
+    assert [(name, retired is not None) for name, retired in rows] == [("周杰", False), ("吴昊", True)]
+    refused = run(app, "residents", "import", str(second), "--replace-area", "450799")
+    assert refused.exit_code == 1 and "450799" in refused.output and "not in the area registry" in refused.output
+
+
 def test_demo_seeds_the_county_once(app):
     first = run(app, "demo")
     assert first.exit_code == 0 and "demo county loaded" in first.output

@@ -1,13 +1,16 @@
 """Residents (search, edit, roster upload), loudspeaker devices and who was not reached."""
 from __future__ import annotations
 
+import os
+
 from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request,
                    url_for)
 from flask_babel import gettext as _
 
-from audiences.areas import CsvErrors
-from audiences.residents import ROSTER_COLUMNS
-from gateway.delivery import lifecycle, reach, reports
+from audiences.areas import AreaError, CsvErrors
+from audiences.residents import ROSTER_COLUMNS, Roster
+from audiences.roster_headers import CHINESE_HEADERS
+from gateway.delivery import imports, lifecycle, reach, reports
 from gateway.store import audit, roster
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
@@ -79,20 +82,76 @@ def _cells_from_form() -> dict:
 @body_limit("MAX_ROSTER_BYTES")
 @role_required("admin")
 def import_roster():
+    """Upload a roster, then see it as understood (column → field, the first rows) before importing."""
     if request.method == "GET":
         return render_template("console/import.html", problems=None)
     upload = request.files.get("roster")
     if upload is None or not upload.filename:
-        flash(_("Choose a roster CSV file to upload."), "error")
+        flash(_("Choose a roster file (CSV or Excel workbook) to upload."), "error")
         return render_template("console/import.html", problems=None), 400
+    data = upload.read()
+    sheet = request.form.get("sheet", "").strip() or None
+    with engine().connect() as conn:
+        known = roster.known_areas(conn)
     try:
-        with engine().begin() as conn:
-            count = roster.import_residents(conn, upload.stream, g.user.name)
+        reading = Roster(data, known_area=known.__contains__, sheet=sheet)
+        shown = reading.preview(PREVIEW_ROWS)
+        if len(data) <= imports.INLINE_BYTES:  # small enough to check whole at once
+            for _row in Roster(data, known_area=known.__contains__, sheet=sheet).residents():
+                pass
     except CsvErrors as problems:
-        return render_template("console/import.html", problems=problems,
-                               filename=upload.filename), 422
-    flash(_("%(count)d residents were imported.", count=count), "success")
-    return redirect(url_for("people.residents_list"))
+        return render_template("console/import.html", problems=problems, filename=upload.filename), 422
+    import_id = imports.save_upload(data, actor=g.user.name, filename=upload.filename, sheet=sheet)
+    fields = [field for _label, field in reading.columns if field is not None]
+    return render_template("console/import_preview.html", import_id=import_id, filename=upload.filename,
+                           reading=reading, fields=fields, rows=shown,
+                           area=next((cells["area_code"] for _line, cells, _e in shown), ""))
+
+
+@bp.post("/residents/import/<import_id>")
+@role_required("admin")
+def run_import(import_id: str):
+    record = imports.status(import_id)
+    if record is None or record["status"] != "uploaded":
+        abort(404)
+    replace_area = request.form.get("replace_area", "").strip() if request.form.get("replace") else None
+    if replace_area:
+        try:
+            with engine().connect() as conn:
+                replace_area = roster.registered_area(conn, replace_area)
+        except AreaError as error:
+            flash(str(error), "error")
+            return redirect(url_for("people.import_roster"))
+    small = os.path.getsize(imports.upload_path(import_id)) <= imports.INLINE_BYTES
+    imports.start(import_id, replace_area=replace_area, here=small)
+    record = imports.status(import_id)
+    if record["status"] == "done":
+        flash(_("Imported: %(added)d residents added, %(updated)d updated, %(retired)d retired.",
+                **{key: record["result"][key] for key in ("added", "updated", "retired")}), "success")
+        return redirect(url_for("people.residents_list"))
+    if record["status"] == "failed":
+        return render_template("console/import_progress.html", record=record), 422
+    return redirect(url_for("people.import_progress", import_id=import_id))
+
+
+@bp.route("/residents/imports/<import_id>")
+@role_required("admin")
+def import_progress(import_id: str):
+    record = imports.status(import_id)
+    if record is None or record["status"] == "uploaded":
+        abort(404)
+    return render_template("console/import_progress.html", record=record)
+
+
+@bp.route("/residents/import/template-<style>.csv")
+@role_required("admin")
+def roster_template(style: str):
+    """An empty roster with every column, headed in English (the field names) or in Chinese."""
+    if style not in ("en", "zh"):
+        abort(404)
+    header = ROSTER_COLUMNS if style == "en" else [CHINESE_HEADERS[column] for column in ROSTER_COLUMNS]
+    return Response("\ufeff" + ",".join(header) + "\r\n", mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename=roster-template-{style}.csv"})
 
 
 @bp.route("/devices")

@@ -48,10 +48,13 @@ def test_a_bad_roster_lists_every_bad_row_and_saves_nothing(app, client):
     assert resident_count(app) == before
 
 
-def test_a_good_roster_is_imported(app, client):
+def test_a_good_roster_is_previewed_then_imported(app, client):
     login(client, "admin")
     before = resident_count(app)
     response = upload(client, ROSTER_HEADER + f"新居民,13800000031,,{VILLAGE_A},1985,0,0,1,zh,,0\n")
+    assert response.status_code == 200 and resident_count(app) == before
+    import_id = re.search(r'action="/residents/import/([0-9a-f]{32})"', page(response)).group(1)
+    response = client.post(f"/residents/import/{import_id}", data={"csrf_token": csrf_token(client, "/residents")})
     assert response.status_code == 302 and resident_count(app) == before + 1
 
 

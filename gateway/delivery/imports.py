@@ -1,0 +1,135 @@
+"""Roster imports that do not fit in a request: the file kept, the work done by a worker.
+
+An uploaded roster is kept under ``instance/imports/<id>`` (the owner's alone:
+it holds residents' phones) and an import record in Redis says where it is:
+``uploaded`` (the console's preview), ``queued``, ``running`` (with its
+``stage`` and rows ``done`` of ``total``), then ``done`` (with the result) or
+``failed`` (with the errors; nothing was imported). A worker runs it on the
+``imports`` queue, so planning and sending never wait behind a roster, and
+the web request answers at once with the import's id. The file is deleted
+when the import ends; the record is kept a week.
+
+A roster of at most ``INLINE_BYTES`` is imported inside the request instead:
+it takes well under a second, and the answer is the result itself.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+
+from flask import current_app
+
+from audiences.areas import AreaError, CsvErrors
+from gateway.delivery import queues
+from gateway.store import roster
+from gateway.store.db import engine
+
+INLINE_BYTES = 256 * 1024
+KEEP_SECONDS = 7 * 24 * 3600
+_KEY = "tongbao:roster-import:{}"
+_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def save_upload(data: bytes, *, actor: str, filename: str = "", sheet: str | None = None) -> str:
+    """Keep an uploaded roster for a later import; returns the import's id."""
+    import_id = uuid.uuid4().hex
+    folder = _folder()
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(folder, import_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    _set(import_id, status="uploaded", actor=actor, filename=filename, sheet=sheet or "", size=len(data))
+    return import_id
+
+
+def upload_path(import_id: str) -> str:
+    return os.path.join(_folder(), import_id)
+
+
+def start(import_id: str, *, replace_area: str | None = None, here: bool = False) -> None:
+    """Queue the import of a kept upload (``replace_area`` as ``roster.import_residents``),
+    or with ``here`` run it at once in this process."""
+    _set(import_id, status="queued", replace_area=replace_area or "", stage="", done=0, total=0)
+    if here:
+        run_import(import_id)
+        return
+    queues.queue(queues.IMPORT_QUEUE).enqueue(
+        "gateway.delivery.imports.run_import", import_id,
+        job_id=f"import-{import_id}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=3600)
+
+
+def run_import(import_id: str) -> None:
+    """The job: import the kept file in one transaction, recording progress and the outcome."""
+    record = status(import_id)
+    if record is None or record["status"] not in ("queued", "running"):
+        return
+    _set(import_id, status="running")
+
+    def progress(stage: str, done: int, total: int) -> None:
+        _set(import_id, stage=stage, done=done, total=total)
+
+    try:
+        with engine().begin() as conn:
+            result = roster.import_residents(conn, upload_path(import_id), record["actor"],
+                                             replace_area=record["replace_area"] or None,
+                                             sheet=record["sheet"] or None, progress=progress)
+    except CsvErrors as problems:
+        _set(import_id, status="failed", errors=json.dumps(error_rows(problems)), more_errors=problems.omitted)
+    except AreaError as error:
+        _set(import_id, status="failed", errors=json.dumps([{"line": None, "column": None,
+                                                             "message": str(error)}]))
+    except Exception as error:
+        _set(import_id, status="failed", errors=json.dumps([{"line": None, "column": None,
+                                                             "message": f"the import stopped: {error}"}]))
+        raise
+    else:
+        _set(import_id, status="done", stage="", done=result.added + result.updated,
+             result=json.dumps(result.as_dict()))
+    finally:
+        _discard(import_id)
+
+
+def status(import_id: str) -> dict | None:
+    """The import's record (without who started it), or ``None`` for no such import."""
+    if not _ID.fullmatch(import_id):
+        return None
+    raw = queues.connection().hgetall(_KEY.format(import_id))
+    if not raw:
+        return None
+    record = {key.decode(): value.decode() for key, value in raw.items()}
+    answer = {"id": import_id, "status": record["status"], "filename": record.get("filename", ""),
+              "actor": record.get("actor", ""), "sheet": record.get("sheet", ""),
+              "replace_area": record.get("replace_area", ""), "stage": record.get("stage", ""),
+              "done": int(record.get("done", 0)), "total": int(record.get("total", 0))}
+    if "result" in record:
+        answer["result"] = json.loads(record["result"])
+    if "errors" in record:
+        answer["errors"] = json.loads(record["errors"])
+        answer["more_errors"] = int(record.get("more_errors", 0))
+    return answer
+
+
+def error_rows(problems: CsvErrors) -> list[dict]:
+    """A roster's errors as the API and the import record give them."""
+    return [{"line": e.line, "column": e.column, "message": e.message} for e in problems.errors]
+
+
+def _folder() -> str:
+    return os.path.join(current_app.instance_path, "imports")
+
+
+def _set(import_id: str, **fields) -> None:
+    key = _KEY.format(import_id)
+    with queues.connection().pipeline() as pipe:
+        pipe.hset(key, mapping={name: value for name, value in fields.items() if value is not None})
+        pipe.expire(key, KEEP_SECONDS)
+        pipe.execute()
+
+
+def _discard(import_id: str) -> None:
+    try:
+        os.remove(upload_path(import_id))
+    except FileNotFoundError:
+        pass
