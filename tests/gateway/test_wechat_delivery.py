@@ -6,7 +6,12 @@ import threading
 import time
 
 import pytest
+from babel.support import Translations
 from sqlalchemy import select, update
+
+import gateway
+from channels.wechat import ACCOUNT_ERRORS, QUOTA_EXHAUSTED
+from gateway.web.console.announcements import PAUSE_CAUSES
 
 from gateway.store.schema import deliveries, residents
 from tests.conftest import run_jobs
@@ -289,3 +294,13 @@ def test_a_report_that_overtakes_the_job_recording_its_msgid_is_taken(reporting_
 
     assert seen == {"status": "sending", "answer": 200}
     assert sent_to(reporting_app, announcement_id, openid).status == "delivered"
+
+
+def test_every_pausing_wechat_error_has_a_cause_in_words_in_both_languages():
+    """A code added to the channel's account errors without console words would show raw."""
+    codes = {str(code) for code in ACCOUNT_ERRORS} | {QUOTA_EXHAUSTED}
+    assert codes <= set(PAUSE_CAUSES)
+    folder = f"{gateway.__path__[0]}/translations"
+    chinese = Translations.load(folder, ["zh"])
+    for code in codes:
+        assert chinese.gettext(PAUSE_CAUSES[code]) != PAUSE_CAUSES[code], code
