@@ -6,6 +6,9 @@
 - **Bounded JSON.** A JSON body nested deeper than ``MAX_JSON_DEPTH`` or holding a lone UTF-16
   surrogate (``"x\\ud800y"``, which no database or provider can store or send) is refused
   with 400 and what is wrong, before any view sees it.
+- **No NUL in a URL or a form.** No one types one, and PostgreSQL cannot store or compare a
+  text holding it: a query argument or form field with a NUL character is 400. (JSON texts
+  are cleaned where they are validated, see ``messages.announcement.clean_text``.)
 - **Ids the databases hold.** ``<int:…>`` in every route matches only up to 2**63 - 1, the
   largest integer SQLite and PostgreSQL (bigint) store: a larger id is 404, not an overflow.
 - **Answers to errors.** An HTTP error is JSON under ``/api/`` and the console's error page
@@ -29,6 +32,7 @@ LAST_PAGE = 1_000_000     # past this a page's offset overflows a database integ
 API_PREFIX = "/api/"
 # Paths that are not the console's pages: their errors keep Werkzeug's plain answers.
 PLAIN_PREFIXES = ("/webhooks/", "/media/", "/loudspeaker/", "/static/")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -36,7 +40,7 @@ def init_app(app: Flask) -> None:
     """Call before any blueprint is registered (the id converter is read when routes are added)."""
     app.url_map.converters["int"] = DatabaseIdConverter
     app.json = BoundedJSONProvider(app)
-    app.before_request(_limit_body)
+    app.before_request(_check_request)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
 
@@ -49,10 +53,16 @@ def body_limit(setting: str) -> Callable:
     return mark
 
 
-def _limit_body() -> None:
+def _check_request() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     setting = getattr(view, "body_limit", "MAX_REQUEST_BYTES")
     request.max_content_length = current_app.config[setting]
+    fields = [request.args]
+    if request.mimetype in FORM_TYPES:
+        fields.append(request.form)
+    for name, value in (item for multidict in fields for item in multidict.items(multi=True)):
+        if "\x00" in name or "\x00" in value:
+            raise BadRequest(f"the field {name.replace(chr(0), '')!r} has a NUL character")
 
 
 class DatabaseIdConverter(IntegerConverter):

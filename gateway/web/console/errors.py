@@ -1,7 +1,7 @@
 """Error pages shared by the console's blueprints."""
 from __future__ import annotations
 
-from flask import render_template
+from flask import render_template, request
 from flask_babel import gettext as _
 
 
@@ -14,6 +14,13 @@ def forbidden(error):
     """A page the user's role may not open (``role_required``): say so, in their language."""
     return render_template("console/error.html",
                            message=_("Your role does not allow this page.")), 403
+
+
+def bad_area(error):
+    """An ``area`` filter that is no administrative area code (``?area=abc``)."""
+    return render_template("console/error.html",
+                           message=_("“%(area)s” is not an administrative area code.",
+                                     area=request.args.get("area", ""))), 400
 
 
 def http_error_page(error):
