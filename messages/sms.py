@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Sequence
+from typing import Callable, Sequence
 
 from messages.graphemes import graphemes
 from messages.phrases import marker, phrase
@@ -126,7 +126,7 @@ def sentences(text: str) -> list[str]:
 
 
 def _ends_sentence(text: str, end: re.Match) -> bool:
-    word = _WORD_BEFORE_STOP.search(text, 0, end.end())
+    word = _WORD_BEFORE_STOP.search(text, max(0, end.start() - 20), end.end())
     if word is None or not end.group().startswith("."):
         return True
     abbreviation = word.group(1).lower()
@@ -175,12 +175,17 @@ def _clause_cut(sentence: str) -> list[str]:
     to end with an ellipsis and to close the quotations it opened."""
     ends = [match.end() for match in _CLAUSE_END.finditer(sentence)
             if match.end() < len(sentence.rstrip())]
+    open_quotes = _quote_walk(sentence)
+    first_not_gsm7 = next((index for index, char in enumerate(sentence)
+                           if char not in GSM7_BASIC and char not in GSM7_EXTENSION),
+                          len(sentence))
     cuts = []
     for end in reversed(ends):
         kept = sentence[:end].rstrip().rstrip("，、；,;")
         if kept:
-            ellipsis = "..." if encoding(kept) == "GSM-7" else "…"
-            cuts.append(kept + ellipsis + "".join(QUOTES[q] for q in reversed(_open_quotes(kept))))
+            ellipsis = "..." if len(kept) <= first_not_gsm7 else "…"
+            closing = "".join(QUOTES[quote] for quote in reversed(open_quotes[len(kept)]))
+            cuts.append(kept + ellipsis + closing)
     return cuts
 
 
@@ -203,17 +208,42 @@ def fit(head: str, parts: Sequence[str], tail: str, *,
     def joined() -> str:
         return _join([head, *("".join(pieces).rstrip() for pieces in kept), tail])
 
-    for pieces in kept:
-        while pieces and segments(joined()) > max_segments:
-            dropped = pieces.pop()
-            if pieces:
-                continue
-            for cut in _clause_cut(dropped):
-                pieces.append(cut)
-                if segments(joined()) <= max_segments:
-                    break
-                pieces.pop()
+    def fits() -> bool:
+        return segments(joined()) <= max_segments
+
+    for index, whole in enumerate(kept):
+        if fits():
+            break
+
+        def with_sentences(count: int) -> bool:
+            kept[index] = whole[:count]
+            return fits()
+
+        if not with_sentences(0):
+            continue  # over even without this part: the next one gives way too
+        count = _most_that_fit(len(whole), with_sentences)
+        kept[index] = whole[:count]
+        if count == 0 and whole:
+            cuts = _clause_cut(whole[0])[::-1]  # shortest first
+
+            def with_cut(count: int) -> bool:
+                kept[index] = cuts[count - 1:count]
+                return fits()
+
+            best = _most_that_fit(len(cuts), with_cut)
+            kept[index] = cuts[best - 1:best]
     return joined()
+
+
+def _most_that_fit(count: int, fits_with: Callable[[int], bool]) -> int:
+    """The largest n in 0..``count`` for which ``fits_with(n)``, by bisection: adding text
+    never takes fewer parts, and counting the parts of a long text hundreds of times, once
+    per sentence dropped, took seconds. ``fits_with(0)`` must hold."""
+    fitting, over = 0, count + 1
+    while over - fitting > 1:
+        middle = (fitting + over) // 2
+        fitting, over = (middle, over) if fits_with(middle) else (fitting, middle)
+    return fitting
 
 
 def _link(language: str, label_key: str, url: str) -> str:
