@@ -281,3 +281,13 @@ def test_an_english_clause_cut_stays_gsm7():
                           max_segments=2)
     assert rendered.data["encoding"] == "GSM-7" and rendered.data["segments"] <= 2
     assert "high ground... Go now." in rendered.text
+
+
+def test_a_cut_inside_single_quotes_closes_them_and_keeps_apostrophes_as_they_are():
+    body = "The mayor's order: '" + ", ".join(f"village {n} must move" for n in range(1, 60)) + "'"
+    text = sms.fit("[County] Warning", [body], "Full text: x", max_segments=1)
+
+    kept = text[len("[County] Warning "):-len(" Full text: x")]
+    assert kept.startswith("The mayor's order: 'village 1 must move, village 2")
+    assert kept.endswith("must move...'")  # the quotation closed after the ellipsis
+    assert sms.encoding(text) == "GSM-7" and sms.segments(text) == 1
