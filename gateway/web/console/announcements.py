@@ -6,11 +6,11 @@ import re
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
-                   url_for)
+from flask import (Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template,
+                   request, url_for)
 from flask_babel import gettext as _
 
-from gateway.delivery import lifecycle, preview, providers, reports
+from gateway.delivery import disclosure, lifecycle, preview, providers, reports
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
 from gateway.web.console.errors import no_such_announcement
@@ -166,6 +166,49 @@ def pause_cause(reason: str) -> str:
     return _(cause) if cause is not None else reason
 
 
+@bp.route("/announcements/<int:announcement_id>/disclosure")
+@login_required
+def disclosure_report(announcement_id: int):
+    """The after-action disclosure report, styled for print: counts only, for every role."""
+    with engine().connect() as conn:
+        row = lifecycle.get(conn, announcement_id)
+        data = disclosure.report(conn, row) if row.sent else None
+        area_names = queries.area_names(conn)
+    return render_template("console/disclosure.html", a=row, data=data, area_names=area_names,
+                           office=current_app.config["OFFICE_NAME"],
+                           shares=disclosure.SHARES), 200 if data else 409
+
+
+@bp.route("/announcements/<int:announcement_id>/disclosure.csv")
+@login_required
+def disclosure_csv(announcement_id: int):
+    with engine().connect() as conn:
+        row = lifecycle.get(conn, announcement_id)
+        if not row.sent:
+            return Response(_("This notice has not been sent: there is nothing to report yet."),
+                            status=409, mimetype="text/plain")
+        data = disclosure.report(conn, row)
+        names = queries.area_names(conn)
+    names.update(segment_words())
+    names["*"] = _("All")
+    text = disclosure.report_csv(
+        data,
+        [_("Town"), _("Age"), _("Impairment"), _("Targeted"), _("Reached"),
+         _("First by SMS"), _("First by voice call"), _("First by WeChat"), _("Confirmed"),
+         _("Reached, not confirmed"), _("Not reached"), _("Seconds until half reached"),
+         _("Seconds until nine in ten reached")],
+        [_("Village"), _("Targeted"), _("Reached"), _("Loudspeakers"), _("Played"),
+         _("Failed")], names)
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename=disclosure-{announcement_id}.csv"})
+
+
+def segment_words() -> dict[str, str]:
+    """Age band and impairment keys of a segment in the reader's words."""
+    return {"unknown": _("unknown"), "none": _("none"), "visual": _("visual"),
+            "hearing": _("hearing"), "visual+hearing": _("visual and hearing")}
+
+
 @bp.route("/announcements/<int:announcement_id>/approve", methods=("GET", "POST"))
 @login_required
 def approve(announcement_id: int):
@@ -174,8 +217,9 @@ def approve(announcement_id: int):
         with engine().connect() as conn:
             row = lifecycle.get(conn, announcement_id)
             audience = preview.preview(conn, row)
+            area_names = queries.area_names(conn)
         return render_template("console/approve.html", a=row, audience=audience,
-                               rendered=_rendered_channels(row))
+                               area_names=area_names, rendered=_rendered_channels(row))
     try:
         with engine().begin() as conn:
             outcome = lifecycle.approve(conn, announcement_id, g.user)

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from audiences.areas import AreaError, CsvErrors
 from audiences.residents import ROSTER_COLUMNS, Roster
 from audiences.roster_headers import CHINESE_HEADERS
-from gateway.delivery import imports, lifecycle, reach, reports
+from gateway.delivery import imports, lifecycle, preview, reach, reports
 from gateway.store import audit, roster
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
@@ -27,6 +27,8 @@ bp.register_error_handler(AreaError, bad_area)
 PER_PAGE = 50
 FLAG_COLUMNS = ("visually_impaired", "hearing_impaired", "has_smartphone", "test_audience")
 UNREACHED_PRINT_LIMIT = 5000
+SEGMENT_BANDS = (*(label for _low, _high, label in preview.AGE_BANDS), "unknown")
+SEGMENT_IMPAIRMENTS = ("none", "visual", "hearing", "visual+hearing")
 
 
 @bp.route("/residents")
@@ -208,3 +210,24 @@ def _record_export(conn, announcement_id: int, form: str, rows: int, area: str |
     """Names and phones leaving the gateway: who took them, of which announcement, how many."""
     audit.record(conn, g.user.name, "export_unreached", f"announcement:{announcement_id}",
                  {"via": "console", "format": form, "rows": rows, "area": area})
+
+
+@bp.route("/announcements/<int:announcement_id>/thin")
+@role_required("admin")
+def thin_residents(announcement_id: int):
+    """The residents of one weak segment of the preview (fewer than two independent paths),
+    with what would add one: names, phones and impairments, so for admins only."""
+    town, band, impaired = (request.args.get(name, "") for name in ("town", "age_band",
+                                                                     "impairment"))
+    if not town.isdigit() or len(town) != 9 or band not in SEGMENT_BANDS \
+            or impaired not in SEGMENT_IMPAIRMENTS:
+        abort(400)
+    with engine().begin() as conn:
+        announcement = lifecycle.get(conn, announcement_id)
+        people = preview.thin_residents(conn, announcement, town, band, impaired)
+        area_names = queries.area_names(conn)
+        audit.record(conn, g.user.name, "view_thin_residents", f"announcement:{announcement_id}",
+                     {"town": town, "age_band": band, "impairment": impaired,
+                      "rows": len(people)})
+    return render_template("console/thin.html", a=announcement, people=people, town=town,
+                           band=band, impaired=impaired, area_names=area_names)
