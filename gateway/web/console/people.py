@@ -29,6 +29,8 @@ FLAG_COLUMNS = ("visually_impaired", "hearing_impaired", "has_smartphone", "test
 UNREACHED_PRINT_LIMIT = 5000
 SEGMENT_BANDS = (*(label for _low, _high, label in preview.AGE_BANDS), "unknown")
 SEGMENT_IMPAIRMENTS = ("none", "visual", "hearing", "visual+hearing")
+#: Rows of an uploaded roster shown as understood before it is imported.
+PREVIEW_ROWS = 10
 
 
 @bp.route("/residents")
