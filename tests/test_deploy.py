@@ -178,10 +178,12 @@ def test_the_alert_rules_use_series_the_gateway_exposes(make_app, tmp_path):
     from gateway.delivery.metrics import PipelineCollector
 
     app = make_app(f"sqlite:///{tmp_path / 'tongbao.db'}")
-    exposed = {family.name for family in PipelineCollector(app).collect()}
+    suffixes = {"counter": ("_total",), "summary": ("_count", "_sum"), "gauge": ("",)}
+    exposed = {family.name + suffix for family in PipelineCollector(app).collect()
+               for suffix in suffixes[family.type]}
     rules = yaml.safe_load((DEPLOY / "prometheus-alerts.yml").read_text())
     expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     used = {name for expr in expressions for name in re.findall(r"\btongbao_[a-z_]+", expr)}
     assert used and used <= exposed, used - exposed
     assert {"tongbao_workers", "tongbao_queue_oldest_job_age_seconds", "tongbao_devices",
-            "tongbao_deliveries"} <= used  # workers down, queue stuck, devices offline, errors
+            "tongbao_provider_errors_total"} <= used  # workers down, queue stuck, devices, errors

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelError, Outgoing, Receipt
-from gateway.delivery import escalation, lifecycle, media, providers, queues, workers
+from gateway.delivery import escalation, lifecycle, media, metrics, providers, queues, workers
 from gateway.store import ledger
 from gateway.store.db import as_utc, engine, utcnow
 from gateway.delivery.planner import plan
@@ -117,13 +117,17 @@ def _send_chunk(announcement, channel: str, rows, rendered: dict, results: Resul
         if row.language not in rendered:
             rendered[row.language] = _rendered_in(announcement, channel, row.language)
     limiter = providers.limiter(channel)
+    waits = metrics.Waits(limiter.wait_turn)
+    started = time.monotonic()
     try:
         outcomes = providers.sender(channel).send_many(
             [Outgoing(row.id, announcement.id, row.address, rendered[row.language],
                       providers.callback_url(channel, row.id)) for row in rows],
-            limiter.wait_turn)
+            waits)
     finally:
         limiter.finished()
+    metrics.record_sends(channel, outcomes, waited=waits.seconds,
+                         sending=time.monotonic() - started - waits.seconds)
     for count, (row, outcome) in enumerate(zip(rows, outcomes), 1):
         if isinstance(outcome, Receipt):
             results.done[outcome.status].append((row.id, outcome.provider_id, None))

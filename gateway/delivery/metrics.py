@@ -14,16 +14,26 @@ process restarts. (Values a process keeps, under gunicorn's several processes, a
 | ``tongbao_queue_oldest_job_age_seconds`` | queue | how long the job at the head of each queue has waited; 0 when empty |
 | ``tongbao_queue_scheduled_jobs`` | queue | jobs waiting for their time (retries) |
 | ``tongbao_workers`` | queue | live workers serving each queue (their heartbeats) |
+| ``tongbao_provider_send_seconds`` (summary: ``_count``, ``_sum``) | channel | sends tried, and the seconds spent in the providers' calls for them, rate-limit waits left out: ``rate(_sum) / rate(_count)`` is the mean time a send takes |
+| ``tongbao_provider_errors_total`` | channel, code | sends the provider refused or that failed, by the provider's error code (``unknown`` when it gave none) |
+| ``tongbao_rate_limit_wait_seconds_total`` | channel | seconds workers waited for the shared rate limit before sending |
 | ``tongbao_source_up`` | source | 1 when the database / Redis answered this scrape, 0 when not |
+
+The last three are counted by the workers as they send, in Redis (``SEND_KEYS``), so workers
+on every host add to the same counters; a Redis emptied by a restart starts them again from
+zero, which Prometheus's ``rate`` takes as a counter reset.
 """
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import redis
 from flask import Flask
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Metric,
+                                   SummaryMetricFamily)
 from prometheus_client.registry import Collector
 from rq import Queue
 from rq.job import Job
@@ -32,13 +42,48 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels import registry
+from channels.base import ChannelError, Receipt
 from gateway.delivery import health, lifecycle, queues
 from gateway.store.db import as_utc, utcnow
 from gateway.store.ledger.statuses import PENDING, STATUSES
 from gateway.store.schema import announcements, deliveries, delivery_counts, devices
 
+log = logging.getLogger(__name__)
 #: Not yet handed to the provider: the part of the pipeline that can be stuck here.
 UNSENT = (*PENDING, "sending")
+#: Hashes the workers count their sends in: field channel (errors: "channel code").
+SEND_KEYS = {"sends": "tongbao:metrics:sends", "seconds": "tongbao:metrics:send-seconds",
+             "errors": "tongbao:metrics:provider-errors",
+             "waits": "tongbao:metrics:rate-wait-seconds"}
+
+
+class Waits:
+    """The rate limiter's ``wait_turn`` as a send's ``pace``, adding up the seconds waited."""
+
+    def __init__(self, wait_turn: Callable[[], float]):
+        self.wait_turn = wait_turn
+        self.seconds = 0.0
+
+    def __call__(self) -> None:
+        self.seconds += self.wait_turn()
+
+
+def record_sends(channel: str, outcomes: Sequence[Receipt | ChannelError], *, waited: float,
+                 sending: float) -> None:
+    """Count a batch's sends, their errors by code and the time they took, for /metrics.
+    Never fails a job: while Redis is away the counts are not kept."""
+    errors = Counter(outcome.code or "unknown" for outcome in outcomes
+                     if isinstance(outcome, ChannelError))
+    try:
+        with queues.connection().pipeline(transaction=False) as pipe:
+            pipe.hincrby(SEND_KEYS["sends"], channel, len(outcomes))
+            pipe.hincrbyfloat(SEND_KEYS["seconds"], channel, max(0.0, sending))
+            pipe.hincrbyfloat(SEND_KEYS["waits"], channel, waited)
+            for code, count in errors.items():
+                pipe.hincrby(SEND_KEYS["errors"], f"{channel} {code}", count)
+            pipe.execute()
+    except (redis.RedisError, OSError) as error:
+        log.info("send counts for /metrics not kept: Redis unreachable (%s)", error)
 
 
 class PipelineCollector(Collector):
@@ -130,6 +175,33 @@ def redis_metrics(client: redis.Redis) -> Iterator[Metric]:
     for name, count in health.live_workers(client).items():
         workers.add_metric([name], count)
     yield from (depth, oldest, scheduled, workers)
+    yield from send_metrics(client)
+
+
+def send_metrics(client: redis.Redis) -> Iterator[Metric]:
+    with client.pipeline(transaction=False) as pipe:
+        for key in SEND_KEYS.values():
+            pipe.hgetall(key)
+        counts = {name: {field.decode(): float(value) for field, value in found.items()}
+                  for name, found in zip(SEND_KEYS, pipe.execute())}
+    sends = SummaryMetricFamily(
+        "tongbao_provider_send_seconds",
+        "Sends tried, and seconds in the providers' calls for them (rate-limit waits left out)",
+        labels=["channel"])
+    waits = CounterMetricFamily("tongbao_rate_limit_wait_seconds",
+                                "Seconds workers waited for the shared rate limit",
+                                labels=["channel"])
+    for channel in registry.CHANNEL_NAMES:
+        sends.add_metric([channel], count_value=counts["sends"].get(channel, 0),
+                         sum_value=counts["seconds"].get(channel, 0.0))
+        waits.add_metric([channel], counts["waits"].get(channel, 0.0))
+    errors = CounterMetricFamily("tongbao_provider_errors",
+                                 "Sends that failed, by the provider's error code",
+                                 labels=["channel", "code"])
+    for field, count in sorted(counts["errors"].items()):
+        channel, _, code = field.partition(" ")
+        errors.add_metric([channel, code], count)
+    yield from (sends, errors, waits)
 
 
 def _head_age(queue: Queue, client: redis.Redis, now: datetime) -> float:

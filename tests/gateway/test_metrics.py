@@ -7,11 +7,13 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rq import SimpleWorker
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from gateway.delivery import queues
-from gateway.store.schema import devices
+from gateway.store import accounts, roster
+from gateway.store.schema import areas, devices
 from tests.conftest import run_jobs
+from tests.gateway.conftest import AREAS, announcement, person
 from tests.gateway.test_fanout import publish
 
 pytestmark = pytest.mark.integration
@@ -99,6 +101,38 @@ def test_the_series_follow_a_fan_out(app, api):
     assert set(series(values, "tongbao_queue_jobs", "queue").values()) == {0}
     assert series(values, "tongbao_devices", "state") == {"online": 1, "offline": 1, "unknown": 1}
     assert series(values, "tongbao_workers", "queue") == {name: 0 for name in queues.QUEUE_NAMES}
+    # Every delivery was one send to the outbox, none failed.
+    tried = series(values, "tongbao_provider_send_seconds_count", "channel")
+    assert {channel: int(count) for channel, count in tried.items() if count} == {
+        channel: sum(counts.values()) for channel, counts in status.items()}
+    assert series(values, "tongbao_provider_errors_total", "channel") == {}
+
+
+def test_provider_errors_and_rate_limit_waits_are_counted(make_app, database_url, twilio):
+    app = make_app(database_url, METRICS_TOKEN=TOKEN, SMS_RATE=2,
+                   TWILIO_ACCOUNT_SID=twilio.account_sid, TWILIO_AUTH_TOKEN=twilio.auth_token,
+                   TWILIO_FROM_NUMBER="+15005550006", TWILIO_API_BASE=twilio.url)
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(insert(areas), [{"code": c, "name": n} for c, n in AREAS])
+        roster.insert_residents(conn, [
+            person("甲", phone="+8613800000021"), person("乙", phone="+8613800000022"),
+            person("丙", phone="+8613800000023"), person("丁", phone="+8613800000024"),
+            person("无效", phone="+8613800000001")])  # the stand-in refuses it: 21211
+        for name in ("author", "approver"):
+            accounts.create_user(conn, name, name, f"{name}-password")
+        tokens = {name: accounts.create_token(conn, name) for name in ("author", "approver")}
+    client = app.test_client()
+    created = client.post("/api/v1/announcements", json=announcement(channels=["sms"]),
+                          headers={"Authorization": f"Bearer {tokens['author']}"})
+    client.post(f"/api/v1/announcements/{created.json['id']}/approve",
+                headers={"Authorization": f"Bearer {tokens['approver']}"})
+    run_jobs(app)
+    values = scrape(app)
+    assert values[("tongbao_provider_errors_total", (("channel", "sms"), ("code", "21211")))] == 1
+    assert series(values, "tongbao_provider_send_seconds_count", "channel")["sms"] == 5
+    assert 0 < series(values, "tongbao_provider_send_seconds_sum", "channel")["sms"] < 10
+    # Five sends at two a second: the last waits about two seconds for its turn.
+    assert series(values, "tongbao_rate_limit_wait_seconds_total", "channel")["sms"] >= 1.5
 
 
 def test_an_unreachable_redis_shows_as_down_not_as_an_error(make_app, tmp_path):
