@@ -214,3 +214,15 @@ def test_planned_channels_are_those_asked_for_that_can_be_sent(environment, chan
     config = from_env(environment)
     assert planner.planned_channels(SimpleNamespace(channels=json.dumps(channels)), config) == \
         expected
+
+
+def test_a_number_marked_invalid_gets_no_sms_and_no_call(app, county):
+    blind = "+8613800000013"  # visually impaired: voice and SMS, no WeChat
+    with app.extensions["engine"].begin() as conn:
+        resident_id = conn.execute(select(residents.c.id)
+                                   .where(residents.c.phone == blind)).scalar_one()
+        roster.mark_phone_invalid(conn, resident_id, blind, "[21211] invalid phone number")
+    announcement_id = planned(app, channels=["sms", "voice", "wechat"], areas=[VILLAGE_A])
+    rows = ledger_rows(app, announcement_id)
+    assert not [row for row in rows if row.recipient_id == resident_id]
+    assert any(row.address == "+8613800000012" for row in rows)  # the others are planned

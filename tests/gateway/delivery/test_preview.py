@@ -131,3 +131,16 @@ def test_the_demo_county_names_its_deaf_residents_with_a_phone_only_as_thin(app)
                                       segment["age_band"], "hearing")
     assert len(thin) == segment["fewer_than_two_channels"]
     assert all(len(p["paths"]) < 2 and "loudspeaker" not in p["paths"] for p in thin)
+
+
+@pytest.mark.integration
+def test_a_number_marked_invalid_is_previewed_as_the_plan_writes_it(app, county):
+    blind = "+8613800000013"
+    with app.extensions["engine"].begin() as conn:
+        resident_id = conn.execute(select(residents.c.id)
+                                   .where(residents.c.phone == blind)).scalar_one()
+        roster.mark_phone_invalid(conn, resident_id, blind, "[21211] invalid phone number")
+    announcement_id = create(app, channels=["sms", "voice", "wechat"], areas=[VILLAGE_A])
+    expected = preview_of(app, announcement_id)
+    assert expected["deliveries"] == approve_and_plan(app, announcement_id)
+    assert expected["deliveries"].get("voice", 0) == 0  # the only call in the village was theirs
