@@ -84,13 +84,16 @@ def audience_clause(announcement):
     """The residents an announcement is for, as SQL over ``residents``.
 
     A correction (cancel) is for those the original reached, which are exactly
-    the residents it has personal deliveries for.
+    the residents it has personal deliveries for. Otherwise it is the residents
+    of its areas still on the roster (a resident retired by a roster import is
+    no longer planned nor looked for).
     """
     if announcement.msg_type == "cancel":
         return exists().where(deliveries.c.announcement_id == announcement.id,
                               deliveries.c.recipient_id == residents.c.id,
                               deliveries.c.channel.notin_(PLACE_CHANNELS))
-    audience = beneath(residents.c.area_code, json.loads(announcement.areas))
+    audience = and_(beneath(residents.c.area_code, json.loads(announcement.areas)),
+                    residents.c.retired_at.is_(None))
     if announcement.status in ("test", "exercise"):
         audience = and_(audience, residents.c.test_audience.is_(True))
     return audience

@@ -166,8 +166,8 @@ def test_the_unreached_csv_is_inert_in_spreadsheets(app, county, api):
         '"' + name.replace('"', '""') + f'",,o_formula{i},{VILLAGE_A},1990,0,0,1,zh,,0'
         for i, name in enumerate(FORMULA_NAMES)]
     with app.extensions["engine"].begin() as conn:
-        assert roster.import_residents(conn, ("\n".join(lines) + "\n").encode(), "test") == \
-            len(FORMULA_NAMES)
+        assert roster.import_residents(conn, ("\n".join(lines) + "\n").encode(),
+                                       "test").added == len(FORMULA_NAMES)
     announcement_id = planned(app, channels=["sms"], areas=[VILLAGE_A])
     people, _ = unreached(app, announcement_id)
     assert set(FORMULA_NAMES) <= set(names(people))  # stored as given; only the export changes
@@ -240,3 +240,18 @@ def test_a_moderate_notice_needs_no_confirmation(app, county, api):
     assert {p["section"] for p in unreached(app, announcement_id)[0]} == {"not_reached"}
     refused = api("approver").get(f"/api/v1/announcements/{announcement_id}/unreached?section=x")
     assert refused.status_code == 400 and refused.get_json()["field"] == "section"
+
+
+def test_a_resident_retired_from_the_roster_is_not_looked_for(app, county):
+    from sqlalchemy import update
+
+    from gateway.store.db import utcnow
+    from gateway.store.schema import residents
+
+    announcement_id = planned(app, channels=["sms"], areas=[VILLAGE_A])
+    before = status(app, announcement_id)["not_reached_residents"]
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(update(residents).where(residents.c.phone == SMS_ONLY)
+                     .values(retired_at=utcnow()))
+    assert "李娜" not in names(unreached(app, announcement_id)[0])
+    assert status(app, announcement_id)["not_reached_residents"] == before - 1
