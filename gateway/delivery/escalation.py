@@ -25,7 +25,6 @@ from gateway.delivery import lifecycle, providers, queues
 from gateway.store import ledger
 from gateway.store.db import utcnow
 from gateway.store import roster
-from gateway.store.ledger.moves import fail_pending_to
 from gateway.store.schema import deliveries, residents
 
 
@@ -72,8 +71,8 @@ def number_invalid(conn: Connection, announcement_id: int, recipient_id: int, ad
     """The provider said ``address`` (a phone number) does not exist: mark it on the resident
     and fail what else of this announcement waits to go to it. Call before ``escalate``."""
     roster.mark_phone_invalid(conn, recipient_id, address, reason)
-    fail_pending_to(conn, announcement_id, recipient_id, address,
-                    f"not sent: the number is invalid ({reason})")
+    ledger.fail_pending_to(conn, announcement_id, recipient_id, address,
+                           f"not sent: the number is invalid ({reason})")
 
 
 def batch_for(batch: int) -> int:

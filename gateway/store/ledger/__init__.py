@@ -6,9 +6,9 @@ instead of scanning millions. Statuses move forward only; the two ways back
 (``reschedule`` for a retry, ``reclaim_abandoned``) are explicit and owned by jobs.
 """
 from gateway.store.ledger.leases import claim, reclaim_abandoned, release, renew
-from gateway.store.ledger.moves import (advance, cancel_pending, forgive_attempt,
-                                        held_for_update, note, provider_matches, reschedule,
-                                        settle, transition)
+from gateway.store.ledger.moves import (advance, cancel_pending, fail_pending_to,
+                                        forgive_attempt, held_for_update, note, provider_matches,
+                                        reschedule, settle, transition)
 from gateway.store.ledger.rows import add, add_correction, add_missing, pending_batches
 from gateway.store.ledger.statuses import (FINAL, HANDED_OVER, PENDING, REACHED, STATUSES,
                                            may_move)
@@ -19,6 +19,6 @@ from gateway.store.ledger.totals import (CONFIRMED_KEY, REACHED_KEY, RESENT_KEY,
 __all__ = ["CONFIRMED_KEY", "FINAL", "HANDED_OVER", "PENDING", "REACHED", "REACHED_KEY",
            "RESENT_KEY", "STATUSES", "add", "add_correction", "add_missing", "advance", "bump",
            "cancel_pending", "claim", "confirmed_count", "counts", "ensure_counts",
-           "forgive_attempt", "held_for_update", "may_move", "note", "pending_batches",
+           "fail_pending_to", "forgive_attempt", "held_for_update", "may_move", "note", "pending_batches",
            "provider_matches", "reached_count", "reclaim_abandoned", "release", "renew",
            "reschedule", "resent_count", "settle", "transition"]
