@@ -8,6 +8,7 @@ or the form with the problem named; signed Twilio webhooks answer 404.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -218,6 +219,8 @@ def test_an_unexpected_error_in_the_api_is_json_with_an_error_id(app, api, monke
                  "visible", id="invisible headline"),
     pytest.param("<headline>暴雨橙色预警：请做好防范", "<headline>&#xD800;", "", id="surrogate"),
     pytest.param("<headline>暴雨橙色预警：请做好防范", "<headline>&#x0;", "", id="NUL"),
+    pytest.param("<headline>", "<a>" * 100_000 + "</a>" * 100_000 + "<headline>", "not valid CAP",
+                 id="elements nested 100,000 deep"),
     pytest.param("<expires>", "<expires>9999-12-31T23:59:59-08:00</expires><x>", "expires",
                  id="year 9999 west"),
     pytest.param("<expires>", "<expires>9999-12-31T23:59:59+08:00</expires><x>", "expires",
@@ -366,3 +369,41 @@ def test_a_nul_in_a_webhook_form_is_refused(app, county):
 def test_a_bad_area_on_the_unreached_pages_is_refused(admin, api, path):
     created = api("author").post("/api/v1/announcements", json=announcement()).json
     console_refused(admin.get(path.format(id=created["id"])), 400, message="4507021" if "4507021" in path else "")
+
+
+# --- a roster may be larger than any other body ----------------------------------------
+
+def roster_of(size: int) -> bytes:
+    lines = ["name,phone,area_code"]
+    number = 0
+    while sum(len(line) + 1 for line in lines) < size:
+        number += 1
+        lines.append(f"居民{number},+86139{number:08d},450702100201")
+    return "\n".join(lines).encode()
+
+
+@pytest.fixture
+def small_limits(app):
+    app.config.update(MAX_REQUEST_BYTES=1024, MAX_ROSTER_BYTES=8192)
+
+
+def test_a_roster_takes_its_own_limit_in_the_api(api, small_limits):
+    assert api("admin").post("/api/v1/announcements",
+                             json=announcement(body="雨" * 400)).status_code == 413
+    accepted = api("admin").post("/api/v1/residents/import", data=roster_of(4096),
+                                 headers={"Content-Type": "text/csv"})
+    assert accepted.status_code != 413 and accepted.status_code < 500, accepted.json
+    refused = api("admin").post("/api/v1/residents/import", data=roster_of(9000),
+                                headers={"Content-Type": "text/csv"})
+    api_refused(refused, 413, message="8192 bytes")
+
+
+def test_a_roster_takes_its_own_limit_in_the_console(admin, small_limits):
+    def upload(size):
+        return admin.post("/residents/import", content_type="multipart/form-data", data={
+            "csrf_token": csrf_token(admin, "/residents/import"),
+            "roster": (io.BytesIO(roster_of(size)), "roster.csv")})
+
+    accepted = upload(4096)
+    assert accepted.status_code != 413 and accepted.status_code < 500
+    console_refused(upload(9000), 413)
