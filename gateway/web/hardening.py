@@ -12,8 +12,9 @@
 - **Ids the databases hold.** ``<int:…>`` in every route matches only up to 2**63 - 1, the
   largest integer SQLite and PostgreSQL (bigint) store: a larger id is 404, not an overflow.
 - **Answers to errors.** An HTTP error is JSON under ``/api/`` and the console's error page
-  (``app.extensions["error_page"]``, installed by the console) for the console's pages; anything unexpected under ``/api/`` is a JSON 500 with an error id
-  that is logged with the traceback, never an HTML page.
+  (``app.extensions["error_page"]``, installed by the console) for the console's pages;
+  anything unexpected under ``/api/`` is a JSON 500 with an error id that is logged with the
+  traceback, never an HTML page.
 """
 from __future__ import annotations
 
