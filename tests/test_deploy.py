@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -57,6 +58,14 @@ def test_gunicorn_serves_wsgi_app_with_the_shipped_settings(tmp_path, redis_url)
         status, exposition = _get(f"http://127.0.0.1:{port}/metrics", Authorization="Bearer scrape")
         assert status == 200
         assert 'tongbao_source_up{source="database"} 1.0' in exposition
+        with ThreadPoolExecutor(6) as pool:  # at once, so several processes answer
+            answers = list(pool.map(lambda _: _get(f"http://127.0.0.1:{port}/healthz")[0],
+                                    range(12)))
+        assert answers == [200] * 12
+        status, exposition = _get(f"http://127.0.0.1:{port}/metrics", Authorization="Bearer scrape")
+        # Summed over the processes from PROMETHEUS_MULTIPROC_DIR: 1 + 12 answers.
+        assert 'tongbao_http_requests_total{method="GET",route="/healthz",status="200"} 13.0' \
+            in exposition
         assert metrics_folder.is_dir()
         log.seek(0)
         started = log.read()
@@ -176,10 +185,13 @@ def test_nginx_proxies_to_where_gunicorn_listens():
 
 def test_the_alert_rules_use_series_the_gateway_exposes(make_app, tmp_path):
     from gateway.delivery.metrics import PipelineCollector
+    from gateway.web.metrics import DURATION, REQUESTS
 
     app = make_app(f"sqlite:///{tmp_path / 'tongbao.db'}")
-    suffixes = {"counter": ("_total",), "summary": ("_count", "_sum"), "gauge": ("",)}
-    exposed = {family.name + suffix for family in PipelineCollector(app).collect()
+    suffixes = {"counter": ("_total",), "summary": ("_count", "_sum"), "gauge": ("",),
+                "histogram": ("_bucket", "_count", "_sum")}
+    families = [*PipelineCollector(app).collect(), *REQUESTS.collect(), *DURATION.collect()]
+    exposed = {family.name + suffix for family in families
                for suffix in suffixes[family.type]}
     rules = yaml.safe_load((DEPLOY / "prometheus-alerts.yml").read_text())
     expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]

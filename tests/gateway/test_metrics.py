@@ -135,6 +135,25 @@ def test_provider_errors_and_rate_limit_waits_are_counted(make_app, database_url
     assert series(values, "tongbao_rate_limit_wait_seconds_total", "channel")["sms"] >= 1.5
 
 
+def test_requests_are_counted_by_route_template_and_status(app):
+    client = app.test_client()
+
+    def answered(values, route: str, status: str) -> float:
+        return values.get(("tongbao_http_requests_total",
+                           (("method", "GET"), ("route", route), ("status", status))), 0)
+
+    before = scrape(app)
+    for announcement_id in (1, 2, 3):  # one series for every id
+        client.get(f"/api/v1/announcements/{announcement_id}")
+    client.get("/no/such/page")
+    after = scrape(app)
+    route = "/api/v1/announcements/<int:announcement_id>"
+    assert answered(after, route, "401") - answered(before, route, "401") == 3
+    assert answered(after, "unmatched", "404") - answered(before, "unmatched", "404") == 1
+    timed = ("tongbao_http_request_seconds_count", (("route", route),))
+    assert after[timed] - before.get(timed, 0) == 3
+
+
 def test_an_unreachable_redis_shows_as_down_not_as_an_error(make_app, tmp_path):
     app = make_app(f"sqlite:///{tmp_path / 'x.db'}", METRICS_TOKEN=TOKEN,
                    REDIS_URL="redis://127.0.0.1:1/0")
