@@ -29,6 +29,9 @@ from gateway.store.schema import group_robots, residents
 from messages.render import render
 
 AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 64, "40-64"), (65, 200, "65+"))
+#: The values of a segment's ``age_band`` and ``impairment``.
+AGE_BAND_LABELS = (*(label for _low, _high, label in AGE_BANDS), "unknown")
+IMPAIRMENTS = ("none", "visual", "hearing", "visual+hearing")
 
 
 def group_person(group) -> Person:

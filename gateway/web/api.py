@@ -9,11 +9,11 @@ from __future__ import annotations
 from functools import wraps
 
 from sqlalchemy import func, select
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from audiences.areas import AreaError, CsvErrors, normalize
 from channels import outbox
-from gateway.delivery import imports, lifecycle, preview, providers, reach, reports
+from gateway.delivery import disclosure, imports, lifecycle, preview, providers, reach, reports
 from gateway.store import accounts, audit, roster
 from gateway.store.schema import residents
 from gateway.store.roster import beneath
@@ -163,8 +163,50 @@ def cancel(announcement_id: int):
 @bp.get("/announcements/<int:announcement_id>/preview")
 @token_required
 def announcement_preview(announcement_id: int):
+    """Counts for every role; for admins each weak segment links to its thin residents."""
     with engine().connect() as conn:
-        return jsonify(preview.preview(conn, lifecycle.get(conn, announcement_id)))
+        body = preview.preview(conn, lifecycle.get(conn, announcement_id))
+    if g.user.role == "admin":
+        for segment in body["weak_segments"]:
+            segment["residents_url"] = url_for(
+                "api.thin_residents", announcement_id=announcement_id, town=segment["town"],
+                age_band=segment["age_band"], impairment=segment["impairment"])
+    return jsonify(body)
+
+
+@bp.get("/announcements/<int:announcement_id>/thin")
+@token_required
+@role_required("admin")
+def thin_residents(announcement_id: int):
+    """The residents of one weak segment, with their paths: personal data, for admins."""
+    town, band, impaired = (request.args.get(name, "") for name in ("town", "age_band",
+                                                                     "impairment"))
+    if not (town.isdigit() and len(town) == 9):
+        raise ApiError("town is a town's 9-digit area code", 400, "town")
+    if band not in preview.AGE_BAND_LABELS:
+        raise ApiError(f"age_band is one of {', '.join(preview.AGE_BAND_LABELS)}", 400,
+                       "age_band")
+    if impaired not in preview.IMPAIRMENTS:
+        raise ApiError(f"impairment is one of {', '.join(preview.IMPAIRMENTS)}", 400,
+                       "impairment")
+    with engine().begin() as conn:
+        people = preview.thin_residents(conn, lifecycle.get(conn, announcement_id), town, band,
+                                        impaired)
+        audit.record(conn, g.user.name, "view_thin_residents", f"announcement:{announcement_id}",
+                     {"via": "api", "town": town, "age_band": band, "impairment": impaired,
+                      "rows": len(people)})
+    return jsonify({"announcement": announcement_id, "residents": people})
+
+
+@bp.get("/announcements/<int:announcement_id>/disclosure")
+@token_required
+def disclosure_report(announcement_id: int):
+    """The after-action report of a sent notice: counts only, for every role."""
+    with engine().connect() as conn:
+        row = lifecycle.get(conn, announcement_id)
+        if not row.sent:
+            raise ApiError("the announcement has not been sent: there is no report yet", 409)
+        return jsonify(disclosure.report(conn, row))
 
 
 @bp.get("/announcements/<int:announcement_id>/unreached")

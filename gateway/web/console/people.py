@@ -27,8 +27,6 @@ bp.register_error_handler(AreaError, bad_area)
 PER_PAGE = 50
 FLAG_COLUMNS = ("visually_impaired", "hearing_impaired", "has_smartphone", "test_audience")
 UNREACHED_PRINT_LIMIT = 5000
-SEGMENT_BANDS = (*(label for _low, _high, label in preview.AGE_BANDS), "unknown")
-SEGMENT_IMPAIRMENTS = ("none", "visual", "hearing", "visual+hearing")
 #: Rows of an uploaded roster shown as understood before it is imported.
 PREVIEW_ROWS = 10
 
@@ -221,8 +219,8 @@ def thin_residents(announcement_id: int):
     with what would add one: names, phones and impairments, so for admins only."""
     town, band, impaired = (request.args.get(name, "") for name in ("town", "age_band",
                                                                      "impairment"))
-    if not town.isdigit() or len(town) != 9 or band not in SEGMENT_BANDS \
-            or impaired not in SEGMENT_IMPAIRMENTS:
+    if not town.isdigit() or len(town) != 9 or band not in preview.AGE_BAND_LABELS \
+            or impaired not in preview.IMPAIRMENTS:
         abort(400)
     with engine().begin() as conn:
         announcement = lifecycle.get(conn, announcement_id)

@@ -15,7 +15,7 @@ from gateway.delivery import disclosure, preview, reports
 from gateway.store import roster
 from gateway.store.schema import areas, audit_log, reached, residents
 from tests.gateway.conftest import person
-from tests.gateway.delivery.conftest import (by_address, hand_over, plan, planned, reach,
+from tests.gateway.delivery.conftest import (by_address, create, hand_over, plan, planned, reach,
                                              released, row_of)
 
 pytestmark = pytest.mark.integration
@@ -150,3 +150,32 @@ def test_the_disclosure_report_counts_each_segment_and_equals_the_status(app, se
          "failed": 0},
         {"village": NONE, "targeted": 5, "reached": 3, "loudspeakers": 0, "played": 0,
          "failed": 0}]
+
+
+def test_the_api_gives_the_report_and_admins_the_thin_residents(app, segments_county, api):
+    announcement_id = planned(app, areas=[TOWN])
+    rows = by_address(app, announcement_id)
+    delivered = [rows[("sms", phone("blind speaker"))].id,
+                 rows[("wechat", openid("young none"))].id]
+    hand_over(app, announcement_id, delivered)
+    reach(app, delivered)
+    report = api("author").get(f"/api/v1/announcements/{announcement_id}/disclosure").get_json()
+    status = api("author").get(f"/api/v1/announcements/{announcement_id}").get_json()
+    assert (report["total"]["targeted"], report["total"]["reached"],
+            report["total"]["not_reached"]) == (9, status["reached_residents"],
+                                                status["not_reached_residents"]) == (9, 2, 7)
+    weak = api("approver").get(f"/api/v1/announcements/{announcement_id}/preview").get_json()[
+        "weak_segments"]
+    assert weak and not any("residents_url" in s for s in weak)  # no personal data for them
+    deaf = next(s for s in api("admin").get(f"/api/v1/announcements/{announcement_id}/preview")
+                .get_json()["weak_segments"] if s["impairment"] == "hearing")
+    assert deaf["residents_url"] == (f"/api/v1/announcements/{announcement_id}/thin?"
+                                     f"town={TOWN}&age_band=18-39&impairment=hearing")
+    assert api("approver").get(deaf["residents_url"]).status_code == 403
+    listed = api("admin").get(deaf["residents_url"]).get_json()["residents"]
+    assert [(p["name"], p["paths"], p["add"]) for p in listed] == [
+        ("聋乙", ["phone"], "grid_worker"), ("聋甲", ["phone"], "grid_worker")]
+    refused = api("admin").get(deaf["residents_url"].replace("18-39", "young"))
+    assert refused.status_code == 400 and refused.get_json()["field"] == "age_band"
+    unsent = create(app, areas=[TOWN])  # awaiting approval
+    assert api("author").get(f"/api/v1/announcements/{unsent}/disclosure").status_code == 409
