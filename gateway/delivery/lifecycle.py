@@ -119,7 +119,9 @@ def in_language(conn: Connection, announcement, language: str):
 def find_by_reference(conn: Connection, reference: str):
     """An announcement named by its CAP identifier or its number."""
     query = select(announcements).where(announcements.c.identifier == reference)
-    if reference.isdigit():
+    if reference.isascii() and reference.isdigit():  # "²" is a digit to isdigit, not to int
+        if not 0 < int(reference) <= MAX_ID:
+            return None
         query = select(announcements).where(announcements.c.id == int(reference))
     return conn.execute(query).first()
 

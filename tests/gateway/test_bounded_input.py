@@ -115,6 +115,14 @@ def test_expiries_out_of_range_are_refused(api, expires, message):
     assert api_refused(response, 422, message=message)["field"] == "expires"
 
 
+@pytest.mark.parametrize("reference", [HUGE, PAST_BIGINT, "²", "0"])
+def test_updates_referencing_numbers_no_announcement_has_are_refused(api, reference):
+    response = api("author").post("/api/v1/announcements",
+                                  json=announcement(msg_type="update", references=reference))
+    assert api_refused(response, 422, message="names no known announcement")["field"] == \
+        "references"
+
+
 @pytest.mark.parametrize("name, headline", INVISIBLE_HEADLINES.items())
 def test_headlines_of_invisible_characters_are_refused(api, name, headline):
     response = api("author").post("/api/v1/announcements", json=announcement(headline=headline))
@@ -315,6 +323,12 @@ def test_a_huge_announcement_filter_on_the_outbox_page_is_harmless(admin):
 def test_the_compose_form_refuses_invisible_headlines(admin, name, headline):
     response = admin.post("/announcements/new", data=compose_form(admin, headline=headline))
     console_refused(response, 400 if "\x00" in headline else 422)  # a NUL in a form: 400
+
+
+def test_the_compose_form_refuses_a_huge_reference(admin):
+    response = admin.post("/announcements/new", data=compose_form(admin, msg_type="update",
+                                                                   references=HUGE))
+    console_refused(response, 422, message="names no known announcement")
 
 
 @pytest.mark.parametrize("expires", ["9999-12-31T23:59", "0001-01-01T00:00"])
