@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from rq.scheduler import RQScheduler
 from sqlalchemy import select
 
 from gateway.delivery import health, queues, workers
 from gateway.store import ledger
 from gateway.store.db import as_utc, utcnow
 from gateway.store.schema import deliveries
+from tests.drills.harness import wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -149,3 +151,28 @@ def wait(predicate, what: str, seconds: float = 60) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"{what} never showed"
         time.sleep(0.2)
+
+
+def test_the_heartbeat_takes_over_the_scheduler_of_a_dead_worker(make_app, database_url):
+    app = make_app(database_url, STALE_SENDING_SECONDS=2)
+    with app.app_context():
+        connection = queues.connection()
+        locks = [RQScheduler.get_locking_key(name) for name in queues.QUEUE_NAMES]
+        for key in locks:  # a killed worker's scheduler still holds every queue, a second left
+            connection.set(key, "killed-workers-scheduler", px=1000)
+        worker = workers.GatewayWorker([queues.queue(name) for name in queues.QUEUE_NAMES],
+                                       connection=connection, name=workers.process_name())
+        worker._start_scheduler()  # as rq's work() does: the locks are held, no scheduler runs
+        assert worker.scheduler._process is None
+    heartbeat = workers.Heartbeat(app, queues.QUEUE_NAMES)
+    heartbeat.worker = worker
+    heartbeat.start()
+    try:
+        wait_until(lambda: worker.scheduler._process is not None
+                   and worker.scheduler._process.is_alive(), 10, "the scheduler taken over")
+        assert {connection.get(key) for key in locks} == {worker.scheduler.name.encode()}
+    finally:
+        heartbeat.stop()
+        heartbeat.join(5)
+        worker.stop_scheduler()
+        worker.scheduler.release_locks()
