@@ -62,7 +62,7 @@ def _check_request() -> None:
     if request.mimetype in FORM_TYPES:
         fields.append(request.form)
     for name, value in (item for multidict in fields for item in multidict.items(multi=True)):
-        if "\x00" in name or "\x00" in value:
+        if "\x00" in (name or "") or "\x00" in value:  # a multipart part may have no name
             raise BadRequest(f"the field {name.replace(chr(0), '')!r} has a NUL character")
 
 

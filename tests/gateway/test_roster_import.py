@@ -210,3 +210,10 @@ def test_a_county_of_100000_answers_at_once_and_its_progress_reaches_done(app, a
     assert any(stage == "writing" and 0 < done < 100_000 for _, stage, done in seen) or \
         any(stage == "checking" for _, stage, _ in seen)
     assert len(people(app)) == 100_000 + 5
+
+
+def test_a_multipart_part_without_a_name_is_a_400_not_a_500(api):
+    """A line break in a part's name leaves werkzeug without a name (found by schemathesis)."""
+    body = b"--b\r\nContent-Disposition: form-data; name=\"a\nb\"\r\n\r\nx\r\n--b--\r\n"
+    response = api("admin").post(IMPORT, data=body, content_type="multipart/form-data; boundary=b")
+    assert response.status_code == 400
