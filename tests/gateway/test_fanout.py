@@ -197,7 +197,7 @@ def test_unreached_lists_those_no_personal_channel_reached(app, api):
                                      headers={"Accept": "text/csv"})
     assert csv_response.mimetype == "text/csv"
     lines = csv_response.get_data(as_text=True).lstrip("\ufeff").splitlines()
-    assert lines[0] == "name,phone,area_code,tried" and len(lines) == 5
+    assert lines[0] == "name,phone,area_code,section,tried" and len(lines) == 5
 
 
 def test_updates_supersede_and_cancel_pending(app, api):
@@ -242,8 +242,10 @@ def test_preview_flags_segments_with_fewer_than_two_channels(app, api):
     preview = api("approver").get(f"/api/v1/announcements/{created['id']}/preview").json
     weak = [(s["town"], s["age_band"], s["impairment"], s["fewer_than_two_channels"])
             for s in preview["weak_segments"]]
-    # The four working-age residents without impairments get one channel each.
-    assert weak == [("450702100", "18-39", "none", 4)]
+    # The four working-age residents without impairments get one channel each; the blind and
+    # the elderly resident a call and an SMS to one phone: one independent path.
+    assert weak == [("450702100", "18-39", "none", 4), ("450702100", "40-64", "visual", 1),
+                    ("450702100", "65+", "none", 1)]
 
 
 def test_vulnerable_residents_stay_unreached_until_they_confirm_a_severe_notice(app, api):
