@@ -10,6 +10,7 @@ keeps them in files there and a scrape answered by any process sums them all.
 from __future__ import annotations
 
 import hmac
+import os
 import time
 
 from flask import Blueprint, Response, abort, current_app, g, request
@@ -28,6 +29,15 @@ REQUESTS = Counter("tongbao_http_requests", "Requests answered, by route, method
 DURATION = Histogram("tongbao_http_request_seconds", "Seconds to answer a request, by route",
                      ["route"], registry=None,
                      buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+
+@bp.record_once
+def _multiprocess_folder(state) -> None:
+    """prometheus_client writes there from the first request counted: it must exist even
+    where gunicorn.conf.py did not make it (``flask serve``, another WSGI server)."""
+    folder = state.app.config["PROMETHEUS_MULTIPROC_DIR"]
+    if folder:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
 
 
 @bp.before_app_request

@@ -2,7 +2,11 @@
 devices hold, as a fan-out goes from approval to the outbox."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -160,3 +164,29 @@ def test_an_unreachable_redis_shows_as_down_not_as_an_error(make_app, tmp_path):
     values = scrape(app)
     assert series(values, "tongbao_source_up", "source") == {"database": 1, "redis": 0}
     assert "tongbao_queue_jobs" not in {name for name, _ in values}
+
+
+def test_multiprocess_mode_works_outside_gunicorn_too(tmp_path, redis_url):
+    """With PROMETHEUS_MULTIPROC_DIR naming a folder nobody made (no gunicorn.conf.py to make
+    it), requests are still answered and counted."""
+    folder = tmp_path / "metrics"
+    script = (
+        "from gateway import create_app\n"
+        "from gateway.store import db\n"
+        "app = create_app()\n"
+        "db.upgrade(app.extensions['engine'])\n"
+        "client = app.test_client()\n"
+        "assert client.get('/healthz').status_code == 200\n"
+        "page = client.get('/metrics', headers={'Authorization': 'Bearer t'})\n"
+        "print(page.status_code, page.get_data(as_text=True))\n")
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder), "METRICS_TOKEN": "t",
+             "TONGBAO_INSTANCE": str(tmp_path / "instance"), "REDIS_URL": redis_url,
+             "DATABASE_URL": f"sqlite:///{tmp_path / 'tongbao.db'}"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("200 ")
+    assert 'tongbao_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' \
+        in result.stdout
+    assert any(folder.glob("counter_*.db"))
