@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -199,3 +200,21 @@ def test_the_alert_rules_use_series_the_gateway_exposes(make_app, tmp_path):
     assert used and used <= exposed, used - exposed
     assert {"tongbao_workers", "tongbao_queue_oldest_job_age_seconds", "tongbao_devices",
             "tongbao_provider_errors_total"} <= used  # workers down, queue stuck, devices, errors
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="no nginx binary here (apt-get install nginx)")
+def test_the_nginx_example_is_valid_nginx(tmp_path):
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=tongbao.example.gov.cn", "-keyout", str(key),
+                    "-out", str(certificate)], check=True, capture_output=True)
+    site = (DEPLOY / "nginx/tongbao.conf").read_text() \
+        .replace("/etc/letsencrypt/live/tongbao.example.gov.cn/fullchain.pem", str(certificate)) \
+        .replace("/etc/letsencrypt/live/tongbao.example.gov.cn/privkey.pem", str(key))
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/site.conf;\n}}\n")
+    checked = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
