@@ -218,3 +218,13 @@ def test_the_nginx_example_is_valid_nginx(tmp_path):
     checked = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf")],
                              capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_every_command_docs_deploy_runs_exists():
+    text = (ROOT / "docs/deploy.md").read_text()
+    commands = [line.split("#")[0].split(">")[0].split()[1:] for line in text.splitlines()
+                if line.startswith("run ")]
+    commands += [match.split() for match in re.findall(r"flask --app wsgi ([a-z ]+)", text)]
+    assert len(commands) >= 10
+    for words in commands:
+        assert flask_command_exists(["--app", "wsgi", *words]), words
