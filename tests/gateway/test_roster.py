@@ -69,3 +69,25 @@ def test_an_unknown_resident_is_refused_without_an_audit_entry(app, county):
         roster.update_resident(conn, 999_999, {**GOOD_FIELDS, "area_code": VILLAGE_A}, "admin")
     with engine.connect() as conn:
         assert edits(conn) == []
+
+
+def test_a_phone_marked_invalid_stays_so_until_edited_or_listed_in_a_roster_again(app, county):
+    engine = app.extensions["engine"]
+    with engine.begin() as conn:
+        resident_id = resident_id_of(conn, "李娜")
+        phone = stored(conn, resident_id).phone
+        assert roster.mark_phone_invalid(conn, resident_id, phone, "[21211] invalid phone number")
+        assert not roster.mark_phone_invalid(conn, resident_id, "+8613800000077", "another")
+        roster.update_resident(conn, resident_id, {**GOOD_FIELDS, "phone": phone}, "admin")
+    with engine.connect() as conn:
+        assert stored(conn, resident_id).phone_invalid == "[21211] invalid phone number"
+    header = "name,phone,area_code\n"
+    with engine.begin() as conn:  # a roster listing them again, the same number
+        result = roster.import_residents(conn, f"{header}李娜,{phone},{VILLAGE_A}\n".encode(), "admin")
+    with engine.connect() as conn:
+        assert (result.updated, stored(conn, resident_id).phone_invalid) == (1, None)
+    with engine.begin() as conn:
+        roster.mark_phone_invalid(conn, resident_id, phone, "[30005] unknown or inactive number")
+        roster.update_resident(conn, resident_id, GOOD_FIELDS, "admin")  # a new phone
+    with engine.connect() as conn:
+        assert stored(conn, resident_id).phone_invalid is None
