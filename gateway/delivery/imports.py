@@ -7,7 +7,8 @@ it holds residents' phones) and an import record in Redis says where it is:
 ``failed`` (with the errors; nothing was imported). A worker runs it on the
 ``imports`` queue, so planning and sending never wait behind a roster, and
 the web request answers at once with the import's id. The file is deleted
-when the import ends; the record is kept a week.
+when the import ends, or after a day when it was never imported (a preview
+left alone); the record is kept a week.
 
 A roster of at most ``INLINE_BYTES`` is imported inside the request instead:
 it takes well under a second, and the answer is the result itself.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 
 from flask import current_app
@@ -28,6 +30,8 @@ from gateway.store.db import engine
 
 INLINE_BYTES = 256 * 1024
 KEEP_SECONDS = 7 * 24 * 3600
+#: An upload not imported within this long (a preview left alone) is deleted.
+ABANDONED_SECONDS = 24 * 3600
 _KEY = "tongbao:roster-import:{}"
 _ID = re.compile(r"[0-9a-f]{32}")
 
@@ -37,6 +41,7 @@ def save_upload(data: bytes, *, actor: str, filename: str = "", sheet: str | Non
     import_id = uuid.uuid4().hex
     folder = _folder()
     os.makedirs(folder, mode=0o700, exist_ok=True)
+    _forget_abandoned(folder)
     fd = os.open(os.path.join(folder, import_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
@@ -126,6 +131,14 @@ def _set(import_id: str, **fields) -> None:
         pipe.hset(key, mapping={name: value for name, value in fields.items() if value is not None})
         pipe.expire(key, KEEP_SECONDS)
         pipe.execute()
+
+
+def _forget_abandoned(folder: str) -> None:
+    """Delete uploads older than ``ABANDONED_SECONDS``: previews nobody imported (phones in them)."""
+    too_old = time.time() - ABANDONED_SECONDS
+    for entry in os.scandir(folder):
+        if _ID.fullmatch(entry.name) and entry.stat().st_mtime < too_old:
+            _discard(entry.name)
 
 
 def _discard(import_id: str) -> None:

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import time
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -136,3 +139,15 @@ def test_an_import_id_is_used_once_and_only_by_admins(app, client):
     assert confirm(client, preview).status_code == 302
     assert confirm(client, preview).status_code == 404
     assert client.get("/residents/imports/" + "f" * 32).status_code == 404
+
+
+def test_an_upload_left_at_its_preview_is_deleted_after_a_day(app, client):
+    login(client, "admin")
+    upload(client, f"name,phone,area_code\n周杰,13900000001,{VILLAGE_A}\n".encode(), "a.csv")
+    [left] = list(Path(app.instance_path, "imports").iterdir())
+    assert left.stat().st_mode & 0o777 == 0o600
+    day_ago = time.time() - imports.ABANDONED_SECONDS - 1
+    os.utime(left, (day_ago, day_ago))
+    upload(client, f"name,phone,area_code\n吴昊,13900000002,{VILLAGE_A}\n".encode(), "b.csv")
+    assert [path.name for path in Path(app.instance_path, "imports").iterdir()] != [left.name]
+    assert not left.exists()
