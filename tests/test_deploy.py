@@ -2,10 +2,12 @@
 and every command the systemd units and the compose file start is one the gateway has."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -228,3 +230,96 @@ def test_every_command_docs_deploy_runs_exists():
     assert len(commands) >= 10
     for words in commands:
         assert flask_command_exists(["--app", "wsgi", *words]), words
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_first_drill_on_the_production_layout(tmp_path):
+    """docs/deploy.md on this machine: PostgreSQL, a Redis and a Mosquitto of the test's own,
+    the commands of step 3, then gunicorn, a worker and the listener as separate processes;
+    /readyz ready, doctor content, and an exercise reaching the test audience only."""
+    from tests.drills.harness import Mosquitto, PostgresDatabase, RedisServer, kill_group
+
+    redis_server = RedisServer(str(tmp_path / "redis")).start()
+    broker = Mosquitto(str(tmp_path / "mqtt")).start()
+    database = PostgresDatabase()
+    port = free_port()
+    environment = {**os.environ, "TONGBAO_INSTANCE": str(tmp_path / "instance"),
+                   "DATABASE_URL": database.url, "REDIS_URL": redis_server.url,
+                   "MQTT_URL": broker.url, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+                   "METRICS_TOKEN": "scrape", "STALE_SENDING_SECONDS": "4",
+                   "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    processes = []
+
+    def run(*words: str, stdin: str | None = None) -> str:
+        done = subprocess.run([str(BIN / "flask"), "--app", "wsgi", *words], cwd=ROOT,
+                              env=environment, capture_output=True, text=True, timeout=120,
+                              input=stdin)
+        assert done.returncode == 0, (words, done.stdout, done.stderr)
+        return done.stdout
+
+    def start(*argv: str) -> None:
+        log = open(tmp_path / f"{Path(argv[0]).name}-{len(processes)}.log", "w")
+        processes.append(subprocess.Popen(argv, cwd=ROOT, env=environment, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+
+    try:
+        run("db", "upgrade")
+        for name, role in (("admin", "admin"), ("approver1", "approver"), ("author1", "author")):
+            run("users", "create", name, "--role", role, "--password", f"{name}-long-password")
+        (tmp_path / "areas.csv").write_text("code,name\n450700,钦州市\n450702,钦南区\n"
+                                            "450702100,沙埠镇\n450702100201,沙埠村\n")
+        run("areas", "import", str(tmp_path / "areas.csv"))
+        (tmp_path / "roster.csv").write_text(
+            "name,phone,area_code,test_audience\n王工,13800000031,450702100201,1\n"
+            "李工,13800000032,450702100201,1\n村民,13800000033,450702100201,0\n")
+        run("residents", "import", str(tmp_path / "roster.csv"))
+        assert "BEGIN PUBLIC KEY" in run("speakers", "key")
+        tokens = {name: run("tokens", "create", name).strip()
+                  for name in ("admin", "approver1", "author1")}
+
+        start(str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "wsgi:app")
+        start(str(BIN / "flask"), "--app", "wsgi", "worker")
+        start(str(BIN / "flask"), "--app", "wsgi", "speakers", "listen")
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _get(f"{base}/readyz")[0] == 200, 60, "the gateway ready")
+        assert run("doctor").rstrip().endswith("nothing to fix")
+
+        def call(method: str, path: str, user: str, body: dict | None = None) -> dict:
+            request = urllib.request.Request(
+                base + path, method=method, data=json.dumps(body).encode() if body else None,
+                headers={"Authorization": f"Bearer {tokens[user]}",
+                         "Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+
+        created = call("POST", "/api/v1/announcements", "author1", {
+            "headline": "防汛演练", "body": "今天下午三点进行防汛演练。", "severity": "minor",
+            "status": "exercise", "areas": ["450702100201"]})
+        call("POST", f"/api/v1/announcements/{created['id']}/approve", "approver1")
+
+        def sent() -> dict | None:
+            counts = call("GET", f"/api/v1/announcements/{created['id']}", "admin")["deliveries"]
+            done = {channel: {s: n for s, n in by_status.items() if n}
+                    for channel, by_status in counts.items() if any(by_status.values())}
+            return done if done and not any(
+                status in ("planned", "queued", "sending") for by in done.values() for status in by) \
+                else None
+
+        # Phones and no smartphone: an SMS and a call each (the policy), to the outbox.
+        assert wait_until(sent, 60, "the drill delivered") == {"sms": {"delivered": 2},
+                                                                "voice": {"delivered": 2}}
+        outbox = call("GET", f"/api/v1/outbox?announcement={created['id']}", "admin")
+        records = outbox["messages"]
+        assert {record["address"] for record in records} == {"+8613800000031", "+8613800000032"}
+        status, exposition = _get(f"{base}/metrics", Authorization="Bearer scrape")
+        assert 'tongbao_deliveries{channel="sms",status="delivered"} 2.0' in exposition
+        assert 'tongbao_provider_send_seconds_count{channel="sms"} 2.0' in exposition
+    finally:
+        for process in processes:
+            kill_group(process, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+        broker.stop()
+        redis_server.stop()
+        database.drop()
