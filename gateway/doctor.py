@@ -128,33 +128,37 @@ def voices(app: Flask) -> Iterator[Check]:
 
 
 def files(app: Flask) -> Iterator[Check]:
-    """Everything under instance/ (and the signing key and media if kept elsewhere) is the
-    gateway user's alone: folders 0700, files 0600."""
-    places = [app.instance_path, os.path.dirname(app.config["SIGNING_KEY_PATH"]),
-              app.config["MEDIA_DIR"]]
+    """Everything under instance/ and the media folder, and the signing key wherever it is
+    kept, is the gateway user's alone: folders 0700, files 0600."""
+    paths: list[str] = []
+    for folder in (app.instance_path, app.config["MEDIA_DIR"]):
+        for root, _, names in os.walk(folder):
+            paths += [root, *(os.path.join(root, name) for name in names)]
+    paths.append(app.config["SIGNING_KEY_PATH"])
     loose, foreign = [], []
-    seen = set()
-    for place in places:
-        for root, folders, names in os.walk(place):
-            for path in [root, *(os.path.join(root, name) for name in names)]:
-                if path in seen or not os.path.lexists(path) or os.path.islink(path):
-                    continue
-                seen.add(path)
-                info = os.lstat(path)
-                if info.st_uid != os.getuid():
-                    foreign.append(path)
-                elif stat.S_IMODE(info.st_mode) & 0o077 and not stat.S_ISSOCK(info.st_mode):
-                    loose.append(path)
-            folders[:] = [f for f in folders if os.path.join(root, f) not in seen]
+    for path in dict.fromkeys(os.path.abspath(path) for path in paths):
+        if not os.path.lexists(path) or os.path.islink(path):
+            continue
+        info = os.lstat(path)
+        if info.st_uid != os.getuid():
+            foreign.append(path)
+        elif stat.S_IMODE(info.st_mode) & 0o077 and not stat.S_ISSOCK(info.st_mode):
+            loose.append(path)
     if foreign:
-        yield Check("files", False, f"{len(foreign)} file(s) belong to another user, e.g. "
-                    f"{foreign[0]}", f"chown -R the gateway's user {app.instance_path}")
+        yield Check("files", False, f"{len(foreign)} file(s) belong to another user than the "
+                    f"gateway's, e.g. {foreign[0]}",
+                    f"run the gateway as their owner, or give them to its user: "
+                    f"chown -R USER {_folder(foreign[0])}")
     if loose:
         yield Check("files", False, f"{len(loose)} file(s) others may read, e.g. {loose[0]} "
                     f"(residents' data and keys are kept there)",
-                    f"chmod -R go-rwx {app.instance_path}")
+                    f"chmod -R go-rwx {_folder(loose[0])}")
     if not foreign and not loose:
         yield Check("files", True, f"{app.instance_path}: the gateway user's alone")
+
+
+def _folder(path: str) -> str:
+    return path if os.path.isdir(path) else os.path.dirname(path)
 
 
 def examine(app: Flask) -> list[Check]:

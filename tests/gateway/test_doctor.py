@@ -69,3 +69,16 @@ def test_each_problem_is_named_with_what_to_do(make_app, tmp_path):
     assert finding("FIX   signing_key  missing").startswith("-> run `flask --app wsgi speakers key`")
     assert "pw" not in result.output.replace("pw@", "")  # the broker password never shown
     assert "thing(s) to fix" in result.output
+
+
+def test_a_signing_key_kept_elsewhere_is_checked_alone_not_its_folder(make_app, tmp_path):
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o755)
+    (keys / "unrelated.txt").write_text("someone else's")  # not the gateway's: not looked at
+    key = keys / "signing.pem"
+    key.write_text("not a key")
+    os.chmod(key, 0o644)
+    app = make_app(f"sqlite:///{tmp_path / 'instance' / 'tongbao.db'}", SIGNING_KEY_PATH=str(key))
+    output = doctor(app).output
+    assert f"FIX   files        1 file(s) others may read, e.g. {key} " in output
+    assert f"-> chmod -R go-rwx {keys}" in output
