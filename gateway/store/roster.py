@@ -20,7 +20,7 @@ from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, u
 from audiences import areas as area_codes
 from audiences.areas import CsvSource, read_area_csv
 from audiences.residents import ResidentProfile, Roster, parse_resident
-from channels.loudspeaker.protocol import SigningKey
+from channels.loudspeaker.protocol import SigningKey, check_device_id
 from gateway.store import audit
 from gateway.store.db import utcnow
 from gateway.store.schema import areas, devices, group_robots, residents
@@ -245,9 +245,10 @@ def add_robot(conn: Connection, name: str, area_code: str, robot_key: str, *,
 def add_device(conn: Connection, device_id: str, area_code: str, *, test_device: bool = False,
                actor: str = "cli") -> int:
     device_id = device_id.strip()
-    if not device_id or len(device_id) > 64 or "/" in device_id or "+" in device_id \
-            or "#" in device_id:
-        raise DeviceError(f"device id {device_id!r} must be 1-64 characters without / + #")
+    try:
+        check_device_id(device_id)  # it becomes the device's topic level and broker login
+    except ValueError as error:
+        raise DeviceError(str(error)) from None
     code = area_codes.normalize(area_code)
     if code not in known_areas(conn):
         raise DeviceError(f"area {code} is not in the area registry")

@@ -101,3 +101,12 @@ def test_a_device_registered_before_credentials_gets_them_by_rekey(app, broker):
             probe.close()
     unknown = app.test_cli_runner().invoke(args=["speakers", "rekey", "no-such-device"])
     assert unknown.exit_code != 0 and "no device 'no-such-device'" in unknown.output
+
+
+@pytest.mark.parametrize("device_id", ["speaker one", "喇叭1", "a/b", "x+", "#", "d" * 65, ""])
+def test_a_device_id_the_protocol_refuses_is_refused_at_registration(app, county, device_id):
+    """It would get credentials but could use no topic (its id is its topic level and login)."""
+    with app.extensions["engine"].begin() as conn:
+        with pytest.raises(roster.DeviceError, match="invalid device id"):
+            roster.add_device(conn, device_id, EAST, actor="test")
+        assert conn.execute(select(devices.c.id).where(devices.c.device_id == device_id)).first() is None
