@@ -20,11 +20,13 @@ from flask import current_app
 from sqlalchemy import Connection, Engine, and_, case, func, select, update
 
 from audiences.policy import PERSON_FIELDS, Policy, address_of, channels_for, person_key
+from channels.registry import PERSONAL_CHANNELS
 from gateway.delivery import lifecycle, providers, queues, reach
 from gateway.store import audit, ledger
 from gateway.store.db import utcnow
 from gateway.store.roster import beneath, usable_phone
-from gateway.store.schema import announcements, delivery_counts, devices, group_robots, residents
+from gateway.store.schema import (announcements, deliveries, delivery_counts, devices,
+                                  group_robots, residents)
 
 CHUNK = 5000
 # A phone marked invalid is no address: no channel is planned to it.
@@ -92,6 +94,8 @@ def plan(engine: Engine, announcement_id: int, policy: Policy) -> dict[str, int]
                              finished_at=None if any(totals.values()) else utcnow()))
         cursor = json.loads(conn.execute(select(announcements.c.plan_cursor).where(
             announcements.c.id == announcement_id)).scalar() or "{}")
+        ledger.set_audience(conn, announcement_id, cursor["audience"] if "audience" in cursor
+                            else _correction_audience(conn, announcement_id))
         audit.record(conn, "system", "send", f"announcement:{announcement_id}",
                      {"deliveries": totals, "thin_residents": cursor.get("thin", 0)})
     return totals
@@ -105,6 +109,7 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
     year = (announcement.sent or utcnow()).year
     cursor = json.loads(announcement.plan_cursor or '{"after": 0, "speakers": false}')
     cursor.setdefault("thin", 0)  # residents with fewer than two independent paths
+    cursor.setdefault("audience", 0)  # residents planned for (the status's not reached)
     with engine.begin() as conn:
         ledger.ensure_counts(conn, announcement.id, allowed)
         batches = Batches(config["BATCH_SIZE"], _planned_so_far(conn, announcement.id))
@@ -115,6 +120,7 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
     with engine.connect() as reader:
         for chunk in stream_residents(reader, codes, drill=drill, after=cursor["after"]):
             rows = []
+            cursor["audience"] += len(chunk)
             for person in chunk:
                 key = person_key(person, year)
                 chosen = cache.get(key)
@@ -203,6 +209,13 @@ def _place_rows(conn: Connection, announcement, allowed: set[str], drill: bool,
     return [{"channel": channel, "recipient_id": row.id, "address": row.address,
              "language": announcement.language, "batch": batches.next(channel)}
             for channel, row in places]
+
+
+def _correction_audience(conn: Connection, correction_id: int) -> int:
+    """A correction is for the residents it has personal deliveries for."""
+    return conn.execute(select(func.count(func.distinct(deliveries.c.recipient_id)))
+                        .where(deliveries.c.announcement_id == correction_id,
+                               deliveries.c.channel.in_(PERSONAL_CHANNELS))).scalar_one()
 
 
 def _plan_correction(engine: Engine, correction) -> dict[str, int]:

@@ -30,6 +30,7 @@ import json
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from channels.registry import PLACE_CHANNELS
+from gateway.store import ledger
 from gateway.store.roster import beneath
 from gateway.store.schema import deliveries, reached, residents
 
@@ -115,13 +116,34 @@ def section_clause(announcement, section: str):
                 _reached_row(announcement.id, reached.c.confirmed_at.is_(None)))
 
 
-def section_counts(conn: Connection, announcement, *, area: str | None = None) -> dict[str, int]:
-    """How many residents are in each section of the unreached list (of ``area`` only, if given)."""
+def section_counts(conn: Connection, announcement, *, area: str | None = None,
+                   planned: bool = False) -> dict[str, int]:
+    """How many residents are in each section of the unreached list (of ``area`` only, if given).
+
+    With ``planned`` (the status, polled by the progress page) the not reached are the
+    residents the plan counted in the audience less those reached, two running counts,
+    instead of a count over the roster; the roster changes since the plan are then not in it.
+    """
     counts = {}
-    for section in SECTIONS:
-        condition = section_clause(announcement, section)
-        if condition is not False and area:
+    audience = ledger.audience_count(conn, announcement.id) if planned and not area else None
+    if audience is not None:
+        counts[NOT_REACHED] = max(audience - ledger.reached_count(conn, announcement.id), 0)
+    else:
+        condition = section_clause(announcement, NOT_REACHED)
+        if area:
             condition = and_(condition, beneath(residents.c.area_code, [area]))
-        counts[section] = 0 if condition is False else conn.execute(
+        counts[NOT_REACHED] = conn.execute(
             select(func.count()).select_from(residents).where(condition)).scalar_one()
+    counts[UNCONFIRMED] = 0
+    if announcement.severity in CONFIRM_SEVERITIES:
+        # From the reached residents (the announcement's rows of ``reached``), not the roster.
+        condition = and_(reached.c.announcement_id == announcement.id,
+                         reached.c.confirmed_at.is_(None), audience_clause(announcement),
+                         vulnerable_clause(reference_year(announcement)))
+        if area:
+            condition = and_(condition, beneath(residents.c.area_code, [area]))
+        counts[UNCONFIRMED] = conn.execute(
+            select(func.count()).select_from(
+                reached.join(residents, residents.c.id == reached.c.recipient_id))
+            .where(condition)).scalar_one()
     return counts

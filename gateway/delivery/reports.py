@@ -38,7 +38,7 @@ def status(conn: Connection, announcement) -> dict:
         select(announcements.c.id).where(announcements.c.supersedes_id == announcement.id,
                                          announcements.c.state.in_(lifecycle.RELEASED_STATES))
         .order_by(announcements.c.id))]
-    sections = reach.section_counts(conn, announcement)
+    sections = reach.section_counts(conn, announcement, planned=True)
     return {
         "id": announcement.id,
         "identifier": announcement.identifier,

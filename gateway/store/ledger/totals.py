@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, insert, literal, select, update
+from sqlalchemy import Connection, delete, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.store.db import utcnow
@@ -15,6 +15,8 @@ from gateway.store.schema import deliveries, delivery_counts, reached
 REACHED_KEY = ("*", "reached")
 #: The delivery_counts row holding how many residents confirmed (pressed or replied 1).
 CONFIRMED_KEY = ("*", "confirmed")
+#: The delivery_counts row holding how many residents the plan found in the audience.
+AUDIENCE_KEY = ("*", "audience")
 #: The delivery_counts row holding how many deliveries were sent again after their
 #: worker died mid-send: each may have reached its resident twice.
 RESENT_KEY = ("*", "resent")
@@ -94,6 +96,20 @@ def confirmed_count(conn: Connection, announcement_id: int) -> int:
     """Residents who confirmed over a personal channel; a running count, no scan."""
     return conn.execute(select(delivery_counts.c.count)
                         .where(*total_key(announcement_id, CONFIRMED_KEY))).scalar() or 0
+
+
+def set_audience(conn: Connection, announcement_id: int, residents: int) -> None:
+    """Record how many residents the plan found in the announcement's audience."""
+    conn.execute(delete(delivery_counts).where(*total_key(announcement_id, AUDIENCE_KEY)))
+    conn.execute(insert(delivery_counts).values(announcement_id=announcement_id,
+                                                channel=AUDIENCE_KEY[0], status=AUDIENCE_KEY[1],
+                                                count=residents))
+
+
+def audience_count(conn: Connection, announcement_id: int) -> int | None:
+    """Residents in the audience when the plan ran; None before a plan recorded it."""
+    return conn.execute(select(delivery_counts.c.count)
+                        .where(*total_key(announcement_id, AUDIENCE_KEY))).scalar()
 
 
 def resent_count(conn: Connection, announcement_id: int) -> int:
