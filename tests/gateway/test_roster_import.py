@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import select
 
 from gateway.delivery import imports
-from gateway.store.schema import audit_log, residents
+from gateway.store.schema import audit_log, deliveries, residents
 from tests.conftest import run_jobs
 from tests.gateway.conftest import VILLAGE_A, VILLAGE_B, announcement
 
 IMPORT = "/api/v1/residents/import"
 CHINESE = "姓名,手机号,村代码,出生年份,视障,退订\n"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def xlsx(rows) -> bytes:
@@ -45,6 +46,13 @@ def test_each_kind_of_roster_imports_through_the_api(app, api, body, encoding):
     assert response.status_code == 201, response.json
     assert response.json | {"notes": []} == {"imported": 1, "added": 1, "updated": 0, "retired": 0,
                                               "encoding": encoding, "notes": []}
+    assert people(app)["+8613900000001"].name == "周杰"
+
+
+def test_an_xlsx_sent_with_its_content_type_imports(app, api):
+    body = xlsx([["姓名", "手机号", "村代码"], ["周杰", 13900000001, VILLAGE_A]])
+    response = api("admin").post(IMPORT, data=body, content_type=XLSX_TYPE)
+    assert response.status_code == 201 and response.json["encoding"] == "xlsx"
     assert people(app)["+8613900000001"].name == "周杰"
 
 
@@ -217,3 +225,22 @@ def test_a_multipart_part_without_a_name_is_a_400_not_a_500(api):
     body = b"--b\r\nContent-Disposition: form-data; name=\"a\nb\"\r\n\r\nx\r\n--b--\r\n"
     response = api("admin").post(IMPORT, data=body, content_type="multipart/form-data; boundary=b")
     assert response.status_code == 400
+
+
+def test_a_retired_resident_is_not_planned_and_their_old_deliveries_stay(app, api):
+    first = api("author").post("/api/v1/announcements", json=announcement(areas=[VILLAGE_B])).json["id"]
+    assert api("approver").post(f"/api/v1/announcements/{first}/approve").status_code == 200
+    run_jobs(app)
+    retired_id = people(app, VILLAGE_B)["+8613800000016"].id
+    kept = f"name,phone,area_code\n陈桂英,13800000015,{VILLAGE_B}\n".encode()
+    assert api("admin").post(f"{IMPORT}?replace_area={VILLAGE_B}", data=kept).json["retired"] == 1
+    second = api("author").post("/api/v1/announcements", json=announcement(areas=[VILLAGE_B])).json["id"]
+    assert api("approver").post(f"/api/v1/announcements/{second}/approve").status_code == 200
+    run_jobs(app)
+    with app.extensions["engine"].connect() as conn:
+        def recipients(announcement_id):
+            return set(conn.execute(select(deliveries.c.recipient_id).where(
+                deliveries.c.announcement_id == announcement_id, deliveries.c.channel != "loudspeaker")).scalars())
+        assert retired_id in recipients(first)
+        assert retired_id not in recipients(second) and recipients(second)
+    assert api("admin").get(f"/api/v1/announcements/{first}").status_code == 200
