@@ -96,8 +96,8 @@ class Roster:
 
     Opening reads the header (``CsvErrors`` if it lacks a required column or
     names one twice); ``encoding``, ``columns`` (each header as the file wrote
-    it, with the field it names or ``None``) and ``notes`` (columns ignored)
-    describe the reading. ``residents()`` then reads the rows once.
+    it, with the field it names or ``None``), ``ignored`` (those headers naming
+    none) and ``notes`` (the same, as sentences) describe the reading. ``residents()`` then reads the rows once.
     """
 
     def __init__(self, source: CsvSource, *, known_area: Callable[[str], bool], sheet: str | None = None):
@@ -106,8 +106,9 @@ class Roster:
         self.encoding = opened.encoding
         self.columns = [(label.strip(), field_for(label)) for label in opened.header]
         self._label = _check_header(self.columns)
-        self.notes = [f"column {label!r} is not a roster column and was ignored"
-                      for label, field in self.columns if field is None and label]
+        #: Headers of the columns the roster does not use (read past, noted).
+        self.ignored = [label for label, field in self.columns if field is None and label]
+        self.notes = [f"column {label!r} is not a roster column and was ignored" for label in self.ignored]
         self._rows = opened.rows
         self._known_area = known_area
 

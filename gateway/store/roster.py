@@ -76,13 +76,15 @@ class ImportResult:
 
     encoding: str
     notes: list[str]
+    ignored: list[str]  # the headers of the columns read past
     added: int = 0
     updated: int = 0
     retired: int = 0
 
     def as_dict(self) -> dict:
         return {"imported": self.added + self.updated, "added": self.added, "updated": self.updated,
-                "retired": self.retired, "encoding": self.encoding, "notes": self.notes}
+                "retired": self.retired, "encoding": self.encoding, "notes": self.notes,
+                "ignored_columns": self.ignored}
 
 
 #: ``progress(stage, done, total)``: ``checking`` rows read so far (total unknown: 0),
@@ -109,7 +111,7 @@ def import_residents(conn: Connection, source: CsvSource, actor: str, *, replace
         profiles.append(profile)
         if len(profiles) % CHUNK == 0:
             report("checking", len(profiles), 0)
-    result = ImportResult(reading.encoding, reading.notes)
+    result = ImportResult(reading.encoding, reading.notes, reading.ignored)
     on_roster = set() if replace_area is None else set(conn.execute(
         select(residents.c.id).where(beneath(residents.c.area_code, [replace_area]),
                                      residents.c.retired_at.is_(None))).scalars())

@@ -151,3 +151,10 @@ def test_an_upload_left_at_its_preview_is_deleted_after_a_day(app, client):
     upload(client, f"name,phone,area_code\n吴昊,13900000002,{VILLAGE_A}\n".encode(), "b.csv")
     assert [path.name for path in Path(app.instance_path, "imports").iterdir()] != [left.name]
     assert not left.exists()
+
+
+def test_ignored_columns_are_named_in_the_readers_language(app, client):
+    login(client, "admin")
+    preview = upload(client, f"姓名,手机号,村代码,备注\n周杰,13900000001,{VILLAGE_A},x\n".encode("gbk"), "名单.csv")
+    assert "列“备注”不是花名册的列，已忽略。" in page(preview)
+    assert re.search(r"<td>备注</td><td>忽略</td>", page(preview))
