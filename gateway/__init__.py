@@ -20,9 +20,10 @@ from gateway.web import hardening
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    environment = settings.from_env()
     app = Flask(__name__, instance_path=(test_config or {}).get("INSTANCE_PATH")
-                or os.environ.get("TONGBAO_INSTANCE") or None, instance_relative_config=True)
-    app.config.from_mapping(settings.from_env())
+                or environment["TONGBAO_INSTANCE"] or None, instance_relative_config=True)
+    app.config.from_mapping(environment)
     if test_config:
         app.config.update(test_config)
     # The instance folder holds the database, the outbox (phones and texts), speech and keys:

@@ -67,6 +67,7 @@ def _minutes_per_severity(default: Mapping[str, float]) -> Callable[[str | None]
 
 #: name -> converter (with its default). Unset names take the default.
 SETTINGS: dict[str, Callable[[str | None], Any]] = {
+    "TONGBAO_INSTANCE": _text(),        # unset: instance/ beside the code (Flask's default)
     "DATABASE_URL": _text(),            # unset: SQLite in the instance folder
     "REDIS_URL": _text(),               # unset: an embedded Redis server
     "MQTT_URL": _text(),                # unset: an embedded MQTT broker

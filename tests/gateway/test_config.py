@@ -1,0 +1,38 @@
+"""Settings are read once, in gateway/config.py, and every one is in the README's table."""
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+import pytest
+
+from gateway import config, create_app
+
+README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+
+
+def documented_settings() -> set[str]:
+    with open(README, encoding="utf-8") as readme:
+        text = readme.read()
+    section = text.split("\n## Configuration", 1)[1].split("\n## ", 1)[0]
+    first_cells = re.findall(r"^\|([^|]+)\|", section, re.M)
+    return {name for cell in first_cells for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+
+
+def test_every_setting_is_in_the_readme_table_and_nothing_else_is():
+    assert documented_settings() == set(config.SETTINGS)
+
+
+def test_a_bad_value_names_its_variable():
+    with pytest.raises(config.ConfigError, match="environment variable SMS_RATE"):
+        config.from_env({"SMS_RATE": "fast"})
+
+
+def test_tongbao_instance_moves_the_owner_only_instance_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "kept"
+    monkeypatch.setenv("TONGBAO_INSTANCE", str(folder))
+    app = create_app({"TESTING": True})
+    assert app.instance_path == str(folder)
+    assert app.config["DATABASE_URL"] == "sqlite:///" + str(folder / "tongbao.db")
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
