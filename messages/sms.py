@@ -35,6 +35,7 @@ import re
 from decimal import Decimal
 from typing import Callable, Sequence
 
+from messages import severity
 from messages.graphemes import graphemes
 from messages.phrases import marker, phrase
 from messages.render_types import AnnouncementView, RenderContext, Rendered
@@ -253,7 +254,7 @@ def _link(language: str, label_key: str, url: str) -> str:
 def render(announcement: AnnouncementView, language: str, context: RenderContext, *,
            max_segments: int = DEFAULT_MAX_SEGMENTS) -> Rendered:
     head = (signature(language, context) + marker(language, announcement.status, announcement.msg_type)
-            + announcement.headline)
+            + severity.tag(announcement, language) + announcement.headline)
     parts = [announcement.body, announcement.instruction]
     url = context.full_text_url(announcement.id)
     text = _join([head, *parts, _link(language, "details", url)])

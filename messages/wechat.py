@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+from messages import severity
 from messages.graphemes import graphemes
 from messages.phrases import marker, phrase
 from messages.render_types import AnnouncementView, RenderContext, Rendered
@@ -62,7 +63,9 @@ def render_group_markdown(announcement: AnnouncementView, language: str,
     colon = "：" if language == "zh" else ": "
     issued = _template_time(_issued_at(announcement))
     head = (f"### {marker(language, announcement.status, announcement.msg_type)}"
-            f"{_one_line(announcement.headline)}\n"
+            f"{severity.tag(announcement, language)}{_one_line(announcement.headline)}\n"
+            f"> {phrase(language, 'label.severity')}{colon}"
+            f"{severity.label(announcement.severity, language)}\n"
             f"> {phrase(language, 'label.office')}{colon}{context.office_name}\n"
             f"> {phrase(language, 'label.time')}{colon}{issued}\n\n")
     tail = f"\n\n[{phrase(language, 'details')}]({context.full_text_url(announcement.id)})"
@@ -73,11 +76,13 @@ def render_group_markdown(announcement: AnnouncementView, language: str,
 
 
 def _title(announcement: AnnouncementView, language: str, key: str) -> str:
-    """The headline behind its drill or correction marker, cut so that the marker stays whole.
+    """The headline behind its drill or correction marker and its warning colour ("【红色预警】"
+    unless the headline says it), cut so that the markers stay whole.
 
     (Only a marker longer than the whole field, as English ones can be, is cut itself.)
     """
-    prefix = marker(language, announcement.status, announcement.msg_type)
+    prefix = (marker(language, announcement.status, announcement.msg_type)
+              + severity.tag(announcement, language))
     headline = _one_line(announcement.headline)
     limit = _limit(key)
     return prefix + (headline if limit is None else _cut(headline, max(limit - len(prefix), 1)))

@@ -92,7 +92,8 @@ def test_english_without_signature_stays_gsm7():
                                 instruction="Move to high ground.", language="en")
     rendered = sms.render(announcement, "en", RenderContext(sms_signature="",
                                                             public_base_url="http://gov.example"))
-    assert rendered.text == f"Flood warning The river is rising. Move to high ground. Details: {URL}"
+    assert rendered.text == (f"[Orange warning] Flood warning The river is rising. "
+                             f"Move to high ground. Details: {URL}")
     assert rendered.data["encoding"] == "GSM-7"
     assert rendered.data["segments"] == 1
 
@@ -191,12 +192,12 @@ def test_english_opens_with_the_latin_signature_and_stays_gsm7():
                           public_base_url="http://gov.example")
     rendered = sms.render(ENGLISH, "en", latin)
 
-    assert rendered.text.startswith("[Qinzhou Gov] Flood warning The Qin River")
-    assert (rendered.data["encoding"], rendered.data["segments"]) == ("GSM-7", 1)
+    assert rendered.text.startswith("[Qinzhou Gov] [Orange warning] Flood warning The Qin River")
+    assert (rendered.data["encoding"], rendered.data["segments"]) == ("GSM-7", 2)
     # The same notice under the Chinese signature alone: all UCS-2, three parts.
     chinese = sms.render(ENGLISH, "en", RenderContext(sms_signature="钦州发布",
                                                       public_base_url="http://gov.example"))
-    assert chinese.text.startswith("【钦州发布】Flood warning")
+    assert chinese.text.startswith("【钦州发布】[Orange warning] Flood warning")
     assert (chinese.data["encoding"], chinese.data["segments"]) == ("UCS-2", 3)
     # Chinese notices keep the 【】 signature.
     assert sms.render(Announcement(), "zh", latin).text.startswith("【钦州发布】暴雨红色预警")

@@ -86,10 +86,10 @@ def test_line_breaks_are_flattened_because_wechat_drops_what_follows_them():
 
 
 @pytest.mark.parametrize("status, msg_type, prefix", [
-    ("exercise", "alert", "【演练】"),
-    ("test", "alert", "【测试】"),
-    ("exercise", "cancel", "【演练】【更正】"),
-    ("actual", "update", "【更新】"),
+    ("exercise", "alert", "【演练】【橙色预警】"),
+    ("test", "alert", "【测试】【橙色预警】"),
+    ("exercise", "cancel", "【演练】【更正】"),  # a withdrawal carries no warning colour
+    ("actual", "update", "【更新】【橙色预警】"),
 ])
 def test_title_keeps_its_marker_whole_when_the_headline_is_cut(status, msg_type, prefix):
     announcement = Announcement(headline="县" * 30, status=status, msg_type=msg_type)

@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from gateway.web.console import admin, announcements, auth, people, public
 from gateway.web.console.errors import http_error_page
 from gateway.web.console.auth import LANGUAGES
+from messages import severity
 from messages.speech import speak_numbers
 
 DEFAULT_LANGUAGE = "zh"
@@ -58,6 +59,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.filters["count_in_words"] = count_in_words
     app.jinja_env.globals["current_language"] = current_language
+    app.jinja_env.globals["severity_words"] = severity_words
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
 
@@ -72,6 +74,12 @@ def _catalogue():
 def current_language() -> str:
     language = session.get("language")
     return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def severity_words(value: str, language: str | None = None) -> str:
+    """A severity in China's four colours and levels, in the reader's language (or one given:
+    the public page speaks the notice's)."""
+    return severity.label(value, language or current_language())
 
 
 def count_in_words(count: int) -> str:

@@ -1,0 +1,68 @@
+"""Severity as China's warning system says it: four colours and four levels.
+
+CAP's severities map onto the national convention (《国家突发公共事件总体应急预案》):
+extreme is 特别严重, red, level I; severe 严重, orange, II; moderate 较重, yellow, III;
+minor 一般, blue, IV. The console, the public page, SMS and WeChat all take their words
+from this one table.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Level(NamedTuple):
+    grade: str   # the level's own word: 特别严重 …
+    colour: str  # 红色 … / Red …
+    level: str   # I级 … / Level I …
+    css: str     # the colour as a class name
+
+
+LEVELS = {
+    "zh": {
+        "extreme": Level("特别严重", "红色", "I级", "red"),
+        "severe": Level("严重", "橙色", "II级", "orange"),
+        "moderate": Level("较重", "黄色", "III级", "yellow"),
+        "minor": Level("一般", "蓝色", "IV级", "blue"),
+    },
+    "en": {
+        "extreme": Level("Extreme", "Red", "Level I", "red"),
+        "severe": Level("Severe", "Orange", "Level II", "orange"),
+        "moderate": Level("Moderate", "Yellow", "Level III", "yellow"),
+        "minor": Level("Minor", "Blue", "Level IV", "blue"),
+    },
+}
+
+
+def level(severity: str, language: str) -> Level | None:
+    return LEVELS.get(language, LEVELS["zh"]).get(severity)
+
+
+def label(severity: str, language: str) -> str:
+    """The full name: "特别严重/红色·I级", "Red · Level I (extreme)"; an unknown one as given."""
+    found = level(severity, language)
+    if found is None:
+        return severity
+    if language == "en":
+        return f"{found.colour} · {found.level} ({found.grade.lower()})"
+    return f"{found.grade}/{found.colour}·{found.level}"
+
+
+def warning(severity: str, language: str) -> str:
+    """The short name that opens a message: "红色预警", "Red warning"."""
+    found = level(severity, language)
+    if found is None:
+        return ""
+    return f"{found.colour} warning" if language == "en" else f"{found.colour}预警"
+
+
+def tag(announcement, language: str) -> str:
+    """The warning in brackets before a message's headline ("【红色预警】", "[Red warning] "),
+    or nothing when the headline already names a warning colour ("暴雨红色预警": the office's
+    own words stand) or the message withdraws one (a withdrawal must not read like a new
+    warning)."""
+    words = warning(announcement.severity, language)
+    headline = announcement.headline.lower()
+    named = any(warning(other, language).lower() in headline for other in LEVELS["zh"])
+    if not words or named or announcement.msg_type == "cancel":
+        return ""
+    return f"[{words}] " if language == "en" else f"【{words}】"
