@@ -21,7 +21,13 @@ has_smartphone    no        boolean; empty: yes if the row has a WeChat
                             openid (WeChat needs a smartphone), otherwise no —
                             so an unknown resident gets voice and SMS, the
                             channels that reach any phone
-language          no        ``zh`` or ``en``; empty: ``zh``
+language          no        the written language (SMS, WeChat): a BCP 47 tag
+                            (``zh-CN``, ``zh-Hans``, ``cmn``, ``yue``, ``za``,
+                            ``en-US``, …) kept in its canonical form
+                            (``messages.languages.canonical``: ``zh``,
+                            ``yue``, ``za``, ``en``); empty: ``zh``
+spoken_language   no        the language calls speak, a tag as above;
+                            empty: the written language
 opt_out           no        ``;``-separated personal channels: sms, voice,
                             wechat (the village loudspeaker is not personal
                             and cannot be opted out of); empty: none
@@ -48,19 +54,19 @@ from dataclasses import dataclass
 from typing import IO
 
 from audiences.areas import CsvErrors, CsvSource, ErrorCollector, RowError
-from audiences.roster_cells import LANGUAGES, parse_cells
+from audiences.roster_cells import parse_cells
 from audiences.roster_files import open_sheet
 from audiences.roster_headers import HEADER_NAMES, field_for
 from channels.registry import PERSONAL_CHANNELS
 
 __all__ = [
-    "CsvErrors", "LANGUAGES", "PERSONAL_CHANNELS", "REQUIRED_COLUMNS", "ROSTER_COLUMNS", "ResidentProfile",
+    "CsvErrors", "PERSONAL_CHANNELS", "REQUIRED_COLUMNS", "ROSTER_COLUMNS", "ResidentProfile",
     "Roster", "RowError", "check_roster_csv", "iter_roster", "parse_resident", "read_roster_csv", "write_roster_csv",
 ]
 
 ROSTER_COLUMNS = (
     "name", "phone", "wechat_openid", "area_code", "birth_year", "visually_impaired",
-    "hearing_impaired", "has_smartphone", "language", "opt_out", "test_audience",
+    "hearing_impaired", "has_smartphone", "language", "opt_out", "test_audience", "spoken_language",
 )
 #: Besides these, a roster needs ``phone`` or ``wechat_openid`` (or both).
 REQUIRED_COLUMNS = ("name", "area_code")
@@ -82,7 +88,8 @@ class ResidentProfile:
     visually_impaired: bool = False
     hearing_impaired: bool = False
     has_smartphone: bool = False
-    language: str = "zh"
+    language: str = "zh"  # written: SMS and WeChat
+    spoken_language: str = "zh"  # calls
     opt_out: frozenset[str] = frozenset()
     test_audience: bool = False
 
@@ -261,6 +268,7 @@ def _cells(profile: ResidentProfile) -> list[str]:
         "" if profile.birth_year is None else str(profile.birth_year),
         flag(profile.visually_impaired), flag(profile.hearing_impaired), flag(profile.has_smartphone),
         profile.language, ";".join(sorted(profile.opt_out)), flag(profile.test_audience),
+        profile.spoken_language,
     ]
 
 
@@ -279,6 +287,8 @@ def _parse_row(line: int, row: dict[str, str], errors: ErrorCollector,
         return None
     if values["has_smartphone"] is None:
         values["has_smartphone"] = values["wechat_openid"] is not None
+    if values["spoken_language"] is None:
+        values["spoken_language"] = values["language"]
     return ResidentProfile(**values)
 
 

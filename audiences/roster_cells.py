@@ -13,8 +13,8 @@ import phonenumbers
 
 from audiences.areas import AreaError, normalize
 from channels.registry import PERSONAL_CHANNELS
+from messages.languages import CHINESE, LanguageError, canonical
 
-LANGUAGES = ("zh", "en")
 NAME_MAX_LENGTH = 100
 EARLIEST_BIRTH_YEAR = 1900
 PHONE_REGION = "CN"
@@ -116,10 +116,18 @@ def _flag_default_false(cell: str) -> bool:
 
 
 def _language(cell: str) -> str:
-    language = cell.lower() or "zh"
-    if language not in LANGUAGES:
-        raise _BadCell(f"{cell!r} is not a supported language ({', '.join(LANGUAGES)})")
-    return language
+    """A BCP 47 tag in its canonical form (``messages.languages``); empty: Chinese."""
+    if not cell:
+        return CHINESE
+    try:
+        return canonical(cell)
+    except LanguageError as error:
+        raise _BadCell(str(error)) from None
+
+
+def _spoken_language(cell: str) -> str | None:
+    """Like ``language``; ``None`` when empty: the row's written language (see ``parse_resident``)."""
+    return _language(cell) if cell else None
 
 
 def _opt_out(cell: str) -> frozenset[str]:
@@ -143,6 +151,7 @@ _CELL_PARSERS: tuple[tuple[str, Callable[[str], object]], ...] = (
     ("hearing_impaired", _flag_default_false),
     ("has_smartphone", _flag),
     ("language", _language),
+    ("spoken_language", _spoken_language),
     ("opt_out", _opt_out),
     ("test_audience", _flag_default_false),
 )

@@ -17,7 +17,8 @@ HEADER_NAMES: dict[str, tuple[str, ...]] = {
     "visually_impaired": ("visually_impaired", "视力障碍", "视障"),
     "hearing_impaired": ("hearing_impaired", "听力障碍", "听障"),
     "has_smartphone": ("has_smartphone", "有智能手机", "智能手机"),
-    "language": ("language", "语言"),
+    "language": ("language", "语言", "书面语言"),
+    "spoken_language": ("spoken_language", "口语", "方言", "说的语言", "口语语言"),
     "opt_out": ("opt_out", "退订"),
     "test_audience": ("test_audience", "测试对象"),
 }

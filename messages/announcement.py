@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
+from messages.languages import LanguageError, canonical
+
 STATUSES = ("actual", "exercise", "test", "draft")
 DRILL_STATUSES = ("exercise", "test")
 MSG_TYPES = ("alert", "update", "cancel")
@@ -21,6 +23,7 @@ CERTAINTIES = ("observed", "likely", "possible", "unlikely", "unknown")
 CATEGORIES = ("geo", "met", "safety", "security", "rescue", "fire", "health", "env",
               "transport", "infra", "cbrne", "other")
 CHANNELS = ("sms", "voice", "wechat", "loudspeaker")
+#: The languages the gateway has texts for (canonical forms, ``messages.languages``).
 LANGUAGES = ("zh", "en")
 
 LIMITS = {"headline": 140, "body": 4000, "instruction": 1000, "event": 100}
@@ -92,7 +95,7 @@ def parse_announcement(data: Any, *, now: datetime | None = None) -> Announcemen
     if unknown:
         raise ValidationError(unknown[0], "is not a field of an announcement")
     now = now or datetime.now(timezone.utc)
-    language = _choice(data, "language", LANGUAGES, "zh")
+    language = _language(data, "language", "zh")
     return AnnouncementInput(
         headline=_text(data, "headline", required=True),
         body=_text(data, "body", required=True),
@@ -163,6 +166,23 @@ def _choice(data: Mapping, name: str, allowed: tuple[str, ...], default: str) ->
     return value.strip().lower()
 
 
+def _language(data: Mapping, name: str, default: str) -> str:
+    """A BCP 47 tag (``zh-CN``, ``cmn``, ``en-US``, …) in its canonical form, one of ``LANGUAGES``."""
+    value = data.get(name)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ValidationError(name, f"{value!r} is not a language tag (e.g. zh-CN, en)")
+    try:
+        language = canonical(value)
+    except LanguageError as error:
+        raise ValidationError(name, str(error)) from None
+    if language not in LANGUAGES:
+        raise ValidationError(name, f"{value!r} ({language}) is not a language the gateway has texts "
+                              f"for ({', '.join(LANGUAGES)})")
+    return language
+
+
 def parse_area_list(value: Any) -> list[str]:
     if not isinstance(value, list) or not value:
         raise ValidationError("areas", "give a non-empty list of administrative area codes")
@@ -218,7 +238,7 @@ def _translation(item: Any, where: str) -> Translation:
     try:
         if unknown:
             raise ValidationError(unknown[0], "is not a field of a translation")
-        language = _choice(item, "language", LANGUAGES, "")
+        language = _language(item, "language", "")
         if not language:
             raise ValidationError("language", "is required")
         return Translation(language=language, headline=_text(item, "headline", required=True),

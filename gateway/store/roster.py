@@ -224,6 +224,7 @@ def resident_row(profile: ResidentProfile) -> dict:
             "visually_impaired": profile.visually_impaired,
             "hearing_impaired": profile.hearing_impaired,
             "has_smartphone": profile.has_smartphone, "language": profile.language,
+            "spoken_language": profile.spoken_language,
             "opt_out": ";".join(sorted(profile.opt_out)), "test_audience": profile.test_audience,
             "phone_invalid": None}  # a roster (re-)import vouches for the number again
 

@@ -37,7 +37,10 @@ residents = Table(
     Column("visually_impaired", Boolean, nullable=False, default=False),
     Column("hearing_impaired", Boolean, nullable=False, default=False),
     Column("has_smartphone", Boolean, nullable=False, default=True),
+    # Canonical language tags (messages.languages): what they read (SMS, WeChat) and what
+    # calls speak to them (migration 0010).
     Column("language", String(8), nullable=False, default="zh"),
+    Column("spoken_language", String(8), nullable=False, default="zh", server_default="zh"),
     Column("opt_out", String(64), nullable=False, default=""),
     Column("test_audience", Boolean, nullable=False, default=False),
     # Why the phone number was found dead (Twilio said invalid); null while it is usable.

@@ -22,6 +22,7 @@ from messages.cap import (
     ADMINISTRATIVE_CODE_NAMES, CAP_NAMESPACE, LANGUAGE_TAGS, NOT_CAP_IDENTIFIER, CapError,
     check_against_schema,
 )
+from messages.languages import LanguageError, canonical
 
 DEFAULT_CAP_LANGUAGE = "en-US"  # CAP 1.2 §3.2.2: an <info> without <language> is en-US
 
@@ -215,12 +216,16 @@ def _announcement(info: ET.Element, number: int, header: dict[str, str | None],
 
 
 def _language(tag: str, info: ET.Element, where: str) -> str:
-    for language, cap_tag in LANGUAGE_TAGS.items():
-        if tag.lower() == cap_tag.lower():  # RFC 3066 tags ignore case
-            return language
-    supported = " or ".join(LANGUAGE_TAGS.values())
-    raise CapError(f"{where}: language {tag} is not one we announce in; send {supported}",
-                   line=info.sourceline)
+    """The block's language in its canonical form (``zh-CN``, ``zh-Hans``, ``cmn`` → ``zh``)."""
+    try:
+        language = canonical(tag)
+    except LanguageError as error:
+        raise CapError(f"{where}: {error}", line=info.sourceline) from None
+    if language not in LANGUAGE_TAGS:
+        supported = " or ".join(LANGUAGE_TAGS.values())
+        raise CapError(f"{where}: language {tag} is not one we announce in; send {supported}",
+                       line=info.sourceline)
+    return language
 
 
 def _administrative_codes(info: ET.Element, where: str) -> list[str]:

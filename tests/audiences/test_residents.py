@@ -38,6 +38,7 @@ def row(**cells):
         "name": "黄秀英", "phone": next(_PHONES), "wechat_openid": "", "area_code": VILLAGE,
         "birth_year": "1950", "visually_impaired": "0", "hearing_impaired": "0",
         "has_smartphone": "0", "language": "zh", "opt_out": "", "test_audience": "0",
+        "spoken_language": "",
     } | cells
     return ",".join(values[column] for column in ROSTER_COLUMNS)
 
@@ -137,7 +138,9 @@ def test_language_and_opt_out_are_read_in_any_case_and_with_either_semicolon():
     ({"hearing_impaired": "y"}, "hearing_impaired", "'y' is not a yes/no value"),
     ({"has_smartphone": "2"}, "has_smartphone", "'2' is not a yes/no value"),
     ({"test_audience": "x"}, "test_audience", "'x' is not a yes/no value"),
-    ({"language": "fr"}, "language", "'fr' is not a supported language"),
+    ({"language": "xx-!!"}, "language", "'xx-!!' is not a language tag"),
+    ({"language": "xx"}, "language", "'xx' names no known language"),
+    ({"spoken_language": "zh_yue!"}, "spoken_language", "is not a language tag"),
     ({"opt_out": "loudspeaker"}, "opt_out", "loudspeaker cannot be opted out of"),
     ({"opt_out": "sms;email"}, "opt_out", "'email' is not a channel"),
 ])
@@ -155,7 +158,7 @@ def test_every_error_in_every_row_is_collected_and_nothing_is_returned():
         row(),
         row(phone="1", birth_year="x"),   # line 3: two errors
         "",                               # line 4: blank, skipped
-        row(language="de"),               # line 5
+        row(language="zz"),               # line 5
         row() + ",多余",                   # line 6: a cell beyond the header
         row(),
     )
@@ -164,7 +167,28 @@ def test_every_error_in_every_row_is_collected_and_nothing_is_returned():
     assert [(error.line, error.column) for error in raised.value.errors] == [
         (3, "phone"), (3, "birth_year"), (5, "language"), (6, None),
     ]
-    assert "has a value beyond the last of the 11 columns" in raised.value.errors[-1].message
+    assert "has a value beyond the last of the 12 columns" in raised.value.errors[-1].message
+
+
+def test_language_tags_as_people_write_them_are_kept_in_one_canonical_form():
+    rows = [row(language=tag, spoken_language=spoken) for tag, spoken in (
+        ("zh-CN", ""), ("zh-Hans", "yue"), ("cmn", "zh-yue"), ("zh", "hak"), ("zh-CN", "za"),
+        ("en-US", ""), ("", ""), ("ZH-cn", "CMN"), ("za", ""), ("fr", ""))]
+    profiles = read_roster_csv(roster(*rows), known_area=known_area)
+    assert [(p.language, p.spoken_language) for p in profiles] == [
+        ("zh", "zh"), ("zh", "yue"), ("zh", "yue"), ("zh", "hak"), ("zh", "za"),
+        ("en", "en"), ("zh", "zh"), ("zh", "zh"), ("za", "za"), ("fr", "fr")]
+
+
+def test_a_roster_of_every_county_language_imports_and_a_bad_tag_is_a_line_error():
+    good = [row(language=tag) for tag in ("zh-CN", "yue", "hak", "za", "en")]
+    assert [p.language for p in read_roster_csv(roster(*good), known_area=known_area)] == [
+        "zh", "yue", "hak", "za", "en"]
+    with pytest.raises(CsvErrors) as raised:
+        read_roster_csv(roster(*good, row(language="xx-!!")), known_area=known_area)
+    [error] = raised.value.errors
+    assert (error.line, error.column) == (7, "language")
+    assert "line 7, column language: 'xx-!!' is not a language tag" in str(raised.value)
 
 
 def test_a_quoted_cell_spanning_lines_still_counts_as_one_spreadsheet_row():

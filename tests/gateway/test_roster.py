@@ -43,11 +43,25 @@ def test_an_edit_is_normalised_stored_and_audited(app, county):
     assert VILLAGE_B in entries[0].detail
 
 
+def test_written_and_spoken_languages_are_stored_in_their_canonical_form(app, county):
+    engine = app.extensions["engine"]
+    with engine.begin() as conn:
+        resident_id = resident_id_of(conn, "李娜")
+        roster.update_resident(conn, resident_id, {**GOOD_FIELDS, "language": "zh-CN",
+                                                   "spoken_language": "zh-yue"}, "admin")
+        yue = stored(conn, resident_id)
+        roster.update_resident(conn, resident_id, {**GOOD_FIELDS, "language": "za"}, "admin")
+        za = stored(conn, resident_id)
+    assert (yue.language, yue.spoken_language) == ("zh", "yue")
+    assert (za.language, za.spoken_language) == ("za", "za")  # spoken defaults to written
+
+
 @pytest.mark.parametrize("changes, column", [
     ({"phone": "12345"}, "phone"),
     ({"area_code": "450702999999"}, "area_code"),
     ({"birth_year": "1850"}, "birth_year"),
-    ({"language": "fr"}, "language"),
+    ({"language": "xx-!!"}, "language"),
+    ({"spoken_language": "xx"}, "spoken_language"),
     ({"name": ""}, "name"),
     ({"phone": "", "wechat_openid": ""}, "phone"),
 ])

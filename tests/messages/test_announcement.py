@@ -25,6 +25,15 @@ def test_defaults_and_case_insensitive_enumerations():
     assert parse().language == "zh" and parse().status == "actual"
 
 
+@pytest.mark.parametrize("tag, language", [
+    ("zh", "zh"), ("zh-CN", "zh"), ("zh-Hans", "zh"), ("cmn", "zh"), ("ZH-cn", "zh"), ("en-US", "en"),
+])
+def test_language_tags_as_people_write_them_are_kept_in_their_canonical_form(tag, language):
+    result = parse(language=tag, translations=[{**ENGLISH, "language": "en-US" if language == "zh" else "zh-CN"}])
+    assert result.language == language
+    assert [t.language for t in result.translations] == ["en" if language == "zh" else "zh"]
+
+
 def test_expiry_is_kept_in_utc():
     result = parse(expires="2026-11-29T08:00:00+08:00")
     assert result.expires == datetime(2026, 11, 29, 0, 0, tzinfo=timezone.utc)
@@ -39,7 +48,9 @@ def test_expiry_is_kept_in_utc():
     ({"body": "x" * 4001}, "body", "the limit is 4000"),
     ({"severity": "catastrophic"}, "severity", "is not one of extreme"),
     ({"status": "system"}, "status", "is not one of actual"),
-    ({"language": "fr"}, "language", "is not one of zh, en"),
+    ({"language": "fr"}, "language", "'fr' (fr) is not a language the gateway has texts for (zh, en)"),
+    ({"language": "xx-!!"}, "language", "'xx-!!' is not a language tag"),
+    ({"language": 7}, "language", "7 is not a language tag"),
     ({"areas": []}, "areas", "non-empty list"),
     ({"areas": "450702"}, "areas", "non-empty list"),
     ({"areas": ["4507"]}, "areas[0]", "is not an administrative code"),
@@ -85,7 +96,9 @@ def test_translations_are_kept_in_their_languages():
     ([{**ENGLISH, "instruction": "x" * 1001}], "translations[0].instruction", "the limit is 1000"),
     ([{**ENGLISH, "event": 7}], "translations[0].event", "must be text"),
     ([{**ENGLISH, "language": None}], "translations[0].language", "is required"),
-    ([{**ENGLISH, "language": "fr"}], "translations[0].language", "is not one of zh, en"),
+    ([{**ENGLISH, "language": "fr"}], "translations[0].language", "not a language the gateway has texts for"),
+    ([{**ENGLISH, "language": "en-US"}, {**ENGLISH, "language": "en-GB"}], "translations[1].language",
+     "a second translation in en"),
     ([{**ENGLISH, "severity": "minor"}], "translations[0].severity", "is not a field"),
     ([{**ENGLISH, "language": "zh"}], "translations[0].language", "the announcement's own"),
     ([ENGLISH, ENGLISH], "translations[1].language", "a second translation in en"),

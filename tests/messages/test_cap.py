@@ -141,6 +141,12 @@ def test_status_and_language_tags_are_read_without_regard_to_letter_case_of_the_
     assert alert.infos[0].language == "zh"
 
 
+@pytest.mark.parametrize("chinese, english", [("zh-Hans", "en"), ("cmn", "en-GB"), ("zh", "EN-us")])
+def test_bcp47_tags_of_a_block_are_brought_to_the_canonical_language(chinese, english):
+    alert = parse_cap(county(("zh-CN", chinese), ("en-US", english)), now=COUNTY_SENT)
+    assert [info.language for info in alert.infos] == ["zh", "en"]
+
+
 # --- what is refused -------------------------------------------------------------------
 
 XXE = b"""<?xml version="1.0"?>

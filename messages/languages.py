@@ -1,0 +1,45 @@
+"""Language tags as people write them (BCP 47), brought to the one form the gateway keeps.
+
+Rosters say ``zh``, ``zh-CN`` or ``zh-Hans``, CAP feeds ``zh-CN`` or ``en-US``, linguists
+``cmn`` or ``zh-yue``. ``canonical`` turns every such tag into
+its **language subtag, macrolanguage-resolved** (``langcodes.standardize_tag(macro=True)``,
+then the language part alone), lower case:
+
+* ``zh``, ``zh-CN``, ``zh-Hans``, ``zh-TW``, ``cmn``, ``cmn-Hans-CN`` → ``zh`` (Mandarin
+  when spoken, standard written Chinese when read);
+* ``yue``, ``zh-yue`` → ``yue`` (Cantonese); ``hak``, ``zh-hakka`` → ``hak`` (Hakka);
+* ``za`` → ``za`` (Zhuang); ``en``, ``en-US``, ``en-GB`` → ``en``.
+
+Region and script are dropped: the gateway has one text and one voice per language, and
+the stored values ``zh`` and ``en`` of earlier versions are already canonical. A tag
+that is malformed (``xx-!!``) or names no language in the IANA registry (``xx``,
+``und``) is refused with ``LanguageError``; a known language the gateway has no text or
+voice for (``za``, ``fr``) is accepted — what to do with it is the caller's decision.
+"""
+from __future__ import annotations
+
+import functools
+
+import langcodes
+
+#: The canonical form of the Chinese the gateway writes and Mandarin it speaks.
+CHINESE = "zh"
+
+
+class LanguageError(ValueError):
+    """A tag that is not a BCP 47 language tag naming a known language."""
+
+
+@functools.lru_cache(maxsize=1024)  # a roster repeats a handful of tags 100,000 times
+def canonical(tag: str) -> str:
+    """The canonical language of a BCP 47 tag (see the module's text); ``LanguageError`` if none."""
+    text = tag.strip()
+    try:
+        language = langcodes.Language.get(langcodes.standardize_tag(text, macro=True))
+    except (langcodes.LanguageTagError, ValueError):
+        raise LanguageError(f"{tag!r} is not a language tag (BCP 47, e.g. zh-CN, yue, en)") from None
+    code = language.language or ""
+    # Private use (x-…), "und" (undetermined) and unassigned codes name no language.
+    if not (code.isalpha() and len(code) <= 3) or code == "und" or not language.is_valid():
+        raise LanguageError(f"{tag!r} names no known language (BCP 47, e.g. zh-CN, yue, en)")
+    return code.lower()
