@@ -136,7 +136,14 @@ def test_two_people_publish_watch_and_correct(page, live_server, worker):
 
     expect(page.locator("#withdrawal-text")).to_contain_text("此前发布的通知已撤销：“暴雨红色预警”")
     expect(page.locator("textarea[name=correction]")).to_have_value("")
+    # The cancel sits below the progress and asks first, naming what will happen.
+    assert page.evaluate("document.getElementById('watch').getBoundingClientRect().top < "
+                         "document.getElementById('correction-form').getBoundingClientRect().top")
     page.click("text=撤销并发送撤销通知")
+    expect(page.locator("#cancel-words")).to_contain_text(
+        f"已收到的 {DISTRICT_RESIDENTS}（七） 位居民")
+    expect(page.locator("#state")).to_have_count(0)  # nothing cancelled yet: a page of its own
+    page.click("#confirm-cancel")
     expect(page.locator(".flash-success")).to_contain_text("已撤销")
     expect(page.locator("#watch-finished")).to_be_visible()
     correction_url = page.url

@@ -212,14 +212,17 @@ def segment_words() -> dict[str, str]:
 @bp.route("/announcements/<int:announcement_id>/approve", methods=("GET", "POST"))
 @login_required
 def approve(announcement_id: int):
-    """GET: the confirm step, naming the status and audience size. POST: approve and release."""
-    if request.method == "GET":
+    """GET, or a POST without ``confirmed=1``: the confirm step, naming in words the notice, its
+    areas, severity and how many residents each channel reaches. POST with it: approve and
+    release (so no form, script or stray request approves in one click)."""
+    if request.form.get("confirmed") != "1":
         with engine().connect() as conn:
             row = lifecycle.get(conn, announcement_id)
             audience = preview.preview(conn, row)
             area_names = queries.area_names(conn)
         return render_template("console/approve.html", a=row, audience=audience,
-                               area_names=area_names, rendered=_rendered_channels(row))
+                               area_names=area_names, places=_places(row, area_names),
+                               rendered=_rendered_channels(row))
     try:
         with engine().begin() as conn:
             outcome = lifecycle.approve(conn, announcement_id, g.user)
@@ -251,9 +254,13 @@ def reject(announcement_id: int):
 def cancel(announcement_id: int):
     """Withdraw the announcement; everyone already reached gets the fixed withdrawal notice.
 
-    A correction typed with it becomes an update that waits for a second person.
+    A POST without ``confirmed=1`` only shows the confirm step (what will happen, in words);
+    with it, it acts. A correction typed with it becomes an update that waits for a second
+    person.
     """
     correction = request.form.get("correction", "")
+    if request.form.get("confirmed") != "1":
+        return _cancel_page(announcement_id, correction)
     try:
         with engine().begin() as conn:
             outcome = lifecycle.cancel(conn, announcement_id, g.user, correction=correction,
@@ -271,6 +278,28 @@ def cancel(announcement_id: int):
         if outcome.to_plan:
             return redirect(url_for("announcements.detail", announcement_id=outcome.to_plan[0]))
     return redirect(url_for("announcements.detail", announcement_id=announcement_id))
+
+
+def _cancel_page(announcement_id: int, correction: str):
+    """The cancel's confirm step: the notice, its areas and severity, who is told it is withdrawn."""
+    with engine().connect() as conn:
+        row = lifecycle.get(conn, announcement_id)
+        if row.state not in lifecycle.OPEN_STATES + lifecycle.LIVE_STATES or \
+                row.msg_type == "cancel" and row.state not in lifecycle.OPEN_STATES:
+            flash(_("Not possible now: the announcement is no longer in that state."), "error")
+            return redirect(url_for("announcements.detail", announcement_id=announcement_id))
+        status = reports.status(conn, row)
+        area_names = queries.area_names(conn)
+    return render_template("console/cancel.html", a=row, status=status,
+                           places=_places(row, area_names), correction=correction,
+                           sent=row.state in lifecycle.LIVE_STATES,
+                           withdrawal_text=withdrawal_notice(row.language, row.headline,
+                                                             row.sent or row.created_at))
+
+
+def _places(row, area_names: dict) -> list[str]:
+    """The announcement's areas by name, as a confirm step says them."""
+    return [area_names.get(code, code) for code in json.loads(row.areas)]
 
 
 def _queue_plan(outcome: lifecycle.Outcome) -> None:

@@ -54,7 +54,8 @@ def submit(client, **overrides) -> int:
 
 def approve(client, announcement_id: int):
     token = csrf_token(client, f"/announcements/{announcement_id}/approve")
-    return client.post(f"/announcements/{announcement_id}/approve", data={"csrf_token": token})
+    return client.post(f"/announcements/{announcement_id}/approve",
+                       data={"csrf_token": token, "confirmed": "1"})
 
 
 def released(client) -> int:

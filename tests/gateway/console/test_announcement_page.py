@@ -13,7 +13,7 @@ from gateway.store import ledger
 from gateway.store.schema import announcements, deliveries, users
 from gateway.web.console import queries
 from tests.conftest import run_jobs
-from tests.gateway.conftest import RESIDENTS, VILLAGE_A
+from tests.gateway.conftest import RESIDENTS, TOWN, VILLAGE_A
 from tests.gateway.console.conftest import (CSRF_FIELD, announcement_count, approve, csrf_token,
                                             login, logout, page, released, state_of, submit)
 
@@ -57,6 +57,42 @@ def test_the_confirm_step_names_the_status_and_audience_in_words(client):
     assert "真实预警" in actual_page and "7（七）" in actual_page
     drill_page = page(client.get(f"/announcements/{drill}/approve"))
     assert "演练" in drill_page and "1（一）" in drill_page and "真实预警，而不是演练" not in drill_page
+
+
+def test_approve_without_confirmed_only_shows_the_confirm_step_in_words(app, client):
+    login(client, "author")
+    announcement_id = submit(client, severity="extreme", areas=[TOWN])
+    logout(client)
+    login(client, "approver")
+    token = csrf_token(client, f"/announcements/{announcement_id}/approve")
+    response = client.post(f"/announcements/{announcement_id}/approve",
+                           data={"csrf_token": token})
+    html = page(response)
+    assert response.status_code == 200 and state_of(app, announcement_id) == "awaiting_approval"
+    what = re.search(r'<p class="confirm-what" id="confirm-what">([^<]+)</p>', html).group(1)
+    # The notice, its severity in China's convention, its areas by name, residents per channel.
+    assert what.startswith("“暴雨红色预警”（特别严重/红色·I级）将发送给 沙埠镇 的 ")
+    assert "短信 " in what and "语音电话 " in what
+    assert 'name="confirmed" value="1"' in html
+    assert "真实预警：所选地区的每位居民都会收到。" in html  # the banner carries words
+    assert approve(client, announcement_id).status_code == 302
+    assert state_of(app, announcement_id) == "approved"
+
+
+def test_the_confirm_step_counts_per_channel_as_the_preview_does(app, client):
+    from gateway.delivery import preview
+    login(client, "author")
+    announcement_id = submit(client)
+    logout(client)
+    login(client, "approver")
+    html = page(client.get(f"/announcements/{announcement_id}/approve"))
+    with app.test_request_context(), app.extensions["engine"].connect() as conn:
+        from gateway.delivery import lifecycle
+        counts = preview.preview(conn, lifecycle.get(conn, announcement_id))["deliveries"]
+    what = re.search(r'id="confirm-what">([^<]+)</p>', html).group(1)
+    labels = {"sms": "短信", "voice": "语音电话", "wechat": "微信", "loudspeaker": "村广播"}
+    for channel, count in counts.items():
+        assert f"{labels[channel]} {count}" in what
 
 
 def test_approving_sends_and_the_progress_reaches_its_final_counts(app, client):
@@ -156,7 +192,7 @@ def test_one_button_cancels_and_sends_the_fixed_withdrawal_notice(app, client):
     assert re.search(r'<textarea name="correction"[^>]*></textarea>', html)  # empty, optional
     token = CSRF_FIELD.search(html).group(1)
     response = client.post(f"/announcements/{announcement_id}/cancel",
-                           data={"csrf_token": token, "correction": ""})
+                           data={"csrf_token": token, "confirmed": "1", "correction": ""})
     correction_id = int(response.location.rsplit("/", 1)[1])
     run_jobs(app)
     assert state_of(app, announcement_id) == "cancelled"
@@ -171,13 +207,53 @@ def test_one_button_cancels_and_sends_the_fixed_withdrawal_notice(app, client):
     assert 'id="correction-form"' not in page(client.get(f"/announcements/{correction_id}"))
 
 
+def test_cancel_without_confirmed_shows_what_will_happen_and_cancels_nothing(app, client):
+    announcement_id = released(client)
+    run_jobs(app)
+    html = page(client.get(f"/announcements/{announcement_id}"))
+    # The cancel sits below the progress, not above it.
+    assert html.index('id="watch"') < html.index('id="correction-form"')
+    token = CSRF_FIELD.search(html).group(1)
+    response = client.post(f"/announcements/{announcement_id}/cancel",
+                           data={"csrf_token": token, "correction": "应为50毫米。"})
+    assert response.status_code == 200 and state_of(app, announcement_id) == "done"
+    confirm = page(response)
+    words = re.search(r'id="cancel-words">\s*([^<]+?)\s*</p>', confirm).group(1)
+    reached = len(RESIDENTS) - 1
+    assert words.startswith("“暴雨红色预警”（较重/黄色·III级，钦南区）将撤销，")
+    assert f"已收到的 {reached}（" in words
+    assert 'name="confirmed" value="1"' in confirm
+    assert 'name="correction" value="应为50毫米。"' in confirm  # carried to the confirmation
+    response = client.post(f"/announcements/{announcement_id}/cancel",
+                           data={"csrf_token": token, "confirmed": "1", "correction": ""})
+    assert response.status_code == 302 and state_of(app, announcement_id) == "cancelled"
+
+
+def test_withdrawing_before_sending_asks_first_too(app, client):
+    login(client, "author")
+    announcement_id = submit(client)
+    token = csrf_token(client, f"/announcements/{announcement_id}")
+    confirm = page(client.post(f"/announcements/{announcement_id}/cancel",
+                               data={"csrf_token": token}))
+    assert "发出前撤回：没有人会收到任何消息" in confirm
+    assert state_of(app, announcement_id) == "awaiting_approval"
+    client.post(f"/announcements/{announcement_id}/cancel",
+                data={"csrf_token": token, "confirmed": "1"})
+    assert state_of(app, announcement_id) == "cancelled"
+    # Once cancelled there is nothing to confirm: back to the page with why.
+    response = client.post(f"/announcements/{announcement_id}/cancel",
+                           data={"csrf_token": token})
+    assert response.status_code == 302
+    assert "不在该状态" in page(client.get(response.location))
+
+
 def test_a_correction_typed_with_the_cancel_waits_for_a_second_person(app, client):
     announcement_id = released(client)  # the approver is logged in and cancels
     run_jobs(app)
     before = announcement_count(app)
     token = csrf_token(client, f"/announcements/{announcement_id}")
     response = client.post(f"/announcements/{announcement_id}/cancel",
-                           data={"csrf_token": token, "correction": "雨量数据有误，应为50毫米。"})
+                           data={"csrf_token": token, "confirmed": "1", "correction": "雨量数据有误，应为50毫米。"})
     assert announcement_count(app) == before + 2  # the withdrawal notice and the correction
     update_id = announcement_count(app)
     assert f"您的更正为通知 {update_id}，经另一人审批后发出。" in page(client.get(response.location))
@@ -192,6 +268,6 @@ def test_a_too_long_correction_is_refused_and_nothing_is_cancelled(app, client):
     announcement_id = released(client)
     token = csrf_token(client, f"/announcements/{announcement_id}")
     response = client.post(f"/announcements/{announcement_id}/cancel",
-                           data={"csrf_token": token, "correction": "长" * 4001})
+                           data={"csrf_token": token, "confirmed": "1", "correction": "长" * 4001})
     assert "未撤销任何通知" in page(client.get(response.location))
     assert state_of(app, announcement_id) != "cancelled"
