@@ -10,6 +10,13 @@ the web request answers at once with the import's id. The file is deleted
 when the import ends, or after a day when it was never imported (a preview
 left alone); the record is kept a week.
 
+Redis keeps nothing across a restart, so a queued import also leaves a note
+on disk beside its file (``<id>.queued``: who asked for it and how), deleted
+with the file when the import ends. The reconciler (``requeue_stranded``)
+queues again every import with a note but no live job: its record and job
+were lost with Redis, or its worker died. The import is one transaction, so an
+import killed half-way left nothing behind and simply runs again.
+
 A roster of at most ``INLINE_BYTES`` is imported inside the request instead:
 it takes well under a second, and the answer is the result itself.
 """
@@ -22,6 +29,7 @@ import time
 import uuid
 
 from flask import current_app
+from rq import get_current_job
 
 from audiences.areas import AreaError, CsvErrors
 from gateway.delivery import queues
@@ -34,6 +42,7 @@ KEEP_SECONDS = 7 * 24 * 3600
 ABANDONED_SECONDS = 24 * 3600
 _KEY = "tongbao:roster-import:{}"
 _ID = re.compile(r"[0-9a-f]{32}")
+_NOTE = ".queued"
 
 
 def save_upload(data: bytes, *, actor: str, filename: str = "", sheet: str | None = None) -> str:
@@ -56,19 +65,59 @@ def upload_path(import_id: str) -> str:
 def start(import_id: str, *, replace_area: str | None = None, here: bool = False) -> None:
     """Queue the import of a kept upload (``replace_area`` as ``roster.import_residents``),
     or with ``here`` run it at once in this process."""
-    _set(import_id, status="queued", replace_area=replace_area or "", stage="", done=0, total=0)
     if here:
+        _set(import_id, status="queued", replace_area=replace_area or "", stage="", done=0, total=0)
         run_import(import_id)
         return
+    record = status(import_id)
+    note = {"actor": record["actor"], "filename": record["filename"], "sheet": record["sheet"],
+            "replace_area": replace_area or ""}
+    _enqueue(import_id, note)
+    temporary = upload_path(import_id) + _NOTE + ".tmp"
+    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        json.dump(note, handle)
+    os.replace(temporary, upload_path(import_id) + _NOTE)
+
+
+def requeue_stranded() -> int:
+    """Queue again the imports noted on disk that no live job holds; returns how many."""
+    folder = _folder()
+    if not os.path.isdir(folder):
+        return 0
+    requeued = 0
+    for entry in os.scandir(folder):
+        import_id = entry.name.removesuffix(_NOTE)
+        if not entry.name.endswith(_NOTE) or not _ID.fullmatch(import_id):
+            continue
+        record = queues.connection().hgetall(_KEY.format(import_id))
+        state = record.get(b"status", b"").decode()
+        if state in ("done", "failed"):  # ended, but its worker died before tidying up
+            _discard(import_id)
+        elif not (b"job" in record and queues.job_is_live(record[b"job"].decode())):
+            with open(entry.path) as handle:
+                _enqueue(import_id, json.load(handle))
+            requeued += 1
+    return requeued
+
+
+def _enqueue(import_id: str, note: dict) -> None:
+    """Record the import as queued under a fresh job, then queue that job."""
+    job_id = f"import-{import_id}-{uuid.uuid4().hex[:8]}"
+    _set(import_id, status="queued", stage="", done=0, total=0, job=job_id, **note)
     queues.queue(queues.IMPORT_QUEUE).enqueue(
         "gateway.delivery.imports.run_import", import_id,
-        job_id=f"import-{import_id}-{uuid.uuid4().hex[:8]}", result_ttl=0, job_timeout=3600)
+        job_id=job_id, result_ttl=0, job_timeout=3600)
 
 
 def run_import(import_id: str) -> None:
-    """The job: import the kept file in one transaction, recording progress and the outcome."""
+    """The job: import the kept file in one transaction, recording progress and the outcome.
+
+    A job the reconciler has since replaced (the record names another job) does nothing."""
     record = status(import_id)
     if record is None or record["status"] not in ("queued", "running"):
+        return
+    job, latest = get_current_job(), queues.connection().hget(_KEY.format(import_id), "job")
+    if job is not None and latest is not None and job.id != latest.decode():
         return
     _set(import_id, status="running")
 
@@ -88,12 +137,14 @@ def run_import(import_id: str) -> None:
     except Exception as error:
         _set(import_id, status="failed", errors=json.dumps([{"line": None, "column": None,
                                                              "message": f"the import stopped: {error}"}]))
+        _discard(import_id)
         raise
     else:
         _set(import_id, status="done", stage="", done=result.added + result.updated,
              result=json.dumps(result.as_dict()))
-    finally:
-        _discard(import_id)
+    # A process killed half-way (SystemExit, SIGKILL) rolled back and keeps the file
+    # and the note, for the reconciler to run the import again.
+    _discard(import_id)
 
 
 def status(import_id: str) -> dict | None:
@@ -137,12 +188,14 @@ def _forget_abandoned(folder: str) -> None:
     """Delete uploads older than ``ABANDONED_SECONDS``: previews nobody imported (phones in them)."""
     too_old = time.time() - ABANDONED_SECONDS
     for entry in os.scandir(folder):
-        if _ID.fullmatch(entry.name) and entry.stat().st_mtime < too_old:
+        if (_ID.fullmatch(entry.name) and entry.stat().st_mtime < too_old
+                and not os.path.exists(entry.path + _NOTE)):  # a queued import waits for a worker
             _discard(entry.name)
 
 
 def _discard(import_id: str) -> None:
-    try:
-        os.remove(upload_path(import_id))
-    except FileNotFoundError:
-        pass
+    for path in (upload_path(import_id) + _NOTE, upload_path(import_id)):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass

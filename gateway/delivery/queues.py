@@ -107,14 +107,15 @@ def _fresh_id(kind: str, announcement_id: int, channel: str, batch: int) -> str:
 def batch_has_live_job(announcement_id: int, channel: str, batch: int) -> bool:
     """Whether the batch's latest job is waiting, or running on a worker that is alive."""
     job_id = connection().get(batch_marker(announcement_id, channel, batch))
-    return job_id is not None and _is_live(job_id.decode())
+    return job_id is not None and job_is_live(job_id.decode())
 
 
 def plan_has_live_job(announcement_id: int) -> bool:
-    return _is_live(plan_job_id(announcement_id))
+    return job_is_live(plan_job_id(announcement_id))
 
 
-def _is_live(job_id: str) -> bool:
+def job_is_live(job_id: str) -> bool:
+    """Whether the job is waiting, or running on a worker that is alive."""
     try:
         job = Job.fetch(job_id, connection=connection())
     except NoSuchJobError:

@@ -3,19 +3,21 @@
 Every worker runs it every ``RECONCILE_SECONDS`` (see ``gateway.delivery.workers``),
 and ``flask --app wsgi reconcile`` runs it once. It is safe to run at any time, twice,
 or in two places at once: a batch job that finds nothing to claim sends nothing.
+Roster imports are not in the ledger: their notes on disk say which are still to run
+(``gateway.delivery.imports.requeue_stranded``).
 """
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway.delivery import queues
+from gateway.delivery import imports, queues
 from gateway.store import ledger
 from gateway.store.db import engine
 from gateway.store.schema import announcements
 
 
 def reconcile() -> dict[str, int]:
-    """Take back abandoned sends, queue batches and plans that have no live job."""
+    """Take back abandoned sends, queue batches, plans and roster imports that have no live job."""
     with engine().begin() as conn:
         reclaimed = ledger.reclaim_abandoned(conn, queues.worker_alive)
         groups = ledger.pending_batches(conn)
@@ -31,4 +33,4 @@ def reconcile() -> dict[str, int]:
     for announcement_id in stuck_plans:
         queues.enqueue_plan(announcement_id)
     return {"batches_requeued": requeued, "sends_reclaimed": sum(reclaimed.values()),
-            "plans_requeued": len(stuck_plans)}
+            "plans_requeued": len(stuck_plans), "imports_requeued": imports.requeue_stranded()}

@@ -2,17 +2,21 @@
 import csv
 import io
 import json
+import os
 import threading
 import time
 from pathlib import Path
 
 import openpyxl
 import pytest
+from rq import get_current_job
 from sqlalchemy import select
 
-from gateway.delivery import imports
+from gateway.delivery import imports, queues, reconciler
+from gateway.store import roster
 from gateway.store.schema import audit_log, deliveries, residents
 from tests.conftest import run_jobs
+from tests.drills.harness import RedisServer
 from tests.gateway.conftest import VILLAGE_A, VILLAGE_B, announcement
 
 IMPORT = "/api/v1/residents/import"
@@ -245,3 +249,71 @@ def test_a_retired_resident_is_not_planned_and_their_old_deliveries_stay(app, ap
         assert retired_id in recipients(first)
         assert retired_id not in recipients(second) and recipients(second)
     assert api("admin").get(f"/api/v1/announcements/{first}").status_code == 200
+
+
+class Killed(BaseException):
+    """A worker killed half-way: no ``except Exception`` catches it."""
+
+
+def test_a_queued_import_outlives_a_redis_restart_and_a_kill_half_way_and_runs_once(
+        app, county, tmp_path, monkeypatch):
+    server = RedisServer(str(tmp_path / "redis")).start()
+    try:
+        app.config["REDIS_URL"] = server.url  # a Redis of this test's own, to restart empty
+        app.extensions.pop("redis", None)
+        with app.test_request_context():
+            import_id = imports.save_upload(roster_of(300), actor="admin")
+            imports.start(import_id)
+            assert reconciler.reconcile()["imports_requeued"] == 0  # its job is waiting
+            real = roster.import_residents
+
+            def killed_half_way(conn, *args, progress, **kwargs):
+                def stop(stage, done, total):
+                    if stage == "writing":  # rows already written in the transaction
+                        raise Killed()
+                return real(conn, *args, progress=stop, **kwargs)
+
+            monkeypatch.setattr(roster, "import_residents", killed_half_way)
+            with pytest.raises(Killed):
+                imports.run_import(import_id)
+            monkeypatch.setattr(roster, "import_residents", real)
+            assert len(people(app)) == 5  # the village's five, nothing half-imported
+            server.kill()
+            server.start()  # empty: the import's record and its job are gone
+            assert imports.status(import_id) is None
+            assert reconciler.reconcile()["imports_requeued"] == 1
+            assert imports.status(import_id)["status"] == "queued"
+        run_jobs(app)
+        with app.test_request_context():
+            record = imports.status(import_id)
+            assert record["status"] == "done" and record["result"] == {
+                **record["result"], "added": 300, "updated": 0}  # once, and from a clean start
+            assert not os.listdir(os.path.dirname(imports.upload_path(import_id)))
+            assert reconciler.reconcile()["imports_requeued"] == 0
+            assert queues.queue(queues.IMPORT_QUEUE).count == 0
+        assert len(people(app)) == 300 + 5
+    finally:
+        server.stop()
+
+
+def test_a_job_the_reconciler_replaced_does_nothing(app, county, monkeypatch):
+    real, ran_in = roster.import_residents, []
+
+    def noting_the_job(*args, **kwargs):
+        ran_in.append(get_current_job().id)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(roster, "import_residents", noting_the_job)
+    with app.test_request_context():
+        import_id = imports.save_upload(roster_of(10), actor="admin")
+        imports.start(import_id)
+        key = "tongbao:roster-import:" + import_id
+        first = queues.connection().hget(key, "job").decode()
+        queues.connection().hdel(key, "job")  # as if its record were lost
+        assert reconciler.reconcile()["imports_requeued"] == 1
+        second = queues.connection().hget(key, "job").decode()
+        assert queues.queue(queues.IMPORT_QUEUE).job_ids == [first, second]
+    run_jobs(app)  # the first job finds the second named and leaves it the work
+    assert ran_in == [second]
+    with app.test_request_context():
+        assert imports.status(import_id)["result"]["added"] == 10
