@@ -5,7 +5,7 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from tests.gateway.console.conftest import csrf_token, login, page
+from tests.gateway.console.conftest import csrf_token, login, page, released
 
 pytestmark = pytest.mark.integration
 
@@ -18,6 +18,21 @@ def test_chinese_by_default_and_english_on_request(client):
     assert "Log in" in html and "登录" not in html
     login(client, "author")
     assert "Compose an announcement" in page(client.get("/"))
+
+
+def test_the_paused_banner_does_not_promise_the_pause_ends_by_itself(client):
+    """A pause may need an admin (a wrong WeChat app id or template id): the words fit both."""
+    announcement_id = released(client)  # its page shows the progress, with the banner
+    html = page(client.get(f"/announcements/{announcement_id}"))
+    assert 'data-text="此渠道暂停发送（会自动重试；写明原因的，请先处理该原因）："' in html
+    assert "自动恢复" not in html
+    client.post("/language", data={"csrf_token": csrf_token(client, "/"), "language": "en", "next": "/"})
+    html = page(client.get(f"/announcements/{announcement_id}"))
+    assert ('data-text="Sending paused on this channel (tried again automatically; '
+            'fix the cause where one is named):"') in html
+    assert "resumes by itself" not in html
+    script = page(client.get("/static/console.js"))
+    assert "banner.dataset.text" in script  # the words the script shows are the page's
 
 
 def test_compiled_catalogs_match_their_sources():
