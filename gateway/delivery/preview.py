@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import Connection, and_, case, func, select
@@ -53,13 +54,28 @@ def impairment(visually: bool, hearing: bool) -> str:
     return "visual" if visually else "hearing" if hearing else "none"
 
 
-def preview(conn: Connection, announcement) -> dict:
-    config = current_app.config
+class _Context(NamedTuple):
+    """What the preview and its thin residents both look at: the announcement's area codes,
+    whether it is a drill, its channels, the year ages are counted in, loudspeakers by village."""
+    codes: list[str]
+    drill: bool
+    allowed: set[str]
+    year: int
+    speakers: dict[str, int]
+
+
+def _context(conn: Connection, announcement) -> _Context:
     codes = json.loads(announcement.areas)
     drill = announcement.status in ("test", "exercise")
-    allowed = planned_channels(announcement, config)
-    year = (announcement.sent or announcement.created_at).year
+    allowed = planned_channels(announcement, current_app.config)
     speakers = speaker_villages(conn, codes, drill) if "loudspeaker" in allowed else {}
+    return _Context(codes, drill, allowed, (announcement.sent or announcement.created_at).year,
+                    speakers)
+
+
+def preview(conn: Connection, announcement) -> dict:
+    config = current_app.config
+    codes, drill, allowed, year, speakers = _context(conn, announcement)
     per_channel: dict[str, int] = defaultdict(int)
     segments: dict[tuple, dict] = {}
     residents_total = 0
@@ -106,12 +122,7 @@ def thin_residents(conn: Connection, announcement, town: str, band: str,
     """The residents of one segment (``town`` × age ``band`` × ``impaired``) whom the
     announcement would reach by fewer than two independent paths, with their paths and what
     would add one (``suggestion``). Names and phones: for roles allowed personal data."""
-    config = current_app.config
-    codes = json.loads(announcement.areas)
-    drill = announcement.status in ("test", "exercise")
-    allowed = planned_channels(announcement, config)
-    year = (announcement.sent or announcement.created_at).year
-    speakers = speaker_villages(conn, codes, drill) if "loudspeaker" in allowed else {}
+    codes, drill, allowed, year, speakers = _context(conn, announcement)
     found: dict[int, tuple] = {}
     for chunk in stream_residents(conn, [town], drill=drill):
         for person in chunk:
