@@ -96,7 +96,8 @@ def test_demo_seeds_the_county_once(app):
 def test_reconcile_reports_what_it_did(app):
     result = run(app, "reconcile")
     assert result.exit_code == 0
-    assert result.output.strip() == "batches requeued: 0, sends reclaimed: 0, plans requeued: 0"
+    assert result.output.strip() == ("batches requeued: 0, sends reclaimed: 0, plans requeued: 0, "
+                                     "imports requeued: 0")
 
 
 @pytest.fixture
