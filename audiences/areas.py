@@ -196,7 +196,10 @@ def read_header(text: IO[str], expected: tuple[str, ...]) -> list[str]:
     Raises ``CsvErrors`` naming every unknown, missing or repeated column.
     """
     # A text file the caller opened as plain "utf-8" still carries the BOM.
-    header = next(csv.reader([text.readline().lstrip("\ufeff")]), [])
+    problems = ErrorCollector()
+    header = next((fields for _line, fields in numbered_records(
+        csv.reader([text.readline().lstrip("\ufeff")]), problems)), [])
+    problems.raise_if_any()
     names = [name.strip().lower() for name in header]
     if not any(names):
         raise CsvErrors([RowError(1, None, f"the file is empty; the header must be {','.join(expected)}")])
@@ -219,17 +222,7 @@ def csv_records(text: IO[str], columns: list[str], errors: ErrorCollector) -> It
     Text that is not UTF-8 is an error too, and reading stops there: the whole
     file has the wrong encoding, and repeating that on every row helps no one.
     """
-    reader = csv.reader(text)
-    line = 1
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            errors.add(line + 1, None, f"the CSV cannot be read here: {error}")
-            return
-        line += 1
+    for line, fields in numbered_records(csv.reader(text), errors, first=2):
         if not any(field.strip() for field in fields):
             continue
         if _UNDECODABLE.search("".join(fields)):
@@ -240,6 +233,26 @@ def csv_records(text: IO[str], columns: list[str], errors: ErrorCollector) -> It
             errors.add(line, None, f"has {len(fields)} fields; the header has {len(columns)}")
             continue
         yield line, dict(zip(columns, fields))
+
+
+def numbered_records(reader, errors: ErrorCollector, first: int = 1) -> Iterator[tuple[int, list[str]]]:
+    """A ``csv.reader``'s records numbered as spreadsheet rows from ``first``; a record the
+    reader refuses (a cell over the csv module's field limit, a broken quote) ends the file
+    with an error on its line."""
+    line = first - 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            limit = csv.field_size_limit()
+            message = (f"a cell is longer than {limit} characters, the most a cell may hold"
+                       if "field limit" in str(error) else f"the CSV cannot be read here: {error}")
+            errors.add(line + 1, None, message)
+            return
+        line += 1
+        yield line, fields
 
 
 NOT_UTF8 = "the text is not UTF-8; save the file as 'CSV UTF-8' (plain 'CSV' in Chinese Excel is GBK)"

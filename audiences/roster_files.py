@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
 
-from audiences.areas import CsvErrors, CsvSource, ErrorCollector, RowError
+from audiences.areas import CsvErrors, CsvSource, ErrorCollector, RowError, numbered_records
 
 XLSX = "xlsx"
 #: What ``charset-normalizer`` may answer for each encoding we read, and the codec that reads it.
@@ -106,29 +106,11 @@ def _strict(data: bytes, codec: str, label: str | None = None) -> tuple[str, str
 def _csv_sheet(text: str, encoding: str, errors: ErrorCollector) -> Sheet:
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
-    records = _csv_records(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), errors)
+    records = numbered_records(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), errors)
     header = next((fields for line, fields in records), None)
     if header is None:
         raise CsvErrors(errors.errors or [RowError(1, None, "the file is empty; it needs a header row")])
     return Sheet(encoding, header, records)
-
-
-def _csv_records(reader, errors: ErrorCollector) -> Iterator[tuple[int, list[str]]]:
-    """Records numbered as spreadsheet rows; a record the reader refuses ends the file with an error."""
-    line = 0
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            limit = csv.field_size_limit()
-            message = (f"a cell is longer than {limit} characters, the most a roster cell may hold"
-                       if "field limit" in str(error) else f"the CSV cannot be read here: {error}")
-            errors.add(line + 1, None, message)
-            return
-        line += 1
-        yield line, fields
 
 
 def _xlsx_sheet(data: bytes, name: str | None) -> Sheet:

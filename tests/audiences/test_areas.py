@@ -1,3 +1,4 @@
+import csv
 import io
 
 import pytest
@@ -104,6 +105,18 @@ def test_area_csv_header_must_name_exactly_code_and_name(header, problems):
     with pytest.raises(CsvErrors) as raised:
         areas.read_area_csv(f"{header}\n450702,钦南区\n".encode())
     assert [(error.line, error.column, error.message) for error in raised.value.errors] == problems
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ('code,"{huge}"\n450702,钦南区\n', 1),  # in the header row
+    ('code,name\n450702,钦南区\n450703,"{huge}"\n', 3),
+])
+def test_a_cell_over_the_csv_field_limit_is_an_error_on_its_line(text, line):
+    huge = "x" * (csv.field_size_limit() + 1)
+    with pytest.raises(CsvErrors) as raised:
+        areas.read_area_csv(text.format(huge=huge).encode())
+    [error] = raised.value.errors
+    assert error.line == line and f"longer than {csv.field_size_limit()} characters" in error.message
 
 
 def test_a_file_that_is_not_utf8_is_reported_once_with_line_and_column():

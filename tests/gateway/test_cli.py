@@ -1,6 +1,7 @@
 """The operators' commands (a contract used by scripts)."""
 from __future__ import annotations
 
+import csv
 import os
 import stat
 from types import SimpleNamespace
@@ -58,6 +59,16 @@ def test_users_tokens_areas_residents_and_speakers(app, tmp_path):
         assert conn.execute(select(func.count()).select_from(areas)).scalar() == 3
         assert conn.execute(select(devices.c.device_id)).scalars().all() == ["spk-1"]
         assert conn.execute(select(users.c.role).where(users.c.name == "li")).scalar() == "approver"
+
+
+def test_areas_import_names_the_line_of_a_cell_over_the_csv_field_limit(app, tmp_path):
+    area_file = tmp_path / "areas.csv"
+    area_file.write_text(f'code,name\n450702,"{"x" * (csv.field_size_limit() + 1)}"\n', encoding="utf-8")
+    result = run(app, "areas", "import", str(area_file))
+    assert result.exit_code == 1  # a message, not a traceback
+    assert "line 2" in result.output and "longer than" in result.output
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        assert conn.execute(select(func.count()).select_from(areas)).scalar() == 0
 
 
 def test_residents_import_reads_a_gbk_roster_updates_and_retires_with_replace_area(app, tmp_path):
