@@ -8,6 +8,7 @@ import dataclasses
 import json
 import re
 
+import jsonschema
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,7 @@ from schemathesis.checks import not_a_server_error
 from gateway import create_app
 from gateway.web.interop import OPENAPI_DOCUMENT
 from messages import announcement as fields
+from tests.gateway.conftest import announcement
 
 DOCUMENT = json.loads(OPENAPI_DOCUMENT.read_text(encoding="utf-8"))
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
@@ -90,6 +92,42 @@ def test_translation_fields_and_limits_are_those_the_code_accepts():
     assert schema["properties"]["language"]["enum"] == list(fields.LANGUAGES)
     for name, limit in fields.LIMITS.items():
         assert schema["properties"][name]["maxLength"] == limit, name
+
+
+def test_every_api_operation_documents_the_413_of_a_body_and_the_json_500():
+    for path, method in documented_operations():
+        if not path.startswith("/api/"):
+            continue
+        operation = DOCUMENT["paths"][path][method.lower()]
+        responses = operation["responses"]
+        assert responses["500"] == {"$ref": "#/components/responses/ServerError"}, (method, path)
+        if "requestBody" in operation:
+            assert responses["413"] == {"$ref": "#/components/responses/PayloadTooLarge"}, (method, path)
+
+
+def answer_schema(name: str) -> dict:
+    """The schema of a shared response's JSON body."""
+    reference = DOCUMENT["components"]["responses"][name]["content"]["application/json"]["schema"]
+    return DOCUMENT["components"]["schemas"][reference["$ref"].rsplit("/", 1)[1]]
+
+
+@pytest.mark.integration
+def test_the_413_and_the_500_answer_as_documented(app, api, monkeypatch):
+    from gateway.delivery import reports
+
+    too_large = api("author").post("/api/v1/announcements", data="x" * (app.config["MAX_REQUEST_BYTES"] + 1),
+                                   content_type="application/json")
+    assert too_large.status_code == 413
+    jsonschema.validate(too_large.json, answer_schema("PayloadTooLarge"))
+    created = api("author").post("/api/v1/announcements", json=announcement()).json
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(reports, "status", broken)
+    failed = api("author").get(f"/api/v1/announcements/{created['id']}")
+    assert failed.status_code == 500
+    jsonschema.validate(failed.json, answer_schema("ServerError"))
 
 
 # --- property-based: no 500 on any documented operation --------------------------------
