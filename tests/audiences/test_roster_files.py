@@ -8,24 +8,13 @@ import pytest
 
 from audiences.residents import CsvErrors, Roster, read_roster_csv
 from audiences.roster_headers import CHINESE_HEADERS, HEADER_NAMES, field_for
+from tests.workbooks import xlsx
 
 VILLAGE = "450702100201"
 
 
 def known_area(code):
     return code in {VILLAGE, "450702"}
-
-
-def workbook(rows, *, title=None) -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    if title:
-        sheet.title = title
-    for values in rows:
-        sheet.append(values)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
 
 
 def test_the_documented_minimal_file_imports_with_the_defaults():
@@ -150,7 +139,7 @@ def test_leading_apostrophes_are_dropped_except_from_names():
 
 
 def test_a_workbook_with_numbers_as_phones_and_codes_dates_and_booleans():
-    data = workbook([
+    data = xlsx([
         ["姓名", "手机号", "村代码", "出生年份", "视力障碍", "有智能手机"],
         ["黄秀英", 13800138000, int(VILLAGE), datetime.datetime(1950, 3, 1), True, False],
         ["韦强", 1.3800138001e10, VILLAGE, 1988, False, None],
@@ -169,7 +158,7 @@ def test_a_workbook_with_numbers_as_phones_and_codes_dates_and_booleans():
 
 
 def test_a_workbook_error_names_the_sheet_row_and_header():
-    data = workbook([["name", "电话", "地区代码"], ["王", 12345, VILLAGE], [None], ["李", 13800138000, 450799]])
+    data = xlsx([["name", "电话", "地区代码"], ["王", 12345, VILLAGE], [None], ["李", 13800138000, 450799]])
     with pytest.raises(CsvErrors) as raised:
         read_roster_csv(data, known_area=known_area)
     assert [(e.line, e.column) for e in raised.value.errors] == [(2, "电话"), (4, "地区代码")]

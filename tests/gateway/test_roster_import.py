@@ -7,7 +7,6 @@ import threading
 import time
 from pathlib import Path
 
-import openpyxl
 import pytest
 from rq import get_current_job
 from sqlalchemy import select
@@ -17,20 +16,12 @@ from gateway.store import roster
 from gateway.store.schema import audit_log, deliveries, residents
 from tests.conftest import run_jobs
 from tests.drills.harness import RedisServer
+from tests.workbooks import xlsx
 from tests.gateway.conftest import VILLAGE_A, VILLAGE_B, announcement
 
 IMPORT = "/api/v1/residents/import"
 CHINESE = "姓名,手机号,村代码,出生年份,视障,退订\n"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def xlsx(rows) -> bytes:
-    book = openpyxl.Workbook()
-    for values in rows:
-        book.active.append(values)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
 
 
 def people(app, area=VILLAGE_A):

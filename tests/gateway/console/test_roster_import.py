@@ -8,7 +8,6 @@ import re
 import time
 from pathlib import Path
 
-import openpyxl
 import pytest
 from sqlalchemy import select
 
@@ -17,17 +16,9 @@ from gateway.store.schema import residents
 from tests.conftest import run_jobs
 from tests.gateway.conftest import VILLAGE_A, VILLAGE_B
 from tests.gateway.console.conftest import csrf_token, login, page
+from tests.workbooks import xlsx
 
 pytestmark = pytest.mark.integration
-
-
-def xlsx(rows) -> bytes:
-    book = openpyxl.Workbook()
-    for values in rows:
-        book.active.append(values)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
 
 
 def upload(client, data: bytes, filename: str, **form):
