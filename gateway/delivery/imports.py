@@ -72,11 +72,13 @@ def start(import_id: str, *, replace_area: str | None = None, here: bool = False
     record = status(import_id)
     note = {"actor": record["actor"], "filename": record["filename"], "sheet": record["sheet"],
             "replace_area": replace_area or ""}
-    _enqueue(import_id, note)
+    # The note first: a reconciler passing before the job is queued queues one more, and
+    # the first job, no longer the one the record names, then does nothing.
     temporary = upload_path(import_id) + _NOTE + ".tmp"
     with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
         json.dump(note, handle)
     os.replace(temporary, upload_path(import_id) + _NOTE)
+    _enqueue(import_id, note)
 
 
 def requeue_stranded() -> int:
