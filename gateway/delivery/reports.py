@@ -23,11 +23,14 @@ from sqlalchemy import Connection, and_, case, false, func, or_, select
 from channels.registry import PLACE_CHANNELS
 from gateway.delivery import lifecycle, queues, reach
 from gateway.store import ledger
+from gateway.store.db import as_utc, utcnow
 from gateway.store.roster import beneath
-from gateway.store.schema import announcements, deliveries, residents
+from gateway.store.schema import announcements, deliveries, reached, residents
 
 UNREACHED_COLUMNS = ("id", "name", "phone", "phone_invalid", "area_code", "section", "tried")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: How many moments the history of counts is sampled at, release to last change.
+HISTORY_POINTS = 40
 
 
 def status(conn: Connection, announcement) -> dict:
@@ -64,6 +67,48 @@ def status(conn: Connection, announcement) -> dict:
         "paused_channels": paused_channels(json.loads(announcement.channels)),
         "supersedes": announcement.supersedes_id,
     }
+
+
+def history(conn: Connection, announcement, points: int = HISTORY_POINTS) -> dict:
+    """The counts over time, from the ledger's own timestamps, so that a page opened late
+    draws the real curve: residents reached and confirmed (``reached.reached_at`` and
+    ``confirmed_at``) and messages delivered per channel (a delivered or confirmed row's
+    ``updated_at``: when its last acknowledgement came), each counted up to every one of
+    ``points`` moments from the release to now (while messages are pending) or the last
+    change. ``seconds`` are since the release; empty before it.
+    """
+    start = as_utc(announcement.sent)
+    empty = {"start": None, "seconds": [], "reached": [], "confirmed": [], "delivered": {}}
+    if start is None:
+        return empty
+    ours_reached = reached.c.announcement_id == announcement.id
+    ours_delivered = and_(deliveries.c.announcement_id == announcement.id,
+                          deliveries.c.status.in_(ledger.REACHED))
+    last = [as_utc(conn.execute(select(func.max(column)).where(where)).scalar())
+            for column, where in ((reached.c.reached_at, ours_reached),
+                                  (reached.c.confirmed_at, ours_reached),
+                                  (deliveries.c.updated_at, ours_delivered))]
+    pending = conn.execute(select(func.count()).select_from(deliveries).where(
+        deliveries.c.announcement_id == announcement.id,
+        deliveries.c.status.in_(("planned", "queued", "sending")))).scalar_one()
+    end = max([start, *(moment for moment in last if moment)] + ([utcnow()] if pending else []))
+    span = (end - start).total_seconds()
+    moments = [start + (end - start) * (index / (points - 1)) for index in range(points)]
+
+    def up_to(column):
+        return [func.coalesce(func.sum(case((column <= moment, 1), else_=0)), 0)
+                for moment in moments]
+
+    reached_row = conn.execute(select(*up_to(reached.c.reached_at), *up_to(reached.c.confirmed_at))
+                               .where(ours_reached)).one()
+    delivered = {row[0]: [int(n) for n in row[1:]] for row in conn.execute(
+        select(deliveries.c.channel, *up_to(deliveries.c.updated_at))
+        .where(ours_delivered).group_by(deliveries.c.channel))}
+    return {"start": start.isoformat(),
+            "seconds": [round(span * index / (points - 1), 1) for index in range(points)],
+            "reached": [int(n) for n in reached_row[:points]],
+            "confirmed": [int(n) for n in reached_row[points:]],
+            "delivered": delivered}
 
 
 def paused_channels(channels: list[str]) -> dict[str, dict]:

@@ -202,6 +202,7 @@ function showFailures(status) {
   }));
 }
 
+// Per village: how many loudspeakers said "received" and "played", and when the last answered.
 function showSpeakers(status) {
   const body = document.getElementById("speaker-rows");
   body.replaceChildren(...status.loudspeakers.map((v) => {
@@ -210,30 +211,45 @@ function showSpeakers(status) {
     const word = played ? body.dataset.yes : v.failed >= v.speakers ? body.dataset.failed : body.dataset.no;
     const verdict = cell(`${word} (${v.played}/${v.speakers})`);
     verdict.className = played ? "played" : "not-played";
-    row.append(cell(`${v.name} ${v.area_code}`), cell(v.speakers), verdict);
+    const when = v.answered_at ? new Date(v.answered_at).toLocaleTimeString(document.documentElement.lang) : "–";
+    const received = cell(`${v.received}/${v.speakers}`);
+    received.className = "received";
+    row.append(cell(`${v.name} ${v.area_code}`), cell(v.speakers), received, verdict, cell(when));
     return row;
   }));
 }
 
-// The ledger keeps counts, not history: the chart is the series of counts this page has polled.
-function drawChart(svg, series) {
-  const width = 600, height = 200, left = 40, bottom = 20;
+// The curve comes from the server's history (the ledger's timestamps), so a page opened late
+// shows what happened since the release, not a line starting when the page was opened.
+function drawChart(svg, history) {
+  const width = 600, height = 200, left = 44, right = 14, bottom = 22, topMargin = 10;
   svg.replaceChildren();
-  const start = series[0].time;
-  const span = Math.max(series[series.length - 1].time - start, 1);
-  const top = Math.max(1, ...series.flatMap((p) => CHANNELS.map((c) => p.planned[c] || 0)));
-  const x = (t) => left + ((t - start) / span) * (width - left - 10);
-  const y = (n) => height - bottom - (n / top) * (height - bottom - 10);
-  svg.append(line(left, y(0), width - 10, y(0), "axis"), line(left, y(0), left, y(top), "axis"),
-    label(2, y(top) + 4, String(top)), label(2, y(0), "0"));
-  CHANNELS.forEach((channel, index) => {
-    if (!series.some((p) => channel in p.delivered)) return;
+  const seconds = history.seconds;
+  if (seconds.length === 0) return;
+  const lines = [["reached", history.reached]];
+  CHANNELS.forEach((c) => { if (history.delivered[c]) lines.push([c, history.delivered[c]]); });
+  const span = Math.max(seconds[seconds.length - 1], 1);
+  const top = Math.max(1, ...lines.flatMap(([, series]) => series));
+  const x = (t) => left + (t / span) * (width - left - right);
+  const y = (n) => height - bottom - (n / top) * (height - bottom - topMargin);
+  const elapsed = (t) => (t < 120 ? `${Math.round(t)} ${svg.dataset.seconds}`
+    : `${Math.round(t / 60)} ${svg.dataset.minutes}`);
+  svg.append(line(left, y(0), width - right, y(0), "axis"), line(left, y(0), left, y(top), "axis"),
+    label(left - 6, y(top) + 4, String(top), "tick end"), label(left - 6, y(0), "0", "tick end"),
+    label(left, height - 6, elapsed(0), "tick"), label(width - right, height - 6, elapsed(span), "tick end"));
+  const key = document.getElementById("chart-key");
+  key.replaceChildren();
+  for (const [name, series] of lines) {
     const path = document.createElementNS(SVG, "polyline");
-    path.setAttribute("points", series.map((p) => `${x(p.time)},${y(p.delivered[channel] || 0)}`).join(" "));
-    path.setAttribute("class", `series series-${channel}`);
-    svg.append(path, label(left + 10 + index * 130, height - 4,
-      labelFor(document.getElementById("progress-rows"), channel), `legend series-${channel}`));
-  });
+    path.setAttribute("points", series.map((n, i) => `${x(seconds[i])},${y(n)}`).join(" "));
+    path.setAttribute("class", `series series-${name}`);
+    svg.append(path);
+    const item = document.createElement("li");
+    const swatch = document.createElement("span");
+    swatch.className = `swatch series-${name}`;
+    item.append(swatch, ` ${labelFor(svg, name)} ${series[series.length - 1]}`);
+    key.append(item);
+  }
 }
 
 function line(x1, y1, x2, y2, cls) {
@@ -252,7 +268,6 @@ function label(xPos, yPos, text, cls = "tick") {
 }
 
 function setUpWatch(section) {
-  const series = [];
   const poll = async () => {
     let status;
     try {
@@ -268,16 +283,10 @@ function setUpWatch(section) {
     showProgress(status);
     showFailures(status);
     showSpeakers(status);
-    const point = { time: Date.now(), delivered: {}, planned: {} };
-    for (const [channel, counts] of Object.entries(status.deliveries)) {
-      const s = channelSummary(counts);
-      point.delivered[channel] = s.delivered;
-      point.planned[channel] = s.planned;
-    }
-    series.push(point);
-    drawChart(document.getElementById("chart"), series);
+    drawChart(document.getElementById("chart"), status.history);
+    // "Finished" only when the announcement is over and nothing is pending.
+    document.getElementById("watch-finished").hidden = !status.finished;
     if (status.finished) {
-      document.getElementById("watch-finished").hidden = false;
       section.dataset.finished = "true";
     } else {
       setTimeout(poll, POLL_MS);

@@ -122,14 +122,16 @@ def test_two_people_publish_watch_and_correct(page, live_server, worker):
 
     # The counts reach their final values by polling, without reloading the page.
     page.evaluate("window.notReloaded = true")
-    expect(page.locator("#watch-finished")).to_be_visible()
+    expect(page.locator("#watch-finished")).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#state")).to_have_text("已完成")
     expect(page.locator("#reached")).to_have_text(str(DISTRICT_RESIDENTS))
     sms_residents = sum(1 for name, (_, channels) in RESIDENTS.items()
                         if "sms" in channels and name != "other district")
     expect(channel_cell(page, "sms", "planned")).to_have_text(str(sms_residents))
     expect(channel_cell(page, "sms", "delivered")).to_have_text(str(sms_residents))
-    expect(page.locator("#speaker-rows td.played")).to_have_count(2)
+    # The stand-in loudspeakers say "received", not "played": shown as such, with when.
+    expect(page.locator("#speaker-rows td.received")).to_have_text(["1/1", "1/1"])
+    expect(page.locator("#speaker-rows td.not-played")).to_have_count(2)
     expect(page.locator("#chart polyline.series-sms")).to_have_count(1)
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -145,7 +147,7 @@ def test_two_people_publish_watch_and_correct(page, live_server, worker):
     expect(page.locator("#state")).to_have_count(0)  # nothing cancelled yet: a page of its own
     page.click("#confirm-cancel")
     expect(page.locator(".flash-success")).to_contain_text("已撤销")
-    expect(page.locator("#watch-finished")).to_be_visible()
+    expect(page.locator("#watch-finished")).to_be_visible(timeout=WAIT_MS)
     correction_url = page.url
     page.goto(announcement_url.replace("/announcements/", "/a/"))
     expect(page.locator(".withdrawn")).to_contain_text("此通知已撤销")
@@ -157,3 +159,22 @@ def test_two_people_publish_watch_and_correct(page, live_server, worker):
     page.click("header button[name=language]")
     expect(page.locator("header")).to_contain_text("Log out")
     expect(page.locator("#watch h2")).to_contain_text("Progress")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_pending_notice_is_not_shown_finished_and_cancel_asks_first(app, page, live_server):
+    """No worker runs: the notice stays approved, not yet planned. The "finished" badge stays
+    hidden (the badge's style once overrode ``hidden``), the chart has its key, and cancel
+    asks first."""
+    from tests.gateway.console.conftest import released
+    expect = playwright_api.expect
+    announcement_id = released(app.test_client())
+    log_in(page, live_server, "approver")
+    page.goto(f"{live_server}/announcements/{announcement_id}")
+    expect(page.locator("#chart-key li").first).to_contain_text("已送达居民 0")
+    expect(page.locator("#state")).to_have_text("已批准")
+    expect(page.locator("#watch-finished")).to_be_hidden()
+    page.click("#cancel-button")
+    expect(page.locator("#cancel-words")).to_contain_text("“暴雨红色预警”（较重/黄色·III级，钦南区）将撤销")
+    page.click("text=返回")
+    expect(page.locator("#state")).to_have_text("已批准")

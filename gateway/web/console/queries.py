@@ -12,6 +12,7 @@ from sqlalchemy import Connection, case, func, or_, select
 from audiences import areas as area_codes
 from gateway.delivery import lifecycle
 from gateway.store import ledger
+from gateway.store.db import as_utc
 from gateway.store.schema import (announcements, areas, audit_log, deliveries, devices, residents,
                             users)
 
@@ -90,19 +91,27 @@ def failed_rows(announcement_id: int, limit: int):
 
 
 def loudspeakers_by_village(conn: Connection, announcement_id: int) -> list[dict]:
-    """Per village (code and name): its loudspeakers for this announcement, how many played."""
-    played = func.sum(case((deliveries.c.status.in_(ledger.REACHED), 1), else_=0))
+    """Per village (code and name): its loudspeakers for this announcement, how many received
+    it and how many played it (the device said ``played``: the row is confirmed, as
+    ``disclosure`` counts it), and when the last of them answered."""
+    received = func.sum(case((deliveries.c.status.in_(ledger.REACHED), 1), else_=0))
+    played = func.sum(case((deliveries.c.status == "confirmed", 1), else_=0))
     failed = func.sum(case((deliveries.c.status == "failed", 1), else_=0))
+    answered = func.max(case((deliveries.c.status.in_(ledger.REACHED), deliveries.c.updated_at)))
     rows = conn.execute(
         select(devices.c.area_code, areas.c.name, func.count().label("speakers"),
-               played.label("played"), failed.label("failed"))
+               received.label("received"), played.label("played"), failed.label("failed"),
+               answered.label("answered_at"))
         .join(devices, devices.c.id == deliveries.c.recipient_id)
         .outerjoin(areas, areas.c.code == devices.c.area_code)
         .where(deliveries.c.announcement_id == announcement_id,
                deliveries.c.channel == "loudspeaker")
         .group_by(devices.c.area_code, areas.c.name).order_by(devices.c.area_code)).all()
     return [{"area_code": row.area_code, "name": row.name or "", "speakers": row.speakers,
-             "played": int(row.played or 0), "failed": int(row.failed or 0)} for row in rows]
+             "received": int(row.received or 0), "played": int(row.played or 0),
+             "failed": int(row.failed or 0),
+             "answered_at": as_utc(row.answered_at).isoformat() if row.answered_at else None}
+            for row in rows]
 
 
 def search_residents(conn: Connection, text: str, *, limit: int, offset: int) -> tuple[list, int]:

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.delivery import jobs
 from gateway.store import ledger
@@ -107,10 +107,52 @@ def test_approving_sends_and_the_progress_reaches_its_final_counts(app, client):
     assert progress["reached_residents"] == len(RESIDENTS) - 1
     assert {(village["area_code"], village["name"]) for village in progress["loudspeakers"]} == \
         {(VILLAGE_A, "沙埠村"), ("450702100202", "新屋村")}
-    assert all(village["played"] == village["speakers"] for village in progress["loudspeakers"])
+    assert all(village["received"] == village["speakers"] for village in progress["loudspeakers"])
     failed = {(f["channel"], f["address"]) for f in progress["failures"]}
     assert progress["failures_total"] == len(failed) == \
         sum(by_status["failed"] for by_status in progress["deliveries"].values())
+
+
+def test_progress_history_comes_from_the_ledger_so_a_late_page_draws_the_real_curve(app, client):
+    announcement_id = released(client)
+    html = page(client.get(f"/announcements/{announcement_id}"))
+    # While messages are pending the "finished" badge is in the page but hidden, and the
+    # stylesheet lets hidden win over the badge's display.
+    assert re.search(r'<span id="watch-finished" class="badge" hidden>', html)
+    css = client.get("/static/console.css").get_data(as_text=True)
+    assert re.search(r"\[hidden\]\s*\{\s*display:\s*none !important", css)
+    before = client.get(f"/announcements/{announcement_id}/progress.json").json
+    assert not before["finished"] and before["history"]["reached"][-1] == 0
+    run_jobs(app)
+    history = client.get(f"/announcements/{announcement_id}/progress.json").json["history"]
+    assert len(history["seconds"]) == len(history["reached"]) == 40
+    assert history["seconds"][0] == 0 and history["seconds"] == sorted(history["seconds"])
+    assert history["reached"] == sorted(history["reached"])  # counts up to each moment
+    assert history["reached"][-1] == len(RESIDENTS) - 1
+    with app.extensions["engine"].connect() as conn:
+        delivered = dict(conn.execute(
+            select(deliveries.c.channel, func.count()).where(
+                deliveries.c.announcement_id == announcement_id,
+                deliveries.c.status.in_(ledger.REACHED)).group_by(deliveries.c.channel)).all())
+    assert {c: series[-1] for c, series in history["delivered"].items()} == delivered
+
+
+def test_loudspeakers_show_received_played_and_when(app, client):
+    announcement_id = released(client)
+    run_jobs(app)
+    villages = client.get(f"/announcements/{announcement_id}/progress.json").json["loudspeakers"]
+    # The stand-in devices said "received": none has played yet, and that is what is shown.
+    assert villages and all(v["received"] == v["speakers"] and v["played"] == 0 and
+                            v["answered_at"] for v in villages)
+    with app.extensions["engine"].begin() as conn:  # one device says "played"
+        first = conn.execute(select(func.min(deliveries.c.id)).where(
+            deliveries.c.announcement_id == announcement_id,
+            deliveries.c.channel == "loudspeaker")).scalar_one()
+        conn.execute(deliveries.update().where(deliveries.c.id == first)
+                     .values(status="confirmed"))
+    villages = client.get(f"/announcements/{announcement_id}/progress.json").json["loudspeakers"]
+    assert sorted(v["played"] for v in villages) == [0] * (len(villages) - 1) + [1]
+    assert all(v["received"] == v["speakers"] for v in villages)
 
 
 def test_the_progress_lists_failures_with_their_reason(app, client):
