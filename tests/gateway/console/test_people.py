@@ -113,6 +113,25 @@ def test_devices_show_online_and_offline(app, client):
     assert re.search(r"spk-a.*?在线", html, re.S) and re.search(r"spk-b.*?离线", html, re.S)
 
 
+def test_a_device_never_seen_says_so_and_one_seen_says_when(app, client):
+    from datetime import datetime, timezone
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(devices.update().where(devices.c.device_id == "spk-b")
+                     .values(online=None, last_seen=datetime(2026, 12, 1, 2, 30, tzinfo=timezone.utc)))
+    login(client, "author")
+    html = page(client.get("/devices"))
+    status = dict(re.findall(r"<td>(spk-[a-z]+)</td>.*?<td class=\"device-status\">(.*?)</td>", html, re.S))
+    assert "从未上线" in status["spk-a"] and "未知" not in status["spk-a"]
+    assert "最后上线" in status["spk-b"] and "从未上线" not in status["spk-b"]
+
+
+def test_every_page_links_the_favicon(client):
+    html = page(client.get("/login"))
+    assert '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">' in html
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+
+
 def test_the_unreached_list_as_a_printable_page_and_as_csv(app, client):
     login(client, "author")
     announcement_id = submit(client, channels=["wechat"])
