@@ -96,9 +96,10 @@ def requeue_stranded() -> int:
         if state in ("done", "failed"):  # ended, but its worker died before tidying up
             _discard(import_id)
         elif not (b"job" in record and queues.job_is_live(record[b"job"].decode())):
-            with open(entry.path) as handle:
-                _enqueue(import_id, json.load(handle))
-            requeued += 1
+            note = _read_note(import_id)
+            if note is not None:
+                _enqueue(import_id, note)
+                requeued += 1
     return requeued
 
 
@@ -154,9 +155,13 @@ def status(import_id: str) -> dict | None:
     if not _ID.fullmatch(import_id):
         return None
     raw = queues.connection().hgetall(_KEY.format(import_id))
-    if not raw:
-        return None
-    record = {key.decode(): value.decode() for key, value in raw.items()}
+    if raw:
+        record = {key.decode(): value.decode() for key, value in raw.items()}
+    else:  # Redis lost it; a queued import's note still says what it is
+        note = _read_note(import_id)
+        if note is None:
+            return None
+        record = {"status": "queued", **note}
     answer = {"id": import_id, "status": record["status"], "filename": record.get("filename", ""),
               "actor": record.get("actor", ""), "sheet": record.get("sheet", ""),
               "replace_area": record.get("replace_area", ""), "stage": record.get("stage", ""),
@@ -184,6 +189,14 @@ def _set(import_id: str, **fields) -> None:
         pipe.hset(key, mapping={name: value for name, value in fields.items() if value is not None})
         pipe.expire(key, KEEP_SECONDS)
         pipe.execute()
+
+
+def _read_note(import_id: str) -> dict | None:
+    try:
+        with open(upload_path(import_id) + _NOTE) as handle:
+            return json.load(handle)
+    except FileNotFoundError:  # the import ended meanwhile
+        return None
 
 
 def _forget_abandoned(folder: str) -> None:

@@ -271,7 +271,8 @@ def test_a_queued_import_outlives_a_redis_restart_and_a_kill_half_way_and_runs_o
             assert len(people(app)) == 5  # the village's five, nothing half-imported
             server.kill()
             server.start()  # empty: the import's record and its job are gone
-            assert imports.status(import_id) is None
+            assert not queues.connection().keys("tongbao:roster-import:*")
+            assert imports.status(import_id)["status"] == "queued"  # from the note on disk
             assert reconciler.reconcile()["imports_requeued"] == 1
             assert imports.status(import_id)["status"] == "queued"
         run_jobs(app)
