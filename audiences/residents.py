@@ -89,9 +89,13 @@ class ResidentProfile:
     hearing_impaired: bool = False
     has_smartphone: bool = False
     language: str = "zh"  # written: SMS and WeChat
-    spoken_language: str = "zh"  # calls
+    spoken_language: str = ""  # calls; empty: the written language
     opt_out: frozenset[str] = frozenset()
     test_audience: bool = False
+
+    def __post_init__(self):
+        if not self.spoken_language:
+            object.__setattr__(self, "spoken_language", self.language)
 
     def age(self, today_year: int) -> int | None:
         """Age reached in ``today_year``, or ``None`` when the birth year is unknown."""

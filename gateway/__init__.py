@@ -17,6 +17,7 @@ from audiences.policy import load_policy
 from gateway import config as settings
 from gateway.store.db import make_engine
 from gateway.web import hardening
+from messages import audio
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -50,6 +51,11 @@ def create_app(test_config: dict | None = None) -> Flask:
                                 x_host=0, x_port=0, x_prefix=0)
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
     app.extensions["policy"] = load_policy(app.config["POLICY_FILE"])
+    for language, voice in audio.missing_voices(app.config["SPEECH_VOICES"]).items():
+        # Not fatal: synthesis then fails and calls use the provider's own text-to-speech.
+        app.logger.warning("SPEECH_VOICES: espeak-ng has no voice %r (for %s); `espeak-ng "
+                           "--voices` lists what it has, `flask --app wsgi doctor` checks each",
+                           voice, language)
 
     from gateway.web import api, console, health, interop, metrics, webhooks
     from gateway import cli

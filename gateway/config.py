@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Mapping
 
+from messages.audio import DEFAULT_VOICES, VOICE_NAME
+from messages.languages import LanguageError, canonical
+
 
 class ConfigError(ValueError):
     pass
@@ -65,6 +68,31 @@ def _minutes_per_severity(default: Mapping[str, float]) -> Callable[[str | None]
     return convert
 
 
+def _voices(default: Mapping[str, str]) -> Callable[[str | None], dict[str, str]]:
+    """``yue=yue,hak=hak``: an espeak-ng voice per spoken language (any BCP 47 tag, kept in its
+    canonical form: ``cmn=`` sets ``zh``); languages not named keep the default, ``za=`` with
+    no voice removes one."""
+    def convert(raw: str | None) -> dict[str, str]:
+        voices = dict(default)
+        for item in filter(None, (part.strip() for part in (raw or "").split(","))):
+            tag, equals, voice = item.partition("=")
+            if not equals:
+                raise ConfigError(f"{item!r} is not language=voice (e.g. yue=yue)")
+            try:
+                language = canonical(tag)
+            except LanguageError as error:
+                raise ConfigError(str(error)) from None
+            voice = voice.strip().lower()
+            if not voice:
+                voices.pop(language, None)
+            elif not VOICE_NAME.fullmatch(voice):
+                raise ConfigError(f"{voice!r} is not an espeak-ng voice name (e.g. yue, en-us)")
+            else:
+                voices[language] = voice
+        return voices
+    return convert
+
+
 #: name -> converter (with its default). Unset names take the default.
 SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "TONGBAO_INSTANCE": _text(),        # unset: instance/ beside the code (Flask's default)
@@ -111,6 +139,7 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "VOICE_RETRY_DELAY_SECONDS": _number(600),
     "VOICE_GATHER_SECONDS": _whole(8, minimum=1),  # wait for a key after each play of a call
     "SPEECH_RATE": _whole(140, minimum=60),
+    "SPEECH_VOICES": _voices(DEFAULT_VOICES),  # spoken language -> espeak-ng voice
     "MEDIA_DIR": _text(),               # unset: media/ in the instance folder
     "SIGNING_KEY_PATH": _text(),        # unset: loudspeaker-signing-key.pem in the instance folder
     "LOUDSPEAKER_ACK_SECONDS": _number(60, minimum=1),

@@ -1,7 +1,8 @@
 """``flask --app wsgi doctor``: everything an operator should know is right before an emergency.
 
 The configuration, the providers' credentials (their form: the providers themselves are not
-called), the speech voices (a short sample is synthesized per language), the loudspeaker
+called), the speech voices (each voice of ``SPEECH_VOICES`` installed, and a short sample
+synthesized with it), the loudspeaker
 signing key, the permissions of what the gateway keeps under ``instance/``, and each
 connection with the checks of ``/readyz``. Each finding says what to do, in plain words.
 """
@@ -20,7 +21,7 @@ from flask import Flask
 
 from gateway.delivery import health, providers
 from gateway.delivery.health import Check
-from messages import audio
+from messages import audio, languages
 
 # A finding is a ``health.Check``; one that is ok but says what to do is a warning: fine for
 # trying out, worth changing in production.
@@ -112,12 +113,27 @@ def _e164(number: str) -> bool:
 
 
 def voices(app: Flask) -> Iterator[Check]:
+    """Each voice of SPEECH_VOICES is installed and speaks a sample of the text it reads."""
+    missing = audio.missing_voices(app.config["SPEECH_VOICES"])
     with tempfile.TemporaryDirectory() as folder:
-        for language, voice in audio.VOICE_NAMES.items():
+        for language, voice in app.config["SPEECH_VOICES"].items():
+            if voice in missing.values():
+                yield Check("speech", False, f"{language}: espeak-ng has no voice {voice}; its "
+                            "listeners hear the text's language instead",
+                            "install Debian's espeak-ng (apt-get install espeak-ng), or set "
+                            "SPEECH_VOICES to a voice `espeak-ng --voices` lists")
+                continue
+            text_language = next((text for text in SPEECH_SAMPLES
+                                  if languages.reads_aloud(language, text)), None)
+            if text_language is None:
+                yield Check("speech", False, f"{language}: voice {voice} reads none of the "
+                            f"languages the gateway has texts in ({', '.join(SPEECH_SAMPLES)})",
+                            f"remove {language} from SPEECH_VOICES")
+                continue
             try:
-                info = audio.synthesize(SPEECH_SAMPLES[language],
-                                        language, os.path.join(folder, f"{language}.wav"),
-                                        rate=app.config["SPEECH_RATE"])
+                info = audio.synthesize(SPEECH_SAMPLES[text_language], text_language,
+                                        os.path.join(folder, f"{language}.wav"),
+                                        rate=app.config["SPEECH_RATE"], voice=voice)
             except audio.SynthesisError as error:
                 yield Check("speech", False, f"{language}: no speech with voice {voice} ({error})",
                             "install Debian's espeak-ng (apt-get install espeak-ng) and check "

@@ -1,4 +1,4 @@
-"""Speech audio for calls and loudspeakers: one checked WAV per announcement and language.
+"""Speech audio for calls and loudspeakers: one checked WAV per announcement, language and voice.
 
 pyttsx3 2.99 with espeak-ng has three traps, each handled here or in ``messages.synthesizer``
 (the process that runs the engine):
@@ -33,11 +33,19 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+from messages.languages import reads_aloud
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# espeak-ng voice per language, matched against the last part of pyttsx3's voice ids
-# ("sit/cmn-latn-pinyin"). Plain "cmn" reads Chinese characters as pinyin letters.
-VOICE_NAMES = {"zh": "cmn-latn-pinyin", "en": "en-us"}
+# espeak-ng voice per spoken language (canonical tags, messages.languages), matched against
+# the last part of pyttsx3's voice ids ("sit/cmn-latn-pinyin"); SPEECH_VOICES overrides and
+# adds to it. Plain "cmn" reads Chinese characters as pinyin letters. "yue" reads Chinese
+# characters in Cantonese (a 29-character notice: 9.4 s, Mandarin 11.2 s). Debian's "hak"
+# (espeak-ng 1.51) is not here: it reads each Chinese character as the English words
+# "Chinese letter" (30.3 s for the same notice), so Hakka speakers hear Mandarin until an
+# espeak-ng that reads Hakka is installed and SPEECH_VOICES names it.
+DEFAULT_VOICES = {"zh": "cmn-latn-pinyin", "yue": "yue", "en": "en-us"}
+VOICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 # Words per minute as espeak-ng counts them; its default of 175 is too fast for elderly
 # listeners. At 140 the Mandarin voice says about 2.7 characters a second.
 DEFAULT_RATES = {"zh": 140, "en": 140}
@@ -60,13 +68,38 @@ SECONDS_PER_UNIT = {"zh": (0.18, 0.8), "en": (0.22, 1.2)}
 # espeak-ng ends every utterance with a short pause; very short texts need this slack.
 PAUSE_SLACK_SECONDS = 1.0
 
-AUDIO_FILE_NAME = re.compile(r"a\d+-(?:zh|en)-[0-9a-f]{12}\.wav")
+# a<announcement>-<text language>-<voice>-<digest>.wav; files made before voices were
+# configurable have no voice part.
+AUDIO_FILE_NAME = re.compile(r"a\d+-(?:zh|en)(?:-[a-z0-9][a-z0-9-]{0,39})?-[0-9a-f]{12}\.wav")
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 WORD = re.compile(r"[A-Za-z0-9]+")
 
 
 class SynthesisError(RuntimeError):
     """Speech could not be made, or a file is not usable speech for its text."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Who reads a text aloud: ``name`` (an espeak-ng voice) speaking ``language``.
+
+    ``fallback`` when that is not the listener's spoken language: it has no voice, or its
+    voice cannot read the text's language (``messages.languages.reads_aloud``).
+    """
+
+    language: str
+    name: str
+    fallback: bool = False
+
+
+def choose_voice(spoken_language: str, text_language: str, voices: dict[str, str]) -> Voice:
+    """The voice for a listener of ``spoken_language`` hearing a text in ``text_language``:
+    their own when ``voices`` has one that reads that text, else the text's language's."""
+    if spoken_language in voices and reads_aloud(spoken_language, text_language):
+        return Voice(spoken_language, voices[spoken_language])
+    if text_language not in voices:
+        raise SynthesisError(f"no voice for language {text_language!r} (SPEECH_VOICES)")
+    return Voice(text_language, voices[text_language], fallback=spoken_language != text_language)
 
 
 @dataclass(frozen=True)
@@ -86,18 +119,23 @@ class AudioInfo:
 
 
 def audio_path(media_dir: str | os.PathLike, announcement_id: int, language: str, text: str,
-               *, rate: int | None = None) -> Path:
-    """Stable per announcement, language, text, voice and rate; a new text gets a new file."""
+               *, rate: int | None = None, voice: str | None = None) -> Path:
+    """Stable per announcement, language, text, voice and rate; a new text gets a new file.
+
+    ``language`` is the text's; ``voice`` the espeak-ng voice reading it (default: the
+    language's own in ``DEFAULT_VOICES``), named in the file name."""
     rate = _rate(language, rate)
-    fingerprint = f"{VOICE_NAMES[language]}|{rate}|{text}".encode("utf-8")
+    voice = _voice(language, voice)
+    fingerprint = f"{voice}|{rate}|{text}".encode("utf-8")
     digest = hashlib.sha256(fingerprint).hexdigest()[:12]
-    return Path(media_dir) / f"a{int(announcement_id)}-{language}-{digest}.wav"
+    return Path(media_dir) / f"a{int(announcement_id)}-{language}-{voice}-{digest}.wav"
 
 
 def ensure_audio(media_dir: str | os.PathLike, announcement_id: int, language: str, text: str,
-                 *, rate: int | None = None) -> AudioInfo:
+                 *, rate: int | None = None, voice: str | None = None) -> AudioInfo:
     """The checked speech file for this text, made only if no good one exists yet."""
-    path = audio_path(media_dir, announcement_id, language, text, rate=rate)
+    voice = _voice(language, voice)
+    path = audio_path(media_dir, announcement_id, language, text, rate=rate, voice=voice)
     existing = _checked_or_none(path, text, language, rate)
     if existing:
         return existing
@@ -106,7 +144,7 @@ def ensure_audio(media_dir: str | os.PathLike, announcement_id: int, language: s
         # Another process may have made it while this one waited for the lock.
         made = _checked_or_none(path, text, language, rate)
         if made is None:
-            made = synthesize(text, language, path, rate=rate)
+            made = synthesize(text, language, path, rate=rate, voice=voice)
             _remember(path, text, language, rate, made)
         return made
 
@@ -131,19 +169,21 @@ def prune(media_dir: str | os.PathLike, announcement_id: int, older_than_seconds
 
 
 def synthesize(text: str, language: str, path: str | os.PathLike, *,
-               rate: int | None = None) -> AudioInfo:
-    """Make ``path`` from ``text`` in a fresh process, check it, and move it into place."""
+               rate: int | None = None, voice: str | None = None) -> AudioInfo:
+    """Make ``path`` from ``text`` (in ``language``, read by ``voice``) in a fresh process,
+    check it, and move it into place."""
     if not text.strip():
         raise SynthesisError("nothing to say: the text is empty")
     path = Path(path)
     rate = _rate(language, rate)
+    voice = _voice(language, voice)
     failures = []
     for _ in range(SYNTHESIS_ATTEMPTS):
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                                  suffix=".tmp")
         os.close(descriptor)
         try:
-            voice_id = _synthesize_in_subprocess(text, language, Path(temporary), rate)
+            voice_id = _synthesize_in_subprocess(text, voice, Path(temporary), rate)
             info = check(temporary, text, language, rate=rate)
             os.chmod(temporary, 0o600)  # whatever the synthesizer did to the file's mode
             os.replace(temporary, path)
@@ -267,13 +307,42 @@ def _file_lock(path: Path):
 
 
 def _rate(language: str, rate: int | None) -> int:
-    if language not in VOICE_NAMES:
+    if language not in DEFAULT_RATES:
         raise SynthesisError(f"no voice for language {language!r}")
     return int(rate or DEFAULT_RATES[language])
 
 
-def _synthesize_in_subprocess(text: str, language: str, path: Path, rate: int) -> str:
-    command = [sys.executable, "-m", "messages.synthesizer", language, str(rate),
+def installed_voices() -> set[str]:
+    """The voices this machine's espeak-ng has, by the names ``DEFAULT_VOICES`` and
+    ``SPEECH_VOICES`` use (``sit/yue`` → ``yue``); empty when espeak-ng is not installed."""
+    try:
+        listed = subprocess.run(["espeak-ng", "--voices"], capture_output=True, text=True,
+                                check=False, timeout=SYNTHESIS_TIMEOUT_SECONDS).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    names = set()
+    for line in listed.splitlines()[1:]:  # Pty Language Age/Gender VoiceName File Other
+        columns = line.split()
+        if len(columns) >= 5:
+            names.update((columns[3].lower(), columns[4].rsplit("/", 1)[-1].lower()))
+    return names
+
+
+def missing_voices(voices: dict[str, str]) -> dict[str, str]:
+    """The languages of ``voices`` whose espeak-ng voice this machine does not have."""
+    installed = installed_voices()
+    return {language: voice for language, voice in voices.items() if voice not in installed}
+
+
+def _voice(language: str, voice: str | None) -> str:
+    voice = voice or DEFAULT_VOICES.get(language)
+    if voice is None or not VOICE_NAME.fullmatch(voice):
+        raise SynthesisError(f"no usable voice for language {language!r} ({voice!r})")
+    return voice
+
+
+def _synthesize_in_subprocess(text: str, voice: str, path: Path, rate: int) -> str:
+    command = [sys.executable, "-m", "messages.synthesizer", voice, str(rate),
                str(path.resolve())]
     try:
         finished = subprocess.run(command, input=text, capture_output=True, text=True,

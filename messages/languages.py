@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 
 import langcodes
+from langcodes.data_dicts import MACROLANGUAGES
 
 #: The canonical form of the Chinese the gateway writes and Mandarin it speaks.
 CHINESE = "zh"
@@ -43,3 +44,10 @@ def canonical(tag: str) -> str:
     if not (code.isalpha() and len(code) <= 3) or code == "und" or not language.is_valid():
         raise LanguageError(f"{tag!r} names no known language (BCP 47, e.g. zh-CN, yue, en)")
     return code.lower()
+
+
+def reads_aloud(spoken: str, text_language: str) -> bool:
+    """Whether a voice of ``spoken`` can read a text in ``text_language`` (canonical forms):
+    its own, or its macrolanguage's — ``yue`` and ``hak`` read Chinese (``zh``) in Cantonese
+    and Hakka, as the people who speak them read standard written Chinese."""
+    return spoken == text_language or MACROLANGUAGES.get(spoken) == text_language

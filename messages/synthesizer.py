@@ -1,6 +1,6 @@
 """The synthesizer process: the only place a pyttsx3 engine exists (``messages.audio`` says why).
 
-``messages.audio.synthesize`` runs ``python -m messages.synthesizer LANGUAGE RATE PATH`` with
+``messages.audio.synthesize`` runs ``python -m messages.synthesizer VOICE RATE PATH`` with
 the text on stdin, and reads the voice the engine used, as JSON, from stdout.
 """
 from __future__ import annotations
@@ -12,14 +12,14 @@ import sys
 import threading
 from pathlib import Path
 
-from messages.audio import SYNTHESIS_TIMEOUT_SECONDS, VOICE_NAMES, SynthesisError
+from messages.audio import SYNTHESIS_TIMEOUT_SECONDS, VOICE_NAME, SynthesisError
 
 
-def _run_engine(text: str, language: str, path: Path, rate: int) -> str:
+def _run_engine(text: str, voice: str, path: Path, rate: int) -> str:
     import pyttsx3
 
     engine = pyttsx3.init("espeak")
-    voice_id = _voice_id(engine, VOICE_NAMES[language])
+    voice_id = _voice_id(engine, voice)
     finished = threading.Event()
     engine.connect("finished-utterance", lambda name, completed: finished.set())
     engine.setProperty("voice", voice_id)
@@ -43,14 +43,16 @@ def _voice_id(engine, name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Synthesize stdin to a WAV file.")
-    parser.add_argument("language", choices=sorted(VOICE_NAMES))
+    parser.add_argument("voice", help="an espeak-ng voice, e.g. cmn-latn-pinyin, yue, en-us")
     parser.add_argument("rate", type=int)
     parser.add_argument("path", type=Path)
     arguments = parser.parse_args(argv)
+    if not VOICE_NAME.fullmatch(arguments.voice):
+        parser.error(f"{arguments.voice!r} is not a voice name")
     text = sys.stdin.buffer.read().decode("utf-8")
     # pyttsx3 prints "Audio saved to ..." on stdout, which carries this process's answer.
     with contextlib.redirect_stdout(sys.stderr):
-        voice_id = _run_engine(text, arguments.language, arguments.path, arguments.rate)
+        voice_id = _run_engine(text, arguments.voice, arguments.path, arguments.rate)
     print(json.dumps({"voice_id": voice_id}))
     return 0
 

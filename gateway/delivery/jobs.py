@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelError, Outgoing, Receipt
 from gateway.delivery import escalation, lifecycle, media, metrics, providers, queues, workers
-from gateway.store import ledger
+from gateway.store import ledger, roster
 from gateway.store.db import as_utc, engine, utcnow
 from gateway.delivery.planner import plan
 from gateway.store.schema import announcements, delivery_counts
@@ -91,7 +91,7 @@ def deliver_batch(announcement_id: int, channel: str, batch: int) -> int:
 
 def _send_claimed(announcement, channel: str, batch: int, rows, owner: str,
                   lease: timedelta) -> None:
-    rendered: dict[str, Rendered] = {}
+    rendered: dict[tuple[str, str | None], Rendered] = {}  # (language, spoken language)
     for start in range(0, len(rows), FLUSH_EVERY):
         chunk = rows[start:start + FLUSH_EVERY]
         still_held = _wait_for_database("renew the lease of", channel, batch, lambda conn: ledger.renew(
@@ -113,15 +113,18 @@ def _send_chunk(announcement, channel: str, rows, rendered: dict, results: Resul
         results.failed.extend((row, "the announcement expired before this delivery was sent")
                               for row in rows)
         return True
+    spoken = _spoken_languages(channel, rows)
     for row in rows:
-        if row.language not in rendered:
-            rendered[row.language] = _rendered_in(announcement, channel, row.language)
+        key = (row.language, spoken.get(row.recipient_id))
+        if key not in rendered:
+            rendered[key] = _rendered_in(announcement, channel, *key)
     limiter = providers.limiter(channel)
     waits = metrics.Waits(limiter.wait_turn)
     started = time.monotonic()
     try:
         outcomes = providers.sender(channel).send_many(
-            [Outgoing(row.id, announcement.id, row.address, rendered[row.language],
+            [Outgoing(row.id, announcement.id, row.address,
+                      rendered[row.language, spoken.get(row.recipient_id)],
                       providers.callback_url(channel, row.id)) for row in rows],
             waits)
     finally:
@@ -137,11 +140,21 @@ def _send_chunk(announcement, channel: str, rows, rendered: dict, results: Resul
     return True
 
 
-def _rendered_in(announcement, channel: str, language: str) -> Rendered:
-    """The announcement's text in one language, rendered; looked up once per language per batch."""
+def _spoken_languages(channel: str, rows) -> dict[int, str]:
+    """A call's recipient → the language it speaks to them; other channels need none."""
+    if channel != "voice":
+        return {}
+    with engine().connect() as conn:
+        return roster.spoken_languages(conn, (row.recipient_id for row in rows))
+
+
+def _rendered_in(announcement, channel: str, language: str,
+                 spoken_language: str | None = None) -> Rendered:
+    """The announcement's text in one language, rendered (a call's audio in the voice of
+    ``spoken_language``); looked up once per language and voice per batch."""
     with engine().connect() as conn:
         text = lifecycle.in_language(conn, announcement, language)
-    return media.rendered_for(text, channel, text.language)
+    return media.rendered_for(text, channel, text.language, spoken_language)
 
 
 def _note_error(announcement, channel: str, row, error: ChannelError, results: Results) -> bool:

@@ -23,10 +23,11 @@ from sqlalchemy import Connection, and_, case, func, select
 
 from audiences.areas import prefix
 from audiences.policy import Person, channels_for
-from gateway.delivery import providers, reach
+from gateway.delivery import lifecycle, providers, reach
 from gateway.delivery.planner import planned_channels, speaker_villages, stream_residents
 from gateway.store.roster import beneath
 from gateway.store.schema import group_robots, residents
+from messages import audio
 from messages.render import render
 
 AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 64, "40-64"), (65, 200, "65+"))
@@ -113,8 +114,40 @@ def preview(conn: Connection, announcement) -> dict:
     if robots:
         per_channel["wecom_robot"] = robots
     sms = render(announcement, "sms", announcement.language, providers.render_context())
-    return _summary(config, residents_total, per_channel, segments, speakers, sms.data,
-                    _escalation(config, announcement))
+    summary = _summary(config, residents_total, per_channel, segments, speakers, sms.data,
+                       _escalation(config, announcement))
+    summary["voice_fallbacks"] = voice_fallbacks(conn, announcement)
+    return summary
+
+
+def voice_fallbacks(conn: Connection, announcement) -> list[dict]:
+    """Residents the plan would call in another language than the one they speak, by
+    (spoken language, language heard): their spoken language has no voice (``no_voice``),
+    or its voice cannot read the text they get (``no_text``). The call reads the text in
+    its own language's voice instead (``media.voice_for``, ``audio.choose_voice``)."""
+    codes, drill, allowed, year, _ = _context(conn, announcement)
+    if "voice" not in allowed:
+        return []
+    voices = current_app.config["SPEECH_VOICES"]
+    written_in = set(lifecycle.languages(conn, announcement))
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    # Only residents who speak another language than they read, or one with no text or no
+    # voice, can fall back: a few groups, each given to the policy as in ``preview``.
+    candidates = (residents.c.spoken_language != residents.c.language) | \
+        residents.c.spoken_language.not_in(sorted(written_in & set(voices)))
+    for group in _groups(conn, codes, drill, also=(residents.c.language, residents.c.spoken_language),
+                         where=candidates):
+        chosen = channels_for(group_person(group), severity=announcement.severity,
+                              policy=current_app.extensions["policy"], available=allowed, year=year)
+        if "voice" not in chosen:
+            continue
+        text_language = lifecycle.language_for(group, written_in, announcement)
+        voice = audio.choose_voice(group.spoken_language, text_language, voices)
+        if voice.fallback:
+            reason = "no_voice" if group.spoken_language not in voices else "no_text"
+            counts[group.spoken_language, voice.language, reason] += group.n
+    return [{"spoken_language": spoken, "heard_language": heard, "residents": n, "reason": reason}
+            for (spoken, heard, reason), n in sorted(counts.items())]
 
 
 def thin_residents(conn: Connection, announcement, town: str, band: str,
@@ -156,7 +189,9 @@ def suggestion(person, speaker_missing: bool) -> str:
     return "grid_worker"
 
 
-def _groups(conn: Connection, codes: list[str], drill: bool):
+def _groups(conn: Connection, codes: list[str], drill: bool, *, also=(), where=None):
+    """Residents grouped by what the policy looks at (and the columns ``also``), counted (``n``);
+    ``where`` narrows them."""
     town = func.substr(residents.c.area_code, 1, 9).label("town")
     # A number marked invalid is no phone (gateway.store.roster.usable_phone).
     has_phone = case((residents.c.phone.is_(None) | residents.c.phone_invalid.is_not(None), ""),
@@ -164,8 +199,10 @@ def _groups(conn: Connection, codes: list[str], drill: bool):
     has_openid = case((residents.c.wechat_openid.is_(None), ""), else_="y").label("has_openid")
     columns = (town, residents.c.area_code.label("village"), residents.c.birth_year,
                residents.c.visually_impaired, residents.c.hearing_impaired,
-               residents.c.has_smartphone, has_phone, has_openid, residents.c.opt_out)
+               residents.c.has_smartphone, has_phone, has_openid, residents.c.opt_out, *also)
     condition = and_(beneath(residents.c.area_code, codes), residents.c.retired_at.is_(None))
+    if where is not None:
+        condition = and_(condition, where)
     if drill:
         condition = and_(condition, residents.c.test_audience.is_(True))
     return conn.execute(select(*columns, func.count().label("n")).where(condition)

@@ -218,6 +218,17 @@ def usable_phone():
     return case((residents.c.phone_invalid.is_(None), residents.c.phone), else_=None).label("phone")
 
 
+def spoken_languages(conn: Connection, resident_ids: Iterable[int]) -> dict[int, str]:
+    """resident id → the language calls speak to them (``residents.spoken_language``)."""
+    ids = sorted(set(resident_ids))
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), 1000):  # bounded IN lists
+        found.update((row.id, row.spoken_language) for row in conn.execute(
+            select(residents.c.id, residents.c.spoken_language)
+            .where(residents.c.id.in_(ids[start:start + 1000]))))
+    return found
+
+
 def resident_row(profile: ResidentProfile) -> dict:
     return {"name": profile.name, "phone": profile.phone, "wechat_openid": profile.wechat_openid,
             "area_code": profile.area_code, "birth_year": profile.birth_year,

@@ -33,7 +33,7 @@ from channels.loudspeaker.protocol import SigningKey
 from channels.base import StatusUpdate
 from channels.twilio_common import valid_signature
 from gateway.delivery import lifecycle, media, outcomes
-from gateway.store import audit, ledger
+from gateway.store import audit, ledger, roster
 from gateway.store.db import engine, utcnow
 from gateway.store.schema import announcements, deliveries, inbound_messages, residents
 from messages.audio import AUDIO_FILE_NAME
@@ -89,13 +89,15 @@ def _gather(delivery_id: int) -> Response:
     if confirmation is not None:
         outcomes.apply(delivery_id, confirmation, from_provider=True)
     with engine().connect() as conn:
-        row = conn.execute(select(deliveries.c.language.label("spoken_language"), announcements)
+        row = conn.execute(select(deliveries.c.language.label("text_language"),
+                                  deliveries.c.recipient_id.label("listener_id"), announcements)
                            .join(announcements, announcements.c.id == deliveries.c.announcement_id)
                            .where(deliveries.c.id == delivery_id)).first()
         if row is None:
             return twiml(EMPTY_TWIML)
-        spoken = lifecycle.in_language(conn, row, row.spoken_language)
-    rendered = media.rendered_for(spoken, "voice", spoken.language)
+        spoken = lifecycle.in_language(conn, row, row.text_language)
+        listener = roster.spoken_languages(conn, [row.listener_id]).get(row.listener_id)
+    rendered = media.rendered_for(spoken, "voice", spoken.language, listener)
     try:
         attempt = int(request.args.get("attempt", "1"))
     except ValueError:

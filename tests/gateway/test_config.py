@@ -29,6 +29,23 @@ def test_a_bad_value_names_its_variable():
         config.from_env({"SMS_RATE": "fast"})
 
 
+def test_speech_voices_add_to_and_replace_the_defaults_by_canonical_language():
+    assert config.from_env({})["SPEECH_VOICES"] == {"zh": "cmn-latn-pinyin", "yue": "yue",
+                                                    "en": "en-us"}
+    voices = config.from_env({"SPEECH_VOICES": "hak=hak, cmn=cmn ,en-US="})["SPEECH_VOICES"]
+    assert voices == {"zh": "cmn", "yue": "yue", "hak": "hak"}
+
+
+@pytest.mark.parametrize("raw, words", [
+    ("yue", "'yue' is not language=voice"),
+    ("xx-!!=yue", "'xx-!!' is not a language tag"),
+    ("yue=../yue", "'../yue' is not an espeak-ng voice name"),
+])
+def test_a_bad_voice_table_stops_start_up_naming_it(raw, words):
+    with pytest.raises(config.ConfigError, match=f"environment variable SPEECH_VOICES: {re.escape(words)}"):
+        config.from_env({"SPEECH_VOICES": raw})
+
+
 def test_tongbao_instance_moves_the_owner_only_instance_folder(tmp_path, monkeypatch):
     folder = tmp_path / "kept"
     monkeypatch.setenv("TONGBAO_INSTANCE", str(folder))

@@ -36,6 +36,7 @@ def test_a_sound_installation_has_nothing_to_fix(make_app, tmp_path):
     assert result.exit_code == 0, result.output
     assert "FIX" not in result.output
     assert "ok    speech       zh: voice cmn-latn-pinyin" in result.output
+    assert "ok    speech       yue: voice yue" in result.output  # Cantonese, reading Chinese
     assert "sms: twilio_sms, voice: twilio_voice, wechat: outbox" in result.output
     assert result.output.rstrip().endswith("nothing to fix")
 
@@ -82,3 +83,14 @@ def test_a_signing_key_kept_elsewhere_is_checked_alone_not_its_folder(make_app, 
     output = doctor(app).output
     assert f"FIX   files        1 file(s) others may read, e.g. {key} " in output
     assert f"-> chmod -R go-rwx {keys}" in output
+
+
+def test_a_configured_voice_espeak_ng_lacks_is_named(make_app, tmp_path):
+    app = make_app(f"sqlite:///{tmp_path / 'instance' / 'tongbao.db'}",
+                   SPEECH_VOICES={"zh": "cmn-latn-pinyin", "en": "en-us", "za": "zhuang-none"})
+    result = doctor(app)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    [index] = [i for i, line in enumerate(lines)
+               if line.startswith("FIX   speech       za: espeak-ng has no voice zhuang-none")]
+    assert "SPEECH_VOICES" in lines[index + 1]

@@ -53,6 +53,45 @@ def test_english_is_spoken_by_an_english_voice(tmp_path):
     assert 3.5 <= info.duration_seconds <= 12
 
 
+def test_the_cantonese_voice_reads_the_chinese_text_in_cantonese(tmp_path, mandarin_wav):
+    info = synthesize(MANDARIN, "zh", tmp_path / "yue.wav", voice="yue")
+    assert info.voice_id == "sit/yue"
+    samples = info.path.read_bytes()[44:]
+    assert len(set(samples)) > 100  # not silent
+    # Measured: 24 characters, 7.8 s in Cantonese where Mandarin takes 9.9 s; a voice that
+    # spelt the characters out (Debian's hak says "Chinese letter" for each: 26 s) is refused.
+    assert 0.6 * mandarin_wav.duration_seconds <= info.duration_seconds \
+        <= 1.4 * mandarin_wav.duration_seconds
+    assert info.sha256 != mandarin_wav.sha256
+
+
+def test_debians_hakka_voice_spells_chinese_out_and_its_speech_is_refused(tmp_path):
+    """Why DEFAULT_VOICES has no hak: espeak-ng 1.51's hak says "Chinese letter" for each
+    character. When this fails, espeak-ng reads Hakka: add it to DEFAULT_VOICES."""
+    with pytest.raises(SynthesisError, match="s of audio for this text"):
+        synthesize(MANDARIN, "zh", tmp_path / "hak.wav", voice="hak")
+    assert "hak" not in audio.DEFAULT_VOICES
+
+
+def test_a_voice_is_chosen_by_the_spoken_language_when_it_reads_the_text():
+    voices = dict(audio.DEFAULT_VOICES)
+    assert audio.choose_voice("yue", "zh", voices) == audio.Voice("yue", "yue")
+    assert audio.choose_voice("zh", "zh", voices) == audio.Voice("zh", "cmn-latn-pinyin")
+    # No voice for Zhuang, Hakka by default: the text's language, counted as a fallback.
+    assert audio.choose_voice("za", "zh", voices) == audio.Voice("zh", "cmn-latn-pinyin", fallback=True)
+    assert audio.choose_voice("hak", "zh", voices).fallback
+    assert audio.choose_voice("hak", "zh", {**voices, "hak": "hak"}) == audio.Voice("hak", "hak")
+    # A Cantonese voice cannot read an English text.
+    assert audio.choose_voice("yue", "en", voices) == audio.Voice("en", "en-us", fallback=True)
+
+
+def test_the_file_name_names_the_voice(tmp_path):
+    assert audio_path(tmp_path, 4, "zh", MANDARIN, voice="yue").name.startswith("a4-zh-yue-")
+    assert audio_path(tmp_path, 4, "zh", MANDARIN).name.startswith("a4-zh-cmn-latn-pinyin-")
+    assert AUDIO_FILE_NAME.fullmatch("a4-zh-0123456789ab.wav")  # made before voices were named
+    assert not AUDIO_FILE_NAME.fullmatch("a4-zh-../x-0123456789ab.wav")
+
+
 def test_a_faster_rate_makes_shorter_audio(tmp_path, mandarin_wav):
     fast = synthesize(MANDARIN, "zh", tmp_path / "fast.wav", rate=200)
     assert fast.rate == 200
