@@ -137,6 +137,20 @@ def test_preview_shows_counts_and_weak_groups_before_anything_is_saved(app, clie
     assert "预计费用" in html and "提交审批" in html
 
 
+def test_preview_says_who_will_hear_mandarin_for_want_of_a_voice(app, client):
+    from dataclasses import replace as changed
+
+    from gateway.store import roster
+    from tests.gateway.conftest import person
+    speakers = [changed(person(f"韦{n}", phone=f"+86138000009{n:02d}", visual=True, born=1940),
+                        spoken_language="za") for n in range(3)]
+    with app.extensions["engine"].begin() as conn:
+        roster.insert_residents(conn, speakers)
+    login(client, "author")
+    html = page(client.post("/announcements/new", data=compose_form(client)))
+    assert "3 位居民将听到普通话：没有壮语语音" in html
+
+
 def test_preview_then_submit_waits_for_approval(app, client):
     login(client, "author")
     announcement_id = submit(client)

@@ -85,6 +85,24 @@ def test_residents_can_be_searched_and_edited_with_the_roster_rules(app, client)
     assert row.phone == "+8613800000099" and row.hearing_impaired
 
 
+def test_an_edit_keeps_written_and_spoken_languages_apart(app, client):
+    login(client, "admin")
+    html = page(client.get("/residents?q=李娜"))
+    resident_id = int(re.search(r"/residents/(\d+)/edit", html).group(1))
+    edit_page = page(client.get(f"/residents/{resident_id}/edit"))
+    assert "口语，用于电话" in edit_page and 'name="spoken_language"' in edit_page
+    fields = {"csrf_token": CSRF_FIELD.search(edit_page).group(1), "name": "李娜",
+              "phone": "13800000012", "area_code": VILLAGE_A, "language": "zh-CN",
+              "spoken_language": "zh-yue", "birth_year": "1990", "has_smartphone": "1"}
+    assert client.post(f"/residents/{resident_id}/edit", data=fields).status_code == 302
+    assert 'value="yue"' in page(client.get(f"/residents/{resident_id}/edit"))
+    refused = client.post(f"/residents/{resident_id}/edit", data={**fields, "spoken_language": "xx-!!"})
+    assert refused.status_code == 422 and "is not a language tag" in page(refused)
+    with app.extensions["engine"].connect() as conn:
+        row = conn.execute(select(residents).where(residents.c.id == resident_id)).one()
+    assert (row.language, row.spoken_language) == ("zh", "yue")
+
+
 def test_a_number_found_invalid_is_marked_in_the_list_until_the_phone_is_edited(app, client):
     phone = RESIDENTS["young sms only"][0].phone
     with app.extensions["engine"].begin() as conn:
