@@ -88,7 +88,7 @@ def test_send_posts_the_template_payload_and_returns_the_msgid(fake, make_channe
         "template_id": "TEMPLATE-ALERT",
         "url": "https://tb.example.cn/a/7",
         "data": {
-            "thing1": {"value": "【演练】山洪撤离"},
+            "thing1": {"value": "【演练】【橙色预警】山洪撤离"},  # severe: orange
             "time2": {"value": "2024年7月1日 15:05"},
             "thing3": {"value": "县人民政府信息办"},
             "thing4": {"value": "今晚八时起山洪风险高。"},
