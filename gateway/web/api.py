@@ -320,7 +320,8 @@ def _resident_json(row) -> dict:
             "wechat_openid": row.wechat_openid, "area_code": row.area_code,
             "birth_year": row.birth_year, "visually_impaired": row.visually_impaired,
             "hearing_impaired": row.hearing_impaired, "has_smartphone": row.has_smartphone,
-            "language": row.language, "opt_out": [c for c in row.opt_out.split(";") if c],
+            "language": row.language, "spoken_language": row.spoken_language,
+            "opt_out": [c for c in row.opt_out.split(";") if c],
             "test_audience": row.test_audience, "retired": row.retired_at is not None}
 
 

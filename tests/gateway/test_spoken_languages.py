@@ -76,3 +76,17 @@ def test_the_preview_counts_who_will_hear_another_language_than_their_own(app, a
         {"spoken_language": "za", "heard_language": "zh", "residents": 1, "reason": "no_voice"},
     ]
 
+
+
+def test_the_api_takes_bcp47_tags_and_lists_both_languages_of_a_resident(app, api):
+    add_listeners(app)
+    created = api("author").post("/api/v1/announcements", json=announcement(
+        language="zh-CN", translations=[{"language": "en-US", "headline": "Rain", "body": "Rain."}]))
+    assert created.status_code == 201, created.json
+    assert api("author").get(f"/api/v1/announcements/{created.json['id']}").json["languages"] == [
+        "zh", "en"]
+    refused = api("author").post("/api/v1/announcements", json=announcement(language="xx-!!"))
+    assert refused.status_code == 422 and refused.json["field"] == "language"
+    listed = api("admin").get(f"/api/v1/residents?area={VILLAGE_B}&per_page=100").json["residents"]
+    assert {(r["name"], r["language"], r["spoken_language"]) for r in listed} >= {
+        ("黄伯", "zh", "yue"), ("韦婆", "zh", "za"), ("曾叔", "zh", "hak")}
