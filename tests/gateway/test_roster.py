@@ -105,3 +105,24 @@ def test_a_phone_marked_invalid_stays_so_until_edited_or_listed_in_a_roster_agai
         roster.update_resident(conn, resident_id, GOOD_FIELDS, "admin")  # a new phone
     with engine.connect() as conn:
         assert stored(conn, resident_id).phone_invalid is None
+
+
+def test_migration_0010_gives_residents_their_written_language_as_spoken(tmp_path):
+    from alembic import command
+
+    from gateway.store import db
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    config = db._alembic_config(engine)
+    command.upgrade(config, "0009")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO residents (name, phone, area_code, visually_impaired, hearing_impaired, "
+            "has_smartphone, language, opt_out, test_audience) VALUES "
+            "('Ann', '+8613800000091', '450702100201', 0, 0, 1, 'en', '', 0), "
+            "('李', '+8613800000092', '450702100201', 0, 0, 1, 'zh', '', 0)")
+    command.upgrade(config, "0010")
+    with engine.connect() as conn:
+        rows = conn.execute(select(residents.c.name, residents.c.spoken_language)
+                            .order_by(residents.c.name)).all()
+    assert [tuple(row) for row in rows] == [("Ann", "en"), ("李", "zh")]
+    engine.dispose()
