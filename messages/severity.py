@@ -7,6 +7,7 @@ from this one table.
 """
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 
@@ -55,14 +56,22 @@ def warning(severity: str, language: str) -> str:
     return f"{found.colour} warning" if language == "en" else f"{found.colour}预警"
 
 
+def names_a_warning(headline: str, language: str) -> bool:
+    """Whether a headline already says a warning's colour: "暴雨红色预警", "Red rainstorm warning"."""
+    levels = LEVELS.get(language, LEVELS["zh"]).values()
+    if language == "en":
+        words = set(re.findall(r"[a-z]+", headline.lower()))
+        return "warning" in words and any(found.colour.lower() in words for found in levels)
+    return any(f"{found.colour}预警" in headline for found in levels)
+
+
 def tag(announcement, language: str) -> str:
     """The warning in brackets before a message's headline ("【红色预警】", "[Red warning] "),
     or nothing when the headline already names a warning colour ("暴雨红色预警": the office's
     own words stand) or the message withdraws one (a withdrawal must not read like a new
     warning)."""
     words = warning(announcement.severity, language)
-    headline = announcement.headline.lower()
-    named = any(warning(other, language).lower() in headline for other in LEVELS["zh"])
-    if not words or named or announcement.msg_type == "cancel":
+    if not words or names_a_warning(announcement.headline, language) or \
+            announcement.msg_type == "cancel":
         return ""
     return f"[{words}] " if language == "en" else f"【{words}】"

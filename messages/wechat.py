@@ -36,6 +36,8 @@ TEMPLATE_KEYS = {
 #: Longest value, in characters, per template value type (the key without its number).
 VALUE_LIMITS = {"thing": 20}
 
+#: The least of a headline a title keeps when its warning colour is added before it.
+HEADLINE_KEPT = 10
 MARKDOWN_LIMIT_BYTES = 4096
 ELLIPSIS = "…"
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
@@ -81,10 +83,14 @@ def _title(announcement: AnnouncementView, language: str, key: str) -> str:
 
     (Only a marker longer than the whole field, as English ones can be, is cut itself.)
     """
-    prefix = (marker(language, announcement.status, announcement.msg_type)
-              + severity.tag(announcement, language))
+    prefix = marker(language, announcement.status, announcement.msg_type)
     headline = _one_line(announcement.headline)
     limit = _limit(key)
+    warning = severity.tag(announcement, language)
+    # The warning colour only where it leaves room for the headline ("[Yellow warning] " would
+    # leave an English headline three characters of the twenty).
+    if limit is None or len(prefix + warning) + min(len(headline), HEADLINE_KEPT) <= limit:
+        prefix += warning
     return prefix + (headline if limit is None else _cut(headline, max(limit - len(prefix), 1)))
 
 

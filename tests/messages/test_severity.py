@@ -58,3 +58,20 @@ def test_wechat_title_and_group_post_name_the_level():
     assert title == "【红色预警】山洪预警"
     post = wechat.render_group_markdown(Notice(severity="moderate"), "zh", CONTEXT)
     assert post.startswith("### 【黄色预警】山洪预警\n> 预警级别：较重/黄色·III级\n")
+
+
+def test_an_english_headline_naming_a_colour_gets_no_tag():
+    notice = Notice(headline="Red rainstorm warning", language="en", severity="moderate")
+    assert sms.render(notice, "en", CONTEXT).text.startswith("【县人民政府】Red rainstorm warning")
+    assert severity.names_a_warning("Orange typhoon warning", "en")
+    assert not severity.names_a_warning("Flood warning", "en")
+
+
+def test_the_wechat_title_keeps_room_for_the_headline():
+    """WeChat's title holds 20 characters: "[Yellow warning] " would leave three."""
+    notice = Notice(headline="Flash flood on the Qin River", language="en", severity="moderate")
+    title = wechat.render(notice, "en", CONTEXT).data["template"]["thing1"]["value"]
+    assert title == "Flash flood on the …"
+    drill = Notice(headline="县" * 30, status="exercise")
+    assert wechat.render(drill, "zh", CONTEXT).data["template"]["thing1"]["value"] == \
+        "【演练】【红色预警】" + "县" * 9 + "…"
