@@ -226,7 +226,7 @@ function drawChart(svg, history) {
   svg.replaceChildren();
   const seconds = history.seconds;
   if (seconds.length === 0) return;
-  const lines = [["reached", history.reached]];
+  const lines = [["reached", history.reached], ["confirmed", history.confirmed]];
   CHANNELS.forEach((c) => { if (history.delivered[c]) lines.push([c, history.delivered[c]]); });
   const span = Math.max(seconds[seconds.length - 1], 1);
   const top = Math.max(1, ...lines.flatMap(([, series]) => series));

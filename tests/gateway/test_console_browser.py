@@ -172,6 +172,7 @@ def test_a_pending_notice_is_not_shown_finished_and_cancel_asks_first(app, page,
     log_in(page, live_server, "approver")
     page.goto(f"{live_server}/announcements/{announcement_id}")
     expect(page.locator("#chart-key li").first).to_contain_text("已送达居民 0")
+    expect(page.locator("#chart-key li").nth(1)).to_contain_text("已确认居民 0")
     expect(page.locator("#state")).to_have_text("已批准")
     expect(page.locator("#watch-finished")).to_be_hidden()
     page.click("#cancel-button")
