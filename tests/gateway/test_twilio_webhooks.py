@@ -273,3 +273,20 @@ def test_an_sms_over_the_daily_cap_pauses_sms_and_fails_nobody(app, api, twilio)
     status = api("approver").get(f"/api/v1/announcements/{announcement_id}").json
     assert status["paused_channels"]["sms"]["reason"] == "[30023] daily message cap reached"
     assert status["deliveries"]["sms"].get("failed", 0) == 0
+
+
+def test_a_cantonese_speaker_is_called_and_replayed_in_cantonese(app, api, twilio):
+    from dataclasses import replace
+    cantonese = replace(person("黄伯", VILLAGE_A, phone="+8613800000041", visual=True, born=1950),
+                        spoken_language="yue")
+    with app.extensions["engine"].begin() as conn:
+        roster.insert_residents(conn, [cantonese])
+    announcement_id = publish(api, channels=["voice"])
+    run_jobs(app)
+    calls = {c["to"]: s for s, c in twilio.calls.items()}
+    yue_twiml = twilio.twiml[calls[cantonese.phone]]
+    assert f"{PUBLIC}/media/a{announcement_id}-zh-yue-" in yue_twiml
+    assert f"{PUBLIC}/media/a{announcement_id}-zh-cmn-latn-pinyin-" in \
+        twilio.twiml[calls[RESIDENTS["blind"][0].phone]]
+    replayed = deliver(app.test_client(), twilio.gather_callback(calls[cantonese.phone], "2"))
+    assert f"{PUBLIC}/media/a{announcement_id}-zh-yue-" in replayed.get_data(as_text=True)
