@@ -191,6 +191,15 @@ def test_a_roster_of_every_county_language_imports_and_a_bad_tag_is_a_line_error
     assert "line 7, column language: 'xx-!!' is not a language tag" in str(raised.value)
 
 
+def test_chinese_headers_name_the_written_and_the_spoken_language():
+    text = "姓名,手机号,村代码,语言,方言\n黄伯,13800138000,%s,zh-CN,粤语\n" % VILLAGE
+    with pytest.raises(CsvErrors) as raised:  # a language is a tag, not its Chinese name
+        read_roster_csv(text.encode(), known_area=known_area)
+    assert [(e.line, e.column) for e in raised.value.errors] == [(2, "方言")]
+    [profile] = read_roster_csv(text.replace("粤语", "yue").encode(), known_area=known_area)
+    assert (profile.language, profile.spoken_language) == ("zh", "yue")
+
+
 def test_a_quoted_cell_spanning_lines_still_counts_as_one_spreadsheet_row():
     text = roster(row(name='"黄\n秀英"'), row(language="xx"))
     with pytest.raises(CsvErrors) as raised:

@@ -94,3 +94,11 @@ def test_a_configured_voice_espeak_ng_lacks_is_named(make_app, tmp_path):
     [index] = [i for i, line in enumerate(lines)
                if line.startswith("FIX   speech       za: espeak-ng has no voice zhuang-none")]
     assert "SPEECH_VOICES" in lines[index + 1]
+
+
+def test_start_up_warns_of_a_voice_espeak_ng_lacks(make_app, tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        make_app(f"sqlite:///{tmp_path / 'instance' / 'tongbao.db'}",
+                 SPEECH_VOICES={"zh": "cmn-latn-pinyin", "za": "zhuang-none"})
+    assert "espeak-ng has no voice 'zhuang-none' (for za)" in caplog.text
+    assert "cmn-latn-pinyin" not in caplog.text
