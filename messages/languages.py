@@ -27,23 +27,43 @@ from langcodes.data_dicts import MACROLANGUAGES
 CHINESE = "zh"
 
 
+#: ISO 639's codes for "undetermined", "multiple", "uncoded" and "no linguistic content".
+_SPECIAL = frozenset({"und", "mul", "mis", "zxx"})
+#: Longer than any tag a person writes (RFC 5646 asks for at least 35 characters to be kept).
+MAX_TAG_LENGTH = 64
+#: A tag is quoted back in an error up to this many characters.
+_SHOWN = 40
+
+
 class LanguageError(ValueError):
     """A tag that is not a BCP 47 language tag naming a known language."""
 
 
-@functools.lru_cache(maxsize=1024)  # a roster repeats a handful of tags 100,000 times
 def canonical(tag: str) -> str:
     """The canonical language of a BCP 47 tag (see the module's text); ``LanguageError`` if none."""
     text = tag.strip()
+    if len(text) > MAX_TAG_LENGTH:
+        raise LanguageError(f"{_shown(tag)} is longer than a language tag ({MAX_TAG_LENGTH} characters)")
+    return _canonical(text)
+
+
+@functools.lru_cache(maxsize=1024)  # a roster repeats a handful of tags 100,000 times
+def _canonical(tag: str) -> str:
+    text = tag
     try:
         language = langcodes.Language.get(langcodes.standardize_tag(text, macro=True))
     except (langcodes.LanguageTagError, ValueError):
-        raise LanguageError(f"{tag!r} is not a language tag (BCP 47, e.g. zh-CN, yue, en)") from None
+        raise LanguageError(f"{_shown(tag)} is not a language tag (BCP 47, e.g. zh-CN, yue, en)") from None
     code = language.language or ""
-    # Private use (x-…), "und" (undetermined) and unassigned codes name no language.
-    if not (code.isalpha() and len(code) <= 3) or code == "und" or not language.is_valid():
-        raise LanguageError(f"{tag!r} names no known language (BCP 47, e.g. zh-CN, yue, en)")
+    # Private use (x-…), the special codes (undetermined, multiple, uncoded, no linguistic
+    # content) and unassigned codes name no language.
+    if not (code.isalpha() and len(code) <= 3) or code in _SPECIAL or not language.is_valid():
+        raise LanguageError(f"{_shown(tag)} names no known language (BCP 47, e.g. zh-CN, yue, en)")
     return code.lower()
+
+
+def _shown(tag: str) -> str:
+    return repr(tag if len(tag) <= _SHOWN else tag[:_SHOWN] + "…")
 
 
 def reads_aloud(spoken: str, text_language: str) -> bool:
