@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 RECONCILE_LOCK = "tongbao:reconcile-lock"
 #: Longest wait between two tries to reach Redis or the database again.
 MAX_BACKOFF_SECONDS = 30
+#: How long a stopping worker waits for its scheduler process before killing it.
+SCHEDULER_STOP_SECONDS = 5
 
 _name = {"pid": None, "value": ""}
 _held: set[int] = set()
@@ -170,6 +173,25 @@ class GatewayWorker(SimpleWorker):
     def request_stop(self, signum, frame):
         self.stop_asked = True
         super().request_stop(signum, frame)
+
+    def stop_scheduler(self):
+        """Stop rq's scheduler process, killing it if SIGTERM does not stop it soon.
+
+        rq waits for it without a limit, but a SIGTERM that arrives just after the fork, before
+        the scheduler sets its own handler, runs the handler it inherited, which only notes a
+        stop request meant for the worker: the scheduler then never ends, nor would the worker."""
+        process = self.scheduler._process if self.scheduler else None
+        if process is None or not process.pid:
+            return
+        try:
+            os.kill(process.pid, signal.SIGTERM)
+        except OSError:
+            pass
+        process.join(SCHEDULER_STOP_SECONDS)
+        if process.is_alive():
+            log.warning("the scheduler process %s did not stop; killing it", process.pid)
+            process.kill()
+            process.join()
 
     def keep_scheduler(self) -> None:
         """Start rq's scheduler process again when it is gone, as soon as Redis answers.

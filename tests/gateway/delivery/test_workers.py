@@ -1,6 +1,7 @@
 """The worker process: its name, its heartbeat and leases, and stopping when asked."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import socket
@@ -176,3 +177,27 @@ def test_the_heartbeat_takes_over_the_scheduler_of_a_dead_worker(make_app, datab
         heartbeat.join(5)
         worker.stop_scheduler()
         worker.scheduler.release_locks()
+
+
+def _ignore_sigterm_and_wait(ignoring):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ignoring.set()
+    time.sleep(120)
+
+
+def test_a_scheduler_that_ignores_sigterm_is_killed_when_the_worker_stops(make_app, database_url):
+    """As one does that got SIGTERM before setting its handler: the worker must not wait for ever."""
+    app = make_app(database_url)
+    with app.app_context():
+        worker = workers.GatewayWorker([queues.queue(queues.QUEUE_NAMES[0])],
+                                       connection=queues.connection(), name=workers.process_name())
+        worker.scheduler = RQScheduler(worker.queues, connection=worker.connection)
+        forking = multiprocessing.get_context("fork")
+        ignoring = forking.Event()
+        stubborn = forking.Process(target=_ignore_sigterm_and_wait, args=(ignoring,))
+        stubborn.start()
+        assert ignoring.wait(30)
+        worker.scheduler._process = stubborn
+        worker.stop_scheduler()
+        assert not stubborn.is_alive()
+        assert stubborn.exitcode == -signal.SIGKILL
