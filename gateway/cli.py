@@ -268,6 +268,8 @@ def serve(with_demo):
     if not app.config["MQTT_URL"]:
         broker, app.config["MQTT_URL"] = embedded_broker(app)
         broker.start()
+    # One host signs: make its key now, so /readyz is ready and controllers can fetch it at once.
+    SigningKey.load_or_create(app.config["SIGNING_KEY_PATH"])
     listening = loudspeakers.listen(app)
     environment = {**os.environ, "REDIS_URL": queues.redis_url(app),
                    "MQTT_URL": app.config["MQTT_URL"]}

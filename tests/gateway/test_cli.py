@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from channels.base import Outgoing
 from channels.outbox import OutboxChannel
 from gateway import cli, create_app
+from gateway.delivery import health
 from gateway.store.schema import areas, devices, residents, users
 
 pytestmark = pytest.mark.integration
@@ -154,6 +155,14 @@ def test_serve_demo_loads_the_demo_and_prints_its_logins_once(app, serve_without
     again = serve_without_servers("--demo")
     assert again.exit_code == 0 and "tongbao-" not in again.output
     assert "users create" not in again.output
+
+
+def test_serve_makes_the_signing_key_it_serves_so_it_is_ready_at_once(app, serve_without_servers):
+    path = app.config["SIGNING_KEY_PATH"]
+    assert not os.path.exists(path)
+    assert serve_without_servers().exit_code == 0
+    assert mode(path) == 0o600
+    assert health.check_signing_key(app).ok
 
 
 def mode(path) -> int:
