@@ -49,6 +49,9 @@ residents = Table(
     # When a roster import that replaced the area's roster no longer listed them; null while
     # on the roster. Planning and the preview skip retired residents (migration 0009).
     Column("retired_at", DateTime(timezone=True)),
+    # Registered themselves (/join) and not yet approved by an admin: reached only by SMS,
+    # only for extreme notices, their needs unused (audiences.policy.channels_for; 0014).
+    Column("pending_review", Boolean, nullable=False, default=False, server_default=text("false")),
     Index("ix_residents_area_code_id", "area_code", "id"),
     Index("ix_residents_phone", "phone"),
     Index("ix_residents_wechat_openid", "wechat_openid"),
@@ -227,4 +230,26 @@ inbound_messages = Table(
     Column("announcement_id", Integer),
     Column("intent", String(12), nullable=False),
     Column("body", Text, nullable=False),
+)
+
+# What a resident gave on the self-registration page (/join), kept with the consents they gave
+# (purpose -> when, JSON) while an admin reviews it, and after as the record of those consents.
+# Needs (JSON list) are sensitive: written to the resident only at approval, with consent.
+self_registrations = Table(
+    "self_registrations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("area_code", String(12), nullable=False),
+    Column("resident_id", BigInteger),  # the roster row it feeds (pending, then approved)
+    Column("name", String(100), nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("uses_wechat", Boolean, nullable=False),
+    Column("needs", Text, nullable=False),
+    Column("consents", Text, nullable=False),
+    Column("status", String(10), nullable=False),  # pending, approved, rejected
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_by", String(64)),
+    Index("ix_self_registrations_status", "status", "id"),
+    Index("ix_self_registrations_phone", "phone"),
 )
