@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from messages.audio import DEFAULT_VOICES, VOICE_NAME
 from messages.languages import LanguageError, canonical
@@ -93,6 +94,18 @@ def _voices(default: Mapping[str, str]) -> Callable[[str | None], dict[str, str]
     return convert
 
 
+def _time_zone(default: str) -> Callable[[str | None], str]:
+    """An IANA time zone name (``Asia/Shanghai``), checked against the zone database."""
+    def convert(raw: str | None) -> str:
+        name = default if raw in (None, "") else raw.strip()
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{name!r} is not a time zone name (e.g. Asia/Shanghai)") from None
+        return name
+    return convert
+
+
 #: name -> converter (with its default). Unset names take the default.
 SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "TONGBAO_INSTANCE": _text(),        # unset: instance/ beside the code (Flask's default)
@@ -104,6 +117,8 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "HOST": _text("127.0.0.1"),
     "PORT": _whole(5000, minimum=1),
     "OFFICE_NAME": _text("钦州市人民政府新闻办公室"),
+    "OFFICE_NAME_EN": _text(""),       # unset: English notices name OFFICE_NAME
+    "OFFICE_TIMEZONE": _time_zone("Asia/Shanghai"),  # times on the console and public page
     "SMS_SIGNATURE": _text("钦州发布"),
     "SMS_SIGNATURE_LATIN": _text(""),  # unset: English SMS open with SMS_SIGNATURE too
     "CAP_SENDER": _text("tongbao@qinzhou.example.gov.cn"),

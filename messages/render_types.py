@@ -25,11 +25,17 @@ class AnnouncementView(Protocol):
 @dataclass(frozen=True)
 class RenderContext:
     office_name: str = "县人民政府信息办"
+    office_name_en: str = ""  # said in English renderings when set (OFFICE_NAME_EN)
     sms_signature: str = "县人民政府"
     sms_signature_latin: str = ""  # opens SMS in Latin-script languages (English) when set
     public_base_url: str = "http://127.0.0.1:5000"
     audio_url: str | None = None  # the synthesized speech, when there is one
     audio_sha256: str | None = None  # loudspeakers check the audio they download against it
+
+    def office(self, language: str) -> str:
+        """Who is speaking, in a rendering's language: English ones name the English name
+        when there is one, so an English card or call carries no Chinese name."""
+        return self.office_name_en if language == "en" and self.office_name_en else self.office_name
 
     def full_text_url(self, announcement_id: int) -> str:
         return f"{self.public_base_url.rstrip('/')}/a/{announcement_id}"

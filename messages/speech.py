@@ -81,7 +81,7 @@ def _message_parts(announcement: AnnouncementView, language: str, context: Rende
     instruction = ""
     if announcement.instruction:
         instruction = phrase(language, "spoken.instruction") + announcement.instruction
-    opening = phrase(language, "spoken.opening").format(office=context.office_name)
+    opening = phrase(language, "spoken.opening").format(office=context.office(language))
     return [opening, drill, correction, announcement.headline,
             announcement.body if with_body else "", instruction, drill]
 

@@ -47,8 +47,8 @@ def render(announcement: AnnouncementView, language: str, context: RenderContext
     url = context.full_text_url(announcement.id)
     values = {
         "title": _title(announcement, language, TEMPLATE_KEYS["title"]),
-        "time": _template_time(_issued_at(announcement)),
-        "office": context.office_name,
+        "time": _template_time(_issued_at(announcement), language),
+        "office": context.office(language),
         "summary": announcement.body,
         "instruction": announcement.instruction,
     }
@@ -63,12 +63,12 @@ def render_group_markdown(announcement: AnnouncementView, language: str,
                           context: RenderContext) -> str:
     """One markdown post for a WeCom group robot, at most 4096 bytes of UTF-8."""
     colon = "：" if language == "zh" else ": "
-    issued = _template_time(_issued_at(announcement))
+    issued = _template_time(_issued_at(announcement), language)
     head = (f"### {marker(language, announcement.status, announcement.msg_type)}"
             f"{severity.tag(announcement, language)}{_one_line(announcement.headline)}\n"
             f"> {phrase(language, 'label.severity')}{colon}"
             f"{severity.label(announcement.severity, language)}\n"
-            f"> {phrase(language, 'label.office')}{colon}{context.office_name}\n"
+            f"> {phrase(language, 'label.office')}{colon}{context.office(language)}\n"
             f"> {phrase(language, 'label.time')}{colon}{issued}\n\n")
     tail = f"\n\n[{phrase(language, 'details')}]({context.full_text_url(announcement.id)})"
     if announcement.instruction:
@@ -139,8 +139,12 @@ def _issued_at(announcement: AnnouncementView) -> datetime:
     return sent if sent.tzinfo else sent.replace(tzinfo=timezone.utc)
 
 
-def _template_time(moment: datetime) -> str:
+def _template_time(moment: datetime, language: str) -> str:
+    """A 24-hour time with its date, as the template's ``time`` value takes it: in Chinese
+    words for Chinese cards, as numbers (``2026-12-02 10:58``) for English ones."""
     local = moment.astimezone(CHINA_STANDARD_TIME)
+    if language == "en":
+        return f"{local:%Y-%m-%d %H:%M}"
     return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
 
 

@@ -109,7 +109,8 @@ def limiter(channel: str) -> RateLimiter:
 
 def render_context(app: Flask | None = None) -> RenderContext:
     config = (app or current_app).config
-    return RenderContext(office_name=config["OFFICE_NAME"], sms_signature=config["SMS_SIGNATURE"],
+    return RenderContext(office_name=config["OFFICE_NAME"], office_name_en=config["OFFICE_NAME_EN"],
+                         sms_signature=config["SMS_SIGNATURE"],
                          sms_signature_latin=config["SMS_SIGNATURE_LATIN"],
                          public_base_url=config["PUBLIC_BASE_URL"])
 

@@ -33,6 +33,15 @@ def test_opens_by_saying_who_is_calling():
     assert english.startswith("This is Qingshui Emergency Office")
 
 
+def test_an_english_script_names_the_english_office_name_and_a_chinese_one_the_chinese():
+    context = RenderContext(office_name="清水县应急管理局", office_name_en="Qingshui Emergency Office")
+    english = script(Notice(headline="Flood", body="Rain.", instruction=""), "en", context)
+
+    assert english.startswith("This is Qingshui Emergency Office")
+    assert "清水县" not in english
+    assert script(Notice(), "zh", context).startswith("这里是清水县应急管理局")
+
+
 def test_says_headline_body_and_instruction_in_order():
     spoken = script(Notice(), "zh", CONTEXT)
     headline, body, instruction = (spoken.index("暴雨橙色预警"), spoken.index("今晚有强降雨"),

@@ -151,3 +151,20 @@ def test_short_group_markdown_is_not_cut():
     markdown = render_group_markdown(Announcement(), "zh", CONTEXT)
 
     assert "…" not in markdown
+
+
+def test_an_english_card_carries_the_english_office_name_and_no_chinese_date():
+    context = RenderContext(office_name="青山县人民政府信息办", office_name_en="Qingshan Gov Office",
+                            public_base_url="https://tb.example.cn")
+    english = Announcement(headline="Rainstorm", body="Heavy rain tonight.",
+                           instruction="Keep away from rivers.", language="en")
+
+    card = values(render(english, "en", context))
+    markdown = render_group_markdown(english, "en", context)
+
+    assert card["time2"] == "2024-07-01 15:05"
+    assert card["thing3"] == "Qingshan Gov Office"
+    assert "2024-07-01 15:05" in markdown and "Qingshan Gov Office" in markdown
+    assert not any("\u4e00" <= char <= "\u9fff" for char in render(english, "en", context).text)
+    # The Chinese card keeps the Chinese name and date.
+    assert values(render(Announcement(), "zh", context))["thing3"] == "青山县人民政府信息办"
