@@ -58,6 +58,20 @@ def graphemes(text: str) -> list[str]:
     return clusters
 
 
+def cut(text: str, limit: int, ellipsis: str = "…") -> str:
+    """At most ``limit`` characters, ending in ``ellipsis`` when shortened, cut between
+    clusters: an emoji of many code points (a ZWJ family, a flag) is kept whole or left
+    out, never halved."""
+    if len(text) <= limit:
+        return text
+    kept = ""
+    for cluster in graphemes(text):
+        if len(kept) + len(cluster) > limit - len(ellipsis):
+            break
+        kept += cluster
+    return kept + ellipsis
+
+
 def _joins(cluster: str, char: str) -> bool:
     last = cluster[-1]
     if last == "\r":

@@ -19,7 +19,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from messages import severity
-from messages.graphemes import graphemes
+from messages.graphemes import cut
 from messages.phrases import marker, phrase
 from messages.render_types import AnnouncementView, RenderContext, Rendered
 
@@ -109,16 +109,8 @@ def _one_line(text: str) -> str:
 
 
 def _cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters, cut between what a reader sees as characters: an emoji
-    of many code points (a ZWJ family, a flag) is kept whole or left out, never halved."""
-    if len(text) <= limit:
-        return text
-    kept = ""
-    for cluster in graphemes(text):
-        if len(kept) + len(cluster) > limit - 1:
-            break
-        kept += cluster
-    return kept + ELLIPSIS
+    """At most ``limit`` characters, cut between what a reader sees as characters."""
+    return cut(text, limit, ELLIPSIS)
 
 
 def _cut_bytes(text: str, limit: int) -> str:
