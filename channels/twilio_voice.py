@@ -33,11 +33,13 @@ from twilio.twiml.voice_response import VoiceResponse
 from channels.base import Channel, Outgoing, Receipt, StatusUpdate
 from channels.twilio_common import (RETRY, Verdict, build_client, channel_error, close_client,
                                     failed_update)
+from messages.phrases import wording_language
 from messages.speech import call_prompts
 
-#: language -> (Say's language, a Twilio voice that speaks it). A Polly voice takes
-#: Amazon Polly's own language code: Zhiyu, Polly's Mandarin voice, is ``cmn-CN``
-#: (https://docs.aws.amazon.com/polly/latest/dg/available-voices.html), not ``zh-CN``.
+#: language -> (Say's language, a Twilio voice that speaks it); a text in another language
+#: is said by the voice of its fixed words' language (``phrases.wording_language``).
+#: A Polly voice takes Amazon Polly's own language code: Zhiyu, Polly's Mandarin voice, is
+#: ``cmn-CN`` (https://docs.aws.amazon.com/polly/latest/dg/available-voices.html), not ``zh-CN``.
 SAY_VOICES = {"zh": ("cmn-CN", "Polly.Zhiyu"), "en": ("en-US", "Polly.Joanna")}
 #: TwiML given with a call may be at most 4,000 characters, or the call fails with
 #: error 32018 (https://www.twilio.com/docs/api/errors/32018).
@@ -183,7 +185,7 @@ def _clip_utf8(text: str, limit: int) -> str:
 
 
 def _say(verb: Any, text: str, language: str) -> None:
-    say_language, voice = SAY_VOICES.get(language, SAY_VOICES["zh"])
+    say_language, voice = SAY_VOICES[wording_language(language)]
     verb.say(text, language=say_language, voice=voice)
 
 

@@ -33,7 +33,7 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-from messages.languages import reads_aloud
+from messages.languages import reads_aloud, writes_han
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,15 +64,19 @@ SYNTHESIS_ATTEMPTS = 2
 # (plain ``cmn`` takes 12.9 s where ``cmn-latn-pinyin`` takes 10.6 s), so the voice is
 # checked by the id the engine reports instead.
 REFERENCE_RATE = 140
+# "zh" for any text in Chinese characters (Cantonese and Hakka voices included), "en" for
+# words of any other alphabet.
 SECONDS_PER_UNIT = {"zh": (0.18, 0.8), "en": (0.22, 1.2)}
 # espeak-ng ends every utterance with a short pause; very short texts need this slack.
 PAUSE_SLACK_SECONDS = 1.0
 
 # a<announcement>-<text language>-<voice>-<digest>.wav; files made before voices were
 # configurable have no voice part.
-AUDIO_FILE_NAME = re.compile(r"a\d+-(?:zh|en)(?:-[a-z0-9][a-z0-9-]{0,39})?-[0-9a-f]{12}\.wav")
+AUDIO_FILE_NAME = re.compile(r"a\d+-[a-z]{2,3}(?:-[a-z0-9][a-z0-9-]{0,39})?-[0-9a-f]{12}\.wav")
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 WORD = re.compile(r"[A-Za-z0-9]+")
+#: A word of any alphabet (Spanish "está", Zhuang "gyaeuj"), for texts not in Chinese characters.
+ANY_WORD = re.compile(r"[^\W_]+")
 
 
 class SynthesisError(RuntimeError):
@@ -149,6 +153,13 @@ def ensure_audio(media_dir: str | os.PathLike, announcement_id: int, language: s
         return made
 
 
+def existing_audio(media_dir: str | os.PathLike, announcement_id: int, language: str, text: str,
+                   *, rate: int | None = None, voice: str | None = None) -> AudioInfo | None:
+    """The checked speech file for this text when one was made already; never synthesizes."""
+    return _checked_or_none(audio_path(media_dir, announcement_id, language, text, rate=rate,
+                                       voice=voice), text, language, rate)
+
+
 def prune(media_dir: str | os.PathLike, announcement_id: int, older_than_seconds: float) -> int:
     """Remove an announcement's speech files (and their lock files) not changed for a while.
 
@@ -218,16 +229,17 @@ def check(path: str | os.PathLike, text: str, language: str, *,
 
 def plausible_duration(text: str, language: str, rate: int | None = None) -> tuple[float, float]:
     units = spoken_units(text, language)
-    low, high = SECONDS_PER_UNIT[language]
+    low, high = SECONDS_PER_UNIT["zh" if writes_han(language) else "en"]
     scale = REFERENCE_RATE / _rate(language, rate)
     return units * low * scale, units * high * scale + PAUSE_SLACK_SECONDS
 
 
 def spoken_units(text: str, language: str) -> int:
-    """Chinese characters (plus any Latin words among them), or English words."""
-    if language == "zh":
+    """Chinese characters (plus any Latin words among them) for a text in Chinese characters
+    (``zh``, ``yue``, ``hak``), else words."""
+    if writes_han(language):
         return len(HAN.findall(text)) + len(WORD.findall(text))
-    return len(WORD.findall(text))
+    return len(ANY_WORD.findall(text))
 
 
 def _pcm_samples(path: Path) -> tuple[int, array]:
@@ -307,9 +319,7 @@ def _file_lock(path: Path):
 
 
 def _rate(language: str, rate: int | None) -> int:
-    if language not in DEFAULT_RATES:
-        raise SynthesisError(f"no voice for language {language!r}")
-    return int(rate or DEFAULT_RATES[language])
+    return int(rate or DEFAULT_RATES.get(language, REFERENCE_RATE))
 
 
 def installed_voices() -> set[str]:
@@ -336,7 +346,9 @@ def missing_voices(voices: dict[str, str]) -> dict[str, str]:
 
 def _voice(language: str, voice: str | None) -> str:
     voice = voice or DEFAULT_VOICES.get(language)
-    if voice is None or not VOICE_NAME.fullmatch(voice):
+    if voice is None:
+        raise SynthesisError(f"no voice for language {language!r}")
+    if not VOICE_NAME.fullmatch(voice):
         raise SynthesisError(f"no usable voice for language {language!r} ({voice!r})")
     return voice
 

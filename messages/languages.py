@@ -66,8 +66,27 @@ def _shown(tag: str) -> str:
     return repr(tag if len(tag) <= _SHOWN else tag[:_SHOWN] + "…")
 
 
+@functools.lru_cache(maxsize=256)
+def script(language: str) -> str:
+    """The script a canonical language is most likely written in (ISO 15924: ``Hans``, ``Hant``,
+    ``Latn``, …; CLDR's likely subtags): ``zh`` and ``hak`` Hans, ``yue`` Hant, ``za`` and ``es``
+    Latn."""
+    return langcodes.Language.get(language).maximize().script or ""
+
+
+def writes_han(language: str) -> bool:
+    """Whether a text in ``language`` is written in Chinese characters (its length is counted
+    in characters, not words)."""
+    return script(language) in ("Hans", "Hant")
+
+
+def macrolanguage(language: str) -> str:
+    """The macrolanguage a canonical language belongs to (``yue``, ``hak`` → ``zh``), else itself."""
+    return MACROLANGUAGES.get(language, language)
+
+
 def reads_aloud(spoken: str, text_language: str) -> bool:
     """Whether a voice of ``spoken`` can read a text in ``text_language`` (canonical forms):
     its own, or its macrolanguage's — ``yue`` and ``hak`` read Chinese (``zh``) in Cantonese
     and Hakka, as the people who speak them read standard written Chinese."""
-    return spoken == text_language or MACROLANGUAGES.get(spoken) == text_language
+    return spoken == text_language or macrolanguage(spoken) == text_language

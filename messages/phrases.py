@@ -6,6 +6,8 @@ The drill markers matter most: a drill must never read like a real alert
 """
 from __future__ import annotations
 
+from messages.languages import macrolanguage, script
+
 PHRASES = {
     "zh": {
         "drill.test": "【测试】",
@@ -62,8 +64,20 @@ PHRASES = {
 }
 
 
+def wording_language(language: str) -> str:
+    """Whose fixed words go with a text in ``language`` (any canonical tag): its own when
+    ``PHRASES`` has them, else its macrolanguage's (a Cantonese or Hakka text gets Chinese
+    markers), else English for a text in Latin letters (``es``, ``za``) and Chinese for any
+    other. The text itself is always the announcement's own words."""
+    if language in PHRASES:
+        return language
+    if macrolanguage(language) in PHRASES:
+        return macrolanguage(language)
+    return "en" if script(language) == "Latn" else "zh"
+
+
 def phrase(language: str, key: str) -> str:
-    return PHRASES.get(language, PHRASES["zh"])[key]
+    return PHRASES[wording_language(language)][key]
 
 
 def marker(language: str, status: str, msg_type: str) -> str:

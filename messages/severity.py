@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from messages.phrases import wording_language
+
 
 class Level(NamedTuple):
     grade: str   # the level's own word: 特别严重 …
@@ -35,7 +37,7 @@ LEVELS = {
 
 
 def level(severity: str, language: str) -> Level | None:
-    return LEVELS.get(language, LEVELS["zh"]).get(severity)
+    return LEVELS[wording_language(language)].get(severity)
 
 
 def label(severity: str, language: str) -> str:
@@ -43,7 +45,7 @@ def label(severity: str, language: str) -> str:
     found = level(severity, language)
     if found is None:
         return severity
-    if language == "en":
+    if wording_language(language) == "en":
         return f"{found.colour} · {found.level} ({found.grade.lower()})"
     return f"{found.grade}/{found.colour}·{found.level}"
 
@@ -53,13 +55,13 @@ def warning(severity: str, language: str) -> str:
     found = level(severity, language)
     if found is None:
         return ""
-    return f"{found.colour} warning" if language == "en" else f"{found.colour}预警"
+    return f"{found.colour} warning" if wording_language(language) == "en" else f"{found.colour}预警"
 
 
 def names_a_warning(headline: str, language: str) -> bool:
     """Whether a headline already says a warning's colour: "暴雨红色预警", "Red rainstorm warning"."""
-    levels = LEVELS.get(language, LEVELS["zh"]).values()
-    if language == "en":
+    levels = LEVELS[wording_language(language)].values()
+    if wording_language(language) == "en":
         words = set(re.findall(r"[a-z]+", headline.lower()))
         return "warning" in words and any(found.colour.lower() in words for found in levels)
     return any(f"{found.colour}预警" in headline for found in levels)
@@ -74,4 +76,4 @@ def tag(announcement, language: str) -> str:
     if not words or names_a_warning(announcement.headline, language) or \
             announcement.msg_type == "cancel":
         return ""
-    return f"[{words}] " if language == "en" else f"【{words}】"
+    return f"[{words}] " if wording_language(language) == "en" else f"【{words}】"

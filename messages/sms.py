@@ -37,6 +37,7 @@ from typing import Callable, Sequence
 
 from messages import severity
 from messages.graphemes import graphemes
+from messages.languages import script
 from messages.phrases import marker, phrase
 from messages.render_types import AnnouncementView, RenderContext, Rendered
 
@@ -67,8 +68,6 @@ MAY_END = frozenset({"a.m", "p.m", "etc", "jr", "sr", "inc", "ltd", "co"})
 _INITIALISM = re.compile(r"(?:[a-z]\.)+[a-z]")
 #: Opening quotation marks and their closing ones. The ASCII ones close themselves.
 QUOTES = {"“": "”", "‘": "’", "「": "」", "『": "』", '"': '"', "'": "'"}
-#: Languages written in Latin letters: their SMS open with the Latin signature if set.
-LATIN_LANGUAGES = ("en",)
 
 
 def encoding(text: str) -> str:
@@ -269,6 +268,6 @@ def render(announcement: AnnouncementView, language: str, context: RenderContext
 def signature(language: str, context: RenderContext) -> str:
     """What opens the SMS: the Latin signature for a Latin-script language when one is set
     (GSM-7 keeps an English SMS at a third of the parts), else the 【Chinese】 one."""
-    if language in LATIN_LANGUAGES and context.sms_signature_latin:
+    if script(language) == "Latn" and context.sms_signature_latin:
         return f"[{context.sms_signature_latin}] "
     return f"【{context.sms_signature}】" if context.sms_signature else ""

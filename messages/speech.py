@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from messages.phrases import phrase
+from messages.phrases import phrase, wording_language
 from messages.render_types import AnnouncementView, RenderContext, Rendered
 
 DRILL_STATUSES = ("test", "exercise")
@@ -91,7 +91,7 @@ def _sentence(part: str, language: str) -> str:
     part = part.strip()
     if part.endswith(SENTENCE_ENDINGS):
         return part
-    return part + ("。" if language == "zh" else ".")
+    return part + ("。" if wording_language(language) == "zh" else ".")
 
 
 # --- Numbers, as a Mandarin speaker reads them aloud ---------------------------------
@@ -141,8 +141,9 @@ RANGE_PATTERN = re.compile(
 
 
 def speak_numbers(text: str, language: str) -> str:
-    """Spell out the Arabic numbers in Mandarin text; other languages pass through."""
-    if language != "zh":
+    """Spell out the Arabic numbers in Chinese text (Mandarin's numerals, which the Cantonese and
+    Hakka voices read too); other languages pass through."""
+    if wording_language(language) != "zh":
         return text
     spelt_out = NUMBER_PATTERN.sub(_spoken_number, text.translate(FULLWIDTH_DIGITS))
     return RANGE_PATTERN.sub("至", spelt_out)

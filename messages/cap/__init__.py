@@ -27,8 +27,13 @@ ATOM_SCHEMA_PATH = SCHEMA_DIR / "atom.xsd"
 ADMINISTRATIVE_CODE_NAMES = ("GB/T 2260", "GB2260", "ADCODE", "administrative_code")
 ADMINISTRATIVE_CODE_NAME = ADMINISTRATIVE_CODE_NAMES[0]  # what our own CAP output writes
 
-# Our announcement languages and the CAP <language> tag (RFC 3066) each stands for.
+# The CAP <language> tag (RFC 3066) our output writes for a canonical language
+# (``messages.languages``); any other is written as its canonical tag (``yue``, ``es``).
 LANGUAGE_TAGS = {"zh": "zh-CN", "en": "en-US"}
+
+
+def cap_language_tag(language: str) -> str:
+    return LANGUAGE_TAGS.get(language, language)
 
 # CAP 1.2 §3.2.1: identifier and sender "MUST NOT include spaces, commas or restricted
 # characters (< and &)", which is what lets <references> be split on spaces and commas.

@@ -19,7 +19,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from messages.announcement import MSG_TYPES, AnnouncementInput, ValidationError, parse_announcement
 from messages.cap import (
-    ADMINISTRATIVE_CODE_NAMES, CAP_NAMESPACE, LANGUAGE_TAGS, NOT_CAP_IDENTIFIER, CapError,
+    ADMINISTRATIVE_CODE_NAMES, CAP_NAMESPACE, NOT_CAP_IDENTIFIER, CapError, cap_language_tag,
     check_against_schema,
 )
 from messages.languages import LanguageError, canonical
@@ -216,16 +216,12 @@ def _announcement(info: ET.Element, number: int, header: dict[str, str | None],
 
 
 def _language(tag: str, info: ET.Element, where: str) -> str:
-    """The block's language in its canonical form (``zh-CN``, ``zh-Hans``, ``cmn`` → ``zh``)."""
+    """The block's language in its canonical form (``zh-CN``, ``zh-Hans``, ``cmn`` → ``zh``;
+    ``es-US`` → ``es``, ``zh-yue`` → ``yue``): any known language."""
     try:
-        language = canonical(tag)
+        return canonical(tag)
     except LanguageError as error:
         raise CapError(f"{where}: {error}", line=info.sourceline) from None
-    if language not in LANGUAGE_TAGS:
-        supported = " or ".join(LANGUAGE_TAGS.values())
-        raise CapError(f"{where}: language {tag} is not one we announce in; send {supported}",
-                       line=info.sourceline)
-    return language
 
 
 def _administrative_codes(info: ET.Element, where: str) -> list[str]:
@@ -261,6 +257,6 @@ def _require_one_block_per_language(infos: list[ET.Element],
     seen: set[str] = set()
     for info, announcement in zip(infos, announcements):
         if announcement.language in seen:
-            raise CapError(f"a second <info> block in {LANGUAGE_TAGS[announcement.language]}; send "
+            raise CapError(f"a second <info> block in {cap_language_tag(announcement.language)}; send "
                            "one block per language", line=info.sourceline)
         seen.add(announcement.language)

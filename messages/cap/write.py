@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Iterable
 
 from messages.announcement import (
-    CATEGORIES, CERTAINTIES, LANGUAGES, MSG_TYPES, SEVERITIES, STATUSES, URGENCIES,
+    CATEGORIES, CERTAINTIES, MSG_TYPES, SEVERITIES, STATUSES, URGENCIES,
 )
 from messages.cap import (
-    ADMINISTRATIVE_CODE_NAME, ATOM_NAMESPACE, CAP_MEDIA_TYPE, CAP_NAMESPACE, LANGUAGE_TAGS,
-    NOT_CAP_IDENTIFIER, check_against_schema,
+    ADMINISTRATIVE_CODE_NAME, ATOM_NAMESPACE, CAP_MEDIA_TYPE, CAP_NAMESPACE,
+    NOT_CAP_IDENTIFIER, cap_language_tag, check_against_schema,
 )
+from messages.languages import LanguageError, canonical
 
 # XML 1.0 cannot carry these at all, not even as character references.
 _NOT_XML_CHARACTER = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -27,7 +28,7 @@ _NOT_XML_CHARACTER = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U00
 class CapInfo:
     """One language of an outgoing alert. Enumerations in our lower case."""
 
-    language: str  # "zh" or "en"
+    language: str  # canonical (messages.languages): "zh", "en", "yue", …
     category: str
     event: str
     urgency: str
@@ -89,12 +90,15 @@ def to_cap(alert: CapExport) -> bytes:
 
 
 def _add_info(root: ET.Element, info: CapInfo) -> None:
-    if info.language not in LANGUAGES:
-        raise ValueError(f"language: {info.language!r} is not one of {', '.join(LANGUAGES)}")
+    try:
+        if canonical(info.language) != info.language:
+            raise LanguageError(f"{info.language!r} is not in its canonical form")
+    except LanguageError as error:
+        raise ValueError(f"language: {error}") from None
     if not info.areas:
         raise ValueError(f"info ({info.language}): name at least one area")
     element = _add(root, "info")
-    _add(element, "language", LANGUAGE_TAGS[info.language])
+    _add(element, "language", cap_language_tag(info.language))
     _add(element, "category", _cap_word(info.category, CATEGORIES, "category"))
     _add(element, "event", info.event)
     _add(element, "urgency", _cap_word(info.urgency, URGENCIES, "urgency"))

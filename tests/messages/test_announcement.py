@@ -48,7 +48,7 @@ def test_expiry_is_kept_in_utc():
     ({"body": "x" * 4001}, "body", "the limit is 4000"),
     ({"severity": "catastrophic"}, "severity", "is not one of extreme"),
     ({"status": "system"}, "status", "is not one of actual"),
-    ({"language": "fr"}, "language", "'fr' (fr) is not a language the gateway has texts for (zh, en)"),
+    ({"language": "xx"}, "language", "'xx' names no known language"),
     ({"language": "xx-!!"}, "language", "'xx-!!' is not a language tag"),
     ({"language": 7}, "language", "7 is not a language tag"),
     ({"areas": []}, "areas", "non-empty list"),
@@ -96,7 +96,7 @@ def test_translations_are_kept_in_their_languages():
     ([{**ENGLISH, "instruction": "x" * 1001}], "translations[0].instruction", "the limit is 1000"),
     ([{**ENGLISH, "event": 7}], "translations[0].event", "must be text"),
     ([{**ENGLISH, "language": None}], "translations[0].language", "is required"),
-    ([{**ENGLISH, "language": "fr"}], "translations[0].language", "not a language the gateway has texts for"),
+    ([{**ENGLISH, "language": "qq"}], "translations[0].language", "names no known language"),
     ([{**ENGLISH, "language": "en-US"}, {**ENGLISH, "language": "en-GB"}], "translations[1].language",
      "a second translation in en"),
     ([{**ENGLISH, "severity": "minor"}], "translations[0].severity", "is not a field"),
@@ -113,3 +113,12 @@ def test_bad_translations_are_named_by_their_position(translations, field, messa
 def test_a_translation_may_be_in_the_language_an_english_announcement_is_not():
     result = parse(language="en", translations=[{**ENGLISH, "language": "zh"}])
     assert (result.language, [text.language for text in result.translations]) == ("en", ["zh"])
+
+
+def test_texts_may_be_in_any_known_language_as_canonical_tags():
+    """#19, item 4: Spanish, Cantonese, Zhuang; not only the languages with built-in wording."""
+    parsed = parse(language="zh-CN", translations=[
+        {**ENGLISH, "language": "es-US"}, {**ENGLISH, "language": "zh-yue"},
+        {**ENGLISH, "language": "za"}])
+    assert parsed.language == "zh"
+    assert [t.language for t in parsed.translations] == ["es", "yue", "za"]

@@ -147,6 +147,19 @@ def test_bcp47_tags_of_a_block_are_brought_to_the_canonical_language(chinese, en
     assert [info.language for info in alert.infos] == ["zh", "en"]
 
 
+@pytest.mark.parametrize("tag, language, written", [("es-US", "es", "es"), ("yue", "yue", "yue"),
+                                                    ("zh-yue", "yue", "yue"), ("za", "za", "za")])
+def test_a_block_in_any_known_language_is_read_and_written_back(tag, language, written):
+    """Texts per language (#19, item 4): not only zh and en. Our output writes zh-CN and en-US
+    as before, any other language as its canonical tag."""
+    incoming = parse_cap(county(("en-US", tag)), now=COUNTY_SENT)
+    assert [info.language for info in incoming.infos] == ["zh", language]
+    root = safe_fromstring(to_cap(export_of(incoming)))
+    assert [info.findtext("cap:language", namespaces=NS) for info in root.findall("cap:info", NS)] \
+        == ["zh-CN", written]
+    assert parse_cap(to_cap(export_of(incoming)), now=COUNTY_SENT) == incoming
+
+
 # --- what is refused -------------------------------------------------------------------
 
 XXE = b"""<?xml version="1.0"?>
@@ -189,9 +202,9 @@ REFUSED = [
      "alert/status: value must be one of", "<status>"),
     ("sent without time zone", county(("<sent>2026-06-01T08:00:00+08:00", "<sent>2026-06-01T08:00:00")),
      "alert/sent", "<sent>"),
-    ("unsupported language", county(("<language>en-US", "<language>fr-FR")),
-     "info[2] (fr-FR): language fr-FR is not one we announce in; send zh-CN or en-US",
-     "<info>\n    <language>fr-FR"),
+    ("unknown language", county(("<language>en-US", "<language>xx-XX")),
+     "info[2] (xx-XX): 'xx-XX' names no known language",
+     "<info>\n    <language>xx-XX"),
     ("System status", county(("<status>Actual", "<status>System")),
      "status System is for messages between systems", "<status>"),
     ("Ack message", county(("<msgType>Alert", "<msgType>Ack")), "msgType Ack is not an announcement",
@@ -351,7 +364,8 @@ def _export_with(**changes) -> CapExport:
     (dict(expires=datetime(2026, 6, 2, 8, 0)), "expires: needs a time zone"),
     (dict(severity="unknown"), "severity: 'unknown' is not one of"),
     (dict(status="system"), "status: 'system' is not one of"),
-    (dict(language="fr"), "language: 'fr' is not one of zh, en"),
+    (dict(language="xx"), "language: 'xx' names no known language"),
+    (dict(language="fr-FR"), "language: 'fr-FR' is not in its canonical form"),
     (dict(areas=[]), "name at least one area"),
     (dict(identifier="a b"), "identifier: 'a b' must be non-empty, without spaces"),
     (dict(headline="bell\x07"), "headline: contains U+0007, which XML cannot carry"),

@@ -292,3 +292,19 @@ def test_a_cut_inside_single_quotes_closes_them_and_keeps_apostrophes_as_they_ar
     assert kept.startswith("The mayor's order: 'village 1 must move, village 2")
     assert kept.endswith("must move...'")  # the quotation closed after the ellipsis
     assert sms.encoding(text) == "GSM-7" and sms.segments(text) == 1
+
+
+def test_a_text_in_a_language_without_phrases_of_its_own_keeps_its_words_with_known_markers():
+    """Texts per language (#19, item 4): a Spanish text gets the English markers and the Latin
+    signature, a written-Cantonese one the Chinese markers; the words are the text's own."""
+    latin = RenderContext(sms_signature="钦州发布", sms_signature_latin="Qinzhou Gov",
+                          public_base_url="http://gov.example")
+    spanish = Announcement(headline="Lluvias fuertes", body="Esta noche llueve mucho.",
+                           instruction="Quédese en casa.", status="exercise", language="es")
+    text = sms.render(spanish, "es", latin).text
+    assert text.startswith("[Qinzhou Gov] [EXERCISE] [Orange warning] Lluvias fuertes")
+    assert "Quédese en casa." in text and "Details: http://gov.example/a/7" in text
+    cantonese = Announcement(headline="落大雨", body="今晚會落好大雨。", status="exercise",
+                             language="yue")
+    text = sms.render(cantonese, "yue", latin).text
+    assert text.startswith("【钦州发布】【演练】【橙色预警】落大雨") and "详情" in text

@@ -110,7 +110,11 @@ def test_call_prompts_ask_for_1_to_confirm_and_2_to_replay_in_the_notice_languag
     assert call_prompts("zh") == CallPrompts(question="确认收到请按1，重听请按2。",
                                              thanks="您已确认收到，谢谢。再见。", goodbye="再见。")
     assert call_prompts("en").question.startswith("Press 1 to confirm")
-    assert call_prompts("fr") == call_prompts("zh")  # a language without phrases hears Chinese
+    # A language without phrases of its own: its macrolanguage's (Cantonese, Hakka: Chinese),
+    # else English for one written in Latin letters, Chinese for any other.
+    assert call_prompts("yue") == call_prompts("hak") == call_prompts("zh")
+    assert call_prompts("es") == call_prompts("za") == call_prompts("en")
+    assert call_prompts("bo") == call_prompts("zh")
 
 
 def test_a_broadcast_without_a_checkable_audio_file_is_text_only():
