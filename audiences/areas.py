@@ -14,6 +14,11 @@ with that area's ``prefix``, so the gateway targets an area with
 operators copy codes from the official lists, where every code has 6, 9 or 12
 digits, and a short code is far more often a typo than a shorthand.
 
+A grid (网格) is an area below a village, with a 15-digit code: the village's 12
+digits and a 3-digit suffix, ``001`` to ``999`` (``450702100201001``). It is no
+administrative code, so the registry keeps grids apart (``normalize_grid``),
+and the area CSV may list them beside areas.
+
 This module also holds the CSV plumbing shared with the roster import: the
 error types, the reading of any source as UTF-8 text, header and row checks.
 """
@@ -65,6 +70,33 @@ def normalize(code: object) -> str:
     if len(text) > 6 and text[-3:] == "000":
         raise AreaError(code, "ends in 000, which names no town or village")
     return text
+
+
+GRID_SUFFIX_LENGTH = 3
+GRID_CODE_LENGTH = 12 + GRID_SUFFIX_LENGTH
+
+
+def normalize_grid(code: object) -> str:
+    """Return a grid code as a clean digit string (its village's code and a 3-digit suffix),
+    or raise ``AreaError``."""
+    text = str(code).strip() if isinstance(code, (str, int)) and not isinstance(code, bool) else ""
+    if not (text.isascii() and text.isdigit()) or len(text) != GRID_CODE_LENGTH:
+        raise AreaError(code, f"is not a grid code: a village's 12 digits and a "
+                              f"{GRID_SUFFIX_LENGTH}-digit suffix")
+    if text[12:] == "000":
+        raise AreaError(code, "ends in 000, which names no grid")
+    normalize(text[:12])
+    return text
+
+
+def village_of_grid(code: str) -> str:
+    """The 12-digit code of the village a (normalised) grid code lies in."""
+    return code[:12]
+
+
+def is_grid_code(text: str) -> bool:
+    """Whether a cell is written as a grid code (15 characters), not an area code."""
+    return len(text.strip()) == GRID_CODE_LENGTH
 
 
 def level(code: object) -> str:
@@ -263,7 +295,7 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 def read_area_csv(source: CsvSource) -> list[tuple[str, str]]:
     """Read a ``code,name`` area file into ``[(code, name), ...]``.
 
-    Every code is normalised; a malformed code, an empty or overlong name, or
+    A code is an area's or a grid's (``normalize_grid``). Every code is normalised; a malformed code, an empty or overlong name, or
     a code listed twice is an error. All errors are raised together as
     ``CsvErrors`` and nothing is returned, so an import with errors changes
     nothing. Whether each code's parent is registered is the registry's check.
@@ -289,7 +321,7 @@ def read_area_csv(source: CsvSource) -> list[tuple[str, str]]:
 
 def _area_code_cell(line: int, cell: str, errors: ErrorCollector) -> str | None:
     try:
-        return normalize(cell)
+        return normalize_grid(cell) if is_grid_code(cell) else normalize(cell)
     except AreaError as error:
         errors.add(line, "code", str(error))
         return None

@@ -32,6 +32,9 @@ opt_out           no        ``;``-separated personal channels: sms, voice,
                             wechat (the village loudspeaker is not personal
                             and cannot be opted out of); empty: none
 test_audience     no        boolean; empty: no
+grid              no        the grid (网格) they live in: a 15-digit grid code
+                            in the registry, in the row's village (its first
+                            12 digits are the row's area_code); empty: none
 ================  ========  ==================================================
 
 Booleans are ``1``/``0``, ``true``/``false``, ``yes``/``no`` or ``是``/``否``, in
@@ -53,7 +56,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO
 
-from audiences.areas import CsvErrors, CsvSource, ErrorCollector, RowError
+from audiences.areas import CsvErrors, CsvSource, ErrorCollector, RowError, village_of_grid
 from audiences.roster_cells import parse_cells
 from audiences.roster_files import open_sheet
 from audiences.roster_headers import HEADER_NAMES, field_for
@@ -66,7 +69,7 @@ __all__ = [
 
 ROSTER_COLUMNS = (
     "name", "phone", "wechat_openid", "area_code", "birth_year", "visually_impaired",
-    "hearing_impaired", "has_smartphone", "language", "opt_out", "test_audience", "spoken_language",
+    "hearing_impaired", "has_smartphone", "language", "opt_out", "test_audience", "spoken_language", "grid",
 )
 #: Besides these, a roster needs ``phone`` or ``wechat_openid`` (or both).
 REQUIRED_COLUMNS = ("name", "area_code")
@@ -92,6 +95,7 @@ class ResidentProfile:
     spoken_language: str = ""  # calls; empty: the written language
     opt_out: frozenset[str] = frozenset()
     test_audience: bool = False
+    grid: str | None = None  # a grid code in the registry, in their village
 
     def __post_init__(self):
         if not self.spoken_language:
@@ -272,7 +276,7 @@ def _cells(profile: ResidentProfile) -> list[str]:
         "" if profile.birth_year is None else str(profile.birth_year),
         flag(profile.visually_impaired), flag(profile.hearing_impaired), flag(profile.has_smartphone),
         profile.language, ";".join(sorted(profile.opt_out)), flag(profile.test_audience),
-        profile.spoken_language,
+        profile.spoken_language, profile.grid or "",
     ]
 
 
@@ -283,6 +287,7 @@ def _parse_row(line: int, row: dict[str, str], errors: ErrorCollector,
     values, problems = parse_cells(cells)
     if "area_code" in values and not known_area(values["area_code"]):
         problems.append(("area_code", f"area {values['area_code']} is not in the area registry"))
+    problems += _grid_problems(values, known_area)
     if not cells["phone"] and not cells["wechat_openid"]:
         problems.append(("phone", "a resident needs a phone or a wechat_openid; both are empty"))
     for column, message in problems:
@@ -294,6 +299,19 @@ def _parse_row(line: int, row: dict[str, str], errors: ErrorCollector,
     if values["spoken_language"] is None:
         values["spoken_language"] = values["language"]
     return ResidentProfile(**values)
+
+
+def _grid_problems(values: dict, known_area: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """A grid must be registered (``known_area`` knows grid codes too) and in the row's village."""
+    grid = values.get("grid")
+    if not grid:
+        return []
+    if not known_area(grid):
+        return [("grid", f"grid {grid} is not in the grid registry")]
+    if "area_code" in values and village_of_grid(grid) != values["area_code"]:
+        return [("grid", f"grid {grid} is in village {village_of_grid(grid)}, "
+                         f"not in {values['area_code']}")]
+    return []
 
 
 def _unquote(column: str, cell: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 import phonenumbers
 
-from audiences.areas import AreaError, normalize
+from audiences.areas import AreaError, normalize, normalize_grid
 from channels.registry import PERSONAL_CHANNELS
 from messages.languages import CHINESE, LanguageError, canonical
 
@@ -86,6 +86,16 @@ def _area_code(cell: str) -> str:
         raise _BadCell(str(error)) from None
 
 
+def _grid(cell: str) -> str | None:
+    """A grid code (``audiences.areas.normalize_grid``); empty: no grid."""
+    if not cell:
+        return None
+    try:
+        return normalize_grid(cell)
+    except AreaError as error:
+        raise _BadCell(str(error)) from None
+
+
 def _birth_year(cell: str) -> int | None:
     if not cell:
         return None
@@ -154,4 +164,5 @@ _CELL_PARSERS: tuple[tuple[str, Callable[[str], object]], ...] = (
     ("spoken_language", _spoken_language),
     ("opt_out", _opt_out),
     ("test_audience", _flag_default_false),
+    ("grid", _grid),
 )

@@ -21,6 +21,7 @@ HEADER_NAMES: dict[str, tuple[str, ...]] = {
     "spoken_language": ("spoken_language", "口语", "方言", "说的语言", "口语语言"),
     "opt_out": ("opt_out", "退订"),
     "test_audience": ("test_audience", "测试对象"),
+    "grid": ("grid", "网格", "网格编码", "网格代码"),
 }
 #: The Chinese header of each field, as the console's Chinese template writes it.
 CHINESE_HEADERS: dict[str, str] = {field: names[1] for field, names in HEADER_NAMES.items()}

@@ -27,6 +27,11 @@ PROVIDERS: dict[str, str] = {
 CHANNEL_NAMES = ("sms", "voice", "wechat", "loudspeaker", "wecom_robot")
 PERSONAL_CHANNELS = ("sms", "voice", "wechat")
 PLACE_CHANNELS = ("loudspeaker", "wecom_robot")
+#: A grid worker telling a resident at their door: a personal channel no provider serves and
+#: no plan chooses; the ledger writes it when the worker taps "told in person" (confirmed).
+IN_PERSON = "in_person"
+#: Every channel whose delivery reaches a person, so counts in reached and confirmed.
+RESIDENT_CHANNELS = (*PERSONAL_CHANNELS, IN_PERSON)
 
 
 class UnknownChannel(LookupError):

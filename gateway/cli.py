@@ -18,7 +18,7 @@ from channels.loudspeaker.protocol import SigningKey
 from channels.loudspeaker.protocol.transport import BrokerAddress
 from devices.broker import GATEWAY_USER, EmbeddedBroker
 from gateway import instance_secret
-from gateway.store import accounts, db, roster
+from gateway.store import accounts, db, grids, roster
 from gateway import doctor as checkup
 from gateway.delivery import loudspeakers, queues, reconciler, workers
 from gateway.store.schema import areas, residents, users
@@ -53,7 +53,7 @@ def db_upgrade():
 @click.option("--role", type=click.Choice(accounts.ROLES), required=True)
 @click.option("--password", help="Asked for when not given.")
 def users_create(name, role, password):
-    """Add a user with a role: author, approver or admin."""
+    """Add a user with a role: author, approver, admin or grid_worker."""
     _schema_ready()
     if password is None:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -81,9 +81,26 @@ def tokens_create(name):
 @areas_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def areas_import(file):
-    """Add areas from a CSV file with the header code,name."""
+    """Add areas, and grids (15-digit codes: a village's code and a 3-digit suffix), from a CSV
+    file with the header code,name."""
     _schema_ready()
-    _run_import(lambda conn: roster.import_areas(conn, file, "cli"), "areas")
+    _run_import(lambda conn: roster.import_areas(conn, file, "cli"), "areas and grids")
+
+
+@areas_cli.command("assign")
+@click.argument("grid_code")
+@click.argument("user")
+@click.option("--remove", is_flag=True, help="Take the grid worker off the grid instead.")
+def areas_assign(grid_code, user, remove):
+    """Make USER (a grid_worker) work the grid GRID_CODE, or with --remove no longer."""
+    _schema_ready()
+    change = grids.unassign if remove else grids.assign
+    try:
+        with engine().begin() as conn:
+            change(conn, grid_code, user, "cli")
+    except (AreaError, accounts.AuthError, grids.GridError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{user} {'no longer works' if remove else 'works'} grid {grid_code}")
 
 
 @residents_cli.command("import")

@@ -28,7 +28,10 @@ from gateway.store import audit
 from gateway.store.db import as_utc, utcnow
 from gateway.store.schema import api_tokens, login_failures, users
 
-ROLES = ("author", "approver", "admin")
+#: A grid worker (网格员) sees only the residents of their grids, on their phone page:
+#: every other console page and the whole API refuse them.
+GRID_WORKER = "grid_worker"
+ROLES = ("author", "approver", "admin", GRID_WORKER)
 APPROVERS = ("approver", "admin")
 MAX_FAILED_LOGINS = 5
 FIRST_LOCK_SECONDS = 60

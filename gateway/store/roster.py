@@ -23,7 +23,7 @@ from audiences.residents import ResidentProfile, Roster, parse_resident
 from channels.loudspeaker.protocol import SigningKey, check_device_id
 from gateway.store import audit
 from gateway.store.db import utcnow
-from gateway.store.schema import areas, devices, group_robots, residents
+from gateway.store.schema import areas, devices, grids, group_robots, residents
 
 CHUNK = 2000
 
@@ -45,7 +45,9 @@ def beneath(column, codes: list[str]):
 
 
 def known_areas(conn: Connection) -> set[str]:
-    return {row.code for row in conn.execute(select(areas.c.code))}
+    """The registered area codes and grid codes (15 digits: never taken for an area's)."""
+    return ({row.code for row in conn.execute(select(areas.c.code))}
+            | {row.code for row in conn.execute(select(grids.c.code))})
 
 
 def registered_area(conn: Connection, code: str) -> str:
@@ -57,16 +59,27 @@ def registered_area(conn: Connection, code: str) -> str:
 
 
 def import_areas(conn: Connection, source: CsvSource, actor: str) -> int:
-    """Add or rename areas from a ``code,name`` CSV."""
+    """Add or rename areas and grids from a ``code,name`` CSV; a grid's village must be
+    registered or in the file (``AreaError`` otherwise, nothing written)."""
     rows = read_area_csv(source)
     existing = known_areas(conn)
-    new = [{"code": code, "name": name} for code, name in rows if code not in existing]
-    if new:
-        conn.execute(insert(areas), new)
-    for code, name in rows:
-        if code in existing:
-            conn.execute(areas.update().where(areas.c.code == code).values(name=name))
-    audit.record(conn, actor, "import", "areas", {"rows": len(rows), "new": len(new)})
+    listed = {code for code, _ in rows}
+    for code, _ in rows:
+        village = area_codes.village_of_grid(code)
+        if area_codes.is_grid_code(code) and village not in existing | listed:
+            raise area_codes.AreaError(code, f"is a grid of village {village}, "
+                                             "which is not in the area registry")
+    new = 0
+    for table, of_table in ((areas, [r for r in rows if not area_codes.is_grid_code(r[0])]),
+                            (grids, [r for r in rows if area_codes.is_grid_code(r[0])])):
+        added = [{"code": code, "name": name} for code, name in of_table if code not in existing]
+        if added:
+            conn.execute(insert(table), added)
+        new += len(added)
+        for code, name in of_table:
+            if code in existing:
+                conn.execute(table.update().where(table.c.code == code).values(name=name))
+    audit.record(conn, actor, "import", "areas", {"rows": len(rows), "new": new})
     return len(rows)
 
 
@@ -237,7 +250,9 @@ def resident_row(profile: ResidentProfile) -> dict:
             "has_smartphone": profile.has_smartphone, "language": profile.language,
             "spoken_language": profile.spoken_language,
             "opt_out": ";".join(sorted(profile.opt_out)), "test_audience": profile.test_audience,
-            "phone_invalid": None}  # a roster (re-)import vouches for the number again
+            "grid": profile.grid,
+            # a roster (re-)import or an edit vouches for the number and the data again
+            "phone_invalid": None, "review_note": None}
 
 
 def add_robot(conn: Connection, name: str, area_code: str, robot_key: str, *,

@@ -52,9 +52,48 @@ residents = Table(
     # Registered themselves (/join) and not yet approved by an admin: reached only by SMS,
     # only for extreme notices, their needs unused (audiences.policy.channels_for; 0014).
     Column("pending_review", Boolean, nullable=False, default=False, server_default=text("false")),
+    # The grid (网格) they live in, a code in ``grids``; null: none given (migration 0011).
+    Column("grid", String(15)),
+    # Why a grid worker found their roster data wrong (moved, wrong number); null: nothing to
+    # review. Cleared by an edit or a roster import that lists them (gateway.store.roster).
+    Column("review_note", String(300)),
     Index("ix_residents_area_code_id", "area_code", "id"),
+    Index("ix_residents_grid", "grid"),
     Index("ix_residents_phone", "phone"),
     Index("ix_residents_wechat_openid", "wechat_openid"),
+)
+
+# Grids: areas below a village, each with grid workers (docs/grid-workers.md). A grid's code is
+# its village's 12-digit code and a 3-digit suffix (audiences.areas.normalize_grid).
+grids = Table(
+    "grids", metadata,
+    Column("code", String(15), primary_key=True),
+    Column("name", String(100), nullable=False),
+)
+
+grid_workers = Table(
+    "grid_workers", metadata,
+    Column("grid_code", String(15), ForeignKey("grids.code", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("grid_code", "user_id"),
+    Index("ix_grid_workers_user_id", "user_id"),
+)
+
+# Every tap a grid worker made on a resident's door for a notice, kept once per tap id (the
+# phone makes the id, so a tap sent twice is recorded once). "told" also writes an in_person
+# delivery through the ledger; the others are attempts.
+grid_visits = Table(
+    "grid_visits", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tap_id", String(64), nullable=False, unique=True),
+    Column("announcement_id", Integer, ForeignKey("announcements.id"), nullable=False),
+    Column("resident_id", BigInteger, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("outcome", String(12), nullable=False),
+    Column("note", String(300), nullable=False, default=""),
+    Column("tapped_at", DateTime(timezone=True)),  # on the phone, when it was offline
+    Column("at", DateTime(timezone=True), nullable=False),  # recorded
+    Index("ix_grid_visits_announcement_resident", "announcement_id", "resident_id"),
 )
 
 devices = Table(

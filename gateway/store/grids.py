@@ -1,0 +1,147 @@
+"""Grids (网格), their grid workers, and the taps grid workers make at residents' doors.
+
+A grid is an area below a village with a 15-digit code (``audiences.areas.normalize_grid``);
+residents carry theirs (``residents.grid``, from the roster). A user with the role
+``grid_worker`` works the grids they are assigned to here and sees only those grids'
+residents. Each tap is kept once per tap id (``grid_visits``), so a phone sending a tap
+again after a lost answer changes nothing. What a tap does to deliveries is the ledger's
+(``ledger.record_in_person``); the pipeline's ``gateway.delivery.fieldwork`` ties them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from audiences import areas as area_codes
+from gateway.store import audit
+from gateway.store.accounts import GRID_WORKER, AuthError, find_user
+from gateway.store.db import utcnow
+from gateway.store.schema import areas, grid_visits, grid_workers, grids, residents, users
+
+#: What a grid worker found at the door: told in person (a delivery), or an attempt.
+TOLD = "told"
+NOT_HOME = "not_home"
+MOVED = "moved"  # moved away, or the roster's data is wrong: for the admin's review
+REFUSED = "refused"
+OUTCOMES = (TOLD, NOT_HOME, MOVED, REFUSED)
+NOTE_MAX_LENGTH = 300
+TAP_ID_MAX_LENGTH = 64
+
+
+class GridError(ValueError):
+    pass
+
+
+def add_grid(conn: Connection, code: str, name: str, actor: str) -> str:
+    """Register (or rename) a grid in a registered village; returns its normalised code."""
+    code = area_codes.normalize_grid(code)
+    name = name.strip()
+    if not name or len(name) > area_codes.AREA_NAME_MAX_LENGTH:
+        raise GridError(f"a grid needs a name of 1 to {area_codes.AREA_NAME_MAX_LENGTH} characters")
+    village = area_codes.village_of_grid(code)
+    if conn.execute(select(areas.c.code).where(areas.c.code == village)).first() is None:
+        raise GridError(f"village {village} is not in the area registry")
+    if conn.execute(update(grids).where(grids.c.code == code).values(name=name)).rowcount == 0:
+        conn.execute(insert(grids).values(code=code, name=name))
+    audit.record(conn, actor, "grid", f"grid:{code}", {"name": name})
+    return code
+
+
+def assign(conn: Connection, grid_code: str, user_name: str, actor: str) -> None:
+    """Make a grid worker work this grid (a grid may have several, a worker several grids)."""
+    grid_code, user = _grid_and_worker(conn, grid_code, user_name)
+    if conn.execute(select(grid_workers).where(grid_workers.c.grid_code == grid_code,
+                                               grid_workers.c.user_id == user.id)).first():
+        return
+    conn.execute(insert(grid_workers).values(grid_code=grid_code, user_id=user.id))
+    audit.record(conn, actor, "assign", f"grid:{grid_code}", {"worker": user.name})
+
+
+def unassign(conn: Connection, grid_code: str, user_name: str, actor: str) -> None:
+    grid_code, user = _grid_and_worker(conn, grid_code, user_name)
+    if conn.execute(delete(grid_workers).where(grid_workers.c.grid_code == grid_code,
+                                               grid_workers.c.user_id == user.id)).rowcount:
+        audit.record(conn, actor, "unassign", f"grid:{grid_code}", {"worker": user.name})
+
+
+def _grid_and_worker(conn: Connection, grid_code: str, user_name: str):
+    grid_code = area_codes.normalize_grid(grid_code)
+    if conn.execute(select(grids.c.code).where(grids.c.code == grid_code)).first() is None:
+        raise GridError(f"grid {grid_code} is not in the grid registry")
+    user = find_user(conn, user_name.strip())
+    if user is None:
+        raise AuthError(f"there is no user named {user_name.strip()!r}")
+    if user.role != GRID_WORKER:
+        raise GridError(f"{user.name} is a {user.role}, not a {GRID_WORKER}")
+    return grid_code, user
+
+
+def grids_of(conn: Connection, user_id: int) -> list[str]:
+    """The codes of the grids a user works."""
+    return list(conn.execute(select(grid_workers.c.grid_code)
+                             .where(grid_workers.c.user_id == user_id)
+                             .order_by(grid_workers.c.grid_code)).scalars())
+
+
+def names(conn: Connection, codes: list[str]) -> dict[str, str]:
+    """grid code → its name, for these grids."""
+    return dict(conn.execute(select(grids.c.code, grids.c.name).where(grids.c.code.in_(codes))).all())
+
+
+def registry(conn: Connection) -> list[dict]:
+    """Every grid with its name, village, workers and residents on the roster, by code."""
+    workers: dict[str, list[str]] = {}
+    for row in conn.execute(select(grid_workers.c.grid_code, users.c.name)
+                            .join(users, users.c.id == grid_workers.c.user_id)
+                            .order_by(users.c.name)):
+        workers.setdefault(row.grid_code, []).append(row.name)
+    counts = dict(conn.execute(select(residents.c.grid, func.count())
+                               .where(residents.c.grid.is_not(None),
+                                      residents.c.retired_at.is_(None))
+                               .group_by(residents.c.grid)).all())
+    return [{"code": row.code, "name": row.name, "village": area_codes.village_of_grid(row.code),
+             "workers": workers.get(row.code, []), "residents": counts.get(row.code, 0)}
+            for row in conn.execute(select(grids).order_by(grids.c.code))]
+
+
+def grid_worker_names(conn: Connection) -> list[str]:
+    return list(conn.execute(select(users.c.name).where(users.c.role == GRID_WORKER)
+                             .order_by(users.c.name)).scalars())
+
+
+def record_tap(conn: Connection, *, tap_id: str, announcement_id: int, resident_id: int,
+               user_id: int, outcome: str, note: str = "",
+               tapped_at: datetime | None = None) -> bool:
+    """Keep a tap; False when its id was kept before (a resend): the caller then does nothing."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    kept = conn.execute(dialect.insert(grid_visits).values(
+        tap_id=tap_id, announcement_id=announcement_id, resident_id=resident_id, user_id=user_id,
+        outcome=outcome, note=note[:NOTE_MAX_LENGTH], tapped_at=tapped_at, at=utcnow())
+        .on_conflict_do_nothing().returning(grid_visits.c.id)).first()
+    return kept is not None
+
+
+def flag_for_review(conn: Connection, resident_id: int, note: str) -> None:
+    """A grid worker found the resident moved or their data wrong: the admin reviews the row
+    (an edit or a roster import that lists them clears the flag)."""
+    conn.execute(update(residents).where(residents.c.id == resident_id)
+                 .values(review_note=note[:NOTE_MAX_LENGTH] or MOVED))
+
+
+def visits(conn: Connection, announcement_id: int, resident_ids: list[int]) -> dict[int, list[dict]]:
+    """resident id → the taps made at their door for this notice, oldest first."""
+    found: dict[int, list[dict]] = {}
+    if not resident_ids:
+        return found
+    for row in conn.execute(select(grid_visits.c.resident_id, grid_visits.c.outcome,
+                                   grid_visits.c.note, grid_visits.c.at, users.c.name)
+                            .join(users, users.c.id == grid_visits.c.user_id)
+                            .where(grid_visits.c.announcement_id == announcement_id,
+                                   grid_visits.c.resident_id.in_(resident_ids))
+                            .order_by(grid_visits.c.id)):
+        found.setdefault(row.resident_id, []).append(
+            {"outcome": row.outcome, "note": row.note, "worker": row.name,
+             "at": row.at.isoformat() if row.at else None})
+    return found
