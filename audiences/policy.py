@@ -37,6 +37,8 @@ class Person:
     hearing_impaired: bool
     has_smartphone: bool
     opt_out: Collection[str] | str
+    #: Registered themselves and not yet approved: see ``channels_for``.
+    pending_review: bool = False
 
 
 #: The resident columns the policy reads (see ``Person``).
@@ -46,7 +48,8 @@ PERSON_FIELDS = tuple(f.name for f in fields(Person))
 def person_key(person: Person, year: int) -> tuple:
     """Residents with the same key get the same channels, so the policy runs once per key."""
     return (age_of(person, year), person.visually_impaired, person.hearing_impaired,
-            person.has_smartphone, bool(person.phone), bool(person.wechat_openid), person.opt_out)
+            person.has_smartphone, bool(person.phone), bool(person.wechat_openid), person.opt_out,
+            person.pending_review)
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,14 @@ def channels_for(person: Person, *, severity: str, policy: Policy, available: It
     ``available`` are the channels the announcement allows and the gateway can
     send over. A channel is dropped when the person has no address for it, has
     opted out (unless the rule overrides opt-outs) or a ``never`` entry forbids it.
+
+    A resident pending review (self-registered, not yet approved) gave a number for
+    emergencies: an SMS for an extreme notice and nothing else, whatever the rules say,
+    so needs nobody has checked yet choose nothing.
     """
+    if person.pending_review:
+        return ("sms",) if severity == "extreme" and "sms" in set(available) \
+            and has_address(person, "sms") else ()
     age = age_of(person, year)
     allowed = set(available) - _forbidden(person, severity, age, policy)
     chosen: list[str] = []
@@ -239,7 +249,10 @@ def channels_for(person: Person, *, severity: str, policy: Policy, available: It
 
 def next_channel(person: Person, *, severity: str, policy: Policy, available: Iterable[str],
                  already: Collection[str], year: int) -> str | None:
-    """The channel to try after a permanent failure, never one already planned."""
+    """The channel to try after a permanent failure, never one already planned (none for a
+    resident pending review: SMS is their only channel)."""
+    if person.pending_review:
+        return None
     age = age_of(person, year)
     allowed = set(available) - _forbidden(person, severity, age, policy)
     opted = opted_out(person) if severity != "extreme" else frozenset()

@@ -23,6 +23,7 @@ class P:
     hearing_impaired: bool = False
     has_smartphone: bool = True
     opt_out: str = ""
+    pending_review: bool = False
 
 
 CASES = [
@@ -101,3 +102,17 @@ def test_a_bad_policy_file_stops_the_app(tmp_path):
     bad.write_text("[[rule]\n")
     with pytest.raises(PolicyError, match="not valid TOML"):
         load_policy(str(bad))
+
+
+@pytest.mark.parametrize("severity", ["extreme", "severe", "moderate", "minor"])
+def test_a_resident_pending_review_gets_an_sms_for_extreme_notices_only(severity):
+    """Self-registered, not yet approved: their needs (here visually impaired, 80) choose nothing."""
+    pending = P(wechat_openid="o1", visually_impaired=True, birth_year=1946, opt_out="sms",
+                pending_review=True)
+    expected = ("sms",) if severity == "extreme" else ()
+    assert channels_for(pending, severity=severity, policy=POLICY, available=ALL,
+                        year=YEAR) == expected
+    assert channels_for(pending, severity="extreme", policy=POLICY, available=("voice", "wechat"),
+                        year=YEAR) == ()
+    assert next_channel(pending, severity=severity, policy=POLICY, available=ALL,
+                        already=("sms",), year=YEAR) is None
