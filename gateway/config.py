@@ -159,6 +159,9 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "SIGNING_KEY_PATH": _text(),        # unset: loudspeaker-signing-key.pem in the instance folder
     "LOUDSPEAKER_ACK_SECONDS": _number(60, minimum=1),
     "SESSION_MINUTES": _number(30, minimum=1),
+    "JOIN_CODE_MINUTES": _whole(10, minimum=1),  # a self-registration code's life
+    "JOIN_CODES_PER_NUMBER": _whole(3, minimum=1),  # codes one phone is sent an hour
+    "JOIN_CODES_PER_ADDRESS": _whole(10, minimum=1),  # codes one client address asks for an hour
     "TRUSTED_PROXIES": _whole(0),       # reverse proxies in front whose X-Forwarded-For is true
     "METRICS_TOKEN": _text(),           # unset: no /metrics
     # prometheus_client's own setting, read here too: where gunicorn's processes keep values

@@ -40,7 +40,7 @@ def group_person(group) -> Person:
     """One group of residents (a row of ``_groups``), standing in for each of them."""
     return Person(group.has_phone or None, group.has_openid or None, group.birth_year,
                   group.visually_impaired, group.hearing_impaired, group.has_smartphone,
-                  group.opt_out)
+                  group.opt_out, group.pending_review)
 
 
 def age_band(age: int | None) -> str:
@@ -199,7 +199,8 @@ def _groups(conn: Connection, codes: list[str], drill: bool, *, also=(), where=N
     has_openid = case((residents.c.wechat_openid.is_(None), ""), else_="y").label("has_openid")
     columns = (town, residents.c.area_code.label("village"), residents.c.birth_year,
                residents.c.visually_impaired, residents.c.hearing_impaired,
-               residents.c.has_smartphone, has_phone, has_openid, residents.c.opt_out, *also)
+               residents.c.has_smartphone, has_phone, has_openid, residents.c.opt_out,
+               residents.c.pending_review, *also)
     condition = and_(beneath(residents.c.area_code, codes), residents.c.retired_at.is_(None))
     if where is not None:
         condition = and_(condition, where)

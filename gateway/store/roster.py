@@ -242,6 +242,67 @@ def spoken_languages(conn: Connection, resident_ids: Iterable[int]) -> dict[int,
     return found
 
 
+#: The needs a resident may declare on the self-registration page, as resident columns
+#: (``has_smartphone`` false: aged 65 or over, or no smartphone: calls rather than apps).
+NEED_COLUMNS = {"visually_impaired": ("visually_impaired", True),
+                "hearing_impaired": ("hearing_impaired", True),
+                "no_smartphone": ("has_smartphone", False)}
+
+
+def on_roster_by_phone(conn: Connection, phone: str):
+    """The resident an approved roster holds with this phone (on the roster first, then the
+    oldest), or ``None``: the one a self-registration updates instead of adding another."""
+    return conn.execute(select(residents).where(residents.c.phone == phone,
+                                                residents.c.pending_review.is_(False))
+                        .order_by(residents.c.retired_at.is_not(None), residents.c.id)).first()
+
+
+def add_pending_resident(conn: Connection, *, name: str, phone: str, area_code: str,
+                         language: str) -> int:
+    """A self-registered resident awaiting review: no needs, reached only as
+    ``audiences.policy.channels_for`` allows one pending review."""
+    return conn.execute(insert(residents).values(
+        name=name, phone=phone, area_code=area_code, language=language, spoken_language=language,
+        visually_impaired=False, hearing_impaired=False, has_smartphone=True, opt_out="",
+        test_audience=False, pending_review=True)).inserted_primary_key[0]
+
+
+def apply_self_registration(conn: Connection, resident_id: int, *, name: str, area_code: str,
+                            language: str, needs: Iterable[str]) -> None:
+    """An admin approved a self-registration: the resident takes its name, village, language
+    and the needs given with consent (needs not given are left as the roster had them)."""
+    values = {"name": name, "area_code": area_code, "language": language,
+              "pending_review": False, "retired_at": None}
+    values.update(dict(NEED_COLUMNS[need] for need in needs))
+    conn.execute(update(residents).where(residents.c.id == resident_id).values(values))
+
+
+def set_preferences(conn: Connection, resident_id: int, *, language: str, needs: Iterable[str],
+                    opt_out: Iterable[str]) -> None:
+    """A resident's own choices from the self-registration page: language, needs (those not
+    named are cleared: consent withdrawn), channels opted out of."""
+    chosen = set(needs)
+    values = {column: (value if need in chosen else not value)
+              for need, (column, value) in NEED_COLUMNS.items()}
+    conn.execute(update(residents).where(residents.c.id == resident_id).values(
+        language=language, opt_out=";".join(sorted(set(opt_out))), **values))
+
+
+def erase_resident(conn: Connection, resident_id: int) -> list[str]:
+    """Delete what is held about a resident, at their request: the row stays (deliveries
+    name its id) with nothing personal left, retired so no plan reaches it. Returns the
+    addresses it had, for the ledger to blank (``ledger.anonymise_recipient``)."""
+    row = conn.execute(select(residents.c.phone, residents.c.wechat_openid)
+                       .where(residents.c.id == resident_id)).first()
+    if row is None:
+        return []
+    conn.execute(update(residents).where(residents.c.id == resident_id).values(
+        name="", phone=None, wechat_openid=None, birth_year=None, visually_impaired=False,
+        hearing_impaired=False, has_smartphone=True, opt_out="", phone_invalid=None,
+        pending_review=False, retired_at=utcnow()))
+    return [address for address in (row.phone, row.wechat_openid) if address]
+
+
 def resident_row(profile: ResidentProfile) -> dict:
     return {"name": profile.name, "phone": profile.phone, "wechat_openid": profile.wechat_openid,
             "area_code": profile.area_code, "birth_year": profile.birth_year,
