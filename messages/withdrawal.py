@@ -19,10 +19,15 @@ def withdrawal_notice(language: str, headline: str, issued_at: datetime) -> str:
 
     A naive ``issued_at`` is taken as UTC, the ledger's clock; the time is said in Beijing time.
     """
-    moment = (issued_at if issued_at.tzinfo else issued_at.replace(tzinfo=timezone.utc)
-              ).astimezone(CHINA_STANDARD_TIME)
-    time = phrase(language, "withdrawal.time").format(moment=moment)
-    return phrase(language, "withdrawal").format(headline=headline, time=time)
+    return phrase(language, "withdrawal").format(headline=headline,
+                                                 time=said_time(language, issued_at))
+
+
+def said_time(language: str, moment: datetime) -> str:
+    """When a notice was issued, in Beijing time (``12月2日14:30`` style); naive is UTC."""
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+             ).astimezone(CHINA_STANDARD_TIME)
+    return phrase(language, "withdrawal.time").format(moment=local)
 
 
 def correction_headline(language: str, headline: str) -> str:
