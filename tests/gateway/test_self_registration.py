@@ -12,8 +12,8 @@ from sqlalchemy import insert, select
 from channels import outbox
 from gateway.delivery import phone_codes, providers
 from gateway.store import ledger, registrations
-from gateway.store.schema import audit_log, deliveries, residents, self_registrations
-from tests.gateway.conftest import VILLAGE_A, VILLAGE_B
+from gateway.store.schema import areas, audit_log, deliveries, residents, self_registrations
+from tests.gateway.conftest import AREAS, VILLAGE_A, VILLAGE_B
 from tests.gateway.console.conftest import csrf_token, login
 
 NEW_PHONE = "13900000021"
@@ -298,3 +298,26 @@ def test_pending_review_is_reached_by_sms_for_extreme_notices_only(app, county):
     assert mine == {(extreme, "sms")}
     assert moderate not in {announcement for announcement, _channel in mine}
     assert shown["sms"] == planned_sms
+
+
+def test_the_code_goes_through_twilio_when_it_is_configured(make_app, database_url, twilio):
+    """With a provider configured, the code is an SMS over Twilio (here its local stand-in)."""
+    app = make_app(database_url, TWILIO_ACCOUNT_SID=twilio.account_sid,
+                   TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_FROM_NUMBER="+15005550006",
+                   TWILIO_API_BASE=twilio.url)
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(insert(areas), [{"code": code, "name": name} for code, name in AREAS])
+    client = app.test_client()
+    client.post(f"/join/{VILLAGE_A}", data=form(client, language="en"))
+    [message] = [r.form for r in twilio.requests if r.path.endswith("/Messages.json")]
+    assert message["To"] == NEW_E164 and message["From"] == "+15005550006"
+    assert message["Body"].startswith("【钦州发布】Your Tongbao registration code is ")
+    code = re.search(r"\d{6}", message["Body"]).group(0)
+    assert sent_codes(app, NEW_E164) == 0  # nothing in the outbox: Twilio carried it
+    response = client.post(f"/join/{VILLAGE_A}/verify",
+                           data={"csrf_token": csrf_token(client, f"/join/{VILLAGE_A}/verify"),
+                                 "code": code})
+    assert response.status_code == 200 and len(rows(app, self_registrations)) == 1
+    # A number Twilio refuses: a clear error on the form, no 500.
+    assert "验证码无法发送到此号码" in client.post(
+        f"/join/{VILLAGE_A}", data=form(client, phone="+8613800000001")).get_data(as_text=True)
