@@ -48,18 +48,16 @@ def _village(code: str):
 @bp.route("/join/<code>", methods=("GET", "POST"))
 def register(code: str):
     village = _village(code)
-    form = request.form if request.method == "POST" else {}
     if request.method == "GET":
-        return render_template("public/join.html", village=village, form=form, errors={})
+        return render_template("public/join.html", village=village, form={}, errors={})
     errors, entries = _read_registration(village.code)
     if not errors:
-        sent = _send_code(entries["phone"], entries["language"])
-        if sent is None:
-            session["join"] = {"ticket": session.pop("join_ticket"), "phone": entries["phone"],
-                               "purpose": "register", "village": village.code, "entries": entries}
+        errors["phone"] = _send_code(village.code, entries["phone"], entries["language"],
+                                     purpose="register", entries=entries)
+        if errors["phone"] is None:
             return redirect(url_for("join.verify", code=village.code))
-        errors["phone"] = sent
-    return render_template("public/join.html", village=village, form=form, errors=errors), 422
+    return render_template("public/join.html", village=village, form=request.form,
+                           errors=errors), 422
 
 
 def _read_registration(village_code: str) -> tuple[dict, dict]:
@@ -102,15 +100,16 @@ def _needs_with_consent(errors: dict) -> list[str]:
     return needs
 
 
-def _send_code(phone: str, language: str) -> str | None:
-    """Send a code (its ticket kept in the session); the error to show when none was sent."""
+def _send_code(village_code: str, phone: str, language: str, **waiting) -> str | None:
+    """Send a code and keep in the session what waits for it (its ticket, the phone, the
+    ``purpose`` and, to register, the ``entries``); the error to show when none was sent."""
     try:
-        session["join_ticket"] = phone_codes.send_code(phone, request.remote_addr or "unknown",
-                                                       language)
+        ticket = phone_codes.send_code(phone, request.remote_addr or "unknown", language)
     except phone_codes.CodeRefused as refused:
         return _refusal(refused)
     except ChannelError:
         return _("The code could not be sent to this number. Check it and try again later.")
+    session["join"] = {"ticket": ticket, "phone": phone, "village": village_code, **waiting}
     return None
 
 
@@ -178,10 +177,9 @@ def manage(code: str):
         if phone is None:
             error = _("Enter a mobile phone number that can receive SMS.")
         else:
-            error = _send_code(phone, session.get("language", "zh"))
+            error = _send_code(village.code, phone, session.get("language", "zh"),
+                               purpose="manage")
             if error is None:
-                session["join"] = {"ticket": session.pop("join_ticket"), "phone": phone,
-                                   "purpose": "manage", "village": village.code}
                 return redirect(url_for("join.verify", code=village.code))
     return render_template("public/join_manage.html", village=village, error=error), \
         422 if error else 200

@@ -25,7 +25,8 @@ def review():
     with engine().begin() as conn:
         waiting = registrations.pending(conn)
         area_names = queries.area_names(conn)
-        audit.record(conn, g.user.name, "view", "registrations", {"pending": len(waiting)})
+        audit.record(conn, g.user.name, "view_registrations", "registrations",
+                     {"pending": len(waiting)})
     villages = sorted(code for code in area_names if area_codes.level(code) == "village")
     return render_template("console/registrations.html", waiting=waiting, area_names=area_names,
                            villages=villages)
