@@ -32,27 +32,19 @@ def review():
                            villages=villages)
 
 
-@bp.post("/registrations/<int:registration_id>/approve")
+@bp.post("/registrations/<int:registration_id>/<any(approve, reject):decision>")
 @role_required("admin")
-def approve(registration_id: int):
+def decide(registration_id: int, decision: str):
+    """Approve (onto the roster, merged by phone) or reject (what it gave is deleted)."""
+    act = registrations.approve if decision == "approve" else registrations.reject
     try:
         with engine().begin() as conn:
-            registrations.approve(conn, registration_id, g.user.name)
+            act(conn, registration_id, g.user.name)
     except registrations.ReviewError:
         abort(404)
-    flash(_("The registration was approved: the resident is on the roster."), "success")
-    return redirect(url_for("registrations.review"))
-
-
-@bp.post("/registrations/<int:registration_id>/reject")
-@role_required("admin")
-def reject(registration_id: int):
-    try:
-        with engine().begin() as conn:
-            registrations.reject(conn, registration_id, g.user.name)
-    except registrations.ReviewError:
-        abort(404)
-    flash(_("The registration was rejected and what it gave deleted."), "success")
+    flash(_("The registration was approved: the resident is on the roster.")
+          if decision == "approve" else
+          _("The registration was rejected and what it gave deleted."), "success")
     return redirect(url_for("registrations.review"))
 
 
