@@ -210,6 +210,9 @@ def test_the_poster_carries_the_village_qr_code(app, county):
     login(admin, "admin")
     page = admin.get(f"/registrations/poster/{VILLAGE_B}").get_data(as_text=True)
     assert "新屋村" in page and f"/join/{VILLAGE_B}" in page
+    # Chinese first and English beside it, whatever the console's language.
+    assert "扫码登记，接收政府官方通知" in page
+    assert "Scan to register for official government notices" in page
     assert 'src="data:image/svg+xml' in page
     assert admin.get("/registrations/poster/450702100").status_code == 404
 

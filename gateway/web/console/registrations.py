@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import segno
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
-from flask_babel import gettext as _
+from flask_babel import force_locale, gettext as _, lazy_gettext as N_
 from sqlalchemy import select
 
 from audiences import areas as area_codes
@@ -17,6 +17,16 @@ from gateway.web.console.errors import forbidden
 
 bp = Blueprint("registrations", __name__)
 bp.register_error_handler(403, forbidden)
+
+#: What the poster says, in Chinese and, smaller, in English, whatever the console's language.
+POSTER_LINES = (
+    N_("Scan to register for official government notices"),
+    N_("Warnings and evacuation notices reach you by SMS, a phone call or WeChat."),
+    N_("Your phone is confirmed with a code by SMS; needs such as sight or hearing are optional, "
+       "each with its own consent."),
+    N_("See, change or delete your registration at any time on the same page."),
+)
+POSTER_LANGUAGES = ("zh", "en")
 
 
 @bp.route("/registrations")
@@ -58,4 +68,8 @@ def poster(code: str):
         abort(404)
     url = f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/join/{village.code}"
     qr = segno.make(url, error="m").svg_data_uri(scale=10, border=2)
-    return render_template("console/poster.html", village=village, url=url, qr=qr)
+    lines = {}
+    for language in POSTER_LANGUAGES:
+        with force_locale(language):
+            lines[language] = [str(line) for line in POSTER_LINES]
+    return render_template("console/poster.html", village=village, url=url, qr=qr, lines=lines)
