@@ -20,13 +20,21 @@ PROVIDERS: dict[str, str] = {
     "mqtt_loudspeaker": "channels.loudspeaker.channel:MqttLoudspeakerChannel",
     "wechat": "channels.wechat:WechatTemplateChannel",
     "wecom_robot": "channels.wecom_robot:WecomRobotChannel",
+    "broadcast": "channels.broadcast:BroadcastChannel",
+    "webhook": "channels.broadcast:WebhookChannel",
+    "weibo": "channels.weibo:WeiboChannel",
 }
 
 #: Channels planned for an announcement. WeCom group robots post into village groups and come
 #: with ``wechat``; they and loudspeakers reach places, not people.
-CHANNEL_NAMES = ("sms", "voice", "wechat", "loudspeaker", "wecom_robot")
+CHANNEL_NAMES = ("sms", "voice", "wechat", "loudspeaker", "wecom_robot", "broadcast", "webhook",
+                 "weibo")
 PERSONAL_CHANNELS = ("sms", "voice", "wechat")
-PLACE_CHANNELS = ("loudspeaker", "wecom_robot")
+#: Broadcasters (TV crawl, traffic radio, the warning platform), signed webhooks and the
+#: office's Weibo account: public and partner channels that come with every notice whose
+#: areas they serve, whatever channels it names (docs/interop.md). Never personal.
+PUBLIC_CHANNELS = ("broadcast", "webhook", "weibo")
+PLACE_CHANNELS = ("loudspeaker", "wecom_robot", *PUBLIC_CHANNELS)
 #: A grid worker telling a resident at their door: a personal channel no provider serves and
 #: no plan chooses; the ledger writes it when the worker taps "told in person" (confirmed).
 IN_PERSON = "in_person"

@@ -57,12 +57,13 @@ def create_app(test_config: dict | None = None) -> Flask:
                            "--voices` lists what it has, `flask --app wsgi doctor` checks each",
                            voice, language)
 
-    from gateway.web import api, console, health, interop, metrics, webhooks
+    from gateway.web import api, console, destination_feed, health, interop, metrics, webhooks
     from gateway import cli
 
     hardening.init_app(app)  # before the blueprints: their routes take its id converter
     app.register_blueprint(api.bp)
     app.register_blueprint(interop.bp)
+    app.register_blueprint(destination_feed.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

@@ -23,6 +23,7 @@ from gateway import doctor as checkup
 from gateway.delivery import loudspeakers, queues, reconciler, workers
 from gateway.store.schema import areas, residents, users
 from gateway.store.db import engine
+from gateway.cli_destinations import destinations_cli
 
 
 def _schema_ready() -> None:
@@ -359,7 +360,7 @@ def doctor():
 
 def register(app: Flask) -> None:
     for group in (db_cli, users_cli, tokens_cli, areas_cli, residents_cli, speakers_cli,
-                  robots_cli):
+                  robots_cli, destinations_cli):
         app.cli.add_command(group)
     for command in (demo, worker, reconcile, serve, doctor):
         app.cli.add_command(command)

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from messages.audio import DEFAULT_VOICES, VOICE_NAME
+from messages.gbt35965 import DEFAULT_EVENT_CODES, DEFAULT_OTHER_EVENT_CODE
 from messages.languages import LanguageError, canonical
 
 
@@ -106,6 +107,32 @@ def _time_zone(default: str) -> Callable[[str | None], str]:
     return convert
 
 
+def _digits(default: str, count: int) -> Callable[[str | None], str]:
+    def convert(raw: str | None) -> str:
+        value = default if raw in (None, "") else raw.strip()
+        if not (value.isascii() and value.isdigit() and len(value) == count):
+            raise ConfigError(f"{raw!r} is not {count} digits")
+        return value
+    return convert
+
+
+def _codes(default: Mapping[str, str]) -> Callable[[str | None], dict[str, str]]:
+    """``山洪=11A05,暴雨=11B03``: a GB/T 35965.1 event type code per word of a notice's event;
+    words not named keep the default, ``暴雨=`` with no code removes one."""
+    def convert(raw: str | None) -> dict[str, str]:
+        codes = dict(default)
+        for item in filter(None, (part.strip() for part in (raw or "").split(","))):
+            word, equals, code = item.partition("=")
+            if not equals or not word.strip():
+                raise ConfigError(f"{item!r} is not word=code (e.g. 暴雨=11B03)")
+            if code.strip():
+                codes[word.strip()] = code.strip()
+            else:
+                codes.pop(word.strip(), None)
+        return codes
+    return convert
+
+
 #: name -> converter (with its default). Unset names take the default.
 SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "TONGBAO_INSTANCE": _text(),        # unset: instance/ beside the code (Flask's default)
@@ -141,6 +168,18 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "WECHAT_RATE": _number(50, minimum=0.01),
     "LOUDSPEAKER_RATE": _number(100, minimum=0.01),
     "WECOM_ROBOT_RATE": _number(5, minimum=0.01),
+    "BROADCAST_RATE": _number(5, minimum=0.01),  # broadcaster and webhook POSTs, all together
+    "BROADCAST_OFFICE_CODE": _digits("450700", 6),  # GB/T 2260 code of the issuing office (6 digits)
+    "BROADCAST_ORG_CODE": _digits("000", 3),  # the office's organisation industry code (3 digits)
+    "BROADCAST_EVENT_CODES": _codes(DEFAULT_EVENT_CODES),  # event word -> GB/T 35965.1 code
+    "BROADCAST_OTHER_EVENT_CODE": _text(DEFAULT_OTHER_EVENT_CODE),  # an event no word matches
+    "BROADCAST_CRAWL_LENGTH": _whole(60, minimum=10),  # characters of the TV crawl line
+    "BROADCAST_TIMEOUT_SECONDS": _number(10, minimum=1),
+    "WEIBO_ACCESS_TOKEN": _text(),  # unset: nothing is posted to Weibo
+    "WEIBO_API_BASE": _text("https://api.weibo.com"),
+    "WEIBO_RIP": _text("127.0.0.1"),  # statuses/share's required "rip": the poster's real IP
+    "WEIBO_MAX_CHARACTERS": _whole(140, minimum=40),  # statuses/share: at most 140 汉字
+    "WEIBO_RATE": _number(0.1, minimum=0.01),
     "SMS_PRICE": _number(0.05),
     "VOICE_PRICE": _number(0.15),
     "BATCH_SIZE": _whole(200, minimum=1),

@@ -17,7 +17,8 @@ from dataclasses import replace
 
 from flask import current_app
 
-from gateway.delivery import providers
+from channels.registry import PUBLIC_CHANNELS
+from gateway.delivery import providers, public_channels
 from messages import audio, speech
 from messages.render import RenderContext, Rendered, render
 
@@ -56,6 +57,8 @@ def rendered_for(announcement, channel: str, language: str,
                  spoken_language: str | None = None) -> Rendered:
     """The announcement rendered for a channel in ``language``; a call's audio in the voice of
     ``spoken_language`` (see ``voice_for``)."""
+    if channel in PUBLIC_CHANNELS:  # documents and posts that need the database too
+        return public_channels.rendered(announcement, channel, language)
     context = (context_with_audio(announcement, language, spoken_language)
                if channel in SPOKEN_CHANNELS else providers.render_context())
     return render(announcement, channel, language, context)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Iterator
 
 from flask import current_app
@@ -21,7 +22,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, select, update
 
 from audiences.policy import PERSON_FIELDS, Policy, address_of, channels_for, person_key
 from channels.registry import PERSONAL_CHANNELS
-from gateway.delivery import lifecycle, providers, queues, reach
+from gateway.delivery import lifecycle, providers, public_channels, queues, reach
 from gateway.store import audit, ledger
 from gateway.store.db import utcnow
 from gateway.store.roster import beneath, usable_phone
@@ -103,7 +104,6 @@ def plan(engine: Engine, announcement_id: int, policy: Policy) -> dict[str, int]
 
 def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
     config = current_app.config
-    allowed = planned_channels(announcement, config)
     codes = json.loads(announcement.areas)
     drill = announcement.status in ("test", "exercise")
     year = (announcement.sent or utcnow()).year
@@ -111,6 +111,8 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
     cursor.setdefault("thin", 0)  # residents with fewer than two independent paths
     cursor.setdefault("audience", 0)  # residents planned for (the status's not reached)
     with engine.begin() as conn:
+        allowed = planned_channels(announcement, config) | public_channels.channels(
+            conn, announcement, config, drill=drill)
         ledger.ensure_counts(conn, announcement.id, allowed)
         batches = Batches(config["BATCH_SIZE"], _planned_so_far(conn, announcement.id))
         written_in = set(lifecycle.languages(conn, announcement))
@@ -191,9 +193,11 @@ def speaker_villages(conn: Connection, codes: list[str], drill: bool) -> dict[st
 
 def _place_rows(conn: Connection, announcement, allowed: set[str], drill: bool,
                 batches: Batches) -> list[dict]:
-    """One delivery per loudspeaker, and per village group robot, in the targeted areas.
+    """One delivery per loudspeaker, per village group robot, and per public place
+    (``public_channels.places``: broadcasters, webhooks, Weibo) in the targeted areas.
 
-    Drills go only to test devices; group robots post to real groups, so never drills."""
+    Drills go only to test devices and test destinations; group robots post to real groups
+    and Weibo is public, so never drills."""
     codes = json.loads(announcement.areas)
     places = []
     if "loudspeaker" in allowed:
@@ -206,6 +210,9 @@ def _place_rows(conn: Connection, announcement, allowed: set[str], drill: bool,
         query = (select(group_robots.c.id, group_robots.c.robot_key.label("address"))
                  .where(beneath(group_robots.c.area_code, codes)).order_by(group_robots.c.id))
         places += [("wecom_robot", row) for row in conn.execute(query)]
+    places += [(channel, SimpleNamespace(id=recipient, address=address)) for channel, recipient,
+               address in public_channels.places(conn, announcement, current_app.config,
+                                                 drill=drill) if channel in allowed]
     return [{"channel": channel, "recipient_id": row.id, "address": row.address,
              "language": announcement.language, "batch": batches.next(channel)}
             for channel, row in places]

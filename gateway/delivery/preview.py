@@ -23,7 +23,7 @@ from sqlalchemy import Connection, and_, case, func, select
 
 from audiences.areas import prefix
 from audiences.policy import Person, channels_for
-from gateway.delivery import lifecycle, providers, reach
+from gateway.delivery import lifecycle, providers, public_channels, reach
 from gateway.delivery.planner import planned_channels, speaker_villages, stream_residents
 from gateway.store.roster import beneath
 from gateway.store.schema import group_robots, residents
@@ -113,6 +113,9 @@ def preview(conn: Connection, announcement) -> dict:
         .where(beneath(group_robots.c.area_code, codes))).scalar_one()
     if robots:
         per_channel["wecom_robot"] = robots
+    for channel, _recipient, _address in public_channels.places(conn, announcement, config,
+                                                                drill=drill):
+        per_channel[channel] += 1
     sms = render(announcement, "sms", announcement.language, providers.render_context())
     summary = _summary(config, residents_total, per_channel, segments, speakers, sms.data,
                        _escalation(config, announcement))

@@ -13,12 +13,16 @@ from flask import Flask, current_app
 
 from channels import registry
 from channels.base import Channel
+from channels.broadcast import Destination
 from gateway.delivery import queues
+from gateway.store import destinations
+from gateway.store.db import engine
 from gateway.delivery.ratelimit import RateLimiter, effective_rate
 from messages.render import RenderContext
 
 RATE_SETTING = {"sms": "SMS_RATE", "voice": "VOICE_RATE", "wechat": "WECHAT_RATE",
-                "loudspeaker": "LOUDSPEAKER_RATE", "wecom_robot": "WECOM_ROBOT_RATE"}
+                "loudspeaker": "LOUDSPEAKER_RATE", "wecom_robot": "WECOM_ROBOT_RATE",
+                "broadcast": "BROADCAST_RATE", "webhook": "BROADCAST_RATE", "weibo": "WEIBO_RATE"}
 
 
 def configured_provider(config: dict, channel: str) -> str | None:
@@ -32,6 +36,9 @@ def configured_provider(config: dict, channel: str) -> str | None:
         "wechat": "wechat" if wechat else None,
         "loudspeaker": "mqtt_loudspeaker" if config["MQTT_URL"] else None,
         "wecom_robot": "wecom_robot",  # each robot's key is its own configuration
+        "broadcast": "broadcast",  # each destination's URL and secret are its own
+        "webhook": "webhook",
+        "weibo": "weibo" if config["WEIBO_ACCESS_TOKEN"] else None,
     }
     provider = candidates[channel]
     return provider if provider in registry.PROVIDERS else None
@@ -77,9 +84,23 @@ def settings_for(app: Flask, channel: str, provider: str) -> dict[str, Any]:
                 "redis_url": queues.redis_url(app)}
     if provider == "wecom_robot":
         return {"api_base": config["WECOM_API_BASE"], "redis_url": queues.redis_url(app)}
+    if provider in ("broadcast", "webhook"):
+        return {"destination": registered_destination,
+                "timeout": config["BROADCAST_TIMEOUT_SECONDS"]}
+    if provider == "weibo":
+        return {"access_token": config["WEIBO_ACCESS_TOKEN"], "api_base": config["WEIBO_API_BASE"],
+                "rip": config["WEIBO_RIP"]}
     return {"mqtt_url": config["MQTT_URL"], "redis_url": queues.redis_url(app),
             "signing_key_path": config["SIGNING_KEY_PATH"],
             "command_ttl_seconds": 3600}
+
+
+def registered_destination(address: str) -> Destination | None:
+    """A broadcast or webhook delivery's destination (its address is the registry's number),
+    read at each send so a changed URL or secret applies at once; None once removed."""
+    with engine().connect() as conn:
+        row = destinations.get(conn, int(address))
+    return Destination(row.url, row.secret) if row else None
 
 
 def outbox_path(app: Flask) -> str:

@@ -22,7 +22,8 @@ from rq.job import Job
 from gateway import embedded
 
 PLAN_QUEUE = "plan"
-CHANNEL_QUEUES = ("sms", "voice", "wechat", "loudspeaker", "wecom_robot")
+CHANNEL_QUEUES = ("sms", "voice", "wechat", "loudspeaker", "wecom_robot", "broadcast", "webhook",
+                  "weibo")
 #: Roster imports too large for a request (``gateway.delivery.imports``).
 IMPORT_QUEUE = "imports"
 QUEUE_NAMES = (PLAN_QUEUE, *CHANNEL_QUEUES, IMPORT_QUEUE)

@@ -118,6 +118,22 @@ group_robots = Table(
     Column("robot_key", String(100), nullable=False, unique=True),  # a secret: the webhook key
 )
 
+# Broadcasters and partner systems a notice is POSTed to, signed with their shared secret
+# (channels/broadcast.py, docs/interop.md); kind tv/radio/platform gets the GB/T 35965.1
+# document, webhook a JSON body. Their pull feed takes the token whose SHA-256 is kept (0015).
+destinations = Table(
+    "destinations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("kind", String(12), nullable=False),
+    Column("area_code", String(12), nullable=False, index=True),
+    Column("url", String(500), nullable=False),
+    Column("secret", String(128), nullable=False),  # a secret: signs every request
+    Column("feed_token_hash", String(64), nullable=False, unique=True),
+    Column("test_destination", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 users = Table(
     "users", metadata,
     Column("id", Integer, primary_key=True),
