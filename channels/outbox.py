@@ -37,6 +37,8 @@ class OutboxChannel(Channel):
         }
         if message.rendered.data.get("audio_url"):
             record["audio_url"] = message.rendered.data["audio_url"]
+        if message.rendered.data.get("followed_by"):  # a loudspeaker's further languages
+            record["followed_by"] = list(message.rendered.data["followed_by"])
         line = json.dumps(record, ensure_ascii=False) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:

@@ -23,7 +23,9 @@ Settings:
 
 From ``rendered.data``: ``audio_url`` and ``audio_sha256`` (lowercase hex; a
 URL without its hash is refused, because a controller could not check the
-audio), ``drill``, and optionally ``priority`` (0-9) and ``repeat``.
+audio), ``drill``, and optionally ``priority`` (0-9), ``repeat`` and
+``followed_by`` (the notice in further languages, each part with its
+``language``, ``text``, ``audio_url`` and ``audio_sha256``, played in turn).
 """
 from __future__ import annotations
 
@@ -214,7 +216,8 @@ class MqttLoudspeakerChannel(Channel):
                 priority=int(data.get("priority", self.default_priority)),
                 repeat=int(data.get("repeat", self.default_repeat)),
                 drill=bool(data.get("drill", False)),
-                sequence=sequence, ttl_seconds=self.ttl_seconds)
+                sequence=sequence, ttl_seconds=self.ttl_seconds,
+                followed_by=data.get("followed_by", ()))
         except protocol.CommandRejected as error:
             raise ChannelError(f"cannot build the play command: {error}", permanent=True,
                                code=error.reason) from None

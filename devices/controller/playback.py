@@ -85,11 +85,14 @@ class Playback:
     def _play(self, command: Command) -> None:
         try:
             protocol.check_fresh(command, time.time())
-            audio_path = self.fetcher.fetch(command)
+            # Every language's audio is fetched and checked before any plays: a village hears
+            # all of the notice's languages or, rejected, none.
+            parts = [(part, self.fetcher.fetch(part)) for part in protocol.play_parts(command)]
             for _ in range(command["repeat"]):
-                if self._cancelled.is_set():
-                    break
-                self.player.play(command, audio_path, self._cancelled)
+                for part, audio_path in parts:
+                    if self._cancelled.is_set():
+                        break
+                    self.player.play(part, audio_path, self._cancelled)
         except protocol.CommandRejected as rejection:
             self._finish()
             self.report(protocol.REJECTED, command, reason=rejection.reason, detail=rejection.detail)

@@ -84,6 +84,7 @@ class SinkPlayer:
     def _write(self, what: str, command: Mapping[str, Any], audio_path: str | None) -> None:
         record = {"what": what, "command_id": command["command_id"],
                   "announcement_id": command["announcement_id"], "text": command["text"],
+                  "language": command.get("language"),
                   "audio_sha256": file_sha256(audio_path) if audio_path else None,
                   "drill": command["drill"]}
         with self._lock, open(self.path, "a", encoding="utf-8") as handle:

@@ -107,6 +107,33 @@ def test_text_only_play_is_valid():
     assert play(audio_url=None, audio_sha256=None)["audio_url"] is None
 
 
+CANTONESE = {"language": "yue", "text": "停水通知（粤语）", "audio_url": "http://x/b.wav",
+             "audio_sha256": "cd" * 32}
+
+
+def test_a_play_in_one_language_has_no_followed_by_and_one_in_several_plays_each_in_turn(key):
+    """#19, item 5: the field is left out for one language, so such a command is what it
+    always was; with it, the parts signed and checked like the rest."""
+    assert "followed_by" not in play()
+    command = play(followed_by=[CANTONESE])
+    verified = protocol.verify(TOPIC, signed_bytes(key, command), [key.public_key])
+    assert {name: value for name, value in verified.items() if name != "signature"} == command
+    parts = protocol.play_parts(command)
+    assert [(p["text"], p["audio_sha256"], p.get("language")) for p in parts] == [
+        ("停水通知", "ab" * 32, None), ("停水通知（粤语）", "cd" * 32, "yue")]
+    assert all(p["command_id"] == "a7-d1" and p["repeat"] == 1 for p in parts)
+
+
+@pytest.mark.parametrize("followed_by", [
+    [], [{**CANTONESE, "audio_sha256": None}], [{**CANTONESE, "volume": 3}],
+    [{k: v for k, v in CANTONESE.items() if k != "text"}], ["yue"], [CANTONESE] * 8,
+    [{**CANTONESE, "language": 7}]])
+def test_malformed_further_languages_are_refused(followed_by):
+    with pytest.raises(protocol.CommandRejected) as refused:
+        protocol.check_command({**play(), "followed_by": followed_by})
+    assert refused.value.reason == protocol.MALFORMED
+
+
 # --- keys -------------------------------------------------------------------
 
 def test_signing_key_is_created_private_on_first_use_and_reloaded(tmp_path):

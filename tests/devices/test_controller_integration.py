@@ -5,6 +5,7 @@ listener around one controller, device ids unique per test.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -21,6 +22,8 @@ from channels.loudspeaker.acks import AckListener
 from channels.loudspeaker.channel import MqttLoudspeakerChannel
 from devices.controller.players import SinkPlayer, read_sink
 from tests.channels.loudspeaker_rig import (
+    AUDIO,
+    AUDIO_SHA,
     MOSQUITTO_URL,
     REDIS_URL,
     WAIT,
@@ -161,6 +164,19 @@ def test_gateway_resend_of_a_delivery_is_acknowledged_not_replayed(rig, audio_ur
     assert second.provider_id == first.provider_id
     rig.events.ack(rig.device, "played", command_id=first.provider_id, duplicate=True)
     assert len(rig.played(first.provider_id)) == 1
+
+
+def test_a_play_in_two_languages_plays_both_audios_in_turn(rig, audio_url):
+    """#19, item 5: the gateway's channel sends a Mandarin then Cantonese command; the reference
+    controller downloads, checks and plays each audio, then acks ``played`` once."""
+    cantonese_url = audio_url.replace("notice.wav", "forged.wav")  # another file, its own hash
+    cantonese_sha = hashlib.sha256(AUDIO + b"x").hexdigest()
+    receipt = rig.channel.send(rig.outgoing(audio_url, followed_by=[
+        {"language": "yue", "text": "县人民政府信息办通知（粤语）", "audio_url": cantonese_url,
+         "audio_sha256": cantonese_sha}]))
+    rig.events.ack(rig.device, "played", command_id=receipt.provider_id)
+    assert [(record["language"], record["audio_sha256"]) for record in rig.played(receipt.provider_id)] \
+        == [(None, AUDIO_SHA), ("yue", cantonese_sha)]
 
 
 # --- stop and presence ------------------------------------------------------

@@ -63,3 +63,41 @@ def test_cancel_drops_the_playing_and_queued_commands_of_an_announcement():
         playback.close()
     assert sorted(command["command_id"] for command in dropped) == ["first", "second"]
     assert reports == []
+
+
+class Fetched:
+    """Audio found for every part: its path names the part's hash."""
+
+    def fetch(self, part):
+        return f"/cache/{part['audio_sha256']}.audio"
+
+
+class Recorder:
+    def __init__(self):
+        self.played = []
+
+    def play(self, part, audio_path, cancelled):
+        self.played.append((part.get("language"), audio_path))
+
+
+def test_a_play_in_several_languages_plays_each_audio_in_turn_every_repeat():
+    """#19, item 5: a Mandarin then Cantonese village hears both, in order, twice; one
+    ``played`` ack for the whole command."""
+    player, reports, done = Recorder(), [], threading.Event()
+
+    def report(event, command, **extra):
+        reports.append((event, command["command_id"]))
+        done.set()
+
+    playback = Playback(player, Fetched(), report)
+    playback.start()
+    try:
+        playback.submit(play(command_id="two", repeat=2, now=4_000_000_000, followed_by=[
+            {"language": "yue", "text": "粤语", "audio_url": "http://x/b.wav",
+             "audio_sha256": "cd" * 32}]))
+        assert done.wait(5)
+    finally:
+        playback.close()
+    mandarin, cantonese = (None, f"/cache/{'ab' * 32}.audio"), ("yue", f"/cache/{'cd' * 32}.audio")
+    assert player.played == [mandarin, cantonese, mandarin, cantonese]
+    assert reports == [("played", "two")]

@@ -33,6 +33,7 @@ from channels.loudspeaker.protocol.commands import (
     content_digest,
     new_command_id,
     play_command,
+    play_parts,
     stop_command,
 )
 from channels.loudspeaker.protocol.events import PLAYED, RECEIVED, REJECTED, STOPPED, ack
@@ -73,5 +74,5 @@ __all__ = [
     "CommandRejected", "SigningKey", "ack", "canonical_bytes", "canonical_json", "check_command",
     "check_device_id", "check_fresh", "check_sequence", "commands_topic", "content_digest",
     "decode_json", "encode", "events_topic", "load_public_key", "new_command_id", "play_command",
-    "public_key_pem", "split_topic", "status_topic", "stop_command", "verify", "verify_ack",
+    "play_parts", "public_key_pem", "split_topic", "status_topic", "stop_command", "verify", "verify_ack",
 ]
