@@ -174,7 +174,8 @@ def _upsert(conn: Connection, profiles: list[ResidentProfile], matched: set[int]
     if changed:
         conn.execute(update(residents).where(residents.c.id == bindparam("resident_id"))
                      .values({**{column: bindparam(column) for column in changed[0] if column != "resident_id"},
-                              "retired_at": None}), changed)
+                              # and an admin's roster vouches for one who registered themselves
+                              "retired_at": None, "pending_review": False}), changed)
     return len(new), len(changed)
 
 

@@ -324,3 +324,14 @@ def test_the_code_goes_through_twilio_when_it_is_configured(make_app, database_u
     # A number Twilio refuses: a clear error on the form, no 500.
     assert "验证码无法发送到此号码" in client.post(
         f"/join/{VILLAGE_A}", data=form(client, phone="+8613800000001")).get_data(as_text=True)
+
+
+def test_a_roster_import_that_lists_a_pending_resident_puts_them_on_the_roster(app, county):
+    from gateway.store import roster
+    with app.extensions["engine"].begin() as conn:
+        registrations.submit(conn, registrations.Registration(
+            area_code=VILLAGE_A, name="周新来", phone=NEW_E164, language="zh", uses_wechat=False))
+        roster.import_residents(conn, f"name,phone,area_code\n周新来,{NEW_PHONE},{VILLAGE_A}\n"
+                                .encode(), "admin")
+    [resident] = rows(app, residents, residents.c.phone == NEW_E164)
+    assert resident.pending_review is False
