@@ -11,16 +11,15 @@ webhook. ``down`` makes it answer 503 (a station whose ingest is down) until it 
 from __future__ import annotations
 
 import json
-import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from channels.broadcast import (DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
                                 REPLAY_WINDOW_SECONDS, verify)
 from messages import gbt35965
+from tests.fakes.local_server import LocalServer
 
 
 @dataclass(frozen=True)
@@ -33,35 +32,16 @@ class Received:
     json: dict = field(default_factory=dict)  # a webhook's body
 
 
-class FakeBroadcaster:
+class FakeBroadcaster(LocalServer):
     def __init__(self, secret: str, *, window: float = REPLAY_WINDOW_SECONDS):
         self.secret, self.window = secret, window
         self.received: list[Received] = []
         self.refused: list[tuple[int, str]] = []
         self.down = False
         self.attempts_while_down = 0
-        self._lock = threading.Lock()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> "FakeBroadcaster":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(5)
-
-    def _app(self, environ, start_response):
-        request = Request(environ)
-        response = self._answer(request)
-        return response(environ, start_response)
-
-    def _answer(self, request: Request) -> Response:
+    def answer(self, request: Request) -> Response:
         if self.down:
             with self._lock:
                 self.attempts_while_down += 1

@@ -10,45 +10,28 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes.local_server import LocalServer
 
 ERRORS = {10002: "Service unavailable", 10017: "Parameter's value invalid",
           10023: "User requests out of rate limit", 20012: "Text too long",
           20019: "Repeat content", 21327: "expired_token", 21332: "invalid_access_token"}
 
 
-class FakeWeibo:
+class FakeWeibo(LocalServer):
     def __init__(self, token: str, domain: str, limit: int = 140):
         self.token, self.domain, self.limit = token, domain, limit
         self.posts: list[str] = []
         self.fail_with: list[int] = []
         self._ids = itertools.count(4_800_000_000_000_000)
-        self._lock = threading.Lock()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> "FakeWeibo":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(5)
-
-    def _app(self, environ, start_response):
-        request = Request(environ)
+    def answer(self, request: Request) -> Response:
         if request.path != "/2/statuses/share.json" or request.method != "POST":
-            response = Response("not found", status=404)
-        else:
-            response = self._share(request.form)
-        return response(environ, start_response)
+            return Response("not found", status=404)
+        return self._share(request.form)
 
     def _share(self, form) -> Response:
         status = form.get("status", "")
