@@ -185,3 +185,20 @@ def test_admins_add_and_remove_destinations_in_the_console(app, county):
     login(console, "approver")
     assert console.post("/destinations", data={**form, "csrf_token": csrf_token(
         console, "/destinations")}).status_code == 403
+
+
+def test_the_cli_adds_lists_and_removes_destinations(app, county):
+    def run(*args):
+        return app.test_cli_runner().invoke(args=list(args))
+
+    added = run("destinations", "add", "钦南电视台", "--kind", "tv", "--area", DISTRICT,
+                "--url", "https://tv.example.cn/in", "--secret", "x" * 20)
+    assert added.exit_code == 0 and "x" * 20 in added.output and "feed token" in added.output
+    listed = run("destinations", "list")
+    assert "钦南电视台\ttv\t450702\thttps://tv.example.cn/in" in listed.output
+    assert "x" * 20 not in listed.output  # never the secret
+    refused = run("destinations", "add", "plain", "--kind", "radio", "--area", DISTRICT,
+                  "--url", "http://radio.example.cn/in")
+    assert refused.exit_code != 0 and "https://" in refused.output
+    assert run("destinations", "remove", "钦南电视台").exit_code == 0
+    assert "no destinations registered" in run("destinations", "list").output
