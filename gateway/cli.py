@@ -99,7 +99,7 @@ def areas_assign(grid_code, user, remove):
     try:
         with engine().begin() as conn:
             change(conn, grid_code, user, "cli")
-    except (AreaError, accounts.AuthError, grids.GridError) as error:
+    except (AreaError, grids.GridError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{user} {'no longer works' if remove else 'works'} grid {grid_code}")
 

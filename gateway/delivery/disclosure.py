@@ -7,7 +7,8 @@ API, so its totals equal the status API's ``reached_residents``, ``confirmed_res
 ``not_reached_residents`` and ``unconfirmed_residents``. Times are seconds from the
 notice's release (``sent``) to the moment the resident was first reached; the time to
 50 % (90 %) reached is when that share of the segment's targeted residents had been
-reached, and ``None`` while it has not.
+reached, and ``None`` while it has not. A resident a grid worker told at the door counts as
+reached (and confirmed) first ``in_person`` when no machine got there before.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import math
 
 from sqlalchemy import Connection, and_, func, select
 
-from channels.registry import PERSONAL_CHANNELS
+from channels.registry import RESIDENT_CHANNELS
 from gateway.delivery import reach
 from gateway.delivery.preview import age_band, impairment
 from gateway.delivery.reports import inert_cell
@@ -27,7 +28,7 @@ from gateway.store.schema import deliveries, devices, reached, residents
 
 SHARES = (50, 90)
 SEGMENT_COLUMNS = ("town", "age_band", "impairment", "targeted", "reached",
-                   *(f"first_{channel}" for channel in PERSONAL_CHANNELS), "confirmed",
+                   *(f"first_{channel}" for channel in RESIDENT_CHANNELS), "confirmed",
                    "unconfirmed", "not_reached", "seconds_to_50", "seconds_to_90")
 VILLAGE_COLUMNS = ("village", "targeted", "reached", "loudspeakers", "played", "failed")
 
@@ -66,7 +67,7 @@ def report(conn: Connection, announcement) -> dict:
                    if row.reached_at and announcement.sent else None)
         for counts, key_ in ((segment, key), (total, None)):
             counts["reached"] += 1
-            if row.channel in PERSONAL_CHANNELS:
+            if row.channel in RESIDENT_CHANNELS:
                 counts[f"first_{row.channel}"] += 1
             counts["confirmed"] += row.confirmed_at is not None
             counts["unconfirmed"] += unconfirmed
@@ -93,7 +94,7 @@ def report(conn: Connection, announcement) -> dict:
 def _blank(key: tuple) -> dict:
     counts = {"town": key[0], "age_band": key[1], "impairment": key[2], "targeted": 0,
               "reached": 0, "confirmed": 0, "unconfirmed": 0}
-    counts.update({f"first_{channel}": 0 for channel in PERSONAL_CHANNELS})
+    counts.update({f"first_{channel}": 0 for channel in RESIDENT_CHANNELS})
     return counts
 
 

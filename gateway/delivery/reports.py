@@ -141,14 +141,14 @@ def unreached(conn: Connection, announcement, *, area: str | None = None,
                                  in_section).where(condition)
                           .order_by(in_section, residents.c.area_code, residents.c.id)
                           .limit(limit).offset(offset)).all()
-    tried = _tried(conn, announcement.id, [person.id for person in people])
+    tried_by = tried_channels(conn, announcement.id, [person.id for person in people])
     # phone_invalid: a provider said the number does not exist; a grid worker should correct it.
     return [{"id": p.id, "name": p.name, "phone": p.phone,
              "phone_invalid": p.phone_invalid is not None, "area_code": p.area_code,
-             "section": p.section, "tried": tried.get(p.id, [])} for p in people], total
+             "section": p.section, "tried": tried_by.get(p.id, [])} for p in people], total
 
 
-def _tried(conn: Connection, announcement_id: int, resident_ids: list[int]) -> dict[int, list]:
+def tried_channels(conn: Connection, announcement_id: int, resident_ids: list[int]) -> dict[int, list]:
     result: dict[int, list] = {}
     if not resident_ids:
         return result

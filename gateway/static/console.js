@@ -6,7 +6,7 @@ const POLL_MS = 2000;
 const TYPING_PAUSE_MS = 300;
 const SVG = "http://www.w3.org/2000/svg";
 const CHANNELS = ["sms", "voice", "wechat", "loudspeaker", "wecom_robot", "broadcast", "webhook",
-  "weibo"];
+  "weibo", "in_person"];
 
 function csrfToken() {
   return document.querySelector('meta[name="csrf-token"]').content;

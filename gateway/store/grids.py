@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from audiences import areas as area_codes
 from gateway.store import audit
-from gateway.store.accounts import GRID_WORKER, AuthError, find_user
+from gateway.store.accounts import GRID_WORKER, find_user
 from gateway.store.db import utcnow
 from gateway.store.schema import areas, grid_visits, grid_workers, grids, residents, users
 
@@ -31,7 +31,21 @@ TAP_ID_MAX_LENGTH = 64
 
 
 class GridError(ValueError):
-    pass
+    """A change the registry refuses; ``reason`` (a key of ``REASONS``) and ``details`` let the
+    console say it in the user's language."""
+
+    REASONS = {
+        "bad_name": "a grid needs a name of 1 to {most} characters",
+        "no_village": "village {village} is not in the area registry",
+        "no_grid": "grid {grid} is not in the grid registry",
+        "no_user": "there is no user named {user!r}",
+        "not_grid_worker": "{user} is a {role}, not a grid_worker",
+    }
+
+    def __init__(self, reason: str, **details):
+        super().__init__(self.REASONS[reason].format(**details))
+        self.reason = reason
+        self.details = details
 
 
 def add_grid(conn: Connection, code: str, name: str, actor: str) -> str:
@@ -39,10 +53,10 @@ def add_grid(conn: Connection, code: str, name: str, actor: str) -> str:
     code = area_codes.normalize_grid(code)
     name = name.strip()
     if not name or len(name) > area_codes.AREA_NAME_MAX_LENGTH:
-        raise GridError(f"a grid needs a name of 1 to {area_codes.AREA_NAME_MAX_LENGTH} characters")
+        raise GridError("bad_name", most=area_codes.AREA_NAME_MAX_LENGTH)
     village = area_codes.village_of_grid(code)
     if conn.execute(select(areas.c.code).where(areas.c.code == village)).first() is None:
-        raise GridError(f"village {village} is not in the area registry")
+        raise GridError("no_village", village=village)
     if conn.execute(update(grids).where(grids.c.code == code).values(name=name)).rowcount == 0:
         conn.execute(insert(grids).values(code=code, name=name))
     audit.record(conn, actor, "grid", f"grid:{code}", {"name": name})
@@ -69,12 +83,12 @@ def unassign(conn: Connection, grid_code: str, user_name: str, actor: str) -> No
 def _grid_and_worker(conn: Connection, grid_code: str, user_name: str):
     grid_code = area_codes.normalize_grid(grid_code)
     if conn.execute(select(grids.c.code).where(grids.c.code == grid_code)).first() is None:
-        raise GridError(f"grid {grid_code} is not in the grid registry")
+        raise GridError("no_grid", grid=grid_code)
     user = find_user(conn, user_name.strip())
     if user is None:
-        raise AuthError(f"there is no user named {user_name.strip()!r}")
+        raise GridError("no_user", user=user_name.strip())
     if user.role != GRID_WORKER:
-        raise GridError(f"{user.name} is a {user.role}, not a {GRID_WORKER}")
+        raise GridError("not_grid_worker", user=user.name, role=user.role)
     return grid_code, user
 
 

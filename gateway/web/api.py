@@ -65,6 +65,8 @@ def token_required(view):
             user = accounts.user_for_token(conn, header[7:].strip())
         if user is None:
             raise ApiError("the API token is not valid", 401)
+        if user.role == accounts.GRID_WORKER:  # their phone page is all that is theirs
+            raise ApiError("grid workers use their page in the console, not the API", 403)
         g.user = user
         return view(*args, **kwargs)
     return wrapped

@@ -12,6 +12,7 @@ from gateway.store.ledger.moves import (advance, cancel_pending, fail_pending_to
 from gateway.store.ledger.rows import add, add_correction, add_missing, pending_batches
 from gateway.store.ledger.statuses import (FINAL, HANDED_OVER, PENDING, REACHED, STATUSES,
                                            may_move)
+from gateway.store.ledger.visits import cancel_visited, record_in_person
 from gateway.store.ledger.totals import (AUDIENCE_KEY, CONFIRMED_KEY, REACHED_KEY, RESENT_KEY,
                                          audience_count, bump, confirmed_count, counts,
                                          ensure_counts, reached_count, resent_count,
@@ -22,5 +23,5 @@ __all__ = ["AUDIENCE_KEY", "CONFIRMED_KEY", "FINAL", "HANDED_OVER", "PENDING", "
            "advance", "audience_count", "bump", "cancel_pending", "claim", "confirmed_count",
            "counts", "ensure_counts", "fail_pending_to", "forgive_attempt", "held_for_update",
            "may_move", "note", "pending_batches", "provider_matches", "reached_count",
-           "reclaim_abandoned", "release", "renew", "reschedule", "resent_count", "set_audience",
+           "reclaim_abandoned", "record_in_person", "release", "renew", "reschedule", "resent_count", "set_audience",
            "settle", "transition"]

@@ -11,6 +11,7 @@ from gateway.store.db import utcnow
 from gateway.store.ledger.moves import reschedule
 from gateway.store.ledger.statuses import PENDING
 from gateway.store.ledger.totals import RESENT_KEY, add_to, bump
+from gateway.store.ledger.visits import cancel_visited
 from gateway.store.schema import deliveries
 
 
@@ -22,12 +23,14 @@ def claim(conn: Connection, announcement_id: int, channel: str, *, owner: str, l
     A second run of the same job finds nothing left to claim, so a retried job
     never sends twice what the ledger holds as sent. The owner renews the lease
     while it works (``renew``); ``reclaim_abandoned`` takes back what it stops renewing.
+    Deliveries to a resident a grid worker has told in person are cancelled, not claimed.
     """
     where = [deliveries.c.announcement_id == announcement_id, deliveries.c.channel == channel]
     if batch is not None:
         where.append(deliveries.c.batch == batch)
     if ids is not None:
         where.append(deliveries.c.id.in_(list(ids)))
+    cancel_visited(conn, announcement_id, *where)
     claimed = []
     now = utcnow()
     for old in PENDING:

@@ -11,7 +11,7 @@ from flask import Flask, g, render_template, request, session
 from flask_babel import Babel, format_number, get_translations, gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from gateway.web.console import (admin, announcements, auth, destinations, join, people,
+from gateway.web.console import (admin, announcements, auth, destinations, grids, join, people,
                                  public, registrations)
 from gateway.web.console.errors import http_error_page
 from gateway.web.console.auth import LANGUAGES
@@ -19,7 +19,7 @@ from messages import severity
 from messages.speech import speak_numbers
 
 DEFAULT_LANGUAGE = "zh"
-BLUEPRINTS = (auth.bp, announcements.bp, people.bp, admin.bp, public.bp, join.bp,
+BLUEPRINTS = (auth.bp, announcements.bp, people.bp, admin.bp, grids.bp, public.bp, join.bp,
               registrations.bp, destinations.bp)
 
 # No inline script or style anywhere: everything comes from /static.

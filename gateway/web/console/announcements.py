@@ -195,7 +195,8 @@ def disclosure_csv(announcement_id: int):
     text = disclosure.report_csv(
         data,
         [_("Town"), _("Age"), _("Impairment"), _("Targeted"), _("Reached"),
-         _("First by SMS"), _("First by voice call"), _("First by WeChat"), _("Confirmed"),
+         _("First by SMS"), _("First by voice call"), _("First by WeChat"),
+         _("First in person"), _("Confirmed"),
          _("Reached, not confirmed"), _("Not reached"), _("Seconds until half reached"),
          _("Seconds until nine in ten reached")],
         [_("Village"), _("Targeted"), _("Reached"), _("Loudspeakers"), _("Played"),

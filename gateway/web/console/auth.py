@@ -57,6 +57,8 @@ def load_logged_in_user() -> None:
 
 
 def login_required(view):
+    """Any logged-in user but a grid worker, who sees only the pages made for them
+    (``role_required`` naming ``grid_worker``): nothing else of the console is theirs."""
     @functools.wraps(view)
     def wrapped(**kwargs):
         if g.user is None:
@@ -65,6 +67,9 @@ def login_required(view):
             if g.get("session_expired"):
                 flash(_("Your session timed out. Please log in again."), "warning")
             return redirect(url_for("auth.login", next=request.full_path))
+        if g.user.role == users_service.GRID_WORKER and not getattr(wrapped, "for_grid_workers",
+                                                                     False):
+            abort(403)
         return view(**kwargs)
     return wrapped
 
@@ -72,12 +77,13 @@ def login_required(view):
 def role_required(*roles: str):
     def decorate(view):
         @functools.wraps(view)
-        @login_required
-        def wrapped(**kwargs):
+        def checked(**kwargs):
             if g.user.role not in roles:
                 abort(403)
             return view(**kwargs)
-        return wrapped
+        guarded = login_required(checked)
+        guarded.for_grid_workers = users_service.GRID_WORKER in roles
+        return guarded
     return decorate
 
 
@@ -88,7 +94,7 @@ def login():
         password = request.form.get("password", "")
         error = _check_login(name, password)
         if error is None:
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(_safe_next(request.args.get("next"), _home()))
         flash(error, "error")
     return render_template("console/login.html")
 
@@ -126,7 +132,16 @@ def _has_control_characters(text: str) -> bool:
     return any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in text)
 
 
-def _safe_next(target: str | None) -> str:
+def _home() -> str:
+    """Where a user lands after logging in: a grid worker on their grids' page."""
+    with engine().connect() as conn:
+        role = conn.execute(select(users.c.role).where(users.c.id == session["user_id"])).scalar()
+    if role == users_service.GRID_WORKER:
+        return url_for("grids.work")
+    return url_for("announcements.index")
+
+
+def _safe_next(target: str | None, home: str | None = None) -> str:
     """Only a path on this site, so the login page cannot be used to send people elsewhere.
 
     Browsers drop tabs and newlines and read ``\\`` as ``/``, so ``/\t/evil.example``
@@ -137,7 +152,7 @@ def _safe_next(target: str | None) -> str:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
-    return url_for("announcements.index")
+    return home or url_for("announcements.index")
 
 
 @bp.post("/logout")

@@ -33,7 +33,8 @@ def test_the_report_page_and_csv_in_chinese_equal_the_status(app, client, segmen
         f"/announcements/{announcement_id}/disclosure.csv")).lstrip("\ufeff"))))
     assert rows_csv[0][:5] == ["乡镇", "年龄", "障碍", "目标人数", "已送达"]
     total = next(row for row in rows_csv if row and row[0] == "合计")
-    assert (int(total[3]), int(total[4]), int(total[8]), int(total[9]), int(total[10])) == (
+    # town, age, impairment, targeted, reached, first by SMS/call/WeChat/in person, confirmed…
+    assert (int(total[3]), int(total[4]), int(total[9]), int(total[10]), int(total[11])) == (
         9, status["reached_residents"], status["confirmed_residents"],
         status["unconfirmed_residents"], status["not_reached_residents"]) == (9, 1, 0, 1, 8)
     villages = rows_csv[rows_csv.index([]) + 1:]

@@ -1,0 +1,153 @@
+"""Grid workers' work: who in their grids a live notice has not reached (or, where
+confirmation is required, reached but not confirmed), and what their taps at the door do.
+
+Who is left is ``reach``'s unreached list (``section_clause``), narrowed to the worker's
+grids; nothing here redefines reached or confirmed. A tap is kept once per tap id
+(``store.grids.record_tap``); a new one is audited and:
+
+* ``told`` (told in person): an ``in_person`` delivery, confirmed, through the ledger
+  (``ledger.record_in_person``), which also ends the notice's other sends to the resident;
+* ``not_home``, ``refused``: an attempt, shown with what was tried;
+* ``moved`` (moved away or wrong data): an attempt, and the resident flagged for the
+  admin's roster review with the worker's note.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, case, or_, select
+
+from gateway.delivery import lifecycle, reach, reports
+from gateway.store import audit, grids, ledger
+from gateway.store.db import as_utc, utcnow
+from gateway.store.schema import announcements, residents
+
+TAP_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+#: Residents shown per notice on one page; a grid holds a few hundred households.
+MAX_PEOPLE = 500
+
+
+class TapRefused(ValueError):
+    """A tap that can never be recorded (the phone drops it and says why)."""
+
+
+def live_notices(conn: Connection) -> list:
+    """Notices released and not expired, newest first: the ones worth a visit."""
+    now = utcnow()
+    return [row for row in conn.execute(
+        select(announcements).where(announcements.c.state.in_(lifecycle.LIVE_STATES),
+                                    announcements.c.msg_type != "cancel")
+        .order_by(announcements.c.id.desc()))
+        if not row.expires or as_utc(row.expires) > now]
+
+
+def worklist(conn: Connection, user_id: int) -> list[dict]:
+    """For each live notice with people left in the user's grids: those people, with what
+    they need, their phone, what was tried and the taps already made."""
+    mine = grids.grids_of(conn, user_id)
+    if not mine:
+        return []
+    return [entry for entry in (_notice_work(conn, notice, mine) for notice in live_notices(conn))
+            if entry["people"]]
+
+
+def _notice_work(conn: Connection, announcement, grid_codes: list[str]) -> dict:
+    year = reach.reference_year(announcement)
+    clauses = [reach.section_clause(announcement, name) for name in reach.SECTIONS]
+    left = or_(*(clause for clause in clauses if clause is not False))
+    not_reached = reach.section_clause(announcement, reach.NOT_REACHED)
+    section = case((not_reached, reach.NOT_REACHED), else_=reach.UNCONFIRMED).label("section")
+    people = conn.execute(select(residents, section)
+                          .where(and_(left, residents.c.grid.in_(grid_codes)))
+                          .order_by(section, residents.c.grid, residents.c.id)
+                          .limit(MAX_PEOPLE)).all()
+    ids = [person.id for person in people]
+    tried = reports.tried_channels(conn, announcement.id, ids)
+    taps = grids.visits(conn, announcement.id, ids)
+    return {"id": announcement.id, "headline": announcement.headline,
+            "severity": announcement.severity,
+            "people": [{"id": p.id, "name": p.name, "phone": p.phone,
+                        "phone_invalid": p.phone_invalid is not None, "grid": p.grid,
+                        "section": p.section, "needs": needs(p, year),
+                        "tried": tried.get(p.id, []), "visits": taps.get(p.id, [])}
+                       for p in people]}
+
+
+def needs(person, year: int) -> list[str]:
+    """What a visitor should know before knocking: ``blind``, ``deaf``, ``elderly`` (65 and
+    over), ``language:<tag>`` when they speak other than Chinese, ``no_smartphone``."""
+    found = []
+    if person.visually_impaired:
+        found.append("blind")
+    if person.hearing_impaired:
+        found.append("deaf")
+    if person.birth_year and year - person.birth_year >= reach.VULNERABLE_AGE:
+        found.append("elderly")
+    if person.spoken_language != "zh":
+        found.append(f"language:{person.spoken_language}")
+    if not person.has_smartphone:
+        found.append("no_smartphone")
+    return found
+
+
+def apply_tap(conn: Connection, user, tap: dict) -> bool:
+    """Record one tap of ``user`` (a grid worker); True when it was new, False for a resend.
+
+    ``tap``: ``id`` (made by the phone), ``announcement``, ``resident``, ``outcome`` (one of
+    ``grids.OUTCOMES``), optional ``note`` and ``tapped_at`` (ISO 8601, the phone's clock).
+    Raises ``TapRefused`` for a tap that is malformed or not this worker's to make.
+    """
+    tap_id, announcement_id, resident_id, outcome, note, tapped_at = _checked(tap)
+    announcement = conn.execute(select(announcements)
+                                .where(announcements.c.id == announcement_id)).first()
+    if announcement is None or announcement.state not in lifecycle.LIVE_STATES:
+        raise TapRefused(f"notice {announcement_id} is not being sent")
+    person = conn.execute(select(residents).where(
+        residents.c.id == resident_id, residents.c.grid.in_(grids.grids_of(conn, user.id)),
+        reach.audience_clause(announcement))).first()
+    if person is None:
+        raise TapRefused(f"resident {resident_id} is not one of this notice's people in your grids")
+    if not grids.record_tap(conn, tap_id=tap_id, announcement_id=announcement_id,
+                            resident_id=resident_id, user_id=user.id, outcome=outcome, note=note,
+                            tapped_at=tapped_at):
+        return False
+    if outcome == grids.TOLD:
+        written_in = lifecycle.languages(conn, announcement)
+        ledger.record_in_person(conn, announcement_id, resident_id, user.name,
+                                lifecycle.language_for(person, written_in, announcement))
+    elif outcome == grids.MOVED:
+        grids.flag_for_review(conn, resident_id, note)
+    audit.record(conn, user.name, "visit", f"resident:{resident_id}",
+                 {"announcement": announcement_id, "outcome": outcome, "note": note,
+                  "tap": tap_id, "tapped_at": tapped_at})
+    return True
+
+
+def _checked(tap) -> tuple:
+    if not isinstance(tap, dict):
+        raise TapRefused("a tap is a JSON object")
+    tap_id = tap.get("id")
+    if not isinstance(tap_id, str) or not TAP_ID.fullmatch(tap_id):
+        raise TapRefused("a tap needs an id of 8 to 64 letters, digits, - or _")
+    announcement_id, resident_id = tap.get("announcement"), tap.get("resident")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2 ** 53
+               for v in (announcement_id, resident_id)):
+        raise TapRefused("a tap names its notice and resident by their ids")
+    outcome = tap.get("outcome")
+    if outcome not in grids.OUTCOMES:
+        raise TapRefused(f"outcome must be one of {', '.join(grids.OUTCOMES)}")
+    note = tap.get("note") or ""
+    if not isinstance(note, str) or len(note) > grids.NOTE_MAX_LENGTH:
+        raise TapRefused(f"a note is text of at most {grids.NOTE_MAX_LENGTH} characters")
+    return tap_id, announcement_id, resident_id, outcome, note.strip(), _moment(tap.get("tapped_at"))
+
+
+def _moment(value) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise TapRefused("tapped_at is not an ISO 8601 time") from None
+    return as_utc(moment)
