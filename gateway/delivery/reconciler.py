@@ -1,7 +1,8 @@
 """The reconciler: what a crash or an outage stranded, found in the ledger and queued again.
 
-Every worker runs it every ``RECONCILE_SECONDS`` (see ``gateway.delivery.workers``),
-and ``flask --app wsgi reconcile`` runs it once. It is safe to run at any time, twice,
+The worker holding the reconciler's lock runs it every ``RECONCILE_SECONDS`` (one of
+all the hosts' workers; see ``gateway.delivery.workers``), and ``flask --app wsgi
+reconcile`` runs it once. It is safe to run at any time, twice,
 or in two places at once: a batch job that finds nothing to claim sends nothing.
 Roster imports are not in the ledger: their notes on disk say which are still to run
 (``gateway.delivery.imports.requeue_stranded``).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway.delivery import imports, queues
+from gateway.delivery import imports, queues, retention
 from gateway.store import ledger
 from gateway.store.db import engine
 from gateway.store.schema import announcements
@@ -32,5 +33,6 @@ def reconcile() -> dict[str, int]:
     stuck_plans = [row.id for row in approved if not queues.plan_has_live_job(row.id)]
     for announcement_id in stuck_plans:
         queues.enqueue_plan(announcement_id)
+    retention.queue_pass_when_due()
     return {"batches_requeued": requeued, "sends_reclaimed": sum(reclaimed.values()),
             "plans_requeued": len(stuck_plans), "imports_requeued": imports.requeue_stranded()}

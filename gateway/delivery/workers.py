@@ -8,8 +8,13 @@ only when both have lapsed, so neither a Redis restart (heartbeats gone,
 leases fine) nor a database outage (leases lapse, heartbeats fine) makes a live
 worker's sends look abandoned; a killed worker loses both within a lease.
 
-Every worker also runs the reconciler now and then (one at a time, by a Redis
-lock), so what a crash or an outage stranded is sent without anyone running it.
+One worker of all the hosts' runs the reconciler every ``RECONCILE_SECONDS``:
+the one holding ``RECONCILE_LOCK``, a Redis key its heartbeat renews and which
+lapses three beats after the holder dies or is cut off, when another worker
+takes it. So what a crash or an outage stranded is sent without anyone running
+it, and more hosts never reconcile at once. The pass runs in a thread of its
+own: one waiting on the database (a row lock a cut-off host's session still
+holds) must not stop the heartbeat, or this live worker would look dead.
 """
 from __future__ import annotations
 
@@ -100,58 +105,14 @@ def beat_interval(app: Flask) -> float:
     return max(0.5, min(5.0, app.config["STALE_SENDING_SECONDS"] / 4))
 
 
-class Heartbeat(threading.Thread):
-    """Refreshes the heartbeat key and the held leases, and reconciles every
-    ``RECONCILE_SECONDS``; an outage of Redis or the database is logged and outlived."""
+class Outages:
+    """Runs steps that need Redis or the database: logs the first failure of an outage and
+    its end, never raises."""
 
-    def __init__(self, app: Flask, queue_names: Sequence[str]):
-        super().__init__(name="tongbao-heartbeat", daemon=True)
-        self.app = app
-        self.queue_names = ",".join(queue_names)
-        #: The rq worker serving now (not in burst mode), whose scheduler the beat looks after.
-        self.worker: GatewayWorker | None = None
-        self.stopping = threading.Event()
-        self.next_reconcile = time.monotonic() + app.config["RECONCILE_SECONDS"] / 2
+    def __init__(self):
         self.failing: set[str] = set()
 
-    def run(self) -> None:
-        interval = beat_interval(self.app)
-        while not self.stopping.wait(interval):
-            with self.app.app_context():
-                self._guarded("redis", self._beat, interval)
-                self._guarded("database", self._renew)
-                if time.monotonic() >= self.next_reconcile:
-                    self.next_reconcile = time.monotonic() + self.app.config["RECONCILE_SECONDS"]
-                    self._guarded("reconcile", self._reconcile)
-
-    def stop(self) -> None:
-        self.stopping.set()
-
-    def _beat(self, interval: float) -> None:
-        queues.connection(self.app).set(queues.HEARTBEAT_KEY.format(process_name()),
-                                        self.queue_names,
-                                        px=int(interval * 3000))
-        worker = self.worker
-        if worker is not None:
-            worker.keep_scheduler()
-
-    def _renew(self) -> None:
-        release_abandoned(self.app)
-        ids = held()
-        if ids:
-            with self.app.extensions["engine"].begin() as conn:
-                ledger.renew(conn, ids, process_name(), lease(self.app))
-
-    def _reconcile(self) -> None:
-        period = int(self.app.config["RECONCILE_SECONDS"])
-        if queues.connection(self.app).set(RECONCILE_LOCK, process_name(), nx=True,
-                                           ex=max(1, period)):
-            outcome = reconciler.reconcile()
-            if any(outcome.values()):
-                log.warning("reconciler: %s", outcome)
-
-    def _guarded(self, what: str, step, *args) -> None:
-        """Run a step; log the first failure of an outage and its end, never raise."""
+    def __call__(self, what: str, step, *args) -> None:
         try:
             step(*args)
         except (redis.RedisError, SQLAlchemyError, OSError) as error:
@@ -162,6 +123,143 @@ class Heartbeat(threading.Thread):
         if what in self.failing:
             log.warning("%s reachable again", what)
             self.failing.discard(what)
+
+
+_HOLD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder and ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisLock:
+    """A lock one process of all the hosts' holds: a Redis key naming its holder, lapsing
+    ``ttl_seconds`` after the holder last renewed it."""
+
+    def __init__(self, connection: redis.Redis, key: str, owner: str, ttl_seconds: float):
+        self.key = key
+        self.owner = owner
+        self.ttl_ms = max(1, int(ttl_seconds * 1000))
+        self._hold = connection.register_script(_HOLD)
+        self._release = connection.register_script(_RELEASE)
+
+    def acquire(self) -> bool:
+        """Take the lock if nobody holds it, or keep it; whether this process holds it."""
+        return bool(self._hold(keys=[self.key], args=[self.owner, self.ttl_ms, 1]))
+
+    def renew(self) -> bool:
+        """Keep the lock if this process holds it (never takes it)."""
+        return bool(self._hold(keys=[self.key], args=[self.owner, self.ttl_ms, 0]))
+
+    def release(self) -> None:
+        self._release(keys=[self.key], args=[self.owner])
+
+
+def reconcile_lock(app: Flask) -> RedisLock:
+    """The reconciler's lock, lapsing three beats after its holder stopped renewing it."""
+    return RedisLock(queues.connection(app), RECONCILE_LOCK, process_name(),
+                     3 * beat_interval(app))
+
+
+class Reconciling(threading.Thread):
+    """Runs the reconciler every ``RECONCILE_SECONDS`` while this process holds its lock."""
+
+    def __init__(self, app: Flask, outages: Outages):
+        super().__init__(name="tongbao-reconciler", daemon=True)
+        self.app = app
+        self.outages = outages
+        self.period = app.config["RECONCILE_SECONDS"]
+        self.lock = reconcile_lock(app)
+        self.stopping = threading.Event()
+        self._passing_since: float | None = None
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.period):
+            with self.app.app_context():
+                try:
+                    self.outages("reconcile", self._pass)
+                except Exception:  # noqa: BLE001 - the next pass may well succeed
+                    log.exception("the reconciler's pass failed")
+        try:
+            self.lock.release()
+        except redis.RedisError:
+            pass  # it lapses by itself
+
+    def _pass(self) -> None:
+        if not self.lock.acquire():
+            return
+        self._passing_since = time.monotonic()
+        try:
+            outcome = reconciler.reconcile()
+        finally:
+            self._passing_since = None
+        if any(outcome.values()):
+            log.warning("reconciler: %s", outcome)
+
+    def stuck(self) -> bool:
+        """A pass has run two periods: the heartbeat stops renewing the lock, so another
+        worker may take it (a pass is safe twice at once; waiting for ever is not)."""
+        since = self._passing_since
+        return since is not None and time.monotonic() - since > 2 * self.period
+
+
+class Heartbeat(threading.Thread):
+    """Refreshes the heartbeat key, the held leases and the reconciler's lock (when held),
+    and starts the reconciler's thread; an outage of Redis or the database is logged and
+    outlived."""
+
+    def __init__(self, app: Flask, queue_names: Sequence[str]):
+        super().__init__(name="tongbao-heartbeat", daemon=True)
+        self.app = app
+        self.queue_names = ",".join(queue_names)
+        #: The rq worker serving now (not in burst mode), whose scheduler the beat looks after.
+        self.worker: GatewayWorker | None = None
+        self.stopping = threading.Event()
+        self._guarded = Outages()
+        self.reconciling = Reconciling(app, self._guarded)
+
+    def run(self) -> None:
+        self.reconciling.start()
+        interval = beat_interval(self.app)
+        while not self.stopping.wait(interval):
+            with self.app.app_context():
+                self._guarded("redis", self._beat, interval)
+                self._guarded("database", self._renew)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.reconciling.stopping.set()
+
+    def _beat(self, interval: float) -> None:
+        queues.connection(self.app).set(queues.HEARTBEAT_KEY.format(process_name()),
+                                        self.queue_names,
+                                        px=int(interval * 3000))
+        if not self.reconciling.stuck():
+            self.reconciling.lock.renew()
+        worker = self.worker
+        if worker is not None:
+            worker.keep_scheduler()
+
+    def _renew(self) -> None:
+        release_abandoned(self.app)
+        ids = held()
+        if ids:
+            with self.app.extensions["engine"].begin() as conn:
+                ledger.renew(conn, ids, process_name(), lease(self.app))
 
 
 class GatewayWorker(SimpleWorker):

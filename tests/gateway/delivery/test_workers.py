@@ -201,3 +201,57 @@ def test_a_scheduler_that_ignores_sigterm_is_killed_when_the_worker_stops(make_a
         worker.stop_scheduler()
         assert not stubborn.is_alive()
         assert stubborn.exitcode == -signal.SIGKILL
+
+
+def _reconcile_beside_another(config: dict) -> None:
+    """A worker process's heartbeat, its reconciler's pass replaced by one that notes, in Redis,
+    who ran it and whether another pass was running at the same time."""
+    from gateway import create_app
+    from gateway.delivery import reconciler
+
+    app = create_app(config)
+    connection = redis.Redis.from_url(config["REDIS_URL"])
+
+    def noted_pass() -> dict[str, int]:
+        if connection.incr("test:running") > 1:
+            connection.incr("test:overlaps")
+        time.sleep(1.6)  # longer than the lock's 1.5 s: the heartbeat must renew it meanwhile
+        connection.decr("test:running")
+        connection.rpush("test:passes", os.getpid())
+        return {}
+
+    reconciler.reconcile = noted_pass
+    workers.Heartbeat(app, ["sms"]).start()
+    time.sleep(120)
+
+
+def test_one_worker_of_two_runs_the_reconciler_and_another_takes_over_when_it_dies(
+        redis_url, tmp_path):
+    config = {"DATABASE_URL": f"sqlite:///{tmp_path / 'tongbao.db'}", "REDIS_URL": redis_url,
+              "INSTANCE_PATH": str(tmp_path / "instance"), "TESTING": True,
+              "RECONCILE_SECONDS": 2, "STALE_SENDING_SECONDS": 1}  # the lock lapses in 1.5 s
+    connection = redis.Redis.from_url(redis_url)
+    forking = multiprocessing.get_context("fork")
+    processes = [forking.Process(target=_reconcile_beside_another, args=(config,))
+                 for _ in range(2)]
+    for process in processes:
+        process.start()
+    try:
+        passes = lambda: [int(pid) for pid in connection.lrange("test:passes", 0, -1)]
+        wait_until(lambda: len(passes()) >= 3, 30, "three reconciler passes")
+        holders = set(passes())
+        assert len(holders) == 1 and holders <= {p.pid for p in processes}
+        holder = next(p for p in processes if p.pid in holders)
+        assert str(holder.pid) in connection.get(workers.RECONCILE_LOCK).decode()
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join()
+        connection.set("test:running", 0)  # the killed one may have died mid-pass
+        other = next(p for p in processes if p is not holder)
+        wait_until(lambda: other.pid in passes(), 15, "the other worker's first pass")
+        wait_until(lambda: passes().count(other.pid) >= 2, 15, "two passes of the other")
+        assert int(connection.get("test:overlaps") or 0) == 0
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+            process.join()
