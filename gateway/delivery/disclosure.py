@@ -20,7 +20,7 @@ import math
 from sqlalchemy import Connection, and_, func, select
 
 from channels.registry import RESIDENT_CHANNELS
-from gateway.delivery import reach
+from gateway.delivery import public_channels, reach
 from gateway.delivery.preview import age_band, impairment
 from gateway.delivery.reports import inert_cell
 from gateway.store.roster import beneath
@@ -88,6 +88,7 @@ def report(conn: Connection, announcement) -> dict:
         "segments": [segments[key] for key in sorted(segments)],
         "total": total,
         "villages": [villages[code] for code in sorted(villages)],
+        "places": public_channels.summary(conn, announcement.id),
     }
 
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 
 from flask import current_app
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, select
 
+from channels.registry import PUBLIC_CHANNELS
 from gateway.delivery import providers
 from gateway.store import destinations
 from gateway.store.db import as_utc, engine, utcnow
-from gateway.store.schema import announcements, areas
+from gateway.store.schema import announcements, areas, deliveries
+from gateway.store.schema import destinations as destinations_table
 from messages import broadcast, weibo
 from messages.gbt35965 import Codes, Reference, WarningDocument
 from messages.render import Rendered, render
@@ -47,6 +49,23 @@ def places(conn: Connection, announcement, config, *, drill: bool) -> list[tuple
 
 def channels(conn: Connection, announcement, config, *, drill: bool) -> set[str]:
     return {channel for channel, _, _ in places(conn, announcement, config, drill=drill)}
+
+
+def summary(conn: Connection, announcement_id: int) -> list[dict]:
+    """Each public place the notice went to and how its delivery ended, for the disclosure
+    report: the destination's name and kind (Weibo's own), status, tries and last error."""
+    rows = conn.execute(
+        select(deliveries.c.channel, deliveries.c.status, deliveries.c.attempts,
+               deliveries.c.last_error, destinations_table.c.name, destinations_table.c.kind)
+        .select_from(deliveries.outerjoin(destinations_table, and_(
+            deliveries.c.recipient_id == destinations_table.c.id,
+            deliveries.c.channel != "weibo")))
+        .where(deliveries.c.announcement_id == announcement_id,
+               deliveries.c.channel.in_(PUBLIC_CHANNELS))
+        .order_by(deliveries.c.channel, deliveries.c.recipient_id)).all()
+    return [{"channel": row.channel, "name": row.name or "", "kind": row.kind or row.channel,
+             "status": row.status, "tries": row.attempts, "error": row.last_error or ""}
+            for row in rows]
 
 
 def rendered(announcement, channel: str, language: str) -> Rendered:

@@ -88,6 +88,12 @@ def test_each_destination_in_the_area_and_weibo_get_the_notice_and_then_its_canc
     assert status["personal_deliveries"] == sum(
         sum(status["deliveries"][c].values()) for c in ("sms", "voice", "wechat")
         if c in status["deliveries"])
+    console = app.test_client()
+    login(console, "author")
+    report = console.get(f"/announcements/{original}/disclosure").get_data(as_text=True)
+    places = report.split('id="places"', 1)[1].split("</table>", 1)[0]
+    assert places.count("<tr>") == 5  # the header, tv, radio, the webhook and Weibo
+    assert "<td>radio</td>" in places and "<td>app</td>" in places
 
     station.received.clear()
     cancelled = api("approver").post(f"/api/v1/announcements/{original}/cancel", json={})
