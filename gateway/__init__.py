@@ -15,8 +15,9 @@ from sqlalchemy.engine import make_url
 
 from audiences.policy import load_policy
 from gateway import config as settings
+from gateway import logs
 from gateway.store.db import make_engine
-from gateway.web import hardening
+from gateway.web import hardening, request_ids
 from messages import audio
 
 
@@ -27,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(environment)
     if test_config:
         app.config.update(test_config)
+    logs.configure(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
     # The instance folder holds the database, the outbox (phones and texts), speech and keys:
     # the owner's alone.
     os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
@@ -60,6 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from gateway.web import api, console, destination_feed, health, interop, metrics, webhooks
     from gateway import cli
 
+    request_ids.init_app(app)  # first: a request refused by hardening has its id too
     hardening.init_app(app)  # before the blueprints: their routes take its id converter
     app.register_blueprint(api.bp)
     app.register_blueprint(interop.bp)

@@ -17,10 +17,10 @@ from audiences.areas import AreaError, CsvErrors
 from channels.loudspeaker.protocol import SigningKey
 from channels.loudspeaker.protocol.transport import BrokerAddress
 from devices.broker import GATEWAY_USER, EmbeddedBroker
-from gateway import instance_secret
+from gateway import instance_secret, logs
 from gateway.store import accounts, db, grids, roster
 from gateway import doctor as checkup
-from gateway.delivery import loudspeakers, queues, reconciler, workers
+from gateway.delivery import loudspeakers, queues, reconciler, retention, workers
 from gateway.store.schema import areas, residents, users
 from gateway.store.db import engine
 from gateway.cli_destinations import destinations_cli
@@ -268,6 +268,22 @@ def reconcile():
     click.echo(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in outcome.items()))
 
 
+@click.command("retention")
+@with_appcontext
+def retention_pass():
+    """Now, by hand: delete the delivery details of notices finished more than RETENTION_DAYS
+    ago, keeping their counts (the workers do this once an hour)."""
+    _schema_ready()
+    days = current_app.config["RETENTION_DAYS"]
+    if not days:
+        click.echo("RETENTION_DAYS is 0: delivery details are kept; nothing deleted")
+        return
+    done = retention.run()
+    click.echo(f"finished more than {days} days ago: {done['announcements']} notices, "
+               f"{done['deliveries']} deliveries and {done['replies']} SMS replies "
+               "anonymised or deleted")
+
+
 @click.command("serve")
 @click.option("--demo", "with_demo", is_flag=True,
               help="The quickstart (make run): load the demo county and its users, whose "
@@ -278,6 +294,9 @@ def serve(with_demo):
     import waitress
 
     app = current_app._get_current_object()
+    # The quickstart is read by a person at a terminal: plain lines, unless LOG_FORMAT says.
+    log_format = os.environ.get("LOG_FORMAT") or "text"
+    logs.configure(log_format, app.config["LOG_LEVEL"])
     db.upgrade(engine())
     created = seed_demo() if with_demo else None
     with engine().connect() as conn:
@@ -290,7 +309,7 @@ def serve(with_demo):
     SigningKey.load_or_create(app.config["SIGNING_KEY_PATH"])
     listening = loudspeakers.listen(app)
     environment = {**os.environ, "REDIS_URL": queues.redis_url(app),
-                   "MQTT_URL": app.config["MQTT_URL"]}
+                   "MQTT_URL": app.config["MQTT_URL"], "LOG_FORMAT": log_format}
     # In sessions of their own: Ctrl+C reaches serve alone, which stops each worker once
     # (rq ignores a second stop signal that comes within a second of the first).
     workers = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker",
@@ -362,5 +381,5 @@ def register(app: Flask) -> None:
     for group in (db_cli, users_cli, tokens_cli, areas_cli, residents_cli, speakers_cli,
                   robots_cli, destinations_cli):
         app.cli.add_command(group)
-    for command in (demo, worker, reconcile, serve, doctor):
+    for command in (demo, worker, reconcile, retention_pass, serve, doctor):
         app.cli.add_command(command)

@@ -53,6 +53,17 @@ def _flag(default: bool) -> Callable[[str | None], bool]:
     return convert
 
 
+def _choice(default: str, choices: tuple[str, ...], *, upper: bool = False) -> Callable[[str | None], str]:
+    def convert(raw: str | None) -> str:
+        if raw in (None, ""):
+            return default
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{raw!r} is not one of {', '.join(choices)}")
+        return value
+    return convert
+
+
 SEVERITIES = ("extreme", "severe", "moderate", "minor", "unknown")
 
 
@@ -207,6 +218,9 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "PROMETHEUS_MULTIPROC_DIR": _text(),
     "MAX_REQUEST_BYTES": _whole(256 * 1024, minimum=1024),  # any request body but a roster's
     "MAX_ROSTER_BYTES": _whole(64 * 1024 * 1024, minimum=1024),  # a roster upload (API, console)
+    "LOG_FORMAT": _choice("json", ("json", "text")),  # `serve` (the quickstart) says text
+    "LOG_LEVEL": _choice("INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True),
+    "RETENTION_DAYS": _whole(0),  # 0: delivery details are kept; see gateway/delivery/retention.py
 }
 
 

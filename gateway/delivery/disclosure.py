@@ -23,6 +23,7 @@ from channels.registry import RESIDENT_CHANNELS
 from gateway.delivery import public_channels, reach
 from gateway.delivery.preview import age_band, impairment
 from gateway.delivery.reports import inert_cell
+from gateway.store.ledger.retention import retained, retained_disclosure
 from gateway.store.roster import beneath
 from gateway.store.schema import deliveries, devices, reached, residents
 
@@ -34,6 +35,9 @@ VILLAGE_COLUMNS = ("village", "targeted", "reached", "loudspeakers", "played", "
 
 
 def report(conn: Connection, announcement) -> dict:
+    kept = retained(conn, announcement.id)
+    if kept is not None:  # its details were deleted (retention): the report made just before
+        return retained_disclosure(kept)
     year = reach.reference_year(announcement)
     must_confirm = announcement.severity in reach.CONFIRM_SEVERITIES
     segments: dict[tuple, dict] = {}

@@ -109,7 +109,7 @@ def _enqueue(import_id: str, note: dict) -> None:
     _set(import_id, status="queued", stage="", done=0, total=0, job=job_id, **note)
     queues.queue(queues.IMPORT_QUEUE).enqueue(
         "gateway.delivery.imports.run_import", import_id,
-        job_id=job_id, result_ttl=0, job_timeout=3600)
+        job_id=job_id, result_ttl=0, job_timeout=3600, meta=queues.job_meta())
 
 
 def run_import(import_id: str) -> None:

@@ -19,6 +19,7 @@ import redis
 from sqlalchemy import Connection, insert, select, update
 
 from gateway.store import audit, ledger
+from gateway.store.ledger.retention import retained
 from gateway.delivery import queues
 from gateway.store.accounts import APPROVERS
 from gateway.store.db import utcnow
@@ -69,7 +70,8 @@ def follow_up(outcome: Outcome) -> bool:
             queues.enqueue_stop(announcement_id)
     except (redis.RedisError, OSError):
         log.exception("could not queue the follow-up of announcement %s; `flask reconcile` will "
-                      "plan it", outcome.announcement_id)
+                      "plan it", outcome.announcement_id,
+                      extra={"announcement_id": outcome.announcement_id})
         return False
     return True
 
@@ -167,10 +169,20 @@ def replaced(conn: Connection, data: AnnouncementInput):
     original = find_by_reference(conn, data.references.split(",")[-1].strip())
     if original is None:
         raise ValidationError("references", f"{data.references!r} names no known announcement")
+    if data.msg_type == "cancel":
+        refuse_if_details_deleted(conn, original.id)
     mixed = drill_and_real_mixed(original, data.status) if data.status != "draft" else None
     if mixed:
         raise ValidationError("status", mixed)
     return original
+
+
+def refuse_if_details_deleted(conn: Connection, announcement_id: int) -> None:
+    """A withdrawal goes to whom the original reached, which retention no longer knows."""
+    if retained(conn, announcement_id) is not None:
+        raise ActionRefused(f"announcement {announcement_id} finished more than RETENTION_DAYS "
+                            "ago and its delivery details were deleted: a withdrawal cannot find "
+                            "whom it reached; send a new notice to its areas instead")
 
 
 def drill_and_real_mixed(original, status: str) -> str | None:
@@ -254,6 +266,7 @@ def cancel(conn: Connection, announcement_id: int, user, *, sender: str,
         return Outcome(announcement_id, [])
     if row.state not in LIVE_STATES:
         raise ActionRefused(f"announcement {announcement_id} is already {row.state}")
+    refuse_if_details_deleted(conn, announcement_id)
     if row.msg_type == "cancel":
         raise ActionRefused(f"announcement {announcement_id} is itself a withdrawal notice and "
                             "cannot be cancelled; send an update of the notice it withdrew")

@@ -48,7 +48,7 @@ def context_with_audio(announcement, language: str,
                                   rate=current_app.config["SPEECH_RATE"], voice=voice.name)
     except audio.SynthesisError:
         log.exception("speech synthesis failed for announcement %s (%s); sending text",
-                      announcement.id, language)
+                      announcement.id, language, extra={"announcement_id": announcement.id})
         return context
     return replace(context, audio_url=audio_url(info.path.name), audio_sha256=info.sha256)
 

@@ -53,11 +53,13 @@ def apply(delivery_id: int, update: StatusUpdate, *, from_provider: bool = False
             return False
         if from_provider and not ledger.provider_matches(row.provider_id, update.provider_id):
             log.warning("refused a %s callback for delivery %s: it names %r, the delivery %r",
-                        row.channel, delivery_id, update.provider_id, row.provider_id)
+                        row.channel, delivery_id, update.provider_id, row.provider_id,
+                        extra={"delivery_id": delivery_id, "announcement_id": row.announcement_id})
             return False
         if from_provider and row.status in ledger.PENDING:
             log.info("ignored a %s callback (%s) for delivery %s, which waits for its next try",
-                     row.channel, update.status, delivery_id)
+                     row.channel, update.status, delivery_id,
+                     extra={"delivery_id": delivery_id, "announcement_id": row.announcement_id})
             return False
         unconfirmed = update.status == "delivered" and _must_confirm(conn, row)
         transient = update.status == "failed" and not update.permanent

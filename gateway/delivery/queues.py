@@ -19,7 +19,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from gateway import embedded
+from gateway import embedded, logs
 
 PLAN_QUEUE = "plan"
 CHANNEL_QUEUES = ("sms", "voice", "wechat", "loudspeaker", "wecom_robot", "broadcast", "webhook",
@@ -59,10 +59,24 @@ def queue(name: str, app: Flask | None = None) -> Queue:
     return Queue(name, connection=connection(app))
 
 
+def job_meta(announcement_id: int | None = None) -> dict:
+    """What a job's log lines say they are about: the request that queued it (or the request
+    of the job that did) and its announcement; the worker binds them while it runs the job."""
+    meta = {"request_id": logs.current("request_id"), "announcement_id": announcement_id}
+    return {name: value for name, value in meta.items() if value is not None}
+
+
 def enqueue_stop(announcement_id: int) -> None:
     """Tell every loudspeaker holding or playing this announcement to stop."""
     queue("loudspeaker").enqueue("gateway.delivery.loudspeakers.stop_loudspeakers_job", announcement_id,
-                                 job_id=f"stop-{announcement_id}", result_ttl=3600)
+                                 job_id=f"stop-{announcement_id}", result_ttl=3600,
+                                 meta=job_meta(announcement_id))
+
+
+def enqueue_retention() -> None:
+    """Queue a retention pass on the imports queue: slow work that no notice waits for."""
+    queue(IMPORT_QUEUE).enqueue("gateway.delivery.retention.run", job_id=f"retention-{uuid.uuid4().hex[:8]}",
+                                result_ttl=0, job_timeout=6 * 3600, meta=job_meta())
 
 
 def batch_marker(announcement_id: int, channel: str, batch: int) -> str:
@@ -76,14 +90,14 @@ def plan_job_id(announcement_id: int) -> str:
 def enqueue_plan(announcement_id: int) -> None:
     queue(PLAN_QUEUE).enqueue("gateway.delivery.jobs.plan_announcement", announcement_id,
                               job_id=plan_job_id(announcement_id), result_ttl=3600,
-                              job_timeout=3600)
+                              job_timeout=3600, meta=job_meta(announcement_id))
 
 
 def enqueue_batches(announcement_id: int, channel: str, batches: Iterable[int]) -> None:
     """Queue one delivery job per batch, with their markers, in one round trip."""
     jobs = [Queue.prepare_data("gateway.delivery.jobs.deliver_batch", (announcement_id, channel, batch),
                                job_id=_fresh_id("deliver", announcement_id, channel, batch),
-                               result_ttl=0, timeout=3600)
+                               result_ttl=0, timeout=3600, meta=job_meta(announcement_id))
             for batch in batches]
     if jobs:
         target = queue(channel)
@@ -98,7 +112,8 @@ def schedule_retry(announcement_id: int, channel: str, batch: int, delay_seconds
     job_id = _fresh_id("retry", announcement_id, channel, batch)
     connection().set(batch_marker(announcement_id, channel, batch), job_id, ex=MARKER_SECONDS)
     queue(channel).enqueue_in(timedelta(seconds=delay_seconds), "gateway.delivery.jobs.deliver_batch",
-                              announcement_id, channel, batch, job_id=job_id, result_ttl=0)
+                              announcement_id, channel, batch, job_id=job_id, result_ttl=0,
+                              meta=job_meta(announcement_id))
 
 
 def _fresh_id(kind: str, announcement_id: int, channel: str, batch: int) -> str:

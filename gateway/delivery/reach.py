@@ -31,6 +31,7 @@ from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from channels.registry import PLACE_CHANNELS
 from gateway.store import ledger
+from gateway.store.ledger.retention import retained
 from gateway.store.roster import beneath
 from gateway.store.schema import deliveries, reached, residents
 
@@ -124,6 +125,9 @@ def section_counts(conn: Connection, announcement, *, area: str | None = None,
     residents the plan counted in the audience less those reached, two running counts,
     instead of a count over the roster; the roster changes since the plan are then not in it.
     """
+    kept = retained(conn, announcement.id) if not area else None
+    if kept is not None:  # the rows no longer name anyone: the figures counted before
+        return {NOT_REACHED: kept.not_reached, UNCONFIRMED: kept.unconfirmed}
     counts = {}
     audience = ledger.audience_count(conn, announcement.id) if planned and not area else None
     if audience is not None:

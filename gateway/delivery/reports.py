@@ -24,6 +24,7 @@ from channels.registry import PLACE_CHANNELS
 from gateway.delivery import lifecycle, queues, reach
 from gateway.store import ledger
 from gateway.store.db import as_utc, utcnow
+from gateway.store.ledger.retention import retained
 from gateway.store.roster import beneath
 from gateway.store.schema import announcements, deliveries, reached, residents
 
@@ -117,6 +118,15 @@ def paused_channels(channels: list[str]) -> dict[str, dict]:
             for channel, (seconds, reason) in queues.channel_pauses(channels).items()}
 
 
+class DetailsDeleted(lifecycle.ActionRefused):
+    """Who was not reached is no longer known: retention deleted the notice's delivery details."""
+
+    def __init__(self, announcement_id: int):
+        super().__init__(f"announcement {announcement_id} finished more than RETENTION_DAYS ago "
+                         "and its delivery details were deleted: who was not reached is no longer "
+                         "known; its counts remain in its status and disclosure report", 410)
+
+
 def unreached(conn: Connection, announcement, *, area: str | None = None,
               section: str | None = None, limit: int = 100,
               offset: int = 0) -> tuple[list[dict], int]:
@@ -127,7 +137,10 @@ def unreached(conn: Connection, announcement, *, area: str | None = None,
     must visit. ``unconfirmed``: reached, but the notice is severe or extreme and
     they are vulnerable, so it is not done until they confirm. Each row names
     its ``section``; ``section`` keeps only one; not reached come first.
+    A notice whose details retention deleted has no list: ``DetailsDeleted``.
     """
+    if retained(conn, announcement.id) is not None:
+        raise DetailsDeleted(announcement.id)
     chosen = (section,) if section else reach.SECTIONS
     clauses = {name: reach.section_clause(announcement, name) for name in chosen}
     condition = or_(*(false() if clause is False else clause for clause in clauses.values()))

@@ -34,6 +34,7 @@ from rq import SimpleWorker
 from rq.worker import DequeueStrategy
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway import logs
 from gateway.delivery import queues, reconciler
 from gateway.store import ledger
 
@@ -267,6 +268,15 @@ class GatewayWorker(SimpleWorker):
     rq's loop ends the same way for that as for an error it cannot handle."""
 
     stop_asked = False
+
+    def execute_job(self, job, queue):
+        """Run the job with its lines carrying the job id and what its meta says it is about
+        (the web request that queued it, its announcement)."""
+        meta = job.meta or {}
+        with logs.bound(job_id=job.id, request_id=meta.get("request_id"),
+                        announcement_id=meta.get("announcement_id")):
+            log.info("job %s started: %s", job.id, job.func_name)
+            return super().execute_job(job, queue)
 
     def request_stop(self, signum, frame):
         self.stop_asked = True

@@ -265,6 +265,17 @@ reached = Table(
     Column("confirmed_at", DateTime(timezone=True)),
 )
 
+# What the retention pass kept of a notice whose delivery details it deleted (migration 0013):
+# the figures that were counted from rows naming residents. Written by the ledger alone.
+retained_figures = Table(
+    "retained_figures", metadata,
+    Column("announcement_id", Integer, ForeignKey("announcements.id"), primary_key=True),
+    Column("anonymised_at", DateTime(timezone=True), nullable=False),
+    Column("not_reached", BigInteger, nullable=False),
+    Column("unconfirmed", BigInteger, nullable=False),
+    Column("disclosure", Text, nullable=False),  # the disclosure report, as JSON
+)
+
 audit_log = Table(
     "audit_log", metadata,
     Column("id", Integer, primary_key=True),

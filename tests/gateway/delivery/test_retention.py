@@ -1,0 +1,138 @@
+"""Retention (issue 20, item 6): RETENTION_DAYS after a notice finished, its delivery details
+go — addresses, provider ids and errors, which resident each delivery and reach was, the SMS
+replies — and every number the status API, the progress history and the disclosure report
+gave stays the same."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from gateway.delivery import reports, retention
+from gateway.store.db import utcnow
+from gateway.store.schema import (announcements, audit_log, deliveries, inbound_messages, reached,
+                                  residents)
+from tests.gateway.delivery.conftest import by_address, hand_over, planned, reach, row_of
+from tests.gateway.delivery.test_disclosure import PEOPLE, TOWN, openid, phone, segments_county  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def finished(app, announcement_id: int, days_ago: float) -> None:
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(update(announcements).where(announcements.c.id == announcement_id)
+                     .values(state="done", finished_at=utcnow() - timedelta(days=days_ago)))
+
+
+def sent_and_answered(app) -> int:
+    """A severe notice: some reached, two confirmed, one failed, one SMS reply kept."""
+    announcement_id = planned(app, areas=[TOWN], severity="severe")
+    rows = by_address(app, announcement_id)
+    firsts = [rows[key].id for key in (("wechat", openid("young none")),
+                                       ("sms", phone("deaf phone speaker")),
+                                       ("sms", phone("blind speaker")),
+                                       ("voice", phone("blind none")),
+                                       ("sms", phone("elderly speaker")))]
+    hand_over(app, announcement_id, firsts + [rows[("loudspeaker", "spk-pilot")].id])
+    hand_over(app, announcement_id, [rows[("sms", phone("deaf phone none"))].id], "failed")
+    reach(app, firsts[:3])
+    reach(app, firsts[3:], "confirmed")
+    reach(app, [rows[("loudspeaker", "spk-pilot")].id], "confirmed")
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(insert(inbound_messages).values(
+            at=utcnow(), channel="sms", address=phone("elderly speaker"), intent="confirm",
+            announcement_id=announcement_id, body="1 收到"))
+        rest = [row.id for row in conn.execute(select(deliveries.c.id).where(
+            deliveries.c.announcement_id == announcement_id, deliveries.c.status == "queued"))]
+    hand_over(app, announcement_id, rest)  # sent; no delivery report came
+    return announcement_id
+
+
+def figures(app, api, announcement_id: int) -> tuple:
+    status = api("approver").get(f"/api/v1/announcements/{announcement_id}").get_json()
+    report = api("approver").get(f"/api/v1/announcements/{announcement_id}/disclosure").get_json()
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        history = reports.history(conn, row_of(conn, announcement_id))
+    return status, report, history
+
+
+def personal_traces(app, announcement_id: int) -> dict:
+    resident_ids = {row.id for row in _all(app, select(residents.c.id))}
+    rows = _all(app, select(deliveries).where(deliveries.c.announcement_id == announcement_id))
+    return {
+        "addresses": sorted({row.address for row in rows if row.address}),
+        "provider ids or errors": [row.id for row in rows if row.provider_id or row.last_error],
+        "residents of deliveries": sorted({row.recipient_id for row in rows
+                                           if row.channel != "loudspeaker"} & resident_ids),
+        "residents reached": sorted({row.recipient_id for row in _all(
+            app, select(reached).where(reached.c.announcement_id == announcement_id))}
+            & resident_ids),
+        "replies": len(_all(app, select(inbound_messages)
+                            .where(inbound_messages.c.announcement_id == announcement_id))),
+    }
+
+
+def _all(app, query) -> list:
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(query).all()
+
+
+def test_details_go_after_the_retention_days_and_every_figure_stays(app, segments_county, api):
+    old = sent_and_answered(app)
+    finished(app, old, days_ago=31)
+    recent = sent_and_answered(app)
+    finished(app, recent, days_ago=29)
+    before = figures(app, api, old)
+    assert before[0]["reached_residents"] == 5 and before[0]["confirmed_residents"] == 2
+    assert before[0]["unconfirmed_residents"] == before[1]["total"]["unconfirmed"] == 1
+    assert before[0]["not_reached_residents"] == before[1]["total"]["not_reached"] == 4
+    assert all(personal_traces(app, old).values())  # there was something to delete
+
+    app.config["RETENTION_DAYS"] = 30
+    with app.app_context():
+        assert retention.run() == {"announcements": 1, "deliveries": 15, "replies": 1}
+        assert retention.run() == {"announcements": 0, "deliveries": 0, "replies": 0}
+
+    assert figures(app, api, old) == before
+    assert not any(personal_traces(app, old).values())
+    assert all(personal_traces(app, recent).values())  # 29 days: kept
+    kept = _all(app, select(deliveries.c.channel, deliveries.c.status, deliveries.c.recipient_id)
+                .where(deliveries.c.announcement_id == old))
+    assert all(row.recipient_id < 0 for row in kept if row.channel != "loudspeaker")
+    assert len({row.recipient_id for row in kept}) == len(kept)
+    [entry] = _all(app, select(audit_log).where(audit_log.c.action == "retention"))
+    assert (entry.actor, entry.target) == ("retention", f"announcement:{old}")
+    assert '"days": 30' in entry.detail and '"deliveries": 15' in entry.detail
+
+    gone = api("approver").get(f"/api/v1/announcements/{old}/unreached")
+    assert gone.status_code == 410 and "RETENTION_DAYS" in gone.get_json()["error"]
+    refused = api("approver").post(f"/api/v1/announcements/{old}/cancel")
+    assert refused.status_code == 409 and "new notice" in refused.get_json()["error"]
+
+
+def test_off_by_default_and_never_before_a_notice_finished(app, segments_county):
+    done = sent_and_answered(app)
+    finished(app, done, days_ago=400)
+    sending = planned(app, areas=[TOWN])  # its deliveries still queued
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(update(announcements).where(announcements.c.id == sending)
+                     .values(state="sending", finished_at=utcnow() - timedelta(days=400)))
+    with app.app_context():
+        assert retention.run()["announcements"] == 0  # RETENTION_DAYS=0: keep
+        app.config["RETENTION_DAYS"] = 1
+        assert retention.run()["announcements"] == 1  # the done one only
+    assert all(personal_traces(app, sending)["addresses"])
+
+
+def test_the_reconciler_queues_a_pass_once_an_hour(app):
+    from gateway.delivery import queues, reconciler
+    with app.app_context():
+        reconciler.reconcile()
+        assert queues.queue(queues.IMPORT_QUEUE).count == 0  # off
+        app.config["RETENTION_DAYS"] = 30
+        reconciler.reconcile()
+        reconciler.reconcile()
+        [job] = queues.queue(queues.IMPORT_QUEUE).jobs
+        assert job.func_name == "gateway.delivery.retention.run"
+        assert 3500 < queues.connection().ttl(retention.QUEUED_MARK) <= 3600
