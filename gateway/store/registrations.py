@@ -116,6 +116,15 @@ def held_about(conn: Connection, phone: str) -> dict:
                                           .order_by(self_registrations.c.id)).all()}
 
 
+def shown_to_resident(conn: Connection, phone: str) -> dict:
+    """``held_about``, as the page shows it to the phone's holder (audited: a personal-data view)."""
+    held = held_about(conn, phone)
+    audit.record(conn, SELF, "self_view", "registrations",
+                 {"residents": [row.id for row in held["residents"]],
+                  "registrations": [row.id for row in held["registrations"]]})
+    return held
+
+
 def change(conn: Connection, phone: str, resident_id: int, *, language: str,
            needs: tuple[str, ...], opt_out: tuple[str, ...]) -> None:
     """A resident's own change (verified by a code to ``phone``): language, needs (each

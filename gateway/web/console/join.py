@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from audiences import areas as area_codes
 from audiences.residents import ROSTER_COLUMNS
@@ -198,8 +198,8 @@ def mine(code: str):
         return redirect(url_for("join.manage", code=village.code))
     if request.method == "POST":
         return _change_or_delete(village, phone)
-    with engine().connect() as conn:
-        held = registrations.held_about(conn, phone)
+    with engine().begin() as conn:
+        held = registrations.shown_to_resident(conn, phone)
     return render_template("public/join_mine.html", village=village, held=held,
                            channels=PERSONAL_CHANNELS, needs=registrations.NEEDS)
 
