@@ -1,6 +1,9 @@
 """The drill harness itself: each fault does what the drills rely on, and ends."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -9,8 +12,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from channels.twilio_common import build_client, channel_error
-from tests.drills.harness import (POSTGRES_PORT, Mosquitto, PostgresDatabase, RedisServer,
-                                  Supervised, TcpProxy, port_open, wait_until)
+from tests.drills.harness import (POSTGRES_PORT, Mosquitto, PostgresDatabase, PostgresServer,
+                                  RedisServer, Supervised, TcpProxy, port_open, wait_until)
+from tests.drills.network import Network
 from tests.fakes.twilio_process import TwilioStandIn
 
 pytestmark = pytest.mark.integration
@@ -46,6 +50,11 @@ def test_twilio_stand_in_switches_modes_and_counts_per_number(tmp_path):
         assert received["+8613900000001"] == 2 and received["+8613900000002"] == 0
         assert received["+8613900000003"] == outcomes.count("ok")
         assert twilio.state()["errors_answered"] == 1 + outcomes.count("20500")
+        accepted = sum(received.values())
+        rate = twilio.rate()  # messages answered 201 only
+        assert rate["by_source"] == {"127.0.0.1": accepted}
+        assert sum(rate["per_second"].values()) == accepted
+        assert 1 <= rate["busiest_second"] < accepted  # the slow send put a second between them
 
 
 def test_redis_killed_comes_back_empty_on_the_same_port(tmp_path):
@@ -103,3 +112,50 @@ def test_supervisor_restarts_what_exits_and_stops_for_good(tmp_path):
     wait_until(lambda: process.pid not in (None, first), 5, "a new sleeper")
     process.stop()
     assert [code for _, code in process.exits] == [-9, -9] and process.pid is None
+
+
+def test_the_drill_network_joins_hosts_cuts_one_and_leaves_nothing_behind():
+    reason = Network.unavailable()
+    if reason:
+        pytest.skip(reason)
+    lan = Network(["services", "worker"])
+    with lan:
+        server = subprocess.Popen([*lan.launcher("services"), sys.executable, "-m", "http.server",
+                                   "--bind", lan.address("services"), "8000"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            wait_until(lambda: port_open(8000, lan.address("services")), 10, "the server")
+
+            def worker_reaches_it() -> bool:
+                return subprocess.run([*lan.launcher("worker"), sys.executable, "-c",
+                                       "import socket; socket.create_connection("
+                                       f"('{lan.address('services')}', 8000), timeout=2)"],
+                                      capture_output=True).returncode == 0
+
+            assert worker_reaches_it()
+            assert not port_open(8000)  # on the services host only, not this machine's loopback
+            lan.cut("worker")
+            assert not worker_reaches_it()
+        finally:
+            server.kill()
+            server.wait()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert lan.prefix not in listed
+    assert lan.own_link not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
+
+
+def test_a_postgresql_cluster_of_the_drills_own_starts_and_goes_away():
+    server = PostgresServer(settings={"tcp_user_timeout": "10000"})
+    try:
+        server.start()
+        assert server.port != POSTGRES_PORT
+        database = PostgresDatabase(server)
+        engine = create_engine(database.url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW tcp_user_timeout")).scalar() == "10000"  # ms
+        engine.dispose()
+        database.drop()
+    finally:
+        server.stop()
+    assert not os.path.exists(server.directory)
