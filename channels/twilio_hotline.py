@@ -29,9 +29,10 @@ class Spoken:
 @dataclass(frozen=True)
 class Ask:
     """A question answered with keys: at most ``digits`` of them (more than one may end
-    early with #), posted to ``action_url``; with none after ``seconds``, posted empty."""
+    early with #), posted to ``action_url``; with none after ``seconds``, posted empty.
+    A key pressed while ``prompt`` is heard (a notice, then its choices) stops it at once."""
 
-    prompt: Spoken
+    prompt: Sequence[Spoken]
     action_url: str
     digits: int = 1
     seconds: int = 8
@@ -46,7 +47,8 @@ def twiml(heard: Sequence[Spoken], *, ask: Ask | None = None, dial: str | None =
         gather = response.gather(num_digits=ask.digits, action=ask.action_url, method="POST",
                                  timeout=ask.seconds, finish_on_key="#",
                                  action_on_empty_result=True)
-        _speak(gather, ask.prompt)
+        for spoken in ask.prompt:
+            _speak(gather, spoken)
     elif dial:
         response.dial(dial)
     if ask is None:

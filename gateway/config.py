@@ -6,6 +6,7 @@ a contract with operators' deployments and must keep their names.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -144,6 +145,21 @@ def _codes(default: Mapping[str, str]) -> Callable[[str | None], dict[str, str]]
     return convert
 
 
+def _phone_number() -> Callable[[str | None], str | None]:
+    """A telephone number as a caller would dial it (``+86 777 2825000``, ``0777-2825000``)."""
+    def convert(raw: str | None) -> str | None:
+        if raw in (None, ""):
+            return None
+        number = raw.strip()
+        if not PHONE_NUMBER.fullmatch(number):
+            raise ConfigError(f"{number[:40]!r} is not a telephone number (e.g. +867772825000)")
+        return number
+    return convert
+
+
+PHONE_NUMBER = re.compile(r"\+?[0-9][0-9 -]{2,30}")
+
+
 #: name -> converter (with its default). Unset names take the default.
 SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "TONGBAO_INSTANCE": _text(),        # unset: instance/ beside the code (Flask's default)
@@ -203,6 +219,7 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "VOICE_MAX_ATTEMPTS": _whole(3, minimum=1),
     "VOICE_RETRY_DELAY_SECONDS": _number(600),
     "VOICE_GATHER_SECONDS": _whole(8, minimum=1),  # wait for a key after each play of a call
+    "HOTLINE_DUTY_NUMBER": _phone_number(),  # unset: the hotline offers no key 0
     "SPEECH_RATE": _whole(140, minimum=60),
     "SPEECH_VOICES": _voices(DEFAULT_VOICES),  # spoken language -> espeak-ng voice
     "MEDIA_DIR": _text(),               # unset: media/ in the instance folder

@@ -37,28 +37,32 @@ def voice_for(spoken_language: str | None, text_language: str) -> audio.Voice:
                               current_app.config["SPEECH_VOICES"])
 
 
-def context_with_audio(announcement, language: str,
-                       spoken_language: str | None = None) -> RenderContext:
-    """The render context, with the checked speech file of this announcement when there is one."""
+def context_with_audio(announcement, language: str, spoken_language: str | None = None, *,
+                       synthesize: bool = True) -> RenderContext:
+    """The render context, with the checked speech file of this announcement when there is one;
+    made now when there is none, unless not ``synthesize`` (the hotline: a caller waits)."""
     context = providers.render_context()
     text = speech.script(announcement, language, context)
+    find = audio.ensure_audio if synthesize else audio.existing_audio
     try:
         voice = voice_for(spoken_language, language)
-        info = audio.ensure_audio(current_app.config["MEDIA_DIR"], announcement.id, language, text,
-                                  rate=current_app.config["SPEECH_RATE"], voice=voice.name)
+        info = find(current_app.config["MEDIA_DIR"], announcement.id, language, text,
+                    rate=current_app.config["SPEECH_RATE"], voice=voice.name)
     except audio.SynthesisError:
         log.exception("speech synthesis failed for announcement %s (%s); sending text",
                       announcement.id, language, extra={"announcement_id": announcement.id})
+        return context
+    if info is None:
         return context
     return replace(context, audio_url=audio_url(info.path.name), audio_sha256=info.sha256)
 
 
 def rendered_for(announcement, channel: str, language: str,
-                 spoken_language: str | None = None) -> Rendered:
+                 spoken_language: str | None = None, *, synthesize: bool = True) -> Rendered:
     """The announcement rendered for a channel in ``language``; a call's audio in the voice of
-    ``spoken_language`` (see ``voice_for``)."""
+    ``spoken_language`` (see ``voice_for``), made now if need be unless not ``synthesize``."""
     if channel in PUBLIC_CHANNELS:  # documents and posts that need the database too
         return public_channels.rendered(announcement, channel, language)
-    context = (context_with_audio(announcement, language, spoken_language)
+    context = (context_with_audio(announcement, language, spoken_language, synthesize=synthesize)
                if channel in SPOKEN_CHANNELS else providers.render_context())
     return render(announcement, channel, language, context)

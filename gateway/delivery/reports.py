@@ -22,7 +22,7 @@ from sqlalchemy import Connection, and_, case, false, func, or_, select
 
 from channels.registry import PLACE_CHANNELS
 from gateway.delivery import lifecycle, queues, reach
-from gateway.store import ledger
+from gateway.store import hotline, ledger
 from gateway.store.db import as_utc, utcnow
 from gateway.store.ledger.retention import retained
 from gateway.store.roster import beneath
@@ -64,6 +64,8 @@ def status(conn: Connection, announcement) -> dict:
         "confirmation_required": announcement.severity in reach.CONFIRM_SEVERITIES,
         # Sent again after a worker died not knowing whether the first send went out.
         "possibly_sent_twice": ledger.resent_count(conn, announcement.id),
+        # Calls to the notice hotline that heard it (gateway/delivery/hotline.py).
+        "hotline_listeners": hotline.listeners(conn, announcement.id),
         "superseded_by": corrections,
         "paused_channels": paused_channels(json.loads(announcement.channels)),
         "supersedes": announcement.supersedes_id,

@@ -178,6 +178,7 @@ function showProgress(status) {
   document.getElementById("pending").textContent = status.pending;
   document.getElementById("resent").textContent = status.possibly_sent_twice;
   document.getElementById("resent-note").hidden = !status.possibly_sent_twice;
+  document.getElementById("hotline-listeners").textContent = status.hotline_listeners;
   const state = document.getElementById("state");
   state.textContent = labelFor(state, status.state);
 }

@@ -319,3 +319,21 @@ self_registrations = Table(
     Index("ix_self_registrations_status", "status", "id"),
     Index("ix_self_registrations_phone", "phone"),
 )
+
+
+# Calls to the notice hotline, one row per (call, notice the caller began to hear): how many
+# heard each notice that way (gateway/store/hotline.py, the one writer; migration 0016).
+# A caller on the roster is named by resident id; no other caller's number is kept.
+hotline_calls = Table(
+    "hotline_calls", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("call_sid", String(64), nullable=False),
+    Column("announcement_id", Integer, ForeignKey("announcements.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("area_code", String(12), nullable=False),  # the area the caller listened for
+    Column("resident_id", BigInteger),
+    Column("heard_at", DateTime(timezone=True), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True)),  # the caller pressed 1
+    UniqueConstraint("call_sid", "announcement_id", name="uq_hotline_calls_call_announcement"),
+    Index("ix_hotline_calls_announcement_id", "announcement_id"),
+)

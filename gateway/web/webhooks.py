@@ -9,6 +9,9 @@ acknowledged with 200 and change nothing, so Twilio stops retrying them; so is
 a signed status or keypress callback whose ``MessageSid``/``CallSid`` is not the
 provider id recorded for the delivery in its URL (it is logged as a warning).
 
+The office number's voice webhook, ``/webhooks/twilio/hotline``, is the notice hotline
+(``gateway.delivery.hotline``): its state travels in the signed URL of each step.
+
 WeChat pushes every message and event of the Official Account to one callback URL,
 ``/webhooks/wechat``, signed with ``WECHAT_CALLBACK_TOKEN`` (a request not signed with it
 gets 403). The ``TEMPLATESENDJOBFINISH`` event moves the WeChat delivery whose provider id is
@@ -32,7 +35,7 @@ from channels import twilio_sms, twilio_voice, wechat
 from channels.loudspeaker.protocol import SigningKey
 from channels.base import StatusUpdate
 from channels.twilio_common import valid_signature
-from gateway.delivery import lifecycle, media, outcomes
+from gateway.delivery import hotline, lifecycle, media, outcomes
 from gateway.store import audit, ledger, roster
 from gateway.store.db import engine, utcnow
 from gateway.store.schema import announcements, deliveries, inbound_messages, residents
@@ -107,6 +110,13 @@ def _gather(delivery_id: int) -> Response:
                                            twilio_voice.say_text(rendered), spoken.language,
                                            public_url(), attempt,
                                            current_app.config["VOICE_GATHER_SECONDS"]))
+
+
+@bp.post(hotline.PATH)
+def hotline_call():
+    """The office number's voice webhook: the notice hotline (``gateway.delivery.hotline``)."""
+    require_twilio_signature()
+    return twiml(hotline.answer(request.form, request.args))
 
 
 @bp.post("/webhooks/twilio/inbound")

@@ -9,15 +9,18 @@ from channels.twilio_voice import SAY_UTF8_BYTES
 ACTION = "https://gw.example/webhooks/twilio/hotline?step=menu&area=450702"
 
 
-def test_a_recording_is_played_and_text_is_said_then_the_question_waits_for_keys():
-    root = ET.fromstring(twiml([Spoken("欢迎。", "zh"), Spoken("通知", "zh", "https://gw/media/a1.wav")],
-                               ask=Ask(Spoken("请按1。", "zh"), ACTION, digits=2, seconds=8)))
-    assert [child.tag for child in root] == ["Say", "Play", "Gather"]
-    assert root[0].get("voice") == "Polly.Zhiyu" and root[1].text == "https://gw/media/a1.wav"
+def test_a_recording_and_text_are_heard_inside_the_question_that_waits_for_keys():
+    root = ET.fromstring(twiml([Spoken("欢迎。", "zh")],
+                               ask=Ask([Spoken("通知", "zh", "https://gw/media/a1.wav"),
+                                        Spoken("请按1。", "zh")], ACTION, digits=2, seconds=8)))
+    assert [child.tag for child in root] == ["Say", "Gather"]
+    assert root[0].get("voice") == "Polly.Zhiyu" and root[0].text == "欢迎。"
     gather = root.find("Gather")
     assert (gather.get("action"), gather.get("numDigits"), gather.get("finishOnKey"),
-            gather.get("actionOnEmptyResult")) == (ACTION, "2", "#", "true")
-    assert gather.find("Say").text == "请按1。"
+            gather.get("actionOnEmptyResult"), gather.get("timeout")) == (ACTION, "2", "#", "true", "8")
+    # Inside the question: a key pressed during the notice answers at once.
+    assert [(child.tag, child.text) for child in gather] == [
+        ("Play", "https://gw/media/a1.wav"), ("Say", "请按1。")]
 
 
 def test_a_transfer_dials_the_number_and_the_end_hangs_up():
