@@ -17,7 +17,9 @@ from audiences.areas import AreaError, CsvErrors
 from channels.loudspeaker.protocol import SigningKey
 from channels.loudspeaker.protocol.transport import BrokerAddress
 from devices.broker import GATEWAY_USER, EmbeddedBroker
+from gateway import backup as backups
 from gateway import instance_secret, logs
+from gateway.store import audit
 from gateway.store import accounts, db, grids, roster
 from gateway import doctor as checkup
 from gateway.delivery import loudspeakers, queues, reconciler, retention, workers
@@ -268,6 +270,37 @@ def reconcile():
     click.echo(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in outcome.items()))
 
 
+@click.command("backup")
+@click.argument("folder", type=click.Path(file_okay=False))
+@with_appcontext
+def backup(folder):
+    """Back up the database and the signing key into a new folder under FOLDER (owner-only)."""
+    _schema_ready()
+    try:
+        made = backups.backup(current_app._get_current_object(), folder)
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    with engine().begin() as conn:
+        audit.record(conn, "cli", "backup", os.path.basename(made), {"folder": made})
+    click.echo(made)
+
+
+@click.command("restore")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@with_appcontext
+def restore(folder):
+    """Restore a backup FOLDER into the configured database, which must be empty."""
+    try:
+        done = backups.restore(current_app._get_current_object(), folder)
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    with engine().begin() as conn:
+        audit.record(conn, "cli", "restore", os.path.basename(os.path.normpath(folder)),
+                     {"folder": folder, "schema_from": done.schema_from})
+    click.echo(f"{done.database} database restored (schema {done.schema_from}, now current); "
+               f"signing key: {done.signing_key}")
+
+
 @click.command("retention")
 @with_appcontext
 def retention_pass():
@@ -381,5 +414,5 @@ def register(app: Flask) -> None:
     for group in (db_cli, users_cli, tokens_cli, areas_cli, residents_cli, speakers_cli,
                   robots_cli, destinations_cli):
         app.cli.add_command(group)
-    for command in (demo, worker, reconcile, retention_pass, serve, doctor):
+    for command in (demo, worker, reconcile, retention_pass, backup, restore, serve, doctor):
         app.cli.add_command(command)
