@@ -11,6 +11,10 @@ over, impairments and the lack of a smartphone rising with age, a WeChat
 openid for most smartphone owners, a mainland mobile number for nearly all.
 Residents come from a seeded ``random.Random`` one at a time, so a county of
 a million costs no more memory than one of three thousand.
+
+Every village is divided into two grids (网格, ``一组`` and ``二组``: the village's code and
+``001``/``002``), residents taking turns between them; the first village's grids have a
+grid worker, the demo login ``grid`` (docs/grid-workers.md).
 """
 from __future__ import annotations
 
@@ -108,6 +112,10 @@ _ENGLISH = 0.003
 _OPT_OUT = 0.02
 _OPT_OUT_CHOICES = ("voice", "voice", "wechat", "sms")
 _TEST_AUDIENCE = 0.01
+#: Each village's grids, by suffix and name; residents take turns between them.
+_GRIDS = (("001", "一组"), ("002", "二组"))
+#: The demo grid worker and the village whose grids they work (the county's first).
+DEMO_GRID_WORKER = "grid"
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,11 @@ class DemoCounty:
     def residents(self) -> Iterator[ResidentProfile]:
         return _residents(self.village_codes, self.resident_count, self.seed)
 
+    @property
+    def grids(self) -> list[tuple[str, str]]:
+        """``[(grid_code, name)]``: each village's grids."""
+        return [(code + suffix, name) for code in self.village_codes for suffix, name in _GRIDS]
+
 
 def demo_areas() -> list[tuple[str, str]]:
     """Province, prefecture, districts, towns and villages of the demo county."""
@@ -144,12 +157,24 @@ def demo_residents(n: int = DEMO_RESIDENTS, seed: int = DEMO_SEED) -> Iterator[R
     return _residents(synthetic_county(DEMO_RESIDENTS).village_codes, n, seed)
 
 
+def demo_grids() -> list[tuple[str, str]]:
+    """The demo county's grids, ``(grid_code, name)``: two per village."""
+    return synthetic_county(DEMO_RESIDENTS).grids
+
+
+def demo_grid_assignments() -> list[tuple[str, str]]:
+    """``(grid_code, user)``: the demo grid worker works both grids of the first village."""
+    first_village = synthetic_county(DEMO_RESIDENTS).village_codes[0]
+    return [(first_village + suffix, DEMO_GRID_WORKER) for suffix, _ in _GRIDS]
+
+
 def demo_users() -> list[tuple[str, str, str]]:
     """Demo logins ``(name, role, password)``; printed by the quickstart."""
     return [
         ("author", "author", "tongbao-author"),
         ("approver", "approver", "tongbao-approver"),
         ("admin", "admin", "tongbao-admin"),
+        (DEMO_GRID_WORKER, "grid_worker", "tongbao-grid"),
     ]
 
 
@@ -225,11 +250,12 @@ def _residents(village_codes: tuple[str, ...], n: int, seed: int) -> Iterator[Re
         has_phone = openid is None or rng.random() >= _NO_PHONE_IF_OPENID
         tail = (index * _PHONE_TAIL_STEP + phone_tail_offset) % _PHONE_TAILS
         english = rng.random() < _ENGLISH
+        village = rng.choice(village_codes)
         yield ResidentProfile(
             name=rng.choice(_ENGLISH_NAMES) if english else _chinese_name(rng),
             phone=f"+86{rng.choice(_MOBILE_PREFIXES)}{tail:08d}" if has_phone else None,
             wechat_openid=openid,
-            area_code=rng.choice(village_codes),
+            area_code=village,
             birth_year=this_year - rng.randint(band.youngest, band.oldest),
             visually_impaired=rng.random() < band.visually_impaired,
             hearing_impaired=rng.random() < band.hearing_impaired,
@@ -237,6 +263,7 @@ def _residents(village_codes: tuple[str, ...], n: int, seed: int) -> Iterator[Re
             language="en" if english else "zh",
             opt_out=frozenset({rng.choice(_OPT_OUT_CHOICES)}) if rng.random() < _OPT_OUT else frozenset(),
             test_audience=rng.random() < _TEST_AUDIENCE,
+            grid=village + _GRIDS[index % len(_GRIDS)][0],  # no draw: the stream stays as it was
         )
 
 

@@ -23,7 +23,7 @@ from gateway.store import audit
 from gateway.store import accounts, db, grids, roster
 from gateway import doctor as checkup
 from gateway.delivery import loudspeakers, queues, reconciler, retention, workers
-from gateway.store.schema import areas, residents, users
+from gateway.store.schema import areas, grids as grid_table, residents, users
 from gateway.store.db import engine
 from gateway.cli_destinations import destinations_cli
 
@@ -232,11 +232,15 @@ def seed_demo() -> list[tuple[str, str, str]] | None:
             conn.execute(insert(areas), new_areas)
         for device_id, area_code, is_test in demo_county.demo_devices():
             roster.add_device(conn, device_id, area_code, test_device=is_test, actor="demo")
+        conn.execute(insert(grid_table), [{"code": code, "name": name}
+                                          for code, name in demo_county.demo_grids()])
         roster.insert_residents(conn, demo_county.demo_residents())
         for name, role, password in demo_county.demo_users():
             if accounts.find_user(conn, name) is None:
                 accounts.create_user(conn, name, role, password)
                 created.append((name, role, password))
+        for grid_code, user in demo_county.demo_grid_assignments():
+            grids.assign(conn, grid_code, user, "demo")
     return created
 
 

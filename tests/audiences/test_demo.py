@@ -106,15 +106,15 @@ def test_openids_look_like_wechat_openids(residents):
 
 
 def test_demo_residents_pass_the_roster_import(residents):
-    village_codes = {code for code, _ in demo.demo_areas()}
+    village_codes = {code for code, _ in demo.demo_areas() + demo.demo_grids()}
     buffer = io.StringIO()
     write_roster_csv(residents[:300], buffer)
     assert read_roster_csv(buffer.getvalue().encode(), known_area=village_codes.__contains__) == residents[:300]
 
 
-def test_demo_users_are_an_author_an_approver_and_an_admin():
+def test_demo_users_are_an_author_an_approver_an_admin_and_a_grid_worker():
     users = demo.demo_users()
-    assert sorted(role for _, role, _ in users) == ["admin", "approver", "author"]
+    assert sorted(role for _, role, _ in users) == ["admin", "approver", "author", "grid_worker"]
     assert all(len(password) >= 8 for _, _, password in users)
 
 
@@ -152,3 +152,12 @@ def test_the_large_generator_yields_exactly_n_in_bounded_memory():
         tracemalloc.stop()
     assert count == 50_000
     assert peak < 500_000
+
+
+def test_every_demo_resident_lives_in_one_of_their_villages_two_grids(residents):
+    grids = dict(demo.demo_grids())
+    assert all(r.grid in grids and r.grid[:12] == r.area_code for r in residents)
+    first_village = [r for r in residents if r.area_code == residents[0].area_code]
+    assert {grids[r.grid] for r in first_village} == {"一组", "二组"}
+    worked = {code for code, user in demo.demo_grid_assignments() if user == demo.DEMO_GRID_WORKER}
+    assert len(worked) == 2 and all(code in grids for code in worked)

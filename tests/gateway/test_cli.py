@@ -14,7 +14,8 @@ from channels.base import Outgoing
 from channels.outbox import OutboxChannel
 from gateway import cli, create_app
 from gateway.delivery import health
-from gateway.store.schema import areas, devices, residents, users
+from audiences.demo import demo_grid_assignments
+from gateway.store.schema import areas, devices, grid_workers, residents, users
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ def test_users_tokens_areas_residents_and_speakers(app, tmp_path):
     area_file = tmp_path / "areas.csv"
     area_file.write_text("\ufeffcode,name\n450702,钦南区\n450702100,沙埠镇\n450702100201,沙埠村\n",
                          encoding="utf-8")
-    assert run(app, "areas", "import", str(area_file)).output.strip() == "imported 3 areas"
+    assert run(app, "areas", "import", str(area_file)).output.strip() == "imported 3 areas and grids"
     roster_file = tmp_path / "roster.csv"
     roster_file.write_text(
         "name,phone,wechat_openid,area_code,birth_year,visually_impaired,hearing_impaired,"
@@ -103,6 +104,33 @@ def test_demo_seeds_the_county_once(app):
     with app.extensions["engine"].connect() as conn:
         assert conn.execute(select(func.count()).select_from(residents)).scalar() == 3000
         assert conn.execute(select(func.count()).select_from(devices)).scalar() > 10
+        worked = conn.execute(select(grid_workers.c.grid_code).join(
+            users, users.c.id == grid_workers.c.user_id).where(users.c.name == "grid")).scalars()
+        assert sorted(worked) == sorted(code for code, _ in demo_grid_assignments())
+        assert conn.execute(select(func.count()).select_from(residents)
+                            .where(residents.c.grid.is_(None))).scalar() == 0
+
+
+def test_areas_import_takes_grids_and_assign_gives_them_a_worker(app, tmp_path):
+    village, grid = "450702100201", "450702100201001"
+    listed = tmp_path / "areas.csv"
+    listed.write_text(f"code,name\n450702,钦南区\n450702100,沙埠镇\n{village},沙埠村\n{grid},一组\n",
+                      encoding="utf-8")
+    assert "imported 4 areas and grids" in run(app, "areas", "import", str(listed)).output
+    orphan = tmp_path / "orphan.csv"
+    orphan.write_text("code,name\n450799100201001,无村之组\n", encoding="utf-8")
+    refused = run(app, "areas", "import", str(orphan))
+    assert refused.exit_code != 0 and "which is not in the area registry" in refused.output
+    run(app, "users", "create", "wang", "--role", "grid_worker", "--password", "secret-pass")
+    run(app, "users", "create", "li", "--role", "author", "--password", "secret-pass")
+    assert "wang works grid" in run(app, "areas", "assign", grid, "wang").output
+    not_a_worker = run(app, "areas", "assign", grid, "li")
+    assert not_a_worker.exit_code != 0 and "li is a author, not a grid_worker" in not_a_worker.output
+    with app.extensions["engine"].connect() as conn:
+        assert conn.execute(select(grid_workers.c.grid_code)).scalars().all() == [grid]
+    assert "no longer works" in run(app, "areas", "assign", grid, "wang", "--remove").output
+    with app.extensions["engine"].connect() as conn:
+        assert conn.execute(select(grid_workers.c.grid_code)).scalars().all() == []
 
 
 def test_reconcile_reports_what_it_did(app):
@@ -151,7 +179,8 @@ def test_serve_demo_loads_the_demo_and_prints_its_logins_once(app, serve_without
     first = serve_without_servers("--demo")
     assert first.exit_code == 0, first.output
     assert "login admin / tongbao-admin" in first.output
-    assert user_names(app) == ["admin", "approver", "author"]
+    assert "login grid / tongbao-grid  (grid_worker)" in first.output
+    assert user_names(app) == ["admin", "approver", "author", "grid"]
     again = serve_without_servers("--demo")
     assert again.exit_code == 0 and "tongbao-" not in again.output
     assert "users create" not in again.output

@@ -172,3 +172,23 @@ def test_a_bad_change_to_the_registry_says_so_and_changes_nothing(app, client, f
     assert response.status_code == 200 and "未作任何更改" in html and reason in html
     with app.extensions["engine"].connect() as conn:
         assert conn.execute(select(grid_table.c.code)).scalars().all() == [GRID_A, GRID_B]
+
+
+def test_a_resident_reported_moved_is_marked_for_review_until_the_admin_saves_them(app, client,
+                                                                                 field):
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(update(residents).where(residents.c.id == field["李娜"])
+                     .values(review_note="已搬到县城"))
+    login(client, "admin")
+    assert "待核实" in page(client.get("/residents?q=李娜"))
+    form = page(client.get(f"/residents/{field['李娜']}/edit"))
+    assert "已搬到县城" in form and f'name="grid" value="{GRID_A}"' in form
+    response = client.post(f"/residents/{field['李娜']}/edit", data={
+        "csrf_token": csrf_token(client, f"/residents/{field['李娜']}/edit"), "name": "李娜",
+        "phone": "13800000019", "area_code": VILLAGE_A, "grid": GRID_A, "language": "zh"})
+    assert response.status_code == 302
+    assert "待核实" not in page(client.get("/residents?q=李娜"))
+    with app.extensions["engine"].connect() as conn:
+        row = conn.execute(select(residents.c.grid, residents.c.review_note, residents.c.phone)
+                           .where(residents.c.id == field["李娜"])).one()
+    assert tuple(row) == (GRID_A, None, "+8613800000019")
