@@ -1,8 +1,10 @@
 """The retention pass (PIPL: personal data kept no longer than needed): ``RETENTION_DAYS``
 after a notice finished, its delivery details are deleted through the ledger
-(``gateway.store.ledger.retention``), the SMS replies about it with them, and the figures the
-status and the disclosure report count from personal rows are kept beside it first, so every
-number reported stays the same. Each notice is one transaction and one audit entry.
+(``gateway.store.ledger.retention``), with the SMS replies about it, its grid workers' taps
+(``grids.forget_visits``) and who called the hotline for it (``hotline.forget_callers``; the
+calls stay counted). The figures the status and the disclosure report count from personal
+rows are kept first, so every number reported stays the same. Each notice is one transaction
+and one audit entry.
 
 The reconciler's pass queues it once an hour (``queue_pass_when_due``) as a job on the imports
 queue, slow work no notice waits for, and ``flask --app wsgi retention`` runs it at once.
@@ -17,7 +19,7 @@ from flask import current_app
 from sqlalchemy import Connection, delete, select
 
 from gateway.delivery import disclosure, queues, reach
-from gateway.store import audit
+from gateway.store import audit, grids, hotline
 from gateway.store.db import engine, utcnow
 from gateway.store.ledger.retention import anonymise, retained
 from gateway.store.schema import announcements, delivery_counts, inbound_messages, retained_figures
@@ -88,13 +90,15 @@ def anonymise_one(conn: Connection, announcement_id: int, days: int) -> dict[str
     announcement = conn.execute(select(announcements)
                                 .where(announcements.c.id == announcement_id)).one()
     if retained(conn, announcement_id) is not None:
-        return {"deliveries": 0, "reached": 0, "replies": 0}
+        return {"deliveries": 0, "reached": 0, "replies": 0, "hotline_calls": 0, "grid_visits": 0}
     sections = reach.section_counts(conn, announcement, planned=True)
     report = disclosure.report(conn, announcement)
     result = anonymise(conn, announcement_id, not_reached=sections[reach.NOT_REACHED],
                        unconfirmed=sections[reach.UNCONFIRMED], disclosure=report)
     result["replies"] = conn.execute(delete(inbound_messages).where(
         inbound_messages.c.announcement_id == announcement_id)).rowcount
+    result["hotline_calls"] = hotline.forget_callers(conn, announcement_id)
+    result["grid_visits"] = grids.forget_visits(conn, announcement_id)
     audit.record(conn, ACTOR, "retention", f"announcement:{announcement_id}",
                  {"days": days, **result})
     return result

@@ -159,3 +159,10 @@ def visits(conn: Connection, announcement_id: int, resident_ids: list[int]) -> d
             {"outcome": row.outcome, "note": row.note, "worker": row.name,
              "at": row.at.isoformat() if row.at else None})
     return found
+
+
+def forget_visits(conn: Connection, announcement_id: int) -> int:
+    """Retention: the taps at residents' doors for a notice long finished (who, what was found,
+    the notes) go; a resident told in person stays counted by the ledger."""
+    return conn.execute(delete(grid_visits)
+                        .where(grid_visits.c.announcement_id == announcement_id)).rowcount

@@ -5,7 +5,7 @@ roster is named (by resident id); nobody else's number is kept.
 """
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, String, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.store.db import utcnow
@@ -33,3 +33,12 @@ def listeners(conn: Connection, announcement_id: int) -> int:
     """How many calls to the hotline heard the notice."""
     return conn.execute(select(func.count()).select_from(hotline_calls).where(
         hotline_calls.c.announcement_id == announcement_id)).scalar_one()
+
+
+def forget_callers(conn: Connection, announcement_id: int) -> int:
+    """Retention: the notice's calls stay counted, but no longer say who called (the resident,
+    or Twilio's call id, under which Twilio keeps the number)."""
+    return conn.execute(update(hotline_calls)
+                        .where(hotline_calls.c.announcement_id == announcement_id)
+                        .values(resident_id=None,
+                                call_sid=cast(hotline_calls.c.id, String))).rowcount

@@ -11,8 +11,9 @@ from sqlalchemy import insert, select, update
 
 from gateway.delivery import reports, retention
 from gateway.store.db import utcnow
-from gateway.store.schema import (announcements, audit_log, deliveries, inbound_messages, reached,
-                                  residents)
+from gateway.store import hotline
+from gateway.store.schema import (announcements, audit_log, deliveries, grid_visits,
+                                  hotline_calls, inbound_messages, reached, residents, users)
 from tests.gateway.delivery.conftest import by_address, hand_over, planned, reach, row_of
 from tests.gateway.delivery.test_disclosure import PEOPLE, TOWN, openid, phone, segments_county  # noqa: F401
 
@@ -43,6 +44,13 @@ def sent_and_answered(app) -> int:
         conn.execute(insert(inbound_messages).values(
             at=utcnow(), channel="sms", address=phone("elderly speaker"), intent="confirm",
             announcement_id=announcement_id, body="1 收到"))
+        hotline.record_heard(conn, "CA0123456789abcdef", announcement_id, TOWN,
+                             conn.execute(select(residents.c.id)).first().id)
+        conn.execute(insert(grid_visits).values(
+            tap_id=f"tap-{announcement_id}", announcement_id=announcement_id,
+            resident_id=conn.execute(select(residents.c.id)).first().id,
+            user_id=conn.execute(select(users.c.id)).first().id, outcome="not_home",
+            note="邻居说去了广州", at=utcnow()))
         rest = [row.id for row in conn.execute(select(deliveries.c.id).where(
             deliveries.c.announcement_id == announcement_id, deliveries.c.status == "queued"))]
     hand_over(app, announcement_id, rest)  # sent; no delivery report came
@@ -70,6 +78,11 @@ def personal_traces(app, announcement_id: int) -> dict:
             & resident_ids),
         "replies": len(_all(app, select(inbound_messages)
                             .where(inbound_messages.c.announcement_id == announcement_id))),
+        "grid visits": len(_all(app, select(grid_visits)
+                                .where(grid_visits.c.announcement_id == announcement_id))),
+        "hotline callers": [row.call_sid for row in _all(app, select(hotline_calls).where(
+            hotline_calls.c.announcement_id == announcement_id))
+            if row.resident_id or row.call_sid.startswith("CA")],
     }
 
 
@@ -95,6 +108,8 @@ def test_details_go_after_the_retention_days_and_every_figure_stays(app, segment
         assert retention.run() == {"announcements": 0, "deliveries": 0, "replies": 0}
 
     assert figures(app, api, old) == before
+    with app.extensions["engine"].connect() as conn:
+        assert hotline.listeners(conn, old) == 1  # still counted, no longer named
     assert not any(personal_traces(app, old).values())
     assert all(personal_traces(app, recent).values())  # 29 days: kept
     kept = _all(app, select(deliveries.c.channel, deliveries.c.status, deliveries.c.recipient_id)
