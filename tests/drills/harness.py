@@ -27,7 +27,10 @@ Everything a drill starts is its own and is stopped at the end:
 ``Drill`` puts them together: a county of SMS-only residents, an author and an
 approver with API tokens, an announcement submitted and approved through the
 JSON API, the workers, and ``measure`` (what the stand-in received against the
-ledger). See ``tests/drills/__init__.py`` for what is asserted.
+ledger). See ``tests/drills/__init__.py`` for what is asserted. With a ``Placement``
+its servers run on hosts of ``tests/drills/network.py`` instead, the workers too
+(``start_workers(launcher=…)``), and ``serve_api`` puts the web process (gunicorn) on
+one, through which ``publish`` then goes.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
+import requests
 from sqlalchemy import create_engine, func, insert, select, text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -161,19 +165,22 @@ class RedisServer(ServerProcess):
 
 
 class Mosquitto(ServerProcess):
-    """A Mosquitto broker of the drill's own on a free port, without persistence."""
+    """A Mosquitto broker of the drill's own on a free port, without persistence
+    (``host`` and ``launcher`` as for ``RedisServer``)."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, *, host: str = "127.0.0.1", launcher: list[str] = ()):
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.directory = directory
+        self.host = host
+        self.launcher = list(launcher)
         self.port = free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.url = f"mqtt://{host}:{self.port}"
         self.process: subprocess.Popen | None = None
         os.makedirs(directory, exist_ok=True)
         self.config = os.path.join(directory, "mosquitto.conf")
         with open(self.config, "w") as handle:
             # As this user: run as root, it would switch to "mosquitto", who cannot write here.
-            handle.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            handle.write(f"listener {self.port} {host}\nallow_anonymous true\n"
                          f"persistence false\nmax_queued_messages 10000\n"
                          f"user {getpass.getuser()}\n"
                          f"log_dest file {os.path.join(directory, 'mosquitto.log')}\n"
@@ -182,10 +189,10 @@ class Mosquitto(ServerProcess):
                          f"log_timestamp_format %H:%M:%S\n")
 
     def start(self) -> "Mosquitto":
-        self.process = subprocess.Popen([self.binary, "-c", self.config],
+        self.process = subprocess.Popen([*self.launcher, self.binary, "-c", self.config],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
-        wait_until(lambda: port_open(self.port), 10, f"mosquitto on port {self.port}")
+        wait_until(lambda: port_open(self.port, self.host), 10, f"mosquitto on port {self.port}")
         return self
 
 
@@ -445,6 +452,12 @@ class Supervised:
                 return
 
 
+def _answers_http(url: str) -> bool:
+    with contextlib.suppress(requests.RequestException):
+        return requests.get(url, timeout=2).status_code == 200
+    return False
+
+
 def _sink_records(directory: str) -> list[dict]:
     """What a controller run with ``--sink-dir`` "played": ``DIR/played.jsonl``, a record a line."""
     try:
@@ -533,21 +546,26 @@ class Settings:
 
 
 @dataclass
-class ServicesHost:
+class Placement:
     """Where a drill's servers run when its hosts are network namespaces (``tests/drills/network.py``):
-    PostgreSQL (a cluster of the drill's own, with ``postgres_settings``), Redis and the Twilio
-    stand-in listen on ``address`` and are started by ``launcher``."""
+    for each of ``SERVICES``, the address of its host and the launcher that runs a command there.
+    The database is then a PostgreSQL cluster of the drill's own, with ``postgres_settings``."""
 
-    address: str
-    launcher: list[str]
+    SERVICES = ("database", "redis", "broker", "provider")
+
+    hosts: dict[str, tuple[str, list[str]]]
     postgres_settings: dict[str, str] = field(default_factory=dict)
+
+    def at(self, service: str) -> dict:
+        address, launcher = self.hosts[service]
+        return {"host": address, "launcher": launcher}
 
 
 class Drill:
     """One drill's world. Build it with ``open``, then ``start_workers``, ``publish``, fault, ``settle``."""
 
     def __init__(self, name: str, directory: str, settings: Settings, *, proxy_database: bool = False,
-                 mqtt: bool = False, twilio: bool = True, services: ServicesHost | None = None):
+                 mqtt: bool = False, twilio: bool = True, placement: Placement | None = None):
         self.name = name
         self.directory = directory
         self.settings = settings
@@ -555,7 +573,8 @@ class Drill:
         self._closers: list[Callable[[], None]] = []
         self.processes: list[Supervised] = []
         self.workers: list[Supervised] = []
-        self.services = services
+        self.placement = placement
+        self.web_url: str | None = None  # the API of a web process of its own, when started
         self.announcement_id: int | None = None
         self.published_at: float | None = None
         os.makedirs(directory, exist_ok=True)
@@ -571,11 +590,14 @@ class Drill:
     def _open(self, proxy_database: bool, mqtt: bool, twilio: bool) -> None:
         from tests.fakes.twilio_process import TwilioStandIn
 
-        services = self.services
-        where = {"host": services.address, "launcher": services.launcher} if services else {}
+        placement = self.placement
+
+        def at(service: str) -> dict:
+            return placement.at(service) if placement else {}
+
         server = None
-        if services is not None:
-            server = PostgresServer(**where, settings=services.postgres_settings)
+        if placement is not None:
+            server = PostgresServer(**at("database"), settings=placement.postgres_settings)
             self._closers.append(server.stop)
             server.start()
         self.database = PostgresDatabase(server)
@@ -584,16 +606,17 @@ class Drill:
         if proxy_database:
             self.proxy = TcpProxy(POSTGRES_PORT)
             self._closers.append(self.proxy.close)
-        self.redis = RedisServer(os.path.join(self.directory, "redis"), **where).start()
+        self.redis = RedisServer(os.path.join(self.directory, "redis"), **at("redis")).start()
         self._closers.append(self.redis.stop)
         self.mosquitto = None
         if mqtt:
-            self.mosquitto = Mosquitto(os.path.join(self.directory, "mosquitto")).start()
+            self.mosquitto = Mosquitto(os.path.join(self.directory, "mosquitto"),
+                                       **at("broker")).start()
             self._closers.append(self.mosquitto.stop)
         self.twilio = None
         if twilio:
             self.twilio = TwilioStandIn(os.path.join(self.directory, "twilio.log"),
-                                        **where).__enter__()
+                                        **at("provider")).__enter__()
             self._closers.append(lambda: self.twilio.__exit__(None, None, None))
         self.instance = os.path.join(self.directory, "instance")
         self.config = self._gateway_config()
@@ -710,6 +733,16 @@ class Drill:
                    "the workers to register with Redis", every=0.25)
         return started
 
+    def serve_api(self, address: str, launcher: list[str]) -> str:
+        """The production web process (gunicorn, one process) on another host; ``publish``
+        then goes through it over the network. Its URL."""
+        port = free_port()
+        self.supervise("web", [*launcher, sys.executable, "-m", "gunicorn", "--workers", "1",
+                               "--bind", f"{address}:{port}", "wsgi:app"], self.worker_env())
+        self.web_url = f"http://{address}:{port}"
+        wait_until(lambda: _answers_http(f"{self.web_url}/healthz"), 60, "gunicorn to answer")
+        return self.web_url
+
     def rq_workers(self) -> list:
         from rq import Worker
 
@@ -740,21 +773,26 @@ class Drill:
     def publish(self, *, channels: tuple[str, ...] = ("sms",), areas: tuple[str, ...] = (COUNTY,),
                 severity: str = "moderate") -> int:
         """Submitted by the author and approved by the approver, through the JSON API."""
-        client = self.app.test_client()
-        created = client.post("/api/v1/announcements", headers=self._as("author"), json={
+        status, created = self._post("/api/v1/announcements", "author", {
             "headline": "暴雨红色预警（演练）", "body": "预计未来3小时有特大暴雨。",
             "instruction": "请转移到安全地带。", "severity": severity, "areas": list(areas),
             "channels": list(channels)})
-        assert created.status_code == 201, created.get_data(as_text=True)
-        self.announcement_id = created.get_json()["id"]
-        approved = client.post(f"/api/v1/announcements/{self.announcement_id}/approve",
-                               headers=self._as("approver"))
-        assert approved.status_code == 200, approved.get_data(as_text=True)
+        assert status == 201, created
+        self.announcement_id = json.loads(created)["id"]
+        status, approved = self._post(f"/api/v1/announcements/{self.announcement_id}/approve",
+                                      "approver")
+        assert status == 200, approved
         self.published_at = time.monotonic()
         return self.announcement_id
 
-    def _as(self, user: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[user]}"}
+    def _post(self, path: str, user: str, body: dict | None = None) -> tuple[int, str]:
+        """POST to the API as ``user``: through the web process when one runs, else in this one."""
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+        if self.web_url is not None:
+            answer = requests.post(self.web_url + path, headers=headers, json=body, timeout=60)
+            return answer.status_code, answer.text
+        answer = self.app.test_client().post(path, headers=headers, json=body)
+        return answer.status_code, answer.get_data(as_text=True)
 
     def since_published(self) -> float:
         return time.monotonic() - self.published_at

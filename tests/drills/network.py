@@ -1,7 +1,7 @@
 """Hosts on one machine: network namespaces on a LAN of their own, for the multi-host drill.
 
-    with Network(["services", "worker-a", "worker-b"]) as lan:
-        lan.address("services")               # 169.254.N.2: where that host listens
+    with Network(["database", "worker-a", "worker-b"]) as lan:
+        lan.address("database")               # 169.254.N.2: where that host listens
         lan.launcher("worker-a")              # ["ip", "netns", "exec", NAME]: run a command there
         lan.cut("worker-b")                   # its link goes down: nothing in or out
 

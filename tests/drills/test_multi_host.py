@@ -1,12 +1,14 @@
 """Scale-out, shown (issue #20, item 2): workers on two hosts share a fan-out, and one host
 cut off mid-send costs nothing.
 
-The hosts are network namespaces on a LAN of the test's own (``tests/drills/network.py``):
-``services`` runs a PostgreSQL cluster of the drill's own (``initdb``, not the
-machine's server), Redis and the Twilio stand-in; ``worker-a`` and ``worker-b`` run
-two supervised ``flask --app wsgi worker`` processes each, reaching the services over
-their links. This process joins the LAN to load the county, approve the notice through
-the API and read the ledger, as the web host would.
+The hosts are network namespaces on a LAN of the test's own (``tests/drills/network.py``),
+each reaching the others over its link: ``database`` runs a PostgreSQL cluster of the
+drill's own (``initdb``, not the machine's server), ``redis`` a Redis, ``broker`` a
+Mosquitto, ``provider`` the Twilio stand-in; ``web`` runs the production web process
+(gunicorn) and the loudspeaker ack listener; ``worker-a`` and ``worker-b`` run two
+supervised ``flask --app wsgi worker`` processes each. This process joins the LAN as an
+operator's machine: it loads the county and reads the ledger over the network, and the
+notice is submitted and approved through the web host's JSON API.
 
 An SMS notice goes to ``DRILL_MULTI_HOST_RESIDENTS`` residents (10,000 unless told;
 ``.ci/run`` tells 50,000), at most SMS_RATE a second. Once both hosts have sent and a quarter is out, worker-b's link goes
@@ -23,7 +25,7 @@ down (``ip link set eth0 down``) and stays down. Then, by the deadline:
   would show nothing;
 - worker-b sent part of the notice before the cut and nothing after it.
 
-The services' PostgreSQL drops a connection whose host stopped answering within about
+The database host drops a connection whose host stopped answering within about
 11 s (TCP keepalives, as docs/deploy.md tells an operator to set): a worker cut off
 inside a transaction would otherwise hold its row locks, the running counts' included,
 for the two hours of the kernel's default, and every other worker would wait on them.
@@ -39,7 +41,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.drills.conftest import report
-from tests.drills.harness import ServicesHost, Settings, wait_until
+from tests.drills.harness import Placement, Settings, flask_command, wait_until
 from tests.drills.network import Network
 
 pytestmark = [pytest.mark.drill, pytest.mark.slow, pytest.mark.integration]
@@ -61,16 +63,20 @@ def lan():
     reason = Network.unavailable()
     if reason:
         pytest.skip(reason)
-    with Network(["services", "worker-a", "worker-b"]) as network:
+    with Network([*Placement.SERVICES, "web", "worker-a", "worker-b"]) as network:
         yield network
 
 
 def test_a_worker_host_cut_off_mid_fan_out(lan, drill):
     settings = Settings(residents=RESIDENTS, workers=WORKERS_PER_HOST, sms_rate=SMS_RATE,
                         extra={"LOG_LEVEL": "WARNING"})  # twilio logs each request at INFO
-    run = drill("multi-host-cut", settings, services=ServicesHost(
-        lan.address("services"), lan.launcher("services"), POSTGRES_ON_A_NETWORK))
+    placement = Placement({service: (lan.address(service), lan.launcher(service))
+                           for service in Placement.SERVICES}, POSTGRES_ON_A_NETWORK)
+    run = drill("multi-host-cut", settings, mqtt=True, placement=placement)
     run.load_county()
+    run.serve_api(lan.address("web"), lan.launcher("web"))
+    run.supervise("speakers-listen", [*lan.launcher("web"), *flask_command("speakers", "listen")],
+                  run.worker_env())
     run.start_workers(name="worker-a", launcher=lan.launcher("worker-a"))
     run.start_workers(name="worker-b", launcher=lan.launcher("worker-b"))
     run.publish()
@@ -98,6 +104,8 @@ def test_a_worker_host_cut_off_mid_fan_out(lan, drill):
         f"over the limit of {SMS_RATE}")
     assert rate["busiest_second"] >= 0.8 * SMS_RATE, "the limit never bound: nothing was shown"
     assert not sent_more_often_than_counted(run), "a resident got more messages than the ledger knows"
+    assert not [process.name for process in run.processes if process.exits
+                and not process.name.startswith("worker-b")], "a process on another host exited"
 
 
 def sent_more_often_than_counted(run) -> dict[str, int]:
