@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 from sqlalchemy import Connection, and_, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from channels.registry import IN_PERSON
 from gateway.store.db import utcnow
 from gateway.store.ledger.statuses import HANDED_OVER, PENDING
 from gateway.store.ledger.totals import REACHED_KEY, bump, ensure_counts
@@ -63,11 +64,14 @@ def add_missing(conn: Connection, announcement_id: int, rows: Sequence[Mapping])
 
 def add_correction(conn: Connection, correction_id: int, original_id: int) -> list[tuple]:
     """Queue the correction to everyone the original was handed over to, over the same
-    channels, addresses, languages and batches; returns (channel, batch, count) groups."""
+    channels, addresses, languages and batches; returns (channel, batch, count) groups.
+
+    Not in person: no job sends those, so a resident only a grid worker told is not in the
+    correction's audience (docs/grid-workers.md)."""
     channels = [row.channel for row in conn.execute(
         select(delivery_counts.c.channel).distinct()
         .where(delivery_counts.c.announcement_id == original_id,
-               delivery_counts.c.channel != REACHED_KEY[0]))]
+               delivery_counts.c.channel.notin_((REACHED_KEY[0], IN_PERSON))))]
     ensure_counts(conn, correction_id, channels)
     copied = ("channel", "recipient_id", "address", "language", "batch")
     # Bound values with the columns' types, not CASTs: SQLite's CAST(? AS DATETIME)
@@ -78,6 +82,7 @@ def add_correction(conn: Connection, correction_id: int, original_id: int) -> li
                      literal(0, deliveries.c.attempts.type),
                      literal(utcnow(), deliveries.c.updated_at.type))
               .where(deliveries.c.announcement_id == original_id,
+                     deliveries.c.channel != IN_PERSON,
                      deliveries.c.status.in_(HANDED_OVER)))
     conn.execute(insert(deliveries).from_select(
         ["announcement_id", *copied, "status", "attempts", "updated_at"], source))

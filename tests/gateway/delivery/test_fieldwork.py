@@ -201,3 +201,18 @@ def test_a_call_put_back_for_a_retry_after_the_visit_is_cancelled_not_claimed(ap
     assert by_address(app, announcement_id)[("voice", "+8613800000013")].status == "cancelled"
     with app.extensions["engine"].connect() as conn:
         assert ledger.counts(conn, announcement_id)["voice"]["cancelled"] == 1
+
+
+def test_a_correction_is_not_queued_for_a_visit_no_job_could_send(app, field):
+    from gateway.delivery import lifecycle
+    from tests.gateway.delivery.conftest import SENDER, ledger_rows, plan, user
+    announcement_id = planned(app, areas=[VILLAGE_A], channels=["sms"])
+    sms = by_address(app, announcement_id)[("sms", "+8613800000012")]
+    hand_over(app, announcement_id, [sms.id])  # 李娜's SMS went out; 张伟 was told at the door
+    tap(app, announcement_id, field["张伟"])
+    with app.app_context(), app.extensions["engine"].begin() as conn:
+        correction = lifecycle.cancel(conn, announcement_id, user(conn, "author"),
+                                      sender=SENDER).announcement_id
+    assert plan(app, correction) == {"sms": 1}
+    assert [(row.channel, row.recipient_id) for row in ledger_rows(app, correction)] == \
+        [("sms", field["李娜"])]
