@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from sqlalchemy import insert, select
 
 from channels import outbox
-from gateway.delivery import phone_codes, providers
+from gateway.delivery import phone_codes, providers, queues
 from gateway.store import ledger, registrations
 from gateway.store.schema import areas, audit_log, deliveries, residents, self_registrations
 from tests.gateway.conftest import AREAS, VILLAGE_A, VILLAGE_B
@@ -141,7 +142,7 @@ def test_the_same_number_from_a_second_session(app, county):
 
 
 def test_bulk_attempts_are_refused_per_number_and_per_address(app, county):
-    redis = __import__("gateway.delivery.queues", fromlist=["x"]).connection(app)
+    redis = queues.connection(app)
     client = app.test_client()
     for attempt in range(app.config["JOIN_CODES_PER_NUMBER"]):
         redis.delete(f"tongbao:join:gap:{NEW_E164}")  # as if a minute had passed
@@ -156,11 +157,38 @@ def test_bulk_attempts_are_refused_per_number_and_per_address(app, county):
                             data=form(client, phone=f"1390000{n:04d}")).status_code
                 for n in range(100, 100 + allowed + 2)]
     assert statuses[:allowed] == [302] * allowed and statuses[-1] == 422
-    # Behind a trusted proxy the client's own address counts, not the proxy's.
-    proxied = app.test_client()
-    response = proxied.post(f"/join/{VILLAGE_A}", data=form(proxied, phone="13900009999"),
-                            environ_base={"REMOTE_ADDR": "10.9.9.9"})
+
+
+def test_behind_a_trusted_proxy_each_client_address_counts_apart(make_app, database_url):
+    """As for logins: the address the proxy saw (X-Forwarded-For), not the proxy's own."""
+    app = make_app(database_url, TRUSTED_PROXIES=1, JOIN_CODES_PER_ADDRESS=2)
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(insert(areas), [{"code": code, "name": name} for code, name in AREAS])
+
+    def ask(client, phone: str, address: str) -> int:
+        return client.post(f"/join/{VILLAGE_A}", data=form(client, phone=phone),
+                           headers={"X-Forwarded-For": address},
+                           environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code
+
+    first, second = app.test_client(), app.test_client()
+    assert [ask(first, f"139000001{n:02d}", "203.0.113.5") for n in range(3)] == [302, 302, 422]
+    assert ask(second, "13900000199", "203.0.113.6") == 302
+
+
+def test_a_code_expires(app, county):
+    client = app.test_client()
+    client.post(f"/join/{VILLAGE_A}", data=form(client))
+    redis = queues.connection(app)
+    key = f"tongbao:join:code:{NEW_E164}"
+    assert 0 < redis.ttl(key) <= app.config["JOIN_CODE_MINUTES"] * 60
+    redis.pexpire(key, 1)
+    time.sleep(0.05)
+    response = client.post(f"/join/{VILLAGE_A}/verify",
+                           data={"csrf_token": csrf_token(client, f"/join/{VILLAGE_A}"),
+                                 "code": last_code(app, NEW_E164)})
     assert response.status_code == 302
+    assert "验证码已过期" in client.get(response.location).get_data(as_text=True)
+    assert rows(app, self_registrations) == []
 
 
 def test_admin_approval_merges_by_phone_instead_of_duplicating(app, county):
