@@ -24,8 +24,25 @@ threads = 4
 timeout = 120
 graceful_timeout = 30
 keepalive = 5
-accesslog = "-"
+# gunicorn's own lines go through the gateway's handler (gateway/logs.py: JSON by default,
+# masked); its access log is off: the app logs each request once, with its request id.
 errorlog = "-"
+
+
+def _logging() -> dict:
+    from gateway import config
+
+    settings = config.from_env()
+    return {
+        "root": {"level": settings["LOG_LEVEL"], "handlers": ["tongbao"]},
+        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+                    "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True}},
+        "handlers": {"tongbao": {"()": "gateway.logs.make_handler",
+                                 "log_format": settings["LOG_FORMAT"]}},
+    }
+
+
+logconfig_dict = _logging()
 # The proxy in front is on this host; its X-Forwarded-* headers are believed by the gateway
 # only as far as TRUSTED_PROXIES says.
 forwarded_allow_ips = "127.0.0.1"

@@ -150,6 +150,15 @@ class _StderrHandler(logging.StreamHandler):
         return sys.stderr
 
 
+def make_handler(log_format: str) -> logging.Handler:
+    """The one handler: masking, in ``log_format``, on stderr (gunicorn's ``logconfig_dict``
+    makes its own with this, so its lines are the same)."""
+    handler = _StderrHandler()
+    handler.addFilter(MaskingFilter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    return handler
+
+
 def configure(log_format: str, level: str = "INFO") -> None:
     """Send every logger's records through one masking handler on stderr, in ``log_format``.
 
@@ -159,10 +168,7 @@ def configure(log_format: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "tongbao", False)]:
         root.removeHandler(handler)
-    handler = _StderrHandler()
-    handler.addFilter(MaskingFilter())
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    root.addHandler(handler)
+    root.addHandler(make_handler(log_format))
     root.setLevel(level)
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
