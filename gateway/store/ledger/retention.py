@@ -33,8 +33,10 @@ def anonymise(conn: Connection, announcement_id: int, *, not_reached: int, uncon
     ours = deliveries.c.announcement_id == announcement_id
     conn.execute(update(deliveries).where(ours, deliveries.c.channel.notin_(PLACE_CHANNELS))
                  .values(recipient_id=-deliveries.c.id))
+    # The provider id empty, not NULL: a late callback may speak for a row with no provider id
+    # yet (ledger.provider_matches), and must never move one whose details are gone.
     emptied = conn.execute(update(deliveries).where(ours)
-                           .values(address="", provider_id=None, last_error=None,
+                           .values(address="", provider_id="", last_error=None,
                                    lease_owner=None)).rowcount
     people = [row.recipient_id for row in conn.execute(
         select(reached.c.recipient_id)

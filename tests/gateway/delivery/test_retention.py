@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, update
 
 from gateway.delivery import reports, retention
 from gateway.store.db import utcnow
-from gateway.store import hotline
+from gateway.store import hotline, ledger
 from gateway.store.schema import (announcements, audit_log, deliveries, grid_visits,
                                   hotline_calls, inbound_messages, reached, residents, users)
 from tests.gateway.delivery.conftest import by_address, hand_over, planned, reach, row_of
@@ -108,8 +108,14 @@ def test_details_go_after_the_retention_days_and_every_figure_stays(app, segment
         assert retention.run() == {"announcements": 0, "deliveries": 0, "replies": 0}
 
     assert figures(app, api, old) == before
-    with app.extensions["engine"].connect() as conn:
+    with app.extensions["engine"].begin() as conn:
         assert hotline.listeners(conn, old) == 1  # still counted, no longer named
+        still_sent = conn.execute(select(deliveries.c.id).where(
+            deliveries.c.announcement_id == old, deliveries.c.status == "sent")).first().id
+        # A provider's callback arriving this late moves nothing.
+        assert not ledger.transition(conn, still_sent, "delivered", provider_id="SM-late",
+                                     provider_must_match=True)
+    assert figures(app, api, old) == before
     assert not any(personal_traces(app, old).values())
     assert all(personal_traces(app, recent).values())  # 29 days: kept
     kept = _all(app, select(deliveries.c.channel, deliveries.c.status, deliveries.c.recipient_id)
