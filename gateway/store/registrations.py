@@ -149,7 +149,8 @@ def erase(conn: Connection, phone: str) -> int:
     deliveries stay counted, anonymised by the ledger."""
     held = held_about(conn, phone)
     for row in held["residents"]:
-        anonymise_recipient(conn, row.id, roster.erase_resident(conn, row.id))
+        roster.erase_resident(conn, row.id)
+        anonymise_recipient(conn, row.id)
         audit.record(conn, SELF, "erase", f"resident:{row.id}", "")
     for row in held["registrations"]:  # a pending one's resident has the phone: erased above
         conn.execute(delete(self_registrations).where(self_registrations.c.id == row.id))

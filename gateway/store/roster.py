@@ -289,19 +289,14 @@ def set_preferences(conn: Connection, resident_id: int, *, language: str, needs:
         language=language, opt_out=";".join(sorted(set(opt_out))), **values))
 
 
-def erase_resident(conn: Connection, resident_id: int) -> list[str]:
+def erase_resident(conn: Connection, resident_id: int) -> None:
     """Delete what is held about a resident, at their request: the row stays (deliveries
-    name its id) with nothing personal left, retired so no plan reaches it. Returns the
-    addresses it had, for the ledger to blank (``ledger.anonymise_recipient``)."""
-    row = conn.execute(select(residents.c.phone, residents.c.wechat_openid)
-                       .where(residents.c.id == resident_id)).first()
-    if row is None:
-        return []
+    name its id) with nothing personal left, retired so no plan reaches it. Their deliveries
+    are the ledger's to anonymise (``gateway.store.ledger.erasure``)."""
     conn.execute(update(residents).where(residents.c.id == resident_id).values(
         name="", phone=None, wechat_openid=None, birth_year=None, visually_impaired=False,
         hearing_impaired=False, has_smartphone=True, opt_out="", phone_invalid=None,
         pending_review=False, retired_at=utcnow()))
-    return [address for address in (row.phone, row.wechat_openid) if address]
 
 
 def resident_row(profile: ResidentProfile) -> dict:
