@@ -83,7 +83,7 @@ def approve(conn: Connection, registration_id: int, actor: str) -> int:
     if match is not None:
         resident_id = match.id
         if row.resident_id is not None and row.resident_id != match.id:
-            roster.erase_resident(conn, row.resident_id)  # pending twin: nothing sent is lost
+            _erase(conn, row.resident_id)  # a pending twin: the roster's resident goes on
     elif row.resident_id is not None:
         resident_id = row.resident_id
     else:  # the roster's resident was deleted since
@@ -101,7 +101,7 @@ def reject(conn: Connection, registration_id: int, actor: str) -> None:
     """Not a resident of that village (or not a person): the pending resident is erased."""
     row = _pending(conn, registration_id)
     if row.resident_id is not None:
-        roster.erase_resident(conn, row.resident_id)
+        _erase(conn, row.resident_id)
     _decide(conn, registration_id, "rejected", actor, None)
     audit.record(conn, actor, "reject", f"registration:{registration_id}", "")
 
@@ -149,8 +149,7 @@ def erase(conn: Connection, phone: str) -> int:
     deliveries stay counted, anonymised by the ledger."""
     held = held_about(conn, phone)
     for row in held["residents"]:
-        roster.erase_resident(conn, row.id)
-        anonymise_recipient(conn, row.id)
+        _erase(conn, row.id)
         audit.record(conn, SELF, "erase", f"resident:{row.id}", "")
     for row in held["registrations"]:  # a pending one's resident has the phone: erased above
         conn.execute(delete(self_registrations).where(self_registrations.c.id == row.id))
@@ -177,6 +176,12 @@ def _discard(conn: Connection, registration_id: int) -> None:
     """A pending registration replaced by a newer one for the same phone."""
     row = _pending(conn, registration_id)
     if row.resident_id is not None:
-        roster.erase_resident(conn, row.resident_id)
+        _erase(conn, row.resident_id)
     conn.execute(delete(self_registrations).where(self_registrations.c.id == registration_id))
 
+
+
+def _erase(conn: Connection, resident_id: int) -> None:
+    """The resident row keeps nothing personal, nor do the deliveries naming it."""
+    roster.erase_resident(conn, resident_id)
+    anonymise_recipient(conn, resident_id)

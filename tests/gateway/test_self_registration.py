@@ -227,6 +227,8 @@ def test_approval_of_a_new_resident_and_rejection(app, county):
     [approved] = rows(app, residents, residents.c.phone == NEW_E164)
     assert approved.pending_review is False and approved.id == first.resident_id
     assert rows(app, residents, residents.c.phone == "+8613900000022") == []
+    [erased] = rows(app, residents, residents.c.id == second.resident_id)
+    assert erased.name == "" and erased.retired_at is not None
     author = app.test_client()
     login(author, "author")
     assert author.get("/registrations").status_code == 403
