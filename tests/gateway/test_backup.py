@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from channels.loudspeaker.protocol import SigningKey
 from gateway import create_app
 from gateway.store.schema import audit_log, deliveries, delivery_counts, reached, residents
-from tests.conftest import POSTGRES_SERVER
+from tests.conftest import new_postgres_database
 from tests.gateway.delivery.conftest import by_address, hand_over, planned, reach
 
 pytestmark = pytest.mark.integration
@@ -27,14 +26,8 @@ def fresh_database_url(database_url, tmp_path):
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'restored' / 'tongbao.db'}"
         return
-    name = f"tongbao_restore_{uuid.uuid4().hex[:10]}"
-    server = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + name
-    with server.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    server.dispose()
+    with new_postgres_database("tongbao_restore") as url:
+        yield url
 
 
 def run(app, *args):
