@@ -10,6 +10,14 @@ def no_such_announcement(refused):
     return render_template("console/error.html", message=_("There is no such announcement.")), 404
 
 
+def details_deleted(error):
+    """The unreached list of a notice whose delivery details retention deleted."""
+    return render_template("console/error.html", message=_(
+        "Who this notice did not reach is no longer known: its delivery details were deleted "
+        "after the retention period (RETENTION_DAYS). Its counts remain on its page and in its "
+        "disclosure report.")), 410
+
+
 def forbidden(error):
     """A page the user's role may not open (``role_required``): say so, in their language."""
     return render_template("console/error.html",

@@ -14,7 +14,8 @@ from gateway.delivery import imports, lifecycle, preview, reach, reports
 from gateway.store import audit, roster
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
-from gateway.web.console.errors import bad_area, forbidden, no_such_announcement
+from gateway.web.console.errors import (bad_area, details_deleted, forbidden,
+                                        no_such_announcement)
 from gateway.web.console.auth import login_required, role_required
 from gateway.store.db import engine
 from gateway.web.hardening import body_limit, clamped_page
@@ -23,6 +24,7 @@ bp = Blueprint("people", __name__)
 bp.register_error_handler(lifecycle.ActionRefused, no_such_announcement)
 bp.register_error_handler(403, forbidden)
 bp.register_error_handler(AreaError, bad_area)
+bp.register_error_handler(reports.DetailsDeleted, details_deleted)
 
 PER_PAGE = 50
 FLAG_COLUMNS = ("visually_impaired", "hearing_impaired", "has_smartphone", "test_audience")

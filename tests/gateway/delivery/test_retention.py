@@ -14,6 +14,7 @@ from gateway.store.db import utcnow
 from gateway.store import hotline, ledger
 from gateway.store.schema import (announcements, audit_log, deliveries, grid_visits,
                                   hotline_calls, inbound_messages, reached, residents, users)
+from tests.gateway.console.conftest import login
 from tests.gateway.delivery.conftest import by_address, hand_over, planned, reach, row_of
 from tests.gateway.delivery.test_disclosure import PEOPLE, TOWN, openid, phone, segments_county  # noqa: F401
 
@@ -130,6 +131,11 @@ def test_details_go_after_the_retention_days_and_every_figure_stays(app, segment
     assert gone.status_code == 410 and "RETENTION_DAYS" in gone.get_json()["error"]
     refused = api("approver").post(f"/api/v1/announcements/{old}/cancel")
     assert refused.status_code == 409 and "new notice" in refused.get_json()["error"]
+    console = app.test_client()
+    login(console, "approver")
+    for path in (f"/announcements/{old}/unreached", f"/announcements/{old}/unreached.csv"):
+        page = console.get(path)
+        assert page.status_code == 410 and "投递明细已在保存期限" in page.get_data(as_text=True)
 
 
 def test_off_by_default_and_never_before_a_notice_finished(app, segments_county):
