@@ -10,20 +10,29 @@ grids; nothing here redefines reached or confirmed. A tap is kept once per tap i
 * ``not_home``, ``refused``: an attempt, shown with what was tried;
 * ``moved`` (moved away or wrong data): an attempt, and the resident flagged for the
   admin's roster review with the worker's note.
+
+``grid_report`` is the office's after-action view per village and grid: reached first by a
+machine or in person, not reached, the time to 90 % reached, the grid's workers and last visit.
 """
 from __future__ import annotations
 
+import csv
+import io
+import math
 import re
 from datetime import datetime
 
 from sqlalchemy import Connection, and_, case, or_, select
 
+from channels.registry import IN_PERSON
 from gateway.delivery import lifecycle, reach, reports
 from gateway.store import audit, grids, ledger
 from gateway.store.db import as_utc, utcnow
-from gateway.store.schema import announcements, residents
+from gateway.store.schema import announcements, reached, residents
 
 TAP_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+REPORT_COLUMNS = ("village", "grid", "targeted", "reached_by_machine", "reached_in_person",
+                  "not_reached", "seconds_to_90", "workers", "last_visit")
 #: Residents shown per notice on one page; a grid holds a few hundred households.
 MAX_PEOPLE = 500
 
@@ -151,3 +160,54 @@ def _moment(value) -> datetime | None:
     except ValueError:
         raise TapRefused("tapped_at is not an ISO 8601 time") from None
     return as_utc(moment)
+
+
+def grid_report(conn: Connection, announcement) -> list[dict]:
+    """Per village and grid (``grid`` None: the village's residents with no grid), over the
+    notice's audience: targeted, reached first by a machine (SMS, call, WeChat) or in person,
+    not reached, seconds from the release until 90 % were reached (None while not), the
+    grid's workers and the time of its last visit for this notice."""
+    sent = as_utc(announcement.sent)
+    groups: dict[tuple, dict] = {}
+    times: dict[tuple, list[float]] = {}
+    for row in conn.execute(
+            select(residents.c.area_code, residents.c.grid, reached.c.channel, reached.c.reached_at)
+            .select_from(residents.outerjoin(reached, and_(
+                reached.c.announcement_id == announcement.id,
+                reached.c.recipient_id == residents.c.id)))
+            .where(reach.audience_clause(announcement))):
+        key = (row.area_code, row.grid or "")
+        group = groups.setdefault(key, {"village": row.area_code, "grid": row.grid,
+                                        "targeted": 0, "reached_by_machine": 0,
+                                        "reached_in_person": 0, "not_reached": 0})
+        group["targeted"] += 1
+        if row.channel is None:
+            group["not_reached"] += 1
+            continue
+        group["reached_in_person" if row.channel == IN_PERSON else "reached_by_machine"] += 1
+        if sent and row.reached_at:
+            times.setdefault(key, []).append(max((as_utc(row.reached_at) - sent).total_seconds(), 0))
+    workers = {row["code"]: row["workers"] for row in grids.registry(conn)}
+    last = grids.last_visits(conn, announcement.id)
+    for key, group in groups.items():
+        ordered = sorted(times.get(key, []))
+        needed = math.ceil(group["targeted"] * 0.9)
+        group["seconds_to_90"] = round(ordered[needed - 1], 1) if 0 < needed <= len(ordered) else None
+        group["workers"] = workers.get(group["grid"], [])
+        group["last_visit"] = last.get(group["grid"])
+    return [groups[key] for key in sorted(groups)]
+
+
+def grid_report_csv(rows: list[dict], header: list[str], names: dict[str, str]) -> str:
+    """The report as CSV with a BOM, one line per village and grid; ``names`` gives the
+    villages' and grids' names (in the reader's words); cells inert for spreadsheets."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([reports.inert_cell(title) for title in header])
+    for row in rows:
+        cells = {**row, "village": f"{names.get(row['village'], '')} {row['village']}".strip(),
+                 "grid": f"{names.get(row['grid'], '')} {row['grid'] or ''}".strip(),
+                 "workers": ";".join(row["workers"]),
+                 "last_visit": row["last_visit"].isoformat() if row["last_visit"] else ""}
+        writer.writerow([reports.inert_cell(cells[column]) for column in REPORT_COLUMNS])
+    return "\ufeff" + buffer.getvalue()

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from audiences import areas as area_codes
 from gateway.store import audit
 from gateway.store.accounts import GRID_WORKER, find_user
-from gateway.store.db import utcnow
+from gateway.store.db import as_utc, utcnow
 from gateway.store.schema import areas, grid_visits, grid_workers, grids, residents, users
 
 #: What a grid worker found at the door: told in person (a delivery), or an attempt.
@@ -142,6 +142,15 @@ def flag_for_review(conn: Connection, resident_id: int, note: str) -> None:
     (an edit or a roster import that lists them clears the flag)."""
     conn.execute(update(residents).where(residents.c.id == resident_id)
                  .values(review_note=note[:NOTE_MAX_LENGTH] or MOVED))
+
+
+def last_visits(conn: Connection, announcement_id: int) -> dict[str, datetime]:
+    """grid code → when its last tap for this notice was recorded."""
+    return {grid: as_utc(at) for grid, at in conn.execute(
+        select(residents.c.grid, func.max(grid_visits.c.at))
+        .join(residents, residents.c.id == grid_visits.c.resident_id)
+        .where(grid_visits.c.announcement_id == announcement_id, residents.c.grid.is_not(None))
+        .group_by(residents.c.grid)).all()}
 
 
 def visits(conn: Connection, announcement_id: int, resident_ids: list[int]) -> dict[int, list[dict]]:

@@ -8,20 +8,22 @@ recorded once. Opening the page is a view of personal data, so it is audited.
 """
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (Blueprint, Response, flash, g, jsonify, redirect, render_template, request,
+                   url_for)
 from flask_babel import gettext as _
 
 from audiences.areas import AreaError
-from gateway.delivery import fieldwork
+from gateway.delivery import fieldwork, lifecycle
 from gateway.store import audit, grids
 from gateway.store.accounts import GRID_WORKER
 from gateway.store.db import engine
 from gateway.web.console import queries
-from gateway.web.console.auth import role_required
-from gateway.web.console.errors import forbidden
+from gateway.web.console.auth import login_required, role_required
+from gateway.web.console.errors import forbidden, no_such_announcement
 
 bp = Blueprint("grids", __name__)
 bp.register_error_handler(403, forbidden)
+bp.register_error_handler(lifecycle.ActionRefused, no_such_announcement)
 
 #: Taps one request may carry: a day's visits queued on a phone fit many times over.
 MAX_TAPS = 200
@@ -112,3 +114,33 @@ def _grid_error(error: grids.GridError) -> str:
     if error.reason == "no_user":
         return _("there is no user named %(user)s.", user=details["user"])
     return _("%(user)s is not a grid worker.", user=details["user"])
+
+
+@bp.route("/announcements/<int:announcement_id>/grids")
+@login_required
+def report(announcement_id: int):
+    """Per village and grid: reached by machine, in person, not reached, time to 90 %, the
+    grid's workers and last visit. Counts and user names only, for every office role."""
+    row, rows, names = _report(announcement_id)
+    return render_template("console/grid_report.html", a=row, rows=rows, names=names)
+
+
+@bp.route("/announcements/<int:announcement_id>/grids.csv")
+@login_required
+def report_csv(announcement_id: int):
+    _row, rows, names = _report(announcement_id)
+    header = [_("Village"), _("Grid"), _("Targeted"), _("Reached by machine"),
+              _("Reached in person"), _("Not reached"), _("Seconds until nine in ten reached"),
+              _("Grid workers"), _("Last visit")]
+    return Response(fieldwork.grid_report_csv(rows, header, names), mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f"attachment; filename=grids-{announcement_id}.csv"})
+
+
+def _report(announcement_id: int):
+    with engine().connect() as conn:
+        row = lifecycle.get(conn, announcement_id)
+        rows = fieldwork.grid_report(conn, row)
+        names = {**queries.area_names(conn),
+                 **grids.names(conn, [r["grid"] for r in rows if r["grid"]])}
+    return row, rows, names

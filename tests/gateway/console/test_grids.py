@@ -192,3 +192,16 @@ def test_a_resident_reported_moved_is_marked_for_review_until_the_admin_saves_th
         row = conn.execute(select(residents.c.grid, residents.c.review_note, residents.c.phone)
                            .where(residents.c.id == field["李娜"])).one()
     assert tuple(row) == (GRID_A, None, "+8613800000019")
+
+
+def test_the_office_sees_each_village_and_grid_as_a_page_and_a_csv(app, client, field):
+    announcement_id = released(client)  # the approver is left logged in
+    html = page(client.get(f"/announcements/{announcement_id}/grids"))
+    assert "按村和网格" in html and "一组" in html and "gridworker" in html and "无网格员" in html
+    csv_text = page(client.get(f"/announcements/{announcement_id}/grids.csv"))
+    assert csv_text.startswith("\ufeff村,网格,目标人数,经自动渠道送达,当面告知,")
+    assert f"一组 {GRID_A}" in csv_text
+    assert client.get("/announcements/999/grids").status_code == 404
+    logout(client)
+    login(client, WORKER)
+    assert client.get(f"/announcements/{announcement_id}/grids").status_code == 403

@@ -12,7 +12,7 @@ from gateway.delivery import disclosure, escalation, fieldwork, reach, reports
 from gateway.store import grids, ledger, roster
 from gateway.store.accounts import create_user, find_user
 from gateway.store.db import utcnow
-from gateway.store.schema import audit_log, grid_visits, residents
+from gateway.store.schema import announcements, audit_log, grid_visits, residents
 from tests.gateway.conftest import VILLAGE_A, VILLAGE_B
 from tests.gateway.delivery.conftest import (by_address, hand_over, planned, reach as delivered,
                                              row_of)
@@ -216,3 +216,31 @@ def test_a_correction_is_not_queued_for_a_visit_no_job_could_send(app, field):
     assert plan(app, correction) == {"sms": 1}
     assert [(row.channel, row.recipient_id) for row in ledger_rows(app, correction)] == \
         [("sms", field["李娜"])]
+
+
+def test_the_grid_report_counts_machine_and_in_person_reach_per_village_and_grid(app, field):
+    announcement_id = planned(app, areas=[VILLAGE_A, VILLAGE_B], channels=["sms"])
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(update(announcements).where(announcements.c.id == announcement_id)
+                     .values(sent=utcnow() - timedelta(minutes=10)))
+    sms = by_address(app, announcement_id)[("sms", "+8613800000012")]
+    hand_over(app, announcement_id, [sms.id])
+    delivered(app, [sms.id])  # 李娜 by SMS
+    tap(app, announcement_id, field["张伟"])  # 张伟 at the door
+    tap(app, announcement_id, field["陈桂英"], "not_home", "tap-report-b", name="网格员李")
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        rows = fieldwork.grid_report(conn, row_of(conn, announcement_id))
+    by_grid = {(row["village"], row["grid"]): row for row in rows}
+    grid_a = by_grid[(VILLAGE_A, GRID_A)]
+    assert (grid_a["targeted"], grid_a["reached_by_machine"], grid_a["reached_in_person"],
+            grid_a["not_reached"], grid_a["workers"]) == (2, 1, 1, 0, ["网格员王"])
+    assert 0 < grid_a["seconds_to_90"] <= 600 + 5 and grid_a["last_visit"] is not None
+    grid_b = by_grid[(VILLAGE_B, GRID_B)]
+    assert (grid_b["targeted"], grid_b["not_reached"], grid_b["seconds_to_90"],
+            grid_b["workers"]) == (1, 1, None, ["网格员李"])
+    assert grid_b["last_visit"] is not None  # a visit, though no one was reached
+    no_grid = by_grid[(VILLAGE_A, None)]  # the county's other village A residents
+    assert no_grid["workers"] == [] and no_grid["last_visit"] is None
+    assert sum(row["targeted"] for row in rows) == status(app, announcement_id)["not_reached_residents"] + 2
+    text = fieldwork.grid_report_csv(rows, list(fieldwork.REPORT_COLUMNS), {GRID_A: "一组"})
+    assert text.startswith("\ufeffvillage,grid,") and f"一组 {GRID_A},2,1,1,0," in text
