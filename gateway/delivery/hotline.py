@@ -147,8 +147,8 @@ def confirm(resident_id: int, announcement_id: int) -> bool:
         log.info("a hotline confirmation of announcement %s by resident %s has no delivery to "
                  "move", announcement_id, resident_id)
         return False
-    return outcomes.apply(movable[0].id, StatusUpdate("confirmed",
-                                                      extra={"outcome": "confirmed on the hotline"}))
+    confirmation = StatusUpdate("confirmed", extra={"outcome": "confirmed on the hotline"})
+    return outcomes.apply(movable[0].id, confirmation)
 
 
 def _preference(channel: str) -> int:
@@ -156,7 +156,8 @@ def _preference(channel: str) -> int:
 
 
 def notices_for(conn: Connection, area_code: str) -> list:
-    """The live notices whose target areas include ``area_code``: most severe, then newest, first."""
+    """The live notices whose target areas include ``area_code``, the most severe first and,
+    among equal severities, the newest."""
     now = utcnow()
     live = [notice for notice in conn.execute(
         select(announcements).where(announcements.c.state.in_(lifecycle.LIVE_STATES),
@@ -190,6 +191,14 @@ def last_issued(conn: Connection, area_code: str):
         if len(page) < LAST_ISSUED_PAGE:
             return None
         offset += LAST_ISSUED_PAGE
+
+
+def _is_area_code(code: str) -> bool:
+    """Whether the menu can place ``code`` (a registry row of another kind is left out)."""
+    try:
+        return area_codes.normalize(code) == code
+    except area_codes.AreaError:
+        return False
 
 
 def _severity_rank(severity: str) -> int:
@@ -234,13 +243,15 @@ class _Call:
     def choices(self, area: str) -> tuple[str, str | None, list[tuple[str, str]]]:
         """(the area offered, its name for "all of it" or ``None`` at the top, the areas
         beneath it in the registry); the top is the registry's one top area when it has one."""
-        registry = dict(self.conn.execute(select(areas.c.code, areas.c.name)).all())
+        rows = self.conn.execute(select(areas.c.code, areas.c.name))
+        registry = {code: name for code, name in rows if _is_area_code(code)}
+        parents = {code: area_codes.parent(code) for code in registry}
         if not area:
-            tops = sorted(code for code in registry if area_codes.parent(code) not in registry)
+            tops = sorted(code for code, above in parents.items() if above not in registry)
             if len(tops) != 1:
                 return "", None, [(code, registry[code]) for code in tops]
             area = tops[0]
-        beneath = sorted(code for code in registry if area_codes.parent(code) == area)
+        beneath = sorted(code for code, above in parents.items() if above == area)
         return area, registry.get(area, area), [(code, registry[code]) for code in beneath]
 
     def on_menu(self, state: State, keys: str) -> str:

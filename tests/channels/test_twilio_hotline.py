@@ -17,7 +17,8 @@ def test_a_recording_and_text_are_heard_inside_the_question_that_waits_for_keys(
     assert root[0].get("voice") == "Polly.Zhiyu" and root[0].text == "欢迎。"
     gather = root.find("Gather")
     assert (gather.get("action"), gather.get("numDigits"), gather.get("finishOnKey"),
-            gather.get("actionOnEmptyResult"), gather.get("timeout")) == (ACTION, "2", "#", "true", "8")
+            gather.get("actionOnEmptyResult"), gather.get("timeout")) == \
+        (ACTION, "2", "#", "true", "8")
     # Inside the question: a key pressed during the notice answers at once.
     assert [(child.tag, child.text) for child in gather] == [
         ("Play", "https://gw/media/a1.wav"), ("Say", "请按1。")]

@@ -11,12 +11,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from twilio.request_validator import RequestValidator
 
 from gateway.config import ConfigError, from_env
 from gateway.store import roster
-from gateway.store.schema import announcements, deliveries, hotline_calls
+from gateway.store.schema import announcements, areas, deliveries, hotline_calls
 from messages.withdrawal import said_time
 from tests.conftest import run_jobs
 from tests.gateway.console.conftest import login, page
@@ -304,7 +304,21 @@ def test_the_time_said_is_beijing_time():
 
 
 def test_the_duty_number_setting_takes_a_telephone_number_only():
-    assert from_env({"HOTLINE_DUTY_NUMBER": " 0777-2825000 "})["HOTLINE_DUTY_NUMBER"] == "0777-2825000"
+    duty = from_env({"HOTLINE_DUTY_NUMBER": " 0777-2825000 "})["HOTLINE_DUTY_NUMBER"]
+    assert duty == "0777-2825000"
     assert from_env({})["HOTLINE_DUTY_NUMBER"] is None
     with pytest.raises(ConfigError, match="HOTLINE_DUTY_NUMBER: 'the office' is not a telephone"):
         from_env({"HOTLINE_DUTY_NUMBER": "the office"})
+
+
+def test_more_than_nine_areas_are_keyed_in_with_two_digits(app, county):
+    villages = [(f"450703100{n:03d}", f"第{n}村") for n in range(301, 311)]
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(insert(areas), [{"code": code, "name": name} for code, name in villages])
+    call = Call(app, STRANGER)
+    call.start()
+    call.press("3")  # 钦北区
+    town = call.press("2")  # 大寺镇: all of it, 大寺村 and ten more villages
+    assert town.digits == 2 and "第310村，请按12。" in town.text and "井号" in town.text
+    last = call.press("12#")
+    assert "第310村还没有发布过通知" in last.text

@@ -25,7 +25,8 @@ def test_the_keys_after_a_notice_offer_1_only_to_a_roster_caller():
     assert hotline.choices("zh", confirm=True, duty=False) == "确认收到请按1，重听请按2，下一条请按3。"
     assert hotline.choices("zh", confirm=False, duty=True) == "重听请按2，下一条请按3。转接值班人员，请按0。"
     assert hotline.choices("en", confirm=True, duty=False) == (
-        "Press 1 to confirm you heard this notice. Press 2 to hear it again, 3 for the next notice.")
+        "Press 1 to confirm you heard this notice. "
+        "Press 2 to hear it again, 3 for the next notice.")
 
 
 def test_no_notice_says_when_the_last_was_issued_in_beijing_time():
