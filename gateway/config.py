@@ -10,6 +10,7 @@ import re
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway import logs
 from messages.audio import DEFAULT_VOICES, VOICE_NAME
 from messages.gbt35965 import DEFAULT_EVENT_CODES, DEFAULT_OTHER_EVENT_CODE
 from messages.languages import LanguageError, canonical
@@ -235,8 +236,8 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "PROMETHEUS_MULTIPROC_DIR": _text(),
     "MAX_REQUEST_BYTES": _whole(256 * 1024, minimum=1024),  # any request body but a roster's
     "MAX_ROSTER_BYTES": _whole(64 * 1024 * 1024, minimum=1024),  # a roster upload (API, console)
-    "LOG_FORMAT": _choice("json", ("json", "text")),  # `serve` (the quickstart) says text
-    "LOG_LEVEL": _choice("INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True),
+    "LOG_FORMAT": _choice("json", logs.FORMATS),  # `serve` (the quickstart) says text
+    "LOG_LEVEL": _choice("INFO", logs.LEVELS, upper=True),
     "RETENTION_DAYS": _whole(0),  # 0: delivery details are kept; see gateway/delivery/retention.py
 }
 

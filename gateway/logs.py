@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 FORMATS = ("json", "text")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: Libraries that log every migration step or HTTP request at INFO (twilio: each request's
 #: parameters): at WARNING unless LOG_LEVEL is DEBUG.
 CHATTY = ("alembic", "httpx", "twilio")
@@ -55,6 +56,12 @@ def _masked_phone(number: str) -> str:
     plus = "+" if number.startswith("+") else "%2B" if number[:3].upper() == "%2B" else ""
     digits = re.sub(r"\D", "", number[len(plus):])
     return plus + digits[:-8] + "****" + digits[-4:]
+
+
+def _masked_address(value: str) -> str:
+    """A value known to be an address: a phone as a phone, anything else as an id."""
+    masked = mask(value)
+    return masked if masked != value else _masked_id(value)
 
 
 def _masked_id(value: str) -> str:
@@ -102,7 +109,7 @@ class MaskingFilter(logging.Filter):
             record.stack_info = mask(record.stack_info)
         for name in PERSONAL_FIELDS:
             if getattr(record, name, None):
-                setattr(record, name, mask(str(getattr(record, name))))
+                setattr(record, name, _masked_address(str(getattr(record, name))))
         return True
 
 

@@ -42,6 +42,8 @@ def test_a_phone_in_the_message_and_in_its_args_is_masked(json_logs, lines):
     assert line["event"] == ("sms to +86138****0015 failed: the 'To' number 139****0002 is not "
                              "valid, also 138****8000")
     assert line["address"] == "+86138****0015" and line["delivery_id"] == 42
+    logging.getLogger("gateway.test").info("sent", extra={"address": "o_young_a"})
+    assert lines()[0]["address"] == "o_y****_a"  # an address field is masked whatever it holds
     assert line["level"] == "WARNING" and line["logger"] == "gateway.test"
     assert line["time"].endswith("+00:00")
 
