@@ -149,8 +149,8 @@ class RedisServer(ServerProcess):
 
     def start(self) -> "RedisServer":
         self.process = subprocess.Popen(
-            [*self.launcher, self.binary, "--port", str(self.port), "--bind", self.host, "--save", "",
-             "--appendonly", "no", "--dir", self.directory,
+            [*self.launcher, self.binary, "--port", str(self.port), "--bind", self.host,
+             "--save", "", "--appendonly", "no", "--dir", self.directory,
              "--logfile", os.path.join(self.directory, "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_until(self._answers, 10, f"redis-server on port {self.port}")
@@ -237,7 +237,8 @@ class PostgresServer(ServerProcess):
                    "synchronous_commit": "off", "full_page_writes": "off", **self.settings}
         with open(os.path.join(self.directory, "postgres.log"), "ab") as log:
             self.process = subprocess.Popen(
-                [*self.launcher, *self.as_owner, os.path.join(self.bin, "postgres"), "-D", self.data,
+                [*self.launcher, *self.as_owner, os.path.join(self.bin, "postgres"),
+                 "-D", self.data,
                  *(word for name, value in options.items() for word in ("-c", f"{name}={value}"))],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(self._answers, 30, f"PostgreSQL on {self.host}:{self.port}")
@@ -261,7 +262,8 @@ class PostgresServer(ServerProcess):
 
 
 class PostgresDatabase:
-    """``tongbao_drill_<random>`` on the machine's PostgreSQL (or ``server``), dropped by ``drop``."""
+    """``tongbao_drill_<random>`` on the machine's PostgreSQL (or on ``server``), dropped by
+    ``drop``."""
 
     def __init__(self, server: PostgresServer | None = None):
         self.name = f"tongbao_drill_{uuid.uuid4().hex[:10]}"
@@ -547,9 +549,10 @@ class Settings:
 
 @dataclass
 class Placement:
-    """Where a drill's servers run when its hosts are network namespaces (``tests/drills/network.py``):
-    for each of ``SERVICES``, the address of its host and the launcher that runs a command there.
-    The database is then a PostgreSQL cluster of the drill's own, with ``postgres_settings``."""
+    """Where a drill's servers run when its hosts are network namespaces
+    (``tests/drills/network.py``): for each of ``SERVICES``, the address of its host and the
+    launcher that runs a command there. The database is then a PostgreSQL cluster of the
+    drill's own, with ``postgres_settings``."""
 
     SERVICES = ("database", "redis", "broker", "provider")
 

@@ -44,14 +44,16 @@ class Network:
         self.hosts = list(hosts)
         tag = uuid.uuid4().hex[:6]
         self.prefix = f"tbdrill-{tag}"
-        self.subnet = random.choice([n for n in range(1, 255) if n != 169])  # .169.254: cloud metadata
+        # Not 169.254.169.0/24: clouds serve their metadata at 169.254.169.254.
+        self.subnet = random.choice([n for n in range(1, 255) if n != 169])
         self.switch = f"{self.prefix}-lan"
         self.own_link = f"tbd{tag}"  # the name of this machine's end (15 characters at most)
         self._made: list[str] = []
 
     @staticmethod
     def unavailable() -> str | None:
-        """Why the drill's network cannot be made here, or None if it can (made once and removed)."""
+        """Why the drill's network cannot be made here, or None if it can (tried: made and
+        removed)."""
         if os.geteuid() != 0:
             return "network namespaces need root (ip netns add); run as root to show scale-out"
         if shutil.which("ip") is None:

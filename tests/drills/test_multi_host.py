@@ -11,8 +11,9 @@ operator's machine: it loads the county and reads the ledger over the network, a
 notice is submitted and approved through the web host's JSON API.
 
 An SMS notice goes to ``DRILL_MULTI_HOST_RESIDENTS`` residents (10,000 unless told;
-``.ci/run`` tells 50,000), at most SMS_RATE a second. Once both hosts have sent and a quarter is out, worker-b's link goes
-down (``ip link set eth0 down``) and stays down. Then, by the deadline:
+``.ci/run`` tells 50,000), at most SMS_RATE a second. Once both worker hosts have sent and
+a quarter is out, worker-b's link goes down (``ip link set eth0 down``) and stays down.
+Then, by the deadline:
 
 - nobody lost, nothing stranded: worker-a's reconciler takes back worker-b's leased rows
   once their lease lapses and its heartbeat is gone, and queues its batches again;
@@ -46,7 +47,7 @@ from tests.drills.network import Network
 
 pytestmark = [pytest.mark.drill, pytest.mark.slow, pytest.mark.integration]
 
-#: .ci/run sets 50,000 (8 min 44 s measured on two busy cores); 10,000 take about 2 minutes.
+#: .ci/run sets 50,000 (about 9 minutes, measured on two busy cores); 10,000 take about 2.
 RESIDENTS = int(os.environ.get("DRILL_MULTI_HOST_RESIDENTS", "10000"))
 #: Low enough that four workers on two busy cores reach it: the limit has to bind to be shown.
 SMS_RATE = 150
@@ -103,7 +104,7 @@ def test_a_worker_host_cut_off_mid_fan_out(lan, drill):
         f"{rate['busiest_second']} messages within one second at the provider, "
         f"over the limit of {SMS_RATE}")
     assert rate["busiest_second"] >= 0.8 * SMS_RATE, "the limit never bound: nothing was shown"
-    assert not sent_more_often_than_counted(run), "a resident got more messages than the ledger knows"
+    assert not sent_more_often_than_counted(run), "a number got more than the ledger counts"
     assert not [process.name for process in run.processes if process.exits
                 and not process.name.startswith("worker-b")], "a process on another host exited"
 
