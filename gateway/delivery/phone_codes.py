@@ -4,7 +4,9 @@ A code is six digits, sent by SMS through the SMS channel (the outbox where no p
 is configured), kept in Redis only as a digest, and good for ``JOIN_CODE_MINUTES`` and
 ``MAX_TRIES`` wrong guesses; after them the code is void and a new one must be asked for.
 It is bound to a ticket held by the browser session that asked for it, so a code read off
-a phone cannot be typed into another session.
+a phone cannot be typed into another session; what waits for the code (the phone, what the
+resident typed) is kept under the ticket in Redis, not in the session cookie, which the
+browser can read, and goes with the code.
 
 Abuse limits, each a Redis counter over a fixed hour (the address is the client's, as the
 proxies in ``TRUSTED_PROXIES`` saw it): one code a minute and ``JOIN_CODES_PER_NUMBER`` an
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
+from typing import Any, Mapping
 
 from flask import current_app
 
@@ -40,8 +44,9 @@ class CodeRefused(Exception):
         self.seconds = seconds
 
 
-def send_code(phone: str, address: str, language: str) -> str:
-    """Send a new code to ``phone``; returns the ticket the asking session keeps."""
+def send_code(phone: str, address: str, language: str, waiting: Mapping[str, Any]) -> str:
+    """Send a new code to ``phone``, keeping ``waiting`` until it is checked; returns the ticket
+    the asking session keeps."""
     redis = queues.connection()
     config = current_app.config
     if not redis.set(_key("gap", phone), 1, nx=True, ex=RESEND_SECONDS):
@@ -55,12 +60,20 @@ def send_code(phone: str, address: str, language: str) -> str:
     redis.delete(_key("code", phone))
     redis.hset(_key("code", phone), mapping={"digest": _digest(ticket, code), "tries": 0})
     redis.expire(_key("code", phone), minutes * 60)
+    redis.set(_key("waiting", ticket), json.dumps({**waiting, "phone": phone}), ex=minutes * 60)
     _send(phone, code_sms(code, minutes, language, providers.render_context()))
     return ticket
 
 
-def check_code(phone: str, ticket: str, code: str, address: str) -> bool:
-    """Whether ``code`` is the one sent to ``phone`` for this ticket; a right code is used up.
+def waiting_for(ticket: str) -> dict | None:
+    """What waits for this ticket's code (with its ``phone``); ``None`` once it has expired."""
+    kept = queues.connection().get(_key("waiting", ticket))
+    return None if kept is None else json.loads(kept)
+
+
+def check_code(ticket: str, code: str, address: str) -> dict | None:
+    """What waited for the code when ``code`` is the one sent for this ticket (it is used up),
+    ``None`` when it is not.
 
     Raises ``CodeRefused`` when there is no live code (``expired``), its tries are used up
     (``tries``) or this address has guessed wrong too often (``address``)."""
@@ -68,19 +81,24 @@ def check_code(phone: str, ticket: str, code: str, address: str) -> bool:
     wrong_key = _key("wrong-address", address)
     if int(redis.get(wrong_key) or 0) >= WRONG_PER_ADDRESS:
         raise CodeRefused("address", max(0, redis.ttl(wrong_key)))
+    waiting = waiting_for(ticket)
+    if waiting is None:
+        raise CodeRefused("expired")
+    phone = waiting["phone"]
     stored = redis.hgetall(_key("code", phone))
     if not stored:
         raise CodeRefused("expired")
     if int(stored[b"tries"]) >= MAX_TRIES:
         raise CodeRefused("tries")
     if hmac.compare_digest(stored[b"digest"].decode(), _digest(ticket, code.strip())):
-        redis.delete(_key("code", phone))
-        return True
+        redis.delete(_key("code", phone), _key("waiting", ticket))
+        return waiting
     tries = redis.hincrby(_key("code", phone), "tries", 1)
     _count(redis, wrong_key)
     if tries >= MAX_TRIES:
+        redis.delete(_key("waiting", ticket))
         raise CodeRefused("tries")
-    return False
+    return None
 
 
 def _send(phone: str, rendered) -> None:

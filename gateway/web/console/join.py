@@ -1,8 +1,9 @@
 """Self-registration by QR code (/join/<village>), public: a resident registers with consent,
 proves their phone with a code sent by SMS, and later sees, changes or deletes what is held.
 
-The session keeps what was typed until the code is checked (``join``), then, for changes, that
-the phone was proved and until when (``join_phone``, ``join_until``). Limits on codes are in
+The session keeps only the code's ticket (``join``: what was typed waits in Redis with the code,
+``phone_codes.waiting_for``), then, for changes, that the phone was proved and until when
+(``join_phone``, ``join_until``). Limits on codes are in
 ``gateway.delivery.phone_codes``; the data and consents in ``gateway.store.registrations``.
 """
 from __future__ import annotations
@@ -101,15 +102,15 @@ def _needs_with_consent(errors: dict) -> list[str]:
 
 
 def _send_code(village_code: str, phone: str, language: str, **waiting) -> str | None:
-    """Send a code and keep in the session what waits for it (its ticket, the phone, the
-    ``purpose`` and, to register, the ``entries``); the error to show when none was sent."""
+    """Send a code; what waits for it (the ``purpose`` and, to register, the ``entries``) is
+    kept with it, the session keeps its ticket. The error to show when none was sent."""
     try:
-        ticket = phone_codes.send_code(phone, request.remote_addr or "unknown", language)
+        ticket = phone_codes.send_code(phone, request.remote_addr or "unknown", language, waiting)
     except phone_codes.CodeRefused as refused:
         return _refusal(refused)
     except ChannelError:
         return _("The code could not be sent to this number. Check it and try again later.")
-    session["join"] = {"ticket": ticket, "phone": phone, "village": village_code, **waiting}
+    session["join"] = {"ticket": ticket, "village": village_code}
     return None
 
 
@@ -132,14 +133,18 @@ def _refusal(refused: phone_codes.CodeRefused) -> str:
 @bp.route("/join/<code>/verify", methods=("GET", "POST"))
 def verify(code: str):
     village = _village(code)
-    pending = session.get("join")
-    if not pending or pending.get("village") != village.code:
+    ticket = session.get("join", {}).get("ticket")
+    pending = phone_codes.waiting_for(ticket) if ticket else None
+    if pending is None or session["join"]["village"] != village.code:
+        if ticket:
+            flash(_("The code has expired. Ask for a new one."), "error")
+        session.pop("join", None)
         return redirect(url_for("join.register", code=village.code))
     error = None
     if request.method == "POST":
         try:
-            if phone_codes.check_code(pending["phone"], pending["ticket"],
-                                      request.form.get("code", ""), request.remote_addr or "unknown"):
+            if phone_codes.check_code(ticket, request.form.get("code", ""),
+                                      request.remote_addr or "unknown"):
                 session.pop("join")
                 return _verified(village, pending)
             error = _("That code is not right. Check the SMS and try again.")
