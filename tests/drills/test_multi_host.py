@@ -24,7 +24,9 @@ Then, by the deadline:
   within any one second (it keeps the time of each), though four workers on two hosts
   shared the account; and it did reach the limit (80 % of it at least), or the check
   would show nothing;
-- worker-b sent part of the notice before the cut and nothing after it.
+- worker-b sent part of the notice before the cut and nothing after it;
+- the reconciler's lock is held by a worker on worker-a (if worker-b held it, it lapsed
+  and worker-a took it).
 
 The database host drops a connection whose host stopped answering within about
 11 s (TCP keepalives, as docs/deploy.md tells an operator to set): a worker cut off
@@ -39,6 +41,7 @@ import os
 import time
 
 import pytest
+import redis
 from sqlalchemy import select
 
 from tests.drills.conftest import report
@@ -107,6 +110,16 @@ def test_a_worker_host_cut_off_mid_fan_out(lan, drill):
     assert not sent_more_often_than_counted(run), "a number got more than the ledger counts"
     assert not [process.name for process in run.processes if process.exits
                 and not process.name.startswith("worker-b")], "a process on another host exited"
+    assert reconciler_host(run) == "worker-a"
+
+
+def reconciler_host(run) -> str:
+    """The name of the worker (``worker-a-0`` …) holding the reconciler's lock, less its slot."""
+    from gateway.delivery.workers import RECONCILE_LOCK
+
+    holder = redis.Redis.from_url(run.redis.url).get(RECONCILE_LOCK)
+    pid = int(holder.decode().split(".")[-2])  # process_name(): host.pid.random
+    return next(worker.name.rsplit("-", 1)[0] for worker in run.workers if worker.pid == pid)
 
 
 def sent_more_often_than_counted(run) -> dict[str, int]:
