@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from twilio.request_validator import RequestValidator
 
 from gateway.config import ConfigError, from_env
-from gateway.store import roster
+from gateway.store import hotline, roster
 from gateway.store.schema import announcements, areas, deliveries, hotline_calls
 from messages.withdrawal import said_time
 from tests.conftest import run_jobs
@@ -322,3 +322,16 @@ def test_more_than_nine_areas_are_keyed_in_with_two_digits(app, county):
     assert town.digits == 2 and "第310村，请按12。" in town.text and "井号" in town.text
     last = call.press("12#")
     assert "第310村还没有发布过通知" in last.text
+
+
+def test_retention_forgets_who_called_but_keeps_the_count(app, api, notices):
+    severe, _ = notices
+    Call(app, BLIND.phone).start()
+    Call(app, STRANGER).start()  # the menu: hears nothing yet
+    with app.extensions["engine"].begin() as conn:
+        assert hotline.forget_callers(conn, severe) == 1
+        assert hotline.forget_callers(conn, severe) == 0  # once
+        row = conn.execute(select(hotline_calls).where(
+            hotline_calls.c.announcement_id == severe)).one()
+        assert (row.resident_id, row.call_sid) == (None, f"forgotten-{row.id}")
+        assert hotline.listeners(conn, severe) == 1
