@@ -296,7 +296,7 @@ def erase_resident(conn: Connection, resident_id: int) -> None:
     conn.execute(update(residents).where(residents.c.id == resident_id).values(
         name="", phone=None, wechat_openid=None, birth_year=None, visually_impaired=False,
         hearing_impaired=False, has_smartphone=True, opt_out="", phone_invalid=None,
-        pending_review=False, retired_at=utcnow()))
+        grid=None, review_note=None, pending_review=False, retired_at=utcnow()))
 
 
 def resident_row(profile: ResidentProfile) -> dict:

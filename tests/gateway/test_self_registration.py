@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from channels import outbox
 from gateway.delivery import phone_codes, providers, queues
@@ -265,6 +265,8 @@ def change_and_delete_client(app, phone: str):
 def test_a_resident_sees_changes_and_deletes_what_is_held(app, county):
     [resident] = rows(app, residents, residents.c.phone == ON_ROSTER_E164)
     with app.extensions["engine"].begin() as conn:  # a notice that went to them before
+        conn.execute(update(residents).where(residents.c.id == resident.id)
+                     .values(review_note="a grid worker's note about them"))
         conn.execute(insert(deliveries).values(
             announcement_id=1, channel="sms", recipient_id=resident.id, address=ON_ROSTER_E164,
             language="zh", batch=0, status="failed", attempts=1,
@@ -300,6 +302,7 @@ def test_a_resident_sees_changes_and_deletes_what_is_held(app, county):
     assert response.status_code == 200
     [erased] = rows(app, residents, residents.c.id == resident.id)
     assert erased.name == "" and erased.phone is None and erased.retired_at is not None
+    assert erased.grid is None and erased.review_note is None
     history = rows(app, deliveries, deliveries.c.recipient_id == resident.id)
     assert {(row.address, row.provider_id, row.last_error) for row in history} == {("", None, None)}
     assert {row.channel: row.status for row in history} == {"sms": "failed", "voice": "cancelled"}
