@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from gateway.store import audit, roster
 from gateway.store.db import utcnow
 from gateway.store.ledger.erasure import anonymise_recipient
-from gateway.store.schema import residents, self_registrations
+from gateway.store.schema import inbound_messages, residents, self_registrations
 
 #: What each consent is for; ``contact`` is required, each need's is separate and optional.
 PURPOSES = ("contact", *roster.NEED_COLUMNS)
@@ -145,12 +145,16 @@ def change(conn: Connection, phone: str, resident_id: int, *, language: str,
 
 
 def erase(conn: Connection, phone: str) -> int:
-    """Delete everything held about a phone's holder; returns the residents erased. Their
-    deliveries stay counted, anonymised by the ledger."""
+    """Delete everything held about a phone's holder (their rows, registrations and SMS
+    replies); returns the residents erased. Their deliveries stay counted, anonymised by the
+    ledger."""
     held = held_about(conn, phone)
-    for row in held["residents"]:
-        _erase(conn, row.id)
-        audit.record(conn, SELF, "erase", f"resident:{row.id}", "")
+    ids = [row.id for row in held["residents"]]
+    conn.execute(delete(inbound_messages).where(or_(inbound_messages.c.address == phone,
+                                                    inbound_messages.c.resident_id.in_(ids))))
+    for resident_id in ids:
+        _erase(conn, resident_id)
+        audit.record(conn, SELF, "erase", f"resident:{resident_id}", "")
     for row in held["registrations"]:  # a pending one's resident has the phone: erased above
         conn.execute(delete(self_registrations).where(self_registrations.c.id == row.id))
         audit.record(conn, SELF, "erase", f"registration:{row.id}", "")

@@ -13,7 +13,9 @@ from sqlalchemy import insert, select, update
 from channels import outbox
 from gateway.delivery import phone_codes, providers, queues
 from gateway.store import ledger, registrations
-from gateway.store.schema import areas, audit_log, deliveries, residents, self_registrations
+from gateway.store.db import utcnow
+from gateway.store.schema import (areas, audit_log, deliveries, inbound_messages, residents,
+                                  self_registrations)
 from tests.gateway.conftest import AREAS, VILLAGE_A, VILLAGE_B
 from tests.gateway.console.conftest import csrf_token, login
 
@@ -267,6 +269,9 @@ def test_a_resident_sees_changes_and_deletes_what_is_held(app, county):
     with app.extensions["engine"].begin() as conn:  # a notice that went to them before
         conn.execute(update(residents).where(residents.c.id == resident.id)
                      .values(review_note="a grid worker's note about them"))
+        conn.execute(insert(inbound_messages).values(
+            at=utcnow(), channel="sms", address=ON_ROSTER_E164, resident_id=resident.id,
+            intent="other", body="我家在村口"))
         conn.execute(insert(deliveries).values(
             announcement_id=1, channel="sms", recipient_id=resident.id, address=ON_ROSTER_E164,
             language="zh", batch=0, status="failed", attempts=1,
@@ -303,6 +308,7 @@ def test_a_resident_sees_changes_and_deletes_what_is_held(app, county):
     [erased] = rows(app, residents, residents.c.id == resident.id)
     assert erased.name == "" and erased.phone is None and erased.retired_at is not None
     assert erased.grid is None and erased.review_note is None
+    assert rows(app, inbound_messages) == []  # their SMS replies too
     history = rows(app, deliveries, deliveries.c.recipient_id == resident.id)
     assert {(row.address, row.provider_id, row.last_error) for row in history} == {("", None, None)}
     assert {row.channel: row.status for row in history} == {"sms": "failed", "voice": "cancelled"}
