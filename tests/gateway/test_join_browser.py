@@ -75,6 +75,9 @@ def test_register_with_the_sms_code_approval_and_deletion(app, page, live_server
     page.click("button[type=submit]")
     expect(page.locator(".held-name")).to_have_text("周扫码")
     expect(page.locator(".held-status")).to_have_text("已在名册中")
+    page.click("#delete-button")  # not yet confirmed: nothing is deleted
+    expect(page.locator(".flash-error")).to_contain_text("未删除任何信息")
+    page.check("#confirm-delete")
     page.click("#delete-button")
     expect(page.locator("#deleted")).to_have_text("您的登记已删除")
     assert resident_with(app, PHONE) is None

@@ -302,8 +302,13 @@ def test_a_resident_sees_changes_and_deletes_what_is_held(app, county):
     assert client.post(f"/join/{VILLAGE_A}/mine", data={
         "csrf_token": token, "action": "change", "resident": other.id,
         "language": "zh"}).status_code == 404
+    unconfirmed = client.post(f"/join/{VILLAGE_A}/mine", data={"csrf_token": token,
+                                                               "action": "delete"})
+    assert unconfirmed.status_code == 302
+    assert rows(app, residents, residents.c.id == resident.id)[0].name == "李娜"
     response = client.post(f"/join/{VILLAGE_A}/mine", data={"csrf_token": token,
-                                                            "action": "delete"})
+                                                            "action": "delete",
+                                                            "confirm_delete": "1"})
     assert response.status_code == 200
     [erased] = rows(app, residents, residents.c.id == resident.id)
     assert erased.name == "" and erased.phone is None and erased.retired_at is not None

@@ -211,6 +211,9 @@ def mine(code: str):
 
 def _change_or_delete(village, phone: str):
     if request.form.get("action") == "delete":
+        if not request.form.get("confirm_delete"):
+            flash(_("Nothing was deleted: tick the box to confirm first."), "error")
+            return redirect(url_for("join.mine", code=village.code))
         with engine().begin() as conn:
             registrations.erase(conn, phone)
         session.pop("join_phone", None)
