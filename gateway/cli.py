@@ -20,10 +20,10 @@ from devices.broker import GATEWAY_USER, EmbeddedBroker
 from gateway import backup as backups
 from gateway import instance_secret, logs
 from gateway.store import audit
-from gateway.store import accounts, db, grids, roster
+from gateway.store import accounts, db, grids, roster, speakers
 from gateway import doctor as checkup
 from gateway.delivery import loudspeakers, queues, reconciler, retention, workers
-from gateway.store.schema import areas, grids as grid_table, residents, users
+from gateway.store.schema import areas, devices, grids as grid_table, residents, users
 from gateway.store.db import engine
 from gateway.cli_destinations import destinations_cli
 
@@ -106,6 +106,18 @@ def areas_assign(grid_code, user, remove):
     click.echo(f"{user} {'no longer works' if remove else 'works'} grid {grid_code}")
 
 
+@areas_cli.command("languages")
+@click.argument("area_code")
+@click.argument("languages", nargs=-1)
+@click.option("--clear", is_flag=True, help="Unset them: its loudspeakers speak as the area above.")
+def areas_languages(area_code, languages, clear):
+    """The languages AREA_CODE's loudspeakers speak, in the order they play them (e.g. cmn yue);
+    without LANGUAGES, show them."""
+    _set_speaker_languages(lambda conn, chosen: speakers.set_area_languages(
+        conn, area_code, chosen, "cli"), lambda conn: speakers.area_languages(
+        conn, [area_code.strip()]).get(area_code.strip(), ()), f"area {area_code}", languages, clear)
+
+
 @residents_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--replace-area", metavar="AREA_CODE",
@@ -164,6 +176,34 @@ def speakers_rekey(device_id):
         raise click.ClickException(str(error)) from None
     click.echo(f"loudspeaker {device_id} has new credentials")
     _echo_credentials(credentials)
+
+
+@speakers_cli.command("languages")
+@click.argument("device_id")
+@click.argument("languages", nargs=-1)
+@click.option("--clear", is_flag=True, help="Unset them: the device speaks its village's.")
+def speakers_languages(device_id, languages, clear):
+    """The languages one device speaks, in order, instead of its village's; without LANGUAGES,
+    show what it speaks."""
+    def current(conn):
+        row = conn.execute(select(devices.c.id).where(devices.c.device_id == device_id.strip())).first()
+        return speakers.device_languages(conn, [row.id]).get(row.id, ()) if row else ()
+    _set_speaker_languages(lambda conn, chosen: speakers.set_device_languages(
+        conn, device_id, chosen, "cli"), current, f"loudspeaker {device_id}", languages, clear)
+
+
+def _set_speaker_languages(change, current, what: str, languages, clear: bool) -> None:
+    _schema_ready()
+    try:
+        chosen = speakers.parse_languages(languages)
+        with engine().begin() as conn:
+            if chosen or clear:
+                change(conn, chosen)
+            shown = current(conn)
+    except speakers.SpeakerLanguageError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{what} speaks {' then '.join(shown)}" if shown else
+               f"{what} has no languages set: it plays the announcement's own language")
 
 
 def _echo_credentials(credentials: roster.DeviceCredentials) -> None:

@@ -23,7 +23,10 @@ CERTAINTIES = ("observed", "likely", "possible", "unlikely", "unknown")
 CATEGORIES = ("geo", "met", "safety", "security", "rescue", "fire", "health", "env",
               "transport", "infra", "cbrne", "other")
 CHANNELS = ("sms", "voice", "wechat", "loudspeaker")
-#: The languages the gateway has texts for (canonical forms, ``messages.languages``).
+#: The languages the gateway has its own fixed wording for (``messages.phrases``), offered
+#: first by the console. An announcement and its translations may be in any language
+#: (canonical forms, ``messages.languages``); a text in another gets these words
+#: (``phrases.wording_language``).
 LANGUAGES = ("zh", "en")
 
 LIMITS = {"headline": 140, "body": 4000, "instruction": 1000, "event": 100}
@@ -167,20 +170,16 @@ def _choice(data: Mapping, name: str, allowed: tuple[str, ...], default: str) ->
 
 
 def _language(data: Mapping, name: str, default: str) -> str:
-    """A BCP 47 tag (``zh-CN``, ``cmn``, ``en-US``, …) in its canonical form, one of ``LANGUAGES``."""
+    """A BCP 47 tag (``zh-CN``, ``cmn``, ``yue``, ``es-US``, …) in its canonical form."""
     value = data.get(name)
     if value is None or value == "":
         return default
     if not isinstance(value, str):
         raise ValidationError(name, f"{value!r} is not a language tag (e.g. zh-CN, en)")
     try:
-        language = canonical(value)
+        return canonical(value)
     except LanguageError as error:
         raise ValidationError(name, str(error)) from None
-    if language not in LANGUAGES:
-        raise ValidationError(name, f"{value!r} ({language}) is not a language the gateway has texts "
-                              f"for ({', '.join(LANGUAGES)})")
-    return language
 
 
 def parse_area_list(value: Any) -> list[str]:

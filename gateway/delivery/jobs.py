@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelError, Outgoing, Receipt
 from gateway.delivery import escalation, lifecycle, media, metrics, providers, queues, workers
-from gateway.store import ledger, roster
+from gateway.store import ledger, roster, speakers
 from gateway.store.db import as_utc, engine, utcnow
 from gateway.delivery.planner import plan
 from gateway.store.schema import announcements, delivery_counts
@@ -91,7 +91,8 @@ def deliver_batch(announcement_id: int, channel: str, batch: int) -> int:
 
 def _send_claimed(announcement, channel: str, batch: int, rows, owner: str,
                   lease: timedelta) -> None:
-    rendered: dict[tuple[str, str | None], Rendered] = {}  # (language, spoken language)
+    # (language, spoken language; for a loudspeaker its languages in order)
+    rendered: dict[tuple[str, str | tuple[str, ...] | None], Rendered] = {}
     for start in range(0, len(rows), FLUSH_EVERY):
         chunk = rows[start:start + FLUSH_EVERY]
         still_held = _wait_for_database("renew the lease of", channel, batch, lambda conn: ledger.renew(
@@ -140,21 +141,31 @@ def _send_chunk(announcement, channel: str, rows, rendered: dict, results: Resul
     return True
 
 
-def _spoken_languages(channel: str, rows) -> dict[int, str]:
-    """A call's recipient → the language it speaks to them; other channels need none."""
-    if channel != "voice":
+def _spoken_languages(channel: str, rows) -> dict[int, str | tuple[str, ...]]:
+    """A call's recipient → the language it speaks to them; a loudspeaker → the languages its
+    village (or itself) speaks, in order (``gateway.store.speakers``); other channels need none."""
+    if channel not in media.SPOKEN_CHANNELS:
         return {}
     with engine().connect() as conn:
+        if channel == "loudspeaker":
+            return speakers.device_languages(conn, (row.recipient_id for row in rows))
         return roster.spoken_languages(conn, (row.recipient_id for row in rows))
 
 
 def _rendered_in(announcement, channel: str, language: str,
-                 spoken_language: str | None = None) -> Rendered:
-    """The announcement's text in one language, rendered (a call's audio in the voice of
-    ``spoken_language``); looked up once per language and voice per batch."""
+                 spoken: str | tuple[str, ...] | None = None) -> Rendered:
+    """The announcement's text in one language, rendered (a call's audio in the voice of the
+    ``spoken`` language; a loudspeaker's in each of its ``spoken`` languages in turn); looked
+    up once per language and voice per batch."""
     with engine().connect() as conn:
-        text = lifecycle.in_language(conn, announcement, language)
-    return media.rendered_for(text, channel, text.language, spoken_language)
+        if channel == "loudspeaker":
+            texts = {text_language: lifecycle.in_language(conn, announcement, text_language)
+                     for text_language in lifecycle.languages(conn, announcement)}
+        else:
+            text = lifecycle.in_language(conn, announcement, language)
+    if channel == "loudspeaker":
+        return media.broadcast_for(texts, announcement.language, spoken or ())
+    return media.rendered_for(text, channel, text.language, spoken)
 
 
 def _note_error(announcement, channel: str, row, error: ChannelError, results: Results) -> bool:

@@ -4,13 +4,18 @@ Residents are grouped in SQL by everything the policy looks at, and the policy
 (the same ``channels_for`` the plan job uses) is applied once per group, so the
 preview of a county of a million is a few thousand policy calls.
 
-A segment (town × age band × impairment) is weak when some of its residents
+A segment (town × age band × impairment × written language) is weak when some of its residents
 have fewer than two independent paths (``reach.paths``: perceivable channels,
 an SMS and a call to one handset counting once, the village loudspeaker only
 for those who hear it); ``fewer_than_two_channels`` counts them, ``paths``
 gives how many residents have 0, 1, 2 or 3 paths, and ``suggestions`` says
 per village what would add a path (a loudspeaker, the WeChat account, a grid
 worker's visit) for how many.
+
+``texts`` says per language of the announcement's texts how many residents get it, and how
+many of those read another language it has no text in (``fallback``, by their language in
+``fallback_from``): each resident gets their written language's text when there is one,
+else the announcement's own (``lifecycle.language_for``).
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from gateway.delivery.planner import planned_channels, speaker_villages, stream_
 from gateway.store.roster import beneath
 from gateway.store.schema import group_robots, residents
 from messages import audio
+from messages.languages import LanguageError, canonical
 from messages.render import render
 
 AGE_BANDS = ((0, 17, "0-17"), (18, 39, "18-39"), (40, 64, "40-64"), (65, 200, "65+"))
@@ -74,23 +80,30 @@ def _context(conn: Connection, announcement) -> _Context:
                     speakers)
 
 
-def preview(conn: Connection, announcement) -> dict:
+def preview(conn: Connection, announcement, languages: list[str] | None = None) -> dict:
+    """The preview of a stored announcement, or of a draft not stored yet with the
+    ``languages`` of its texts (its own first)."""
     config = current_app.config
     codes, drill, allowed, year, speakers = _context(conn, announcement)
     per_channel: dict[str, int] = defaultdict(int)
     segments: dict[tuple, dict] = {}
+    written_in = languages or lifecycle.languages(conn, announcement)
+    texts = {language: {"language": language, "residents": 0, "fallback": 0,
+                        "fallback_from": defaultdict(int)} for language in written_in}
     residents_total = 0
-    for group in _groups(conn, codes, drill):
+    for group in _groups(conn, codes, drill, also=(residents.c.language,)):
         person = group_person(group)
         chosen = channels_for(person, severity=announcement.severity,
                               policy=current_app.extensions["policy"], available=allowed, year=year)
         residents_total += group.n
+        _count_text(texts, group, written_in, announcement)
         for channel in chosen:
             per_channel[channel] += group.n
         key = (group.town, age_band(year - group.birth_year if group.birth_year else None),
-               impairment(group.visually_impaired, group.hearing_impaired))
+               impairment(group.visually_impaired, group.hearing_impaired), group.language)
         segment = segments.setdefault(key, {"town": key[0], "age_band": key[1],
-                                            "impairment": key[2], "residents": 0,
+                                            "impairment": key[2], "language": key[3],
+                                            "residents": 0,
                                             "channels": defaultdict(int),
                                             "paths": defaultdict(int),
                                             "fewer_than_two_channels": 0, "unreachable": 0,
@@ -119,11 +132,23 @@ def preview(conn: Connection, announcement) -> dict:
     sms = render(announcement, "sms", announcement.language, providers.render_context())
     summary = _summary(config, residents_total, per_channel, segments, speakers, sms.data,
                        _escalation(config, announcement))
-    summary["voice_fallbacks"] = voice_fallbacks(conn, announcement)
+    summary["voice_fallbacks"] = voice_fallbacks(conn, announcement, written_in)
+    summary["texts"] = [{**text, "fallback_from": dict(sorted(text["fallback_from"].items()))}
+                        for text in texts.values()]
     return summary
 
 
-def voice_fallbacks(conn: Connection, announcement) -> list[dict]:
+def _count_text(texts: dict, group, written_in, announcement) -> None:
+    """Count a group of residents under the text they get, as falling back when it is not in
+    their written language."""
+    text = texts[lifecycle.language_for(group, written_in, announcement)]
+    text["residents"] += group.n
+    if group.language != text["language"]:
+        text["fallback"] += group.n
+        text["fallback_from"][group.language] += group.n
+
+
+def voice_fallbacks(conn: Connection, announcement, languages: list[str] | None = None) -> list[dict]:
     """Residents the plan would call in another language than the one they speak, by
     (spoken language, language heard): their spoken language has no voice (``no_voice``),
     or its voice cannot read the text they get (``no_text``). The call reads the text in
@@ -132,7 +157,7 @@ def voice_fallbacks(conn: Connection, announcement) -> list[dict]:
     if "voice" not in allowed:
         return []
     voices = current_app.config["SPEECH_VOICES"]
-    written_in = set(lifecycle.languages(conn, announcement))
+    written_in = set(languages or lifecycle.languages(conn, announcement))
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     # Only residents who speak another language than they read, or one with no text or no
     # voice, can fall back: a few groups, each given to the policy as in ``preview``.
@@ -154,8 +179,9 @@ def voice_fallbacks(conn: Connection, announcement) -> list[dict]:
 
 
 def thin_residents(conn: Connection, announcement, town: str, band: str,
-                   impaired: str) -> list[dict]:
-    """The residents of one segment (``town`` × age ``band`` × ``impaired``) whom the
+                   impaired: str, language: str | None = None) -> list[dict]:
+    """The residents of one segment (``town`` × age ``band`` × ``impaired``, of written
+    ``language`` when given) whom the
     announcement would reach by fewer than two independent paths, with their paths and what
     would add one (``suggestion``). Names and phones: for roles allowed personal data."""
     codes, drill, allowed, year, speakers = _context(conn, announcement)
@@ -164,7 +190,8 @@ def thin_residents(conn: Connection, announcement, town: str, band: str,
         for person in chunk:
             if not any(person.area_code.startswith(prefix(code)) for code in codes) \
                     or age_band(year - person.birth_year if person.birth_year else None) != band \
-                    or impairment(person.visually_impaired, person.hearing_impaired) != impaired:
+                    or impairment(person.visually_impaired, person.hearing_impaired) != impaired \
+                    or language not in (None, person.language):
                 continue
             chosen = channels_for(person, severity=announcement.severity,
                                   policy=current_app.extensions["policy"], available=allowed,
@@ -179,6 +206,17 @@ def thin_residents(conn: Connection, announcement, town: str, band: str,
                           .order_by(residents.c.area_code, residents.c.id)).all() if found else []
     return [{"id": p.id, "name": p.name, "phone": p.phone, "area_code": p.area_code,
              "paths": found[p.id][0], "add": found[p.id][1]} for p in people]
+
+
+def segment_language(value: str | None) -> str | None | bool:
+    """A segment's ``language`` as a link gives it: ``None`` when absent (every language), the
+    canonical tag, or ``False`` when it is not one."""
+    if not value:
+        return None
+    try:
+        return value if canonical(value) == value else False
+    except LanguageError:
+        return False
 
 
 def suggestion(person, speaker_missing: bool) -> str:
@@ -228,7 +266,8 @@ def _summary(config, residents_total: int, per_channel: dict, segments: dict,
              speakers: dict, sms: dict, escalation: dict) -> dict:
     estimate = {channel: round(count / providers.expected_rate(config, channel), 2)
                 for channel, count in per_channel.items()}
-    ordered = sorted(segments.values(), key=lambda s: (s["town"], s["age_band"], s["impairment"]))
+    ordered = sorted(segments.values(),
+                     key=lambda s: (s["town"], s["age_band"], s["impairment"], s["language"]))
     for segment in ordered:
         segment["channels"] = dict(segment["channels"])
         segment["paths"] = {str(n): count for n, count in sorted(segment["paths"].items())}

@@ -24,6 +24,9 @@ areas = Table(
     "areas", metadata,
     Column("code", String(12), primary_key=True),
     Column("name", String(100), nullable=False),
+    # The languages its loudspeakers speak, in order, as canonical tags separated by spaces
+    # ("zh yue"); NULL: as the area above it (migration 0012, gateway.store.speakers).
+    Column("spoken_languages", String(64)),
 )
 
 residents = Table(
@@ -108,6 +111,7 @@ devices = Table(
     # which can neither log in to the embedded broker nor have its acks taken until rekeyed.
     Column("mqtt_password_hash", String(64)),  # SHA-256 hex of its broker password
     Column("ack_public_key", String(64)),  # base64 Ed25519 public key its acks verify with
+    Column("spoken_languages", String(64)),  # as areas.spoken_languages; NULL: its area's
 )
 
 group_robots = Table(
@@ -319,7 +323,6 @@ self_registrations = Table(
     Index("ix_self_registrations_status", "status", "id"),
     Index("ix_self_registrations_phone", "phone"),
 )
-
 
 # Calls to the notice hotline, one row per (call, notice the caller began to hear): how many
 # heard each notice that way (gateway/store/hotline.py, the one writer; migration 0016).

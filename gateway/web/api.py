@@ -172,7 +172,8 @@ def announcement_preview(announcement_id: int):
         for segment in body["weak_segments"]:
             segment["residents_url"] = url_for(
                 "api.thin_residents", announcement_id=announcement_id, town=segment["town"],
-                age_band=segment["age_band"], impairment=segment["impairment"])
+                age_band=segment["age_band"], impairment=segment["impairment"],
+                language=segment["language"])
     return jsonify(body)
 
 
@@ -191,12 +192,15 @@ def thin_residents(announcement_id: int):
     if impaired not in preview.IMPAIRMENTS:
         raise ApiError(f"impairment is one of {', '.join(preview.IMPAIRMENTS)}", 400,
                        "impairment")
+    language = preview.segment_language(request.args.get("language"))
+    if language is False:
+        raise ApiError("language is a canonical language tag (zh, yue, en, …)", 400, "language")
     with engine().begin() as conn:
         people = preview.thin_residents(conn, lifecycle.get(conn, announcement_id), town, band,
-                                        impaired)
+                                        impaired, language)
         audit.record(conn, g.user.name, "view_thin_residents", f"announcement:{announcement_id}",
                      {"via": "api", "town": town, "age_band": band, "impairment": impaired,
-                      "rows": len(people)})
+                      "language": language, "rows": len(people)})
     return jsonify({"announcement": announcement_id, "residents": people})
 
 

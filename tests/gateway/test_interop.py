@@ -145,7 +145,7 @@ def test_an_alert_posted_by_an_approver_still_needs_a_second_person(app, api):
     assert refused.status_code == 403 and "two-person rule" in refused.json["error"]
 
 
-@pytest.mark.parametrize("case", ["missing event", "wrong urgency", "unsupported language",
+@pytest.mark.parametrize("case", ["missing event", "wrong urgency", "unknown language",
                                   "XXE: external entity", "billion laughs", "external DTD",
                                   "not XML at all", "no administrative geocode"])
 def test_a_refused_document_gets_400_with_the_reason_and_its_line_and_nothing_is_stored(

@@ -28,6 +28,8 @@ bp.register_error_handler(lifecycle.ActionRefused, no_such_announcement)
 COMPOSE_STATUSES = tuple(status for status in STATUSES if status != "draft")
 FORM_FIELDS = ("headline", "body", "instruction", "severity", "status", "language", "expires",
                "msg_type", "references")
+#: A translation's fields in the form, each ``translation_<name>``.
+TRANSLATION_FIELDS = ("language", "headline", "body", "instruction")
 # <input type="datetime-local"> sends local time without a zone; the office works in China time.
 LOCAL_MINUTE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
 CHINA_OFFSET = "+08:00"
@@ -334,11 +336,14 @@ def _field_message(error: ValidationError) -> str:
 
 def _initial_form(update_of: int | None) -> dict:
     form = {"severity": "moderate", "status": "actual", "language": "zh", "msg_type": "alert",
-            "areas": [], "channels": list(CHANNELS)}
+            "areas": [], "channels": list(CHANNELS), "translations": []}
     if update_of is None:
         return form
     with engine().connect() as conn:
         original = lifecycle.get(conn, update_of)
+        # An update says the same in every language the original did: its texts to edit.
+        form["translations"] = [{name: getattr(text, name) for name in TRANSLATION_FIELDS}
+                                for text in lifecycle.translations(conn, original.id)]
     return {**form, "headline": original.headline, "body": original.body,
             "instruction": original.instruction, "severity": original.severity,
             "status": original.status, "language": original.language, "msg_type": "update",
@@ -350,7 +355,16 @@ def _submitted_form() -> dict:
     form = {name: request.form.get(name, "") for name in FORM_FIELDS}
     form["areas"] = request.form.getlist("areas")
     form["channels"] = request.form.getlist("channels")
+    form["translations"] = _submitted_translations()
     return form
+
+
+def _submitted_translations() -> list[dict]:
+    """The form's texts in further languages (``translation_<field>``, one value per text, in
+    order), without the blocks left empty."""
+    columns = [request.form.getlist(f"translation_{name}") for name in TRANSLATION_FIELDS]
+    texts = [dict(zip(TRANSLATION_FIELDS, values)) for values in zip(*columns)]
+    return [text for text in texts if any(value.strip() for value in text.values())]
 
 
 def _as_input(form: dict) -> dict:
@@ -360,6 +374,9 @@ def _as_input(form: dict) -> dict:
         data["expires"] = form["expires"] + ":00" + CHINA_OFFSET
     data["areas"] = form["areas"]
     data["channels"] = form["channels"]
+    if form["translations"]:
+        data["translations"] = [{name: value for name, value in text.items() if value}
+                                for text in form["translations"]]
     return data
 
 
@@ -375,7 +392,8 @@ def _preview_page(conn, form: dict, data):
     draft = _draft_view(form, data)
     draft.areas = json.dumps(data.areas)
     draft.channels = json.dumps(data.channels)
-    summary = preview.preview(conn, draft)
+    summary = preview.preview(conn, draft, languages=[
+        data.language, *(text.language for text in data.translations)])
     return render_template("console/preview.html", form=form, data=data, summary=summary,
                            rendered=_rendered_channels(draft),
                            area_names=queries.area_names(conn))

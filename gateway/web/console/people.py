@@ -11,7 +11,7 @@ from audiences.areas import AreaError, CsvErrors
 from audiences.residents import ROSTER_COLUMNS, Roster
 from audiences.roster_headers import CHINESE_HEADERS
 from gateway.delivery import imports, lifecycle, preview, reach, reports
-from gateway.store import audit, roster
+from gateway.store import audit, roster, speakers
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
 from gateway.web.console.errors import (bad_area, details_deleted, forbidden,
@@ -165,7 +165,33 @@ def devices():
     with engine().connect() as conn:
         rows = queries.all_devices(conn)
         area_names = queries.area_names(conn)
-    return render_template("console/devices.html", devices=rows, area_names=area_names)
+        languages = speakers.device_languages(conn, [row.id for row in rows])
+        village_languages = speakers.area_languages(conn, {row.area_code for row in rows})
+    return render_template("console/devices.html", devices=rows, area_names=area_names,
+                           languages=languages, village_languages=village_languages)
+
+
+@bp.post("/devices/languages")
+@role_required("admin")
+def device_languages():
+    """Set the languages a village's loudspeakers (``area_code``) or one device's
+    (``device_id``) speak, in order; an empty list clears them."""
+    area_code, device_id = request.form.get("area_code"), request.form.get("device_id")
+    try:
+        chosen = speakers.parse_languages([request.form.get("languages", "")])
+        with engine().begin() as conn:
+            if device_id:
+                speakers.set_device_languages(conn, device_id, chosen, g.user.name)
+            else:
+                speakers.set_area_languages(conn, area_code or "", chosen, g.user.name)
+    except speakers.SpeakerLanguageError:
+        flash(_("“%(languages)s” is not a list of at most %(count)d known languages (e.g. cmn yue), "
+                "or the village or device is unknown: nothing was changed.",
+                languages=request.form.get("languages", "")[:64], count=speakers.MAX_LANGUAGES),
+              "error")
+        return devices(), 400
+    flash(_("The loudspeakers' languages were saved."), "success")
+    return redirect(url_for("people.devices"), 303)
 
 
 @bp.route("/announcements/<int:announcement_id>/unreached")
@@ -221,15 +247,16 @@ def thin_residents(announcement_id: int):
     with what would add one: names, phones and impairments, so for admins only."""
     town, band, impaired = (request.args.get(name, "") for name in ("town", "age_band",
                                                                      "impairment"))
+    language = preview.segment_language(request.args.get("language"))
     if not town.isdigit() or len(town) != 9 or band not in preview.AGE_BAND_LABELS \
-            or impaired not in preview.IMPAIRMENTS:
+            or impaired not in preview.IMPAIRMENTS or language is False:
         abort(400)
     with engine().begin() as conn:
         announcement = lifecycle.get(conn, announcement_id)
-        people = preview.thin_residents(conn, announcement, town, band, impaired)
+        people = preview.thin_residents(conn, announcement, town, band, impaired, language)
         area_names = queries.area_names(conn)
         audit.record(conn, g.user.name, "view_thin_residents", f"announcement:{announcement_id}",
                      {"town": town, "age_band": band, "impairment": impaired,
-                      "rows": len(people)})
+                      "language": language, "rows": len(people)})
     return render_template("console/thin.html", a=announcement, people=people, town=town,
                            band=band, impaired=impaired, area_names=area_names)

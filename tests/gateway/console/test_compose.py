@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from gateway.delivery import lifecycle
 from gateway.web.console import auth as console_auth
 from messages import audio
 from tests.gateway.conftest import DISTRICT, RESIDENTS
@@ -156,3 +157,39 @@ def test_preview_then_submit_waits_for_approval(app, client):
     announcement_id = submit(client)
     assert state_of(app, announcement_id) == "awaiting_approval"
     assert "等待审批" in page(client.get(f"/announcements/{announcement_id}"))
+
+
+def translations_of(app, announcement_id: int) -> list[tuple]:
+    with app.extensions["engine"].connect() as conn:
+        return [(t.language, t.headline, t.body, t.instruction)
+                for t in lifecycle.translations(conn, announcement_id)]
+
+
+def test_translations_typed_in_the_form_are_kept_and_an_update_starts_from_them(app, client):
+    """#19, item 4: texts in further languages from the compose form, by any BCP 47 tag; the
+    preview counts them; an update's form holds the original's to edit."""
+    login(client, "author")
+    texts = {"translation_language": ["en-US", "zh-yue", ""],
+             "translation_headline": ["Red rainstorm warning", "紅色暴雨警告", ""],
+             "translation_body": ["Very heavy rain.", "好大雨。", ""],
+             "translation_instruction": ["Move to safe ground.", "", ""]}
+    preview = client.post("/announcements/new", data=compose_form(client, **texts))
+    assert preview.status_code == 200
+    assert 'class="texts-by-language"' in page(preview)
+    assert page(preview).count('name="translation_language"') == 2  # kept for the submit
+    original = submit(client, **texts)
+    assert translations_of(app, original) == [
+        ("en", "Red rainstorm warning", "Very heavy rain.", "Move to safe ground."),
+        ("yue", "紅色暴雨警告", "好大雨。", "")]
+    form = page(client.get(f"/announcements/new?update_of={original}"))
+    assert 'value="Red rainstorm warning"' in form and "好大雨。" in form
+    assert form.count('name="translation_language"') == 3  # the two kept and one empty
+
+
+def test_a_translation_in_an_unknown_language_is_refused_by_its_field(app, client):
+    login(client, "author")
+    response = client.post("/announcements/new", data=compose_form(
+        client, translation_language=["xx"], translation_headline=["?"],
+        translation_body=["?"], translation_instruction=[""]))
+    assert response.status_code == 422 and 'id="form-error"' in page(response)
+    assert announcement_count(app) == 0

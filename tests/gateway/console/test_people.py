@@ -143,6 +143,35 @@ def test_a_device_never_seen_says_so_and_one_seen_says_when(app, client):
     assert "最后上线" in status["spk-b"] and "从未上线" not in status["spk-b"]
 
 
+def test_an_admin_sets_the_languages_of_a_village_and_of_a_device(app, client):
+    """#19, item 5: the devices page shows what each loudspeaker speaks and, for admins, sets it."""
+    login(client, "admin")
+    token = csrf_token(client, "/devices")
+    saved = client.post("/devices/languages", data={"csrf_token": token, "area_code": VILLAGE_A,
+                                                    "languages": "cmn, yue"})
+    assert saved.status_code == 303
+    client.post("/devices/languages", data={"csrf_token": token, "device_id": "spk-b",
+                                            "languages": "zh-yue"})
+    html = page(client.get("/devices"))
+    spoken = dict(re.findall(r"<td>(spk-[a-z]+)</td>.*?<td class=\"speaker-languages\">(.*?)</form>",
+                             html, re.S))
+    assert re.search(r"普通话|中文", spoken["spk-a"]) and "粤语" in spoken["spk-a"] \
+        and "所在村" in spoken["spk-a"]
+    assert "粤语" in spoken["spk-b"] and "本设备" in spoken["spk-b"]
+    refused = client.post("/devices/languages", data={"csrf_token": token, "device_id": "spk-a",
+                                                      "languages": "klingon!!"})
+    assert refused.status_code == 400 and "flash-error" in page(refused)
+    with app.extensions["engine"].connect() as conn:
+        assert conn.execute(select(devices.c.spoken_languages)
+                            .where(devices.c.device_id == "spk-a")).scalar_one() is None
+        assert conn.execute(select(func.count()).select_from(audit_log).where(
+            audit_log.c.action == "speaker_languages")).scalar_one() == 2
+    login(client, "author")
+    assert client.post("/devices/languages", data={
+        "csrf_token": csrf_token(client, "/devices"), "device_id": "spk-a",
+        "languages": "yue"}).status_code == 403
+
+
 def test_every_page_links_the_favicon(client):
     html = page(client.get("/login"))
     assert '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">' in html

@@ -170,7 +170,7 @@ def test_the_api_gives_the_report_and_admins_the_thin_residents(app, segments_co
     deaf = next(s for s in api("admin").get(f"/api/v1/announcements/{announcement_id}/preview")
                 .get_json()["weak_segments"] if s["impairment"] == "hearing")
     assert deaf["residents_url"] == (f"/api/v1/announcements/{announcement_id}/thin?"
-                                     f"town={TOWN}&age_band=18-39&impairment=hearing")
+                                     f"town={TOWN}&age_band=18-39&impairment=hearing&language=zh")
     assert api("approver").get(deaf["residents_url"]).status_code == 403
     listed = api("admin").get(deaf["residents_url"]).get_json()["residents"]
     assert [(p["name"], p["paths"], p["add"]) for p in listed] == [
