@@ -163,3 +163,16 @@ def test_the_reconciler_queues_a_pass_once_an_hour(app):
         [job] = queues.queue(queues.IMPORT_QUEUE).jobs
         assert job.func_name == "gateway.delivery.retention.run"
         assert 3500 < queues.connection().ttl(retention.QUEUED_MARK) <= 3600
+
+
+def test_the_command_runs_a_pass_and_says_what_it_deleted(app, segments_county):
+    old = sent_and_answered(app)
+    finished(app, old, days_ago=8)
+    said = app.test_cli_runner().invoke(args=["retention"])
+    assert said.exit_code == 0 and "RETENTION_DAYS is 0" in said.output
+    app.config["RETENTION_DAYS"] = 7
+    said = app.test_cli_runner().invoke(args=["retention"])
+    assert said.exit_code == 0, said.output
+    assert said.output.strip().endswith("finished more than 7 days ago: 1 notices, 15 deliveries "
+                                        "and 1 SMS replies anonymised or deleted")
+    assert not any(personal_traces(app, old).values())
