@@ -168,3 +168,15 @@ def test_an_english_card_carries_the_english_office_name_and_no_chinese_date():
     assert not any("\u4e00" <= char <= "\u9fff" for char in render(english, "en", context).text)
     # The Chinese card keeps the Chinese name and date.
     assert values(render(Announcement(), "zh", context))["thing3"] == "青山县人民政府信息办"
+
+
+def test_a_text_in_a_language_without_phrases_keeps_its_words_with_known_markers():
+    """#19, item 4: a Spanish text gets the English markers, a Cantonese one the Chinese."""
+    spanish = Announcement(headline="Lluvias", body="Mucha lluvia.", status="exercise",
+                           language="es")
+    post = render_group_markdown(spanish, "es", CONTEXT)
+    assert post.startswith("### [EXERCISE] ") and "Lluvias" in post and "Mucha lluvia." in post
+    assert "[Details](https://tb.example.cn/a/" in post
+    cantonese = Announcement(headline="落大雨", body="今晚會落好大雨。", status="exercise",
+                             language="yue")
+    assert values(render(cantonese, "yue", CONTEXT))["thing1"].startswith("【演练】")
