@@ -13,7 +13,7 @@ test: install-dev
 
 install: system-packages $(VENV)/.installed
 
-install-dev: install $(VENV)/.installed-dev
+install-dev: install $(VENV)/.installed-dev node_modules/.installed
 	@scripts/system-packages.sh test
 
 system-packages:
@@ -23,6 +23,12 @@ $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+# axe-core for the browser tests' accessibility checks (tests/gateway/test_console_layout.py).
+node_modules/.installed: package.json package-lock.json
+	@scripts/system-packages.sh test
+	npm ci --no-audit --no-fund
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed

@@ -41,12 +41,19 @@ AREA_CODE = re.compile(r"^(\d{6}|\d{9}|\d{12})$")
 
 
 class ValidationError(ValueError):
-    """Bad input, with the name of the field it concerns."""
+    """Bad input, with the name of the field it concerns.
 
-    def __init__(self, field_name: str, message: str):
+    ``code`` and ``params`` say the same as ``message`` for a reader in another language: the
+    console words each code in the officer's language (``gateway/web/console/wording.py``)
+    instead of matching the English text. An error without a code is shown as its message.
+    """
+
+    def __init__(self, field_name: str, message: str, code: str | None = None, **params: Any):
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
         self.message = message
+        self.code = code
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ def parse_announcement(data: Any, *, now: datetime | None = None) -> Announcemen
         raise ValidationError("(body)", "expected a JSON object with the announcement's fields")
     unknown = sorted(set(data) - _KNOWN_FIELDS)
     if unknown:
-        raise ValidationError(unknown[0], "is not a field of an announcement")
+        raise ValidationError(unknown[0], "is not a field of an announcement", "unknown_field")
     now = now or datetime.now(timezone.utc)
     language = _language(data, "language", "zh")
     return AnnouncementInput(
@@ -129,22 +136,23 @@ def _text(data: Mapping, name: str, *, required: bool = False) -> str:
     value = data.get(name)
     if value is None or value == "":
         if required:
-            raise ValidationError(name, "is required")
+            raise ValidationError(name, "is required", "required")
         return ""
     if not isinstance(value, str):
-        raise ValidationError(name, f"must be text, not {type(value).__name__}")
+        raise ValidationError(name, f"must be text, not {type(value).__name__}", "not_text")
     text = clean_text(value)
     if not visible(text):
         if value.strip():
             raise ValidationError(name, "has no visible character: only spaces, zero-width, "
-                                  "direction or control characters")
+                                  "direction or control characters", "invisible")
         if required:
-            raise ValidationError(name, "is required")
+            raise ValidationError(name, "is required", "required")
         return ""
     value = text
     limit = LIMITS.get(name)
     if limit and len(value) > limit:
-        raise ValidationError(name, f"is {len(value)} characters long; the limit is {limit}")
+        raise ValidationError(name, f"is {len(value)} characters long; the limit is {limit}",
+                              "too_long", length=len(value), limit=limit)
     return value
 
 
@@ -165,7 +173,8 @@ def _choice(data: Mapping, name: str, allowed: tuple[str, ...], default: str) ->
     if value is None or value == "":
         return default
     if not isinstance(value, str) or value.strip().lower() not in allowed:
-        raise ValidationError(name, f"{value!r} is not one of {', '.join(allowed)}")
+        raise ValidationError(name, f"{value!r} is not one of {', '.join(allowed)}", "not_one_of",
+                              value=str(value))
     return value.strip().lower()
 
 
@@ -175,21 +184,23 @@ def _language(data: Mapping, name: str, default: str) -> str:
     if value is None or value == "":
         return default
     if not isinstance(value, str):
-        raise ValidationError(name, f"{value!r} is not a language tag (e.g. zh-CN, en)")
+        raise ValidationError(name, f"{value!r} is not a language tag (e.g. zh-CN, en)",
+                              "not_language", value=str(value))
     try:
         return canonical(value)
     except LanguageError as error:
-        raise ValidationError(name, str(error)) from None
+        raise ValidationError(name, str(error), "not_language", value=value[:40]) from None
 
 
 def parse_area_list(value: Any) -> list[str]:
     if not isinstance(value, list) or not value:
-        raise ValidationError("areas", "give a non-empty list of administrative area codes")
+        raise ValidationError("areas", "give a non-empty list of administrative area codes",
+                              "no_areas")
     codes = []
     for index, code in enumerate(value):
         if not isinstance(code, str) or not AREA_CODE.match(code.strip()):
             raise ValidationError(f"areas[{index}]", f"{code!r} is not an administrative code "
-                                  "(6, 9 or 12 digits)")
+                                  "(6, 9 or 12 digits)", "not_area_code", value=str(code)[:40])
         if code.strip() not in codes:
             codes.append(code.strip())
     return codes
@@ -199,11 +210,13 @@ def _channels(value: Any) -> list[str]:
     if value is None:
         return list(CHANNELS)
     if not isinstance(value, list) or not value:
-        raise ValidationError("channels", f"give a non-empty list of channel names from {', '.join(CHANNELS)}")
+        raise ValidationError("channels", f"give a non-empty list of channel names from "
+                              f"{', '.join(CHANNELS)}", "no_channels")
     names = []
     for index, name in enumerate(value):
         if not isinstance(name, str) or name.strip().lower() not in CHANNELS:
-            raise ValidationError(f"channels[{index}]", f"{name!r} is not one of {', '.join(CHANNELS)}")
+            raise ValidationError(f"channels[{index}]", f"{name!r} is not one of "
+                                  f"{', '.join(CHANNELS)}", "not_one_of", value=str(name)[:40])
         if name.strip().lower() not in names:
             names.append(name.strip().lower())
     return names
@@ -222,10 +235,12 @@ def _translations(value: Any, primary: str) -> list[Translation]:
         translation = _translation(item, where)
         if translation.language == primary:
             raise ValidationError(f"{where}.language", f"{primary} is the announcement's own "
-                                  "language; its text is in headline and body")
+                                  "language; its text is in headline and body", "own_language",
+                                  value=primary)
         if translation.language in {t.language for t in translations}:
             raise ValidationError(f"{where}.language", f"a second translation in "
-                                  f"{translation.language}; give each language once")
+                                  f"{translation.language}; give each language once", "language_twice",
+                                  value=translation.language)
         translations.append(translation)
     return translations
 
@@ -239,31 +254,35 @@ def _translation(item: Any, where: str) -> Translation:
             raise ValidationError(unknown[0], "is not a field of a translation")
         language = _language(item, "language", "")
         if not language:
-            raise ValidationError("language", "is required")
+            raise ValidationError("language", "is required", "required")
         return Translation(language=language, headline=_text(item, "headline", required=True),
                            body=_text(item, "body", required=True),
                            instruction=_text(item, "instruction"), event=_text(item, "event"))
     except ValidationError as error:
-        raise ValidationError(f"{where}.{error.field}", error.message) from None
+        raise ValidationError(f"{where}.{error.field}", error.message, error.code,
+                              **error.params) from None
 
 
 def _expires(value: Any, now: datetime) -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ValidationError("expires", "must be an ISO 8601 date-time text")
+        raise ValidationError("expires", "must be an ISO 8601 date-time text", "not_time")
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError("expires", f"{value!r} is not an ISO 8601 date-time") from None
+        raise ValidationError("expires", f"{value!r} is not an ISO 8601 date-time",
+                              "not_time") from None
     if moment.tzinfo is None:
-        raise ValidationError("expires", "needs a time zone offset, e.g. 2026-12-01T18:00:00+08:00")
+        raise ValidationError("expires", "needs a time zone offset, e.g. 2026-12-01T18:00:00+08:00",
+                              "not_time")
     try:
         moment = moment.astimezone(timezone.utc)
     except OverflowError:  # e.g. 9999-12-31T23:59:59-08:00 is past year 9999 in UTC
-        raise ValidationError("expires", f"{value!r} is out of range") from None
+        raise ValidationError("expires", f"{value!r} is out of range", "too_far") from None
     if moment <= now:
-        raise ValidationError("expires", "is already past")
+        raise ValidationError("expires", "is already past", "past")
     if moment > now + LATEST_EXPIRY:
-        raise ValidationError("expires", f"is more than {LATEST_EXPIRY.days // 365} years ahead")
+        raise ValidationError("expires", f"is more than {LATEST_EXPIRY.days // 365} years ahead",
+                              "too_far")
     return moment

@@ -132,7 +132,8 @@ def check_areas(conn: Connection, codes: list[str]) -> None:
     known = {row.code for row in conn.execute(select(areas.c.code).where(areas.c.code.in_(codes)))}
     for index, code in enumerate(codes):
         if code not in known:
-            raise ValidationError(f"areas[{index}]", f"{code} is not in the area registry")
+            raise ValidationError(f"areas[{index}]", f"{code} is not in the area registry",
+                                  "unknown_area", value=code)
 
 
 def create(conn: Connection, data: AnnouncementInput, author, *, sender: str,
@@ -165,15 +166,16 @@ def replaced(conn: Connection, data: AnnouncementInput):
         return None
     if not data.references:
         raise ValidationError("references", f"a {data.msg_type} must name the announcement it "
-                              "replaces (its identifier or number)")
+                              "replaces (its identifier or number)", "required")
     original = find_by_reference(conn, data.references.split(",")[-1].strip())
     if original is None:
-        raise ValidationError("references", f"{data.references!r} names no known announcement")
+        raise ValidationError("references", f"{data.references!r} names no known announcement",
+                              "unknown_reference", value=data.references[:40])
     if data.msg_type == "cancel":
         refuse_if_details_deleted(conn, original.id)
     mixed = drill_and_real_mixed(original, data.status) if data.status != "draft" else None
     if mixed:
-        raise ValidationError("status", mixed)
+        raise ValidationError("status", mixed, "drill_and_real_mixed")
     return original
 
 
@@ -238,7 +240,7 @@ def reject(conn: Connection, announcement_id: int, approver, reason: str) -> Non
         raise ActionRefused(f"announcement {announcement_id} is {row.state}, not awaiting approval")
     reason = clean_text(reason)
     if not visible(reason):
-        raise ValidationError("reason", "say why the announcement is rejected")
+        raise ValidationError("reason", "say why the announcement is rejected", "required")
     conn.execute(update(announcements).where(announcements.c.id == announcement_id)
                  .values(state="rejected", approver_id=approver.id, decision_note=reason))
     audit.record(conn, approver.name, "reject", f"announcement:{announcement_id}", reason)
@@ -272,7 +274,8 @@ def cancel(conn: Connection, announcement_id: int, user, *, sender: str,
                             "cannot be cancelled; send an update of the notice it withdrew")
     if len(correction) > LIMITS["body"]:
         raise ValidationError("correction", f"is {len(correction)} characters long; the limit "
-                              f"is {LIMITS['body']}")
+                              f"is {LIMITS['body']}", "too_long", length=len(correction),
+                              limit=LIMITS["body"])
     _withdraw(conn, announcement_id, user.name, "cancelled")
     issued = row.sent or row.created_at
     withdrawal_id = conn.execute(insert(announcements).values(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Callable
 
 from sqlalchemy import Connection, and_, case, false, func, or_, select
 
@@ -181,6 +182,11 @@ def tried_channels(conn: Connection, announcement_id: int, resident_ids: list[in
     return result
 
 
+def _tried_in_english(tried: dict) -> str:
+    return (f"{tried['channel']} {tried['status']} x{tried['attempts']} {tried['at'] or ''}".rstrip()
+            + (f" ({tried['error']})" if tried["error"] else ""))
+
+
 def inert_cell(value) -> str:
     """A CSV cell a spreadsheet shows as text: a leading ``'`` before a formula's first character."""
     text = "" if value is None else str(value)
@@ -189,20 +195,22 @@ def inert_cell(value) -> str:
 
 def unreached_csv(people: list[dict], header: list[str],
                   area_names: dict[str, str] | None = None,
-                  section_names: dict[str, str] | None = None) -> str:
+                  section_names: dict[str, str] | None = None,
+                  describe_try: Callable[[dict], str] | None = None) -> str:
     """The unreached list as CSV text, with a BOM (so Excel on Chinese Windows reads UTF-8).
 
     Columns: name, phone, area code, the area's name (only with ``area_names``),
     the section (``not_reached`` or ``unconfirmed``, or its name in
-    ``section_names``), and what was tried; ``header`` names them (translated in
+    ``section_names``), and what was tried (each channel as ``describe_try`` words it, by
+    default ``sms failed x3 <ISO time> (error)``); ``header`` names them (translated in
     the console).
     """
+    describe_try = describe_try or _tried_in_english
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([inert_cell(title) for title in header])
     for person in people:
-        tried = "; ".join(f"{t['channel']} {t['status']} x{t['attempts']} {t['at'] or ''}".rstrip()
-                          + (f" ({t['error']})" if t["error"] else "") for t in person["tried"])
+        tried = "; ".join(describe_try(t) for t in person["tried"])
         row = [person["name"], person["phone"], person["area_code"]]
         if area_names is not None:
             row.append(area_names.get(person["area_code"], ""))

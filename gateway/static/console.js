@@ -1,9 +1,15 @@
-// Tongbao console: live rendering while composing, and live progress while sending.
+// Tongbao console: live rendering while composing, drafts kept in the browser, the session's
+// end announced before it comes, and live progress while sending.
 // A static file because the Content-Security-Policy forbids inline scripts.
 "use strict";
 
 const POLL_MS = 2000;
 const TYPING_PAUSE_MS = 300;
+// The session warning shows this long before the session ends (or at a third of a short one).
+const SESSION_WARNING_MS = 5 * 60 * 1000;
+const SESSION_TICK_MS = 15 * 1000;
+const DRAFT_FIELDS = ["headline", "body", "instruction", "severity", "status", "language",
+  "expires", "msg_type", "references", "areas", "channels"];
 const SVG = "http://www.w3.org/2000/svg";
 const CHANNELS = ["sms", "voice", "wechat", "loudspeaker", "wecom_robot", "broadcast", "webhook",
   "weibo", "in_person"];
@@ -46,7 +52,27 @@ function showAudience(form) {
   label.textContent = fill(label.dataset.template, { count: selectedResidents(form) });
 }
 
+// Each text's length against its limit, as the submit counts it; over the limit it says so
+// (the field keeps everything typed: nothing is cut).
+function showCounts(counts) {
+  for (const [name, count] of Object.entries(counts || {})) {
+    const counter = document.getElementById(`count-${name}`);
+    if (!counter) continue;
+    counter.textContent = fill(counter.dataset.template, count);
+    counter.classList.toggle("over", count.characters > count.limit);
+  }
+}
+
+function showLanguageWarning(language) {
+  const warning = document.getElementById("language-warning");
+  if (!warning) return;
+  warning.hidden = !language;
+  warning.textContent = language ? labelFor(warning, language) : "";
+}
+
 function showRendered(rendered) {
+  showCounts(rendered.counts);
+  showLanguageWarning(rendered.language_warning);
   const sms = rendered.sms;
   document.getElementById("render-sms").textContent = sms.text;
   const meta = document.getElementById("sms-meta");
@@ -66,7 +92,76 @@ async function renderDraft(form) {
   const response = await fetch(url, {
     method: "POST", body: new FormData(form), headers: { "X-CSRFToken": csrfToken() },
   });
-  if (response.ok) showRendered(await response.json());
+  if (response.ok) {
+    sessionRenewed();
+    showRendered(await response.json());
+  }
+}
+
+// --- Compose: the draft, kept in this browser while typing ----------------------------------
+// One draft per user, in localStorage: it outlives a session that timed out, a closed tab and
+// a refused form, and is forgotten once the notice has been submitted.
+
+function draftKey() {
+  return `tongbao:draft:${document.body.dataset.user}`;
+}
+
+function saveDraft(form) {
+  const draft = {};
+  for (const name of DRAFT_FIELDS) {
+    const fields = form.querySelectorAll(`[name="${name}"]`);
+    if (fields.length === 0) continue;
+    const first = fields[0];
+    if (first.type === "checkbox") {
+      draft[name] = [...fields].filter((f) => f.checked).map((f) => f.value);
+    } else if (first.type === "radio") {
+      draft[name] = ([...fields].find((f) => f.checked) || {}).value || "";
+    } else {
+      draft[name] = first.value;
+    }
+  }
+  try {
+    localStorage.setItem(draftKey(), JSON.stringify(draft));
+  } catch (error) { /* storage full or forbidden: the form itself still works */ }
+}
+
+function savedDraft() {
+  try {
+    return JSON.parse(localStorage.getItem(draftKey()) || "null");
+  } catch (error) {
+    return null;
+  }
+}
+
+function forgetDraft() {
+  try {
+    localStorage.removeItem(draftKey());
+  } catch (error) { /* nothing kept */ }
+}
+
+function fillForm(form, draft) {
+  for (const [name, value] of Object.entries(draft)) {
+    for (const field of form.querySelectorAll(`[name="${name}"]`)) {
+      if (field.type === "checkbox") field.checked = value.includes(field.value);
+      else if (field.type === "radio") field.checked = field.value === value;
+      else field.value = value;
+    }
+  }
+}
+
+// A fresh compose page takes back the kept draft; an update of one notice only its own draft.
+function restoreDraft(form) {
+  const draft = savedDraft();
+  if (!form.dataset.restoreDraft || !draft || !(draft.headline || draft.body)) return;
+  const references = form.querySelector('[name="references"]').value;
+  if (references && draft.references !== references) return;
+  fillForm(form, draft);
+  const notice = document.getElementById("draft-restored");
+  notice.hidden = false;
+  document.getElementById("discard-draft").addEventListener("click", () => {
+    forgetDraft();
+    window.location.reload();
+  });
 }
 
 // --- Compose: the speech script as it will sound ------------------------------------------
@@ -116,8 +211,10 @@ function forgetDraftAudio() {
 }
 
 function setUpCompose(form) {
+  restoreDraft(form);
   let timer = null;
   const update = () => {
+    saveDraft(form);
     showAudience(form);
     forgetDraftAudio();
     clearTimeout(timer);
@@ -199,7 +296,8 @@ function showFailures(status) {
   const list = document.getElementById("failures");
   list.replaceChildren(...status.failures.map((f) => {
     const item = document.createElement("li");
-    item.textContent = `${[f.channel, f.address].filter(Boolean).join(" ")} ×${f.attempts}: ${f.error}`;
+    const channel = labelFor(document.getElementById("progress-rows"), f.channel);
+    item.textContent = `${[channel, f.address].filter(Boolean).join(" ")} ×${f.attempts}: ${f.error}`;
     return item;
   }));
 }
@@ -213,7 +311,8 @@ function showSpeakers(status) {
     const word = played ? body.dataset.yes : v.failed >= v.speakers ? body.dataset.failed : body.dataset.no;
     const verdict = cell(`${word} (${v.played}/${v.speakers})`);
     verdict.className = played ? "played" : "not-played";
-    const when = v.answered_at ? new Date(v.answered_at).toLocaleTimeString(document.documentElement.lang) : "–";
+    const when = v.answered_at ? new Date(v.answered_at).toLocaleTimeString(document.documentElement.lang,
+      { timeZone: document.body.dataset.timeZone || undefined }) : "–";
     const received = cell(`${v.received}/${v.speakers}`);
     received.className = "received";
     row.append(cell(`${v.name} ${v.area_code}`), cell(v.speakers), received, verdict, cell(when));
@@ -285,6 +384,7 @@ function setUpWatch(section) {
     showProgress(status);
     showFailures(status);
     showSpeakers(status);
+    focusableScrollers();
     drawChart(document.getElementById("chart"), status.history);
     // "Finished" only when the announcement is over and nothing is pending.
     document.getElementById("watch-finished").hidden = !status.finished;
@@ -297,7 +397,64 @@ function setUpWatch(section) {
   poll();
 }
 
+// --- The session: a warning before it ends, and a way to stay signed in --------------------
+
+let sessionEnds = 0;
+
+// Any request the page makes on the officer's behalf renews the session on the server.
+function sessionRenewed() {
+  const seconds = Number(document.body.dataset.sessionSeconds || 0);
+  if (seconds) sessionEnds = Date.now() + seconds * 1000;
+}
+
+function showSessionState() {
+  const warning = document.getElementById("session-warning");
+  const left = sessionEnds - Date.now();
+  const seconds = Number(document.body.dataset.sessionSeconds);
+  const warnBefore = Math.min(SESSION_WARNING_MS, (seconds * 1000) / 3);
+  warning.hidden = left > warnBefore;
+  const ended = left <= 0;
+  document.getElementById("stay-signed-in").hidden = ended;
+  document.getElementById("session-login").hidden = !ended;
+  document.getElementById("session-warning-text").textContent = ended
+    ? labelFor(warning, "ended")
+    : fill(labelFor(warning, "soon"), { minutes: Math.max(1, Math.ceil(left / 60000)) });
+}
+
+async function staySignedIn() {
+  const response = await fetch(document.body.dataset.keepaliveUrl, {
+    method: "POST", headers: { "X-CSRFToken": csrfToken() },
+  }).catch(() => null);
+  if (response && response.ok) {
+    document.body.dataset.sessionSeconds = (await response.json()).seconds;
+    sessionRenewed();
+  } else {
+    sessionEnds = 0;  // the server says it has ended
+  }
+  showSessionState();
+}
+
+function setUpSession() {
+  sessionRenewed();
+  document.getElementById("stay-signed-in").addEventListener("click", staySignedIn);
+  showSessionState();
+  setInterval(showSessionState, SESSION_TICK_MS);
+}
+
+// A table too wide for a phone scrolls inside itself; keyboard users reach it with Tab to
+// scroll it with the arrow keys (only then: a table that fits adds no stop).
+function focusableScrollers() {
+  for (const table of document.querySelectorAll("table.list")) {
+    if (table.scrollWidth > table.clientWidth) table.setAttribute("tabindex", "0");
+    else table.removeAttribute("tabindex");
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  focusableScrollers();
+  window.addEventListener("resize", focusableScrollers);
+  if (document.body.dataset.draftSent && document.body.dataset.user) forgetDraft();
+  if (document.body.dataset.sessionSeconds) setUpSession();
   const compose = document.getElementById("compose");
   if (compose) setUpCompose(compose);
   const watch = document.getElementById("watch");

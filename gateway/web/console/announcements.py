@@ -7,19 +7,21 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from flask import (Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template,
-                   request, url_for)
+                   request, session, url_for)
 from flask_babel import gettext as _
 
 from gateway.delivery import disclosure, lifecycle, preview, providers, reports
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
+from gateway.web.console.wording import N_, office_time_zone, validation_error
 from gateway.web.console.errors import no_such_announcement
 from gateway.web.console.auth import login_required
 from gateway.store.db import engine
 from messages import audio, speech
 from messages.announcement import (CHANNELS, LANGUAGES, LIMITS, SEVERITIES, STATUSES,
-                                   ValidationError, parse_announcement)
+                                   ValidationError, clean_text, parse_announcement)
 from messages.render import render
+from messages.script_check import script_mismatch
 from messages.withdrawal import withdrawal_notice
 
 bp = Blueprint("announcements", __name__)
@@ -30,18 +32,12 @@ FORM_FIELDS = ("headline", "body", "instruction", "severity", "status", "languag
                "msg_type", "references")
 #: A translation's fields in the form, each ``translation_<name>``.
 TRANSLATION_FIELDS = ("language", "headline", "body", "instruction")
-# <input type="datetime-local"> sends local time without a zone; the office works in China time.
+# <input type="datetime-local"> sends local time without a zone: the office's (OFFICE_TIMEZONE).
 LOCAL_MINUTE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
-CHINA_OFFSET = "+08:00"
 FINISHED_STATES = ("done", "cancelled", "superseded", "rejected")
 # Drafts have no id yet; their speech files are content-addressed, so identical drafts share one.
 DRAFT_AUDIO_ID = 0
 DRAFT_AUDIO_KEPT_SECONDS = 3600
-
-
-def N_(message: str) -> str:
-    """A string for the catalogue, translated where it is used."""
-    return message
 
 
 #: Why a provider paused a channel, in words, by its error code: a pause's reason is the
@@ -75,7 +71,8 @@ def index():
 def compose():
     """GET: an empty form (or one prefilled to update an announcement). POST: preview or submit."""
     if request.method == "GET":
-        return _compose_page(_initial_form(request.args.get("update_of", type=int)))
+        return _compose_page(_initial_form(request.args.get("update_of", type=int)),
+                             restore_draft=True)
     form = _submitted_form()
     if "edit" in request.form:
         return _compose_page(form)
@@ -90,6 +87,7 @@ def compose():
                                                sender=current_app.config["CAP_SENDER"])
     except ValidationError as error:
         return _compose_page(form, error), 422
+    session["draft_sent"] = True  # the page after this one forgets the draft kept in the browser
     flash(_("Announcement %(id)d is waiting for a second person to approve it.",
             id=announcement_id), "success")
     return redirect(url_for("announcements.detail", announcement_id=announcement_id))
@@ -98,11 +96,19 @@ def compose():
 @bp.post("/announcements/draft.json")
 @login_required
 def render_draft():
-    """The draft as each channel will send it, for the compose page while the clerk types."""
-    draft = _draft_view(_submitted_form())
+    """The draft as each channel will send it, for the compose page while the clerk types; with
+    each text's length against its limit (counted as the submit will count it) and whether the
+    text looks written in another language than the one chosen."""
+    form = _submitted_form()
+    draft = _draft_view(form)
     context = providers.render_context()
-    return jsonify({channel: _rendered_json(render(draft, channel, draft.language, context))
-                    for channel in CHANNELS})
+    answer = {channel: _rendered_json(render(draft, channel, draft.language, context))
+              for channel in CHANNELS}
+    answer["counts"] = {name: {"characters": len(clean_text(form[name])), "limit": LIMITS[name]}
+                        for name in ("headline", "body", "instruction")}
+    text = " ".join(form[name] for name in ("headline", "body", "instruction"))
+    answer["language_warning"] = draft.language if script_mismatch(text, draft.language) else ""
+    return jsonify(answer)
 
 
 @bp.post("/announcements/draft-audio")
@@ -272,7 +278,7 @@ def cancel(announcement_id: int):
     except lifecycle.ActionRefused as refused:
         flash(_refusal(refused), "error")
     except ValidationError as error:
-        flash(_("Nothing was cancelled: %(reason)s", reason=_field_message(error)), "error")
+        flash(_("Nothing was cancelled: %(reason)s", reason=validation_error(error)), "error")
     else:
         _queue_plan(outcome)
         flash(_("Announcement %(id)d is cancelled.", id=announcement_id), "success")
@@ -328,10 +334,6 @@ def _refusal(refused: lifecycle.ActionRefused) -> str:
     return _("Not possible now: the announcement is no longer in that state.")
 
 
-def _field_message(error: ValidationError) -> str:
-    return f"{error.field}: {error.message}"
-
-
 # --- the compose form -------------------------------------------------------------------
 
 def _initial_form(update_of: int | None) -> dict:
@@ -371,7 +373,8 @@ def _as_input(form: dict) -> dict:
     """The form as the API's JSON would say it, for ``parse_announcement``."""
     data = {name: form[name] for name in FORM_FIELDS if form[name]}
     if LOCAL_MINUTE.match(form["expires"]):
-        data["expires"] = form["expires"] + ":00" + CHINA_OFFSET
+        local = datetime.fromisoformat(form["expires"]).replace(tzinfo=office_time_zone())
+        data["expires"] = local.isoformat()
     data["areas"] = form["areas"]
     data["channels"] = form["channels"]
     if form["translations"]:
@@ -380,12 +383,22 @@ def _as_input(form: dict) -> dict:
     return data
 
 
-def _compose_page(form: dict, error: ValidationError | None = None):
+def _compose_page(form: dict, error: ValidationError | None = None, *,
+                  restore_draft: bool = False):
+    """The form; ``restore_draft`` (a fresh page, not the officer's own form coming back) lets
+    the page put back a draft kept in the browser, e.g. after the session timed out."""
     with engine().connect() as conn:
         tree = queries.area_tree(conn)
     return render_template("console/compose.html", form=form, error=error, tree=tree,
                            limits=LIMITS, severities=SEVERITIES, statuses=COMPOSE_STATUSES,
-                           channels=CHANNELS, languages=LANGUAGES)
+                           channels=CHANNELS, languages=LANGUAGES, restore_draft=restore_draft)
+
+
+def compose_again(message: str):
+    """The compose page with what was just sent, when the form itself was refused (its CSRF
+    token no longer valid): the officer's text comes back, nothing is lost."""
+    flash(message, "warning")
+    return _compose_page(_submitted_form()), 400
 
 
 def _preview_page(conn, form: dict, data):
@@ -394,8 +407,12 @@ def _preview_page(conn, form: dict, data):
     draft.channels = json.dumps(data.channels)
     summary = preview.preview(conn, draft, languages=[
         data.language, *(text.language for text in data.translations)])
+    # Channels with no provider write to the outbox: their time estimate is the outbox's, not
+    # what a real provider would take, and the page says so.
+    outbox_channels = [channel for channel in summary["deliveries"]
+                       if providers.provider_for(current_app.config, channel) == "outbox"]
     return render_template("console/preview.html", form=form, data=data, summary=summary,
-                           rendered=_rendered_channels(draft),
+                           rendered=_rendered_channels(draft), outbox_channels=outbox_channels,
                            area_names=queries.area_names(conn))
 
 

@@ -14,8 +14,8 @@ import math
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
-                   session, url_for)
+from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template,
+                   request, session, url_for)
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -180,3 +180,12 @@ def _clear_session_keeping_language() -> None:
     session.clear()
     if language:
         session["language"] = language
+
+
+@bp.post("/session/keepalive")
+def keep_session():
+    """The page's "stay signed in": an ordinary request, so it renews the session's idle time
+    (``load_logged_in_user``); answers how long the session now lasts, or 401 if it has ended."""
+    if g.user is None:
+        return jsonify({"seconds": 0}), 401
+    return jsonify({"seconds": int(session_timeout().total_seconds())})

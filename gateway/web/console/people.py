@@ -14,6 +14,7 @@ from gateway.delivery import imports, lifecycle, preview, reach, reports
 from gateway.store import audit, roster, speakers
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
+from gateway.web.console.wording import delivery_try
 from gateway.web.console.errors import (bad_area, details_deleted, forbidden,
                                         no_such_announcement)
 from gateway.web.console.auth import login_required, role_required
@@ -124,8 +125,9 @@ def run_import(import_id: str):
         try:
             with engine().connect() as conn:
                 replace_area = roster.registered_area(conn, replace_area)
-        except AreaError as error:
-            flash(str(error), "error")
+        except AreaError:
+            flash(_("“%(area)s” is not a registered area: nothing was imported.",
+                    area=replace_area), "error")
             return redirect(url_for("people.import_roster"))
     small = os.path.getsize(imports.upload_path(import_id)) <= imports.INLINE_BYTES
     imports.start(import_id, replace_area=replace_area, here=small)
@@ -228,7 +230,7 @@ def unreached_csv(announcement_id: int):
     text = reports.unreached_csv(
         people, [_("Name"), _("Phone"), _("Area code"), _("Area"), _("Section"), _("Tried")],
         area_names, {reach.NOT_REACHED: _("Not reached"),
-                     reach.UNCONFIRMED: _("Reached, not confirmed")})
+                     reach.UNCONFIRMED: _("Reached, not confirmed")}, describe_try=delivery_try)
     return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition":
                              f"attachment; filename=unreached-{announcement_id}.csv"})

@@ -18,26 +18,30 @@ from tests.gateway.console.conftest import (announcement_count, compose_form, cs
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("overrides, field", [
-    ({"headline": ""}, "headline"),
-    ({"body": "   "}, "body"),
-    ({"headline": "长" * 141}, "headline"),
-    ({"body": "长" * 4001}, "body"),
-    ({"instruction": "长" * 1001}, "instruction"),
-    ({"areas": None}, "areas"),
-    ({"areas": ["450702999999"]}, "areas[0]"),
-    ({"channels": None}, "channels"),
-    ({"status": "panic"}, "status"),
-    ({"expires": "2001-01-01T00:00"}, "expires"),
-    ({"expires": "tomorrow"}, "expires"),
+@pytest.mark.parametrize("overrides, field, problem", [
+    ({"headline": ""}, "标题", "必须填写。"),
+    ({"body": "   "}, "正文", "必须填写。"),
+    ({"headline": "长" * 141}, "标题", "共 141 个字，上限为 140 个字。"),
+    ({"body": "长" * 4001}, "正文", "共 4001 个字，上限为 4000 个字。"),
+    ({"instruction": "长" * 1001}, "居民应采取的行动", "共 1001 个字，上限为 1000 个字。"),
+    ({"areas": None}, "目标地区", "请至少选择一个地区。"),
+    ({"areas": ["450702999999"]}, "目标地区", "地区 450702999999 不在地区登记中。"),
+    ({"channels": None}, "渠道", "请至少选择一个渠道。"),
+    ({"status": "panic"}, "通知类型", "“panic”不是可选的值。"),
+    ({"expires": "2001-01-01T00:00"}, "失效时间", "已经过去。"),
+    ({"expires": "tomorrow"}, "失效时间", "不是有效的日期和时间。"),
 ])
-def test_compose_refuses_bad_input_and_saves_nothing(app, client, overrides, field):
+def test_compose_refuses_bad_input_in_chinese_and_saves_nothing(app, client, overrides, field,
+                                                                problem):
+    """The field by its label and what is wrong with it, both in the officer's language."""
     login(client, "author")
     for action in ({}, {"submit": "1"}):
         response = client.post("/announcements/new",
                                data={**compose_form(client, **overrides), **action})
         assert response.status_code == 422
-        assert f"“{field}”" in page(response)
+        error = re.search(r'id="form-error">(.*?)</p>', page(response), re.S).group(1)
+        assert f"“{field}”" in error and problem in error
+        assert not re.search(r"[A-Za-z]{3,}", error.replace("panic", ""))
     assert announcement_count(app) == 0
 
 
@@ -51,7 +55,7 @@ def test_a_drill_never_updates_a_real_alert_nor_the_reverse(app, client, origina
         response = client.post("/announcements/new", data={**compose_form(
             client, status=status, msg_type="update", references=str(original)), **action})
         assert response.status_code == 422
-        assert "“status”" in page(response) and "a drill never touches a real notice" in \
+        assert "“通知类型”" in page(response) and "演练不能替代真实预警，反之亦然。" in \
             page(response)
     assert announcement_count(app) == before
 
@@ -75,11 +79,36 @@ def test_the_draft_renders_per_channel_while_typing(client):
     login(client, "author")
     rendered = client.post("/announcements/draft.json",
                            data=compose_form(client, status="exercise", headline="")).json
-    assert set(rendered) == {"sms", "voice", "wechat", "loudspeaker"}
+    assert set(rendered) == {"sms", "voice", "wechat", "loudspeaker", "counts", "language_warning"}
     assert rendered["sms"]["text"].startswith("【钦州发布】【演练】")
     assert rendered["sms"]["data"]["segments"] >= 1
     assert "演练" in rendered["voice"]["text"]
     assert rendered["wechat"]["data"]["template"]
+
+
+def test_the_draft_counts_each_text_as_the_submit_does_and_cuts_nothing(client):
+    """Over the limit the counter says so; the text is neither cut in the form nor accepted."""
+    login(client, "author")
+    body = " \u202e" + "长" * 4001 + "\n"  # bidi override and spaces are not counted
+    rendered = client.post("/announcements/draft.json",
+                           data=compose_form(client, body=body, headline="暴雨")).json
+    assert rendered["counts"]["body"] == {"characters": 4001, "limit": 4000}
+    assert rendered["counts"]["headline"] == {"characters": 2, "limit": 140}
+    assert 'maxlength' not in page(client.get("/announcements/new"))
+    refused = client.post("/announcements/new", data={**compose_form(client, body=body)})
+    assert refused.status_code == 422 and "长" * 4001 in page(refused)
+
+
+def test_the_draft_warns_when_its_text_is_not_in_the_chosen_language(client):
+    login(client, "author")
+    english_as_chinese = client.post("/announcements/draft.json", data=compose_form(
+        client, headline="Flood warning", body="Heavy rain tonight.", instruction="")).json
+    chinese = client.post("/announcements/draft.json", data=compose_form(client)).json
+    chinese_as_english = client.post("/announcements/draft.json",
+                                     data=compose_form(client, language="en")).json
+    assert english_as_chinese["language_warning"] == "zh"
+    assert chinese["language_warning"] == ""
+    assert chinese_as_english["language_warning"] == "en"
 
 
 def test_the_draft_speech_can_be_listened_to(client):

@@ -1,6 +1,8 @@
 """The public full text of an announcement (/a/<id>, gateway/web/console/public.py)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.gateway.console.conftest import approve, login, logout, page, submit
@@ -21,6 +23,22 @@ def test_the_full_text_page_is_public_only_once_released(app, client):
                  "演练，非真实预警", app.config["OFFICE_NAME"]):
         assert text in html
     assert client.get("/a/9999").status_code == 404
+
+
+def test_the_public_page_says_when_in_the_offices_time_and_words(app, client):
+    """``2026年12月2日 18:58``: no zone offset, no seconds; ``OFFICE_TIMEZONE`` decides the hour."""
+    login(client, "author")
+    announcement_id = submit(client, expires="2030-06-01T18:30")  # read in the office's zone
+    logout(client)
+    login(client, "approver")
+    approve(client, announcement_id)
+    logout(client)
+    html = page(client.get(f"/a/{announcement_id}"))
+    issued = re.search(r'<p class="issued">.*? · (.*?)</p>', html).group(1)
+    assert re.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2}", issued), issued
+    assert "有效期至 2030年6月1日 18:30" in html
+    app.config["OFFICE_TIMEZONE"] = "Europe/London"  # an office elsewhere: the same moment
+    assert "2030年6月1日 11:30" in page(client.get(f"/a/{announcement_id}"))
 
 
 def test_the_severity_shows_in_china_s_four_colours_on_the_public_and_console_pages(client):
