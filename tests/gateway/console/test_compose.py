@@ -188,6 +188,20 @@ def test_preview_then_submit_waits_for_approval(app, client):
     assert "等待审批" in page(client.get(f"/announcements/{announcement_id}"))
 
 
+def test_the_preview_shows_the_severity_and_says_an_estimate_is_the_outbox_s(app, client):
+    """No provider is configured here: every channel writes to the outbox, and the estimate
+    says it is the outbox's speed rather than passing for a provider's."""
+    login(client, "author")
+    html = page(client.post("/announcements/new", data={**compose_form(client, severity="severe"),
+                                                        "preview": "1"}))
+    assert re.search(r'id="preview-severity">[^<]*严重/橙色·II级</p>', html)
+    assert "没有配置服务商" in html and html.count("（发件箱）") == 4
+    app.config.update(TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="t",
+                      TWILIO_FROM_NUMBER="+15005550006")
+    html = page(client.post("/announcements/new", data={**compose_form(client), "preview": "1"}))
+    assert html.count("（发件箱）") == 2  # SMS and calls go to Twilio now
+
+
 def translations_of(app, announcement_id: int) -> list[tuple]:
     with app.extensions["engine"].connect() as conn:
         return [(t.language, t.headline, t.body, t.instruction)
