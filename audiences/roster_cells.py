@@ -57,6 +57,12 @@ def _name(cell: str) -> str:
     return cell
 
 
+def phone_number(cell: str) -> str | None:
+    """A phone number as the roster takes it, in E.164; None for an empty cell. Raises
+    ``ValueError`` saying what is wrong with it (also for a grid worker's phone)."""
+    return _phone(cell.strip())
+
+
 def _phone(cell: str) -> str | None:
     if not cell:
         return None

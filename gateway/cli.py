@@ -68,6 +68,20 @@ def users_create(name, role, password):
     click.echo(f"user {name} ({role}) created")
 
 
+@users_cli.command("phone")
+@click.argument("name")
+@click.argument("phone", default="")
+def users_phone(name, phone):
+    """Give grid worker NAME the mobile PHONE their nudges go to (none given: no nudges)."""
+    _schema_ready()
+    try:
+        with engine().begin() as conn:
+            number = grids.set_phone(conn, name, phone, "cli")
+    except grids.GridError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{name}'s nudges go to {number}" if number else f"{name} is not nudged by SMS")
+
+
 @tokens_cli.command("create")
 @click.argument("name")
 def tokens_create(name):

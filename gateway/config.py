@@ -120,6 +120,21 @@ def _time_zone(default: str) -> Callable[[str | None], str]:
     return convert
 
 
+def _phone_number() -> Callable[[str | None], str | None]:
+    """A telephone number as a caller would dial it (``+86 777 2825000``, ``0777-2825000``)."""
+    def convert(raw: str | None) -> str | None:
+        if raw in (None, ""):
+            return None
+        number = raw.strip()
+        if not PHONE_NUMBER.fullmatch(number):
+            raise ConfigError(f"{number[:40]!r} is not a telephone number (e.g. +867772825000)")
+        return number
+    return convert
+
+
+PHONE_NUMBER = re.compile(r"\+?[0-9][0-9 -]{2,30}")
+
+
 def _digits(default: str, count: int) -> Callable[[str | None], str]:
     def convert(raw: str | None) -> str:
         value = default if raw in (None, "") else raw.strip()
@@ -144,21 +159,6 @@ def _codes(default: Mapping[str, str]) -> Callable[[str | None], dict[str, str]]
                 codes.pop(word.strip(), None)
         return codes
     return convert
-
-
-def _phone_number() -> Callable[[str | None], str | None]:
-    """A telephone number as a caller would dial it (``+86 777 2825000``, ``0777-2825000``)."""
-    def convert(raw: str | None) -> str | None:
-        if raw in (None, ""):
-            return None
-        number = raw.strip()
-        if not PHONE_NUMBER.fullmatch(number):
-            raise ConfigError(f"{number[:40]!r} is not a telephone number (e.g. +867772825000)")
-        return number
-    return convert
-
-
-PHONE_NUMBER = re.compile(r"\+?[0-9][0-9 -]{2,30}")
 
 
 #: name -> converter (with its default). Unset names take the default.
@@ -239,6 +239,7 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "LOG_FORMAT": _choice("json", logs.FORMATS),  # `serve` (the quickstart) says text
     "LOG_LEVEL": _choice("INFO", logs.LEVELS, upper=True),
     "RETENTION_DAYS": _whole(0),  # 0: delivery details are kept; see gateway/delivery/retention.py
+    "GRID_NUDGE_AFTER_MINUTES": _whole(15),  # 0: grid workers are not nudged; docs/grid-workers.md
 }
 
 

@@ -12,7 +12,15 @@ grids; nothing here redefines reached or confirmed. A tap is kept once per tap i
   admin's roster review with the worker's note.
 
 ``grid_report`` is the office's after-action view per village and grid: reached first by a
-machine or in person, not reached, the time to 90 % reached, the grid's workers and last visit.
+machine or in person, not reached, the time to 90 % reached, the grid's workers, last visit
+and last nudge.
+
+**Nudges** (``send_nudges``, queued by the reconciler's pass): ``GRID_NUDGE_AFTER_MINUTES``
+after a severe or extreme notice's release, each grid worker with a phone of each grid with
+people left gets one SMS linking to ``/grid``. A ``grid_nudges`` row per (notice, grid,
+worker), written before the SMS, keeps a second pass or host from nudging twice. Drills
+(``test``/``exercise``) nudge too: their audience is the roster's test residents, whose grid
+workers practise the last mile with them.
 """
 from __future__ import annotations
 
@@ -20,21 +28,28 @@ import csv
 import io
 import math
 import re
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, case, or_, select
+from flask import current_app
+from sqlalchemy import Connection, and_, case, func, or_, select
 
 from channels.registry import IN_PERSON
-from gateway.delivery import lifecycle, reach, reports
+from messages.nudge import nudge_sms
+from gateway.delivery import lifecycle, providers, reach, reports
 from gateway.store import audit, grids, ledger
-from gateway.store.db import as_utc, utcnow
+from gateway.store.db import as_utc, engine, utcnow
 from gateway.store.schema import announcements, reached, residents
 
 TAP_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 REPORT_COLUMNS = ("village", "grid", "targeted", "reached_by_machine", "reached_in_person",
-                  "not_reached", "seconds_to_90", "workers", "last_visit")
+                  "not_reached", "seconds_to_90", "workers", "last_visit", "last_nudge")
 #: Residents shown per notice on one page; a grid holds a few hundred households.
 MAX_PEOPLE = 500
+#: Severities whose grid workers are nudged when the machines have had their chance.
+NUDGE_SEVERITIES = reach.CONFIRM_SEVERITIES
+
+log = logging.getLogger(__name__)
 
 
 class TapRefused(ValueError):
@@ -61,10 +76,16 @@ def worklist(conn: Connection, user_id: int) -> list[dict]:
             if entry["people"]]
 
 
+def _left(announcement):
+    """The notice's people a grid worker should visit, as SQL: both sections of the
+    unreached list (the second only where confirmation is required)."""
+    clauses = [reach.section_clause(announcement, name) for name in reach.SECTIONS]
+    return or_(*(clause for clause in clauses if clause is not False))
+
+
 def _notice_work(conn: Connection, announcement, grid_codes: list[str]) -> dict:
     year = reach.reference_year(announcement)
-    clauses = [reach.section_clause(announcement, name) for name in reach.SECTIONS]
-    left = or_(*(clause for clause in clauses if clause is not False))
+    left = _left(announcement)
     not_reached = reach.section_clause(announcement, reach.NOT_REACHED)
     section = case((not_reached, reach.NOT_REACHED), else_=reach.UNCONFIRMED).label("section")
     people = conn.execute(select(residents, section)
@@ -81,6 +102,66 @@ def _notice_work(conn: Connection, announcement, grid_codes: list[str]) -> dict:
                         "section": p.section, "needs": needs(p, year),
                         "tried": tried.get(p.id, []), "visits": taps.get(p.id, [])}
                        for p in people]}
+
+
+def due_for_nudges(conn: Connection, now: datetime | None = None) -> list:
+    """Live severe or extreme notices released ``GRID_NUDGE_AFTER_MINUTES`` ago or more
+    (none when the setting is 0)."""
+    minutes = current_app.config["GRID_NUDGE_AFTER_MINUTES"]
+    if not minutes:
+        return []
+    cutoff = (now or utcnow()) - timedelta(minutes=minutes)
+    return [notice for notice in live_notices(conn)
+            if notice.severity in NUDGE_SEVERITIES and notice.sent and as_utc(notice.sent) <= cutoff]
+
+
+def nudges_may_be_due(conn: Connection) -> bool:
+    """Whether a nudge pass could find work: a notice due and a grid worker with a phone."""
+    return bool(due_for_nudges(conn)) and grids.any_worker_with_phone(conn)
+
+
+def grids_left(conn: Connection, announcement) -> dict[str, int]:
+    """grid code → how many of the notice's people there are still left to visit."""
+    return dict(conn.execute(select(residents.c.grid, func.count())
+                             .where(_left(announcement), residents.c.grid.is_not(None))
+                             .group_by(residents.c.grid)).all())
+
+
+def send_nudges(now: datetime | None = None) -> int:
+    """Nudge, once, each grid worker (with a phone) of each grid with people left of each
+    notice due (``due_for_nudges``); returns how many SMS went. The queued job of the
+    reconciler's pass; safe to run twice or on two hosts at once."""
+    sent = 0
+    with engine().connect() as conn:
+        due = [(notice, grids_left(conn, notice)) for notice in due_for_nudges(conn, now)]
+    for notice, left in due:
+        if not left:
+            continue
+        with engine().connect() as conn:
+            workers = grids.workers_with_phones(conn, list(left))
+        for worker in workers:
+            sent += _nudge(notice, worker, left[worker.grid_code])
+    return sent
+
+
+def _nudge(notice, worker, left: int) -> int:
+    with engine().begin() as conn:
+        if not grids.mark_nudged(conn, notice.id, worker.grid_code, worker.user_id):
+            return 0
+    rendered = nudge_sms(notice.headline, worker.grid_code, left, notice.language,
+                         providers.render_context())
+    try:
+        providers.send_sms_now(worker.phone, rendered)
+    except Exception:
+        log.exception("nudging %s for notice %s failed; the next pass tries again",
+                      worker.name, notice.id)
+        with engine().begin() as conn:
+            grids.unmark_nudged(conn, notice.id, worker.grid_code, worker.user_id)
+        return 0
+    with engine().begin() as conn:
+        audit.record(conn, "system", "nudge", f"grid:{worker.grid_code}",
+                     {"announcement": notice.id, "worker": worker.name, "left": left})
+    return 1
 
 
 def needs(person, year: int) -> list[str]:
@@ -189,12 +270,14 @@ def grid_report(conn: Connection, announcement) -> list[dict]:
             times.setdefault(key, []).append(max((as_utc(row.reached_at) - sent).total_seconds(), 0))
     workers = {row["code"]: row["workers"] for row in grids.registry(conn)}
     last = grids.last_visits(conn, announcement.id)
+    nudged = grids.last_nudges(conn, announcement.id)
     for key, group in groups.items():
         ordered = sorted(times.get(key, []))
         needed = math.ceil(group["targeted"] * 0.9)
         group["seconds_to_90"] = round(ordered[needed - 1], 1) if 0 < needed <= len(ordered) else None
         group["workers"] = workers.get(group["grid"], [])
         group["last_visit"] = last.get(group["grid"])
+        group["last_nudge"] = nudged.get(group["grid"])
     return [groups[key] for key in sorted(groups)]
 
 
@@ -208,6 +291,7 @@ def grid_report_csv(rows: list[dict], header: list[str], names: dict[str, str]) 
         cells = {**row, "village": f"{names.get(row['village'], '')} {row['village']}".strip(),
                  "grid": f"{names.get(row['grid'], '')} {row['grid'] or ''}".strip(),
                  "workers": ";".join(row["workers"]),
-                 "last_visit": row["last_visit"].isoformat() if row["last_visit"] else ""}
+                 **{moment: row[moment].isoformat() if row[moment] else ""
+                    for moment in ("last_visit", "last_nudge")}}
         writer.writerow([reports.inert_cell(cells[column]) for column in REPORT_COLUMNS])
     return "\ufeff" + buffer.getvalue()

@@ -23,7 +23,6 @@ from typing import Any, Mapping
 
 from flask import current_app
 
-from channels.base import Outgoing
 from gateway.delivery import providers, queues
 from messages.verification import code_sms
 
@@ -61,7 +60,7 @@ def send_code(phone: str, address: str, language: str, waiting: Mapping[str, Any
     redis.hset(_key("code", phone), mapping={"digest": _digest(ticket, code), "tries": 0})
     redis.expire(_key("code", phone), minutes * 60)
     redis.set(_key("waiting", ticket), json.dumps({**waiting, "phone": phone}), ex=minutes * 60)
-    _send(phone, code_sms(code, minutes, language, providers.render_context()))
+    providers.send_sms_now(phone, code_sms(code, minutes, language, providers.render_context()))
     return ticket
 
 
@@ -99,17 +98,6 @@ def check_code(ticket: str, code: str, address: str) -> dict | None:
         redis.delete(_key("waiting", ticket))
         raise CodeRefused("tries")
     return None
-
-
-def _send(phone: str, rendered) -> None:
-    """Through the SMS channel's sender, in turn with the notices it is sending."""
-    limiter = providers.limiter("sms")
-    limiter.wait_turn()
-    try:
-        providers.sender("sms").send(Outgoing(delivery_id=0, announcement_id=0, address=phone,
-                                              rendered=rendered))
-    finally:
-        limiter.finished()
 
 
 def _count_or_refuse(redis, key: str, limit: int, reason: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from channels import registry
-from channels.base import Channel
+from channels.base import Channel, Outgoing
 from channels.broadcast import Destination
 from gateway.delivery import queues
 from gateway.store import destinations
@@ -126,6 +126,18 @@ def limiter(channel: str) -> RateLimiter:
         limiters[channel] = RateLimiter(queues.connection(app), f"{channel}:{provider}",
                                         rate(app.config, channel))
     return limiters[channel]
+
+
+def send_sms_now(phone: str, rendered) -> None:
+    """An SMS that is no notice's delivery (a registration code, a grid worker's nudge),
+    through the SMS channel's sender, in turn with the notices it is sending."""
+    sms_limiter = limiter("sms")
+    sms_limiter.wait_turn()
+    try:
+        sender("sms").send(Outgoing(delivery_id=0, announcement_id=0, address=phone,
+                                    rendered=rendered))
+    finally:
+        sms_limiter.finished()
 
 
 def render_context(app: Flask | None = None) -> RenderContext:

@@ -79,6 +79,19 @@ def enqueue_retention() -> None:
                                 result_ttl=0, job_timeout=6 * 3600, meta=job_meta())
 
 
+NUDGES_JOB = "grid-nudges"
+
+
+def enqueue_nudges() -> bool:
+    """Queue the grid workers' nudges on the SMS queue (they are SMS) unless a run is waiting
+    or running; ``fieldwork.send_nudges`` is safe twice anyway."""
+    if job_is_live(NUDGES_JOB):
+        return False
+    queue("sms").enqueue("gateway.delivery.fieldwork.send_nudges", job_id=NUDGES_JOB,
+                         result_ttl=0, job_timeout=3600, meta=job_meta())
+    return True
+
+
 def batch_marker(announcement_id: int, channel: str, batch: int) -> str:
     return f"tongbao:batch:{announcement_id}:{channel}:{batch}"
 

@@ -4,6 +4,7 @@ The worker holding the reconciler's lock runs it every ``RECONCILE_SECONDS`` (on
 all the hosts' workers; see ``gateway.delivery.workers``), and ``flask --app wsgi
 reconcile`` runs it once. It is safe to run at any time, twice,
 or in two places at once: a batch job that finds nothing to claim sends nothing.
+It also queues the grid workers' nudges (``fieldwork.send_nudges``) when they are on.
 Roster imports are not in the ledger: their notes on disk say which are still to run
 (``gateway.delivery.imports.requeue_stranded``).
 """
@@ -11,14 +12,15 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway.delivery import imports, queues, retention
+from gateway.delivery import fieldwork, imports, queues, retention
 from gateway.store import ledger
 from gateway.store.db import engine
 from gateway.store.schema import announcements
 
 
 def reconcile() -> dict[str, int]:
-    """Take back abandoned sends, queue batches, plans and roster imports that have no live job."""
+    """Take back abandoned sends, queue batches, plans and roster imports that have no live job,
+    and the grid workers' nudges when some may be due."""
     with engine().begin() as conn:
         reclaimed = ledger.reclaim_abandoned(conn, queues.worker_alive)
         groups = ledger.pending_batches(conn)
@@ -34,5 +36,8 @@ def reconcile() -> dict[str, int]:
     for announcement_id in stuck_plans:
         queues.enqueue_plan(announcement_id)
     retention.queue_pass_when_due()
+    with engine().connect() as conn:
+        nudges = fieldwork.nudges_may_be_due(conn) and queues.enqueue_nudges()
     return {"batches_requeued": requeued, "sends_reclaimed": sum(reclaimed.values()),
-            "plans_requeued": len(stuck_plans), "imports_requeued": imports.requeue_stranded()}
+            "plans_requeued": len(stuck_plans), "imports_requeued": imports.requeue_stranded(),
+            "nudges_queued": int(nudges)}

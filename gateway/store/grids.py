@@ -15,10 +15,12 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from audiences import areas as area_codes
+from audiences.roster_cells import phone_number
 from gateway.store import audit
 from gateway.store.accounts import GRID_WORKER, find_user
 from gateway.store.db import as_utc, utcnow
-from gateway.store.schema import areas, grid_visits, grid_workers, grids, residents, users
+from gateway.store.schema import (areas, grid_nudges, grid_visits, grid_workers, grids, residents,
+                                  users)
 
 #: What a grid worker found at the door: told in person (a delivery), or an attempt.
 TOLD = "told"
@@ -40,6 +42,7 @@ class GridError(ValueError):
         "no_grid": "grid {grid} is not in the grid registry",
         "no_user": "there is no user named {user!r}",
         "not_grid_worker": "{user} is a {role}, not a grid_worker",
+        "bad_phone": "{phone!r} is not a valid phone number",
     }
 
     def __init__(self, reason: str, **details):
@@ -80,16 +83,32 @@ def unassign(conn: Connection, grid_code: str, user_name: str, actor: str) -> No
         audit.record(conn, actor, "unassign", f"grid:{grid_code}", {"worker": user.name})
 
 
+def set_phone(conn: Connection, user_name: str, phone: str, actor: str) -> str | None:
+    """Give a grid worker the mobile their nudges go to (E.164); an empty ``phone`` removes it."""
+    user = _worker(conn, user_name)
+    try:
+        number = phone_number(phone)
+    except ValueError:
+        raise GridError("bad_phone", phone=phone.strip()) from None
+    conn.execute(update(users).where(users.c.id == user.id).values(phone=number))
+    audit.record(conn, actor, "phone", f"user:{user.name}", {"set": number is not None})
+    return number
+
+
 def _grid_and_worker(conn: Connection, grid_code: str, user_name: str):
     grid_code = area_codes.normalize_grid(grid_code)
     if conn.execute(select(grids.c.code).where(grids.c.code == grid_code)).first() is None:
         raise GridError("no_grid", grid=grid_code)
+    return grid_code, _worker(conn, user_name)
+
+
+def _worker(conn: Connection, user_name: str):
     user = find_user(conn, user_name.strip())
     if user is None:
         raise GridError("no_user", user=user_name.strip())
     if user.role != GRID_WORKER:
         raise GridError("not_grid_worker", user=user.name, role=user.role)
-    return grid_code, user
+    return user
 
 
 def grids_of(conn: Connection, user_id: int) -> list[str]:
@@ -168,6 +187,45 @@ def visits(conn: Connection, announcement_id: int, resident_ids: list[int]) -> d
             {"outcome": row.outcome, "note": row.note, "worker": row.name,
              "at": row.at.isoformat() if row.at else None})
     return found
+
+
+def workers_with_phones(conn: Connection, grid_codes: list[str]) -> list:
+    """(grid_code, user_id, name, phone) of the workers of these grids who have a phone."""
+    return conn.execute(select(grid_workers.c.grid_code, users.c.id.label("user_id"), users.c.name,
+                               users.c.phone)
+                        .join(users, users.c.id == grid_workers.c.user_id)
+                        .where(grid_workers.c.grid_code.in_(grid_codes), users.c.phone.is_not(None))
+                        .order_by(grid_workers.c.grid_code, users.c.id)).all()
+
+
+def any_worker_with_phone(conn: Connection) -> bool:
+    return conn.execute(select(grid_workers.c.user_id)
+                        .join(users, users.c.id == grid_workers.c.user_id)
+                        .where(users.c.phone.is_not(None)).limit(1)).first() is not None
+
+
+def mark_nudged(conn: Connection, announcement_id: int, grid_code: str, user_id: int) -> bool:
+    """Mark (notice, grid, worker) nudged; False when it was before (by this or another host)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    kept = conn.execute(dialect.insert(grid_nudges).values(
+        announcement_id=announcement_id, grid_code=grid_code, user_id=user_id, at=utcnow())
+        .on_conflict_do_nothing().returning(grid_nudges.c.user_id)).first()
+    return kept is not None
+
+
+def unmark_nudged(conn: Connection, announcement_id: int, grid_code: str, user_id: int) -> None:
+    """The nudge's SMS failed: the next pass tries again."""
+    conn.execute(delete(grid_nudges).where(grid_nudges.c.announcement_id == announcement_id,
+                                           grid_nudges.c.grid_code == grid_code,
+                                           grid_nudges.c.user_id == user_id))
+
+
+def last_nudges(conn: Connection, announcement_id: int) -> dict[str, datetime]:
+    """grid code → when its workers were last nudged for this notice."""
+    return {grid: as_utc(at) for grid, at in conn.execute(
+        select(grid_nudges.c.grid_code, func.max(grid_nudges.c.at))
+        .where(grid_nudges.c.announcement_id == announcement_id)
+        .group_by(grid_nudges.c.grid_code)).all()}
 
 
 def forget_visits(conn: Connection, announcement_id: int) -> int:

@@ -99,6 +99,18 @@ grid_visits = Table(
     Index("ix_grid_visits_announcement_resident", "announcement_id", "resident_id"),
 )
 
+# One row per (notice, grid, grid worker) nudged by SMS to visit the people left: written
+# before the SMS goes, so a second pass or host never nudges twice (migration 0017).
+grid_nudges = Table(
+    "grid_nudges", metadata,
+    Column("announcement_id", Integer, ForeignKey("announcements.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("grid_code", String(15), ForeignKey("grids.code", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("announcement_id", "grid_code", "user_id"),
+)
+
 devices = Table(
     "devices", metadata,
     Column("id", Integer, primary_key=True),
@@ -149,6 +161,8 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     # Bumped at logout: a session cookie made before it is refused from then on.
     Column("session_generation", Integer, nullable=False, default=0, server_default="0"),
+    # A grid worker's mobile, where their nudges go (migration 0017); null: not nudged.
+    Column("phone", String(20)),
 )
 
 # Failed console logins per (name typed, client address), whether or not the name exists.

@@ -131,7 +131,8 @@ def test_reconciler_requeues_batches_lost_with_a_redis_flush(app, api):
     assert statuses == {"delivered"}
     with app.app_context():
         assert reconciler.reconcile() == {"batches_requeued": 0, "sends_reclaimed": 0,
-                                          "plans_requeued": 0, "imports_requeued": 0}
+                                          "plans_requeued": 0, "imports_requeued": 0,
+                                          "nudges_queued": 0}
 
 
 def test_reconciler_retries_sends_stranded_by_a_dead_worker(app, api):

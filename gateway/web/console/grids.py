@@ -94,6 +94,10 @@ def _change_registry(form) -> None:
                 grids.unassign(conn, code, worker, g.user.name)
                 flash(_("%(worker)s no longer works grid %(code)s.", worker=worker, code=code),
                       "success")
+            elif action == "phone":
+                number = grids.set_phone(conn, worker, form.get("phone", ""), g.user.name)
+                flash(_("%(worker)s's nudges go to %(phone)s.", worker=worker, phone=number)
+                      if number else _("%(worker)s is not nudged by SMS.", worker=worker), "success")
             else:
                 flash(_("Choose what to change."), "error")
     except AreaError as error:
@@ -113,6 +117,8 @@ def _grid_error(error: grids.GridError) -> str:
         return _("grid %(grid)s is not in the grid registry.", grid=details["grid"])
     if error.reason == "no_user":
         return _("there is no user named %(user)s.", user=details["user"])
+    if error.reason == "bad_phone":
+        return _("“%(phone)s” is not a valid phone number.", phone=details["phone"])
     return _("%(user)s is not a grid worker.", user=details["user"])
 
 
@@ -131,7 +137,7 @@ def report_csv(announcement_id: int):
     _row, rows, names = _report(announcement_id)
     header = [_("Village"), _("Grid"), _("Targeted"), _("Reached by machine"),
               _("Reached in person"), _("Not reached"), _("Seconds until nine in ten reached"),
-              _("Grid workers"), _("Last visit")]
+              _("Grid workers"), _("Last visit"), _("Nudged by SMS")]
     return Response(fieldwork.grid_report_csv(rows, header, names), mimetype="text/csv",
                     headers={"Content-Disposition":
                              f"attachment; filename=grids-{announcement_id}.csv"})

@@ -1,0 +1,22 @@
+"""The SMS that asks a grid worker to visit the people a notice has not reached (#18, item 5)."""
+from __future__ import annotations
+
+from messages.phrases import wording_language
+from messages.render_types import Rendered, RenderContext
+from messages.sms import signature
+
+_TEXT = {
+    "zh": "网格员您好：通报“{headline}”在您的网格{grid}还有 {left} 人未收到，请上门告知：{link}",
+    "en": "Grid worker: {left} people in your grid {grid} have not got the notice "
+          "\"{headline}\". Please visit them: {link}",
+}
+
+
+def nudge_sms(headline: str, grid: str, left: int, language: str,
+              context: RenderContext) -> Rendered:
+    """The nudge in the worker's language, signed as the office's notices are, with the link
+    to their list (``{PUBLIC_BASE_URL}/grid``)."""
+    words = _TEXT[wording_language(language)]
+    link = f"{context.public_base_url.rstrip('/')}/grid"
+    return Rendered("sms", language, signature(language, context) + words.format(
+        headline=headline, grid=grid, left=left, link=link))
