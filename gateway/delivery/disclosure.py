@@ -1,6 +1,7 @@
 """The after-action disclosure report of a sent notice: who was targeted, reached (and by
 which channel first), confirmed and not reached, and how fast, per segment of residents
-(town × age band × impairment, as in the preview), with each village's loudspeakers.
+(town × age band × impairment × written language, as in the preview), with each village's
+loudspeakers.
 
 It counts with ``reach`` (the ``reached`` table the ledger keeps), the same as the status
 API, so its totals equal the status API's ``reached_residents``, ``confirmed_residents``,
@@ -21,14 +22,14 @@ from sqlalchemy import Connection, and_, func, select
 
 from channels.registry import RESIDENT_CHANNELS
 from gateway.delivery import public_channels, reach
-from gateway.delivery.preview import age_band, impairment
+from gateway.delivery.preview import segment_key
 from gateway.delivery.reports import inert_cell
 from gateway.store.ledger.retention import retained, retained_disclosure
 from gateway.store.roster import beneath
 from gateway.store.schema import deliveries, devices, reached, residents
 
 SHARES = (50, 90)
-SEGMENT_COLUMNS = ("town", "age_band", "impairment", "targeted", "reached",
+SEGMENT_COLUMNS = ("town", "age_band", "impairment", "language", "targeted", "reached",
                    *(f"first_{channel}" for channel in RESIDENT_CHANNELS), "confirmed",
                    "unconfirmed", "not_reached", "seconds_to_50", "seconds_to_90")
 VILLAGE_COLUMNS = ("village", "targeted", "reached", "loudspeakers", "played", "failed")
@@ -47,14 +48,15 @@ def report(conn: Connection, announcement) -> dict:
                                                reached.c.recipient_id == residents.c.id))
     rows = conn.execute(select(residents.c.area_code, residents.c.birth_year,
                                residents.c.visually_impaired, residents.c.hearing_impaired,
+                               residents.c.language,
                                reached.c.recipient_id.label("reached_id"), reached.c.channel,
                                reached.c.reached_at, reached.c.confirmed_at)
                         .select_from(joined).where(reach.audience_clause(announcement))
                         .execution_options(yield_per=5000))
-    total = _blank(("*", "*", "*"))
+    total = _blank(("*", "*", "*", "*"))
     for row in rows:
-        key = (row.area_code[:9], age_band(year - row.birth_year if row.birth_year else None),
-               impairment(row.visually_impaired, row.hearing_impaired))
+        key = segment_key(row.area_code[:9], row.birth_year, row.visually_impaired,
+                          row.hearing_impaired, row.language, year)
         segment = segments.get(key) or segments.setdefault(key, _blank(key))
         village = villages.setdefault(row.area_code, {"village": row.area_code, "targeted": 0,
                                                       "reached": 0, "loudspeakers": 0,
@@ -97,7 +99,8 @@ def report(conn: Connection, announcement) -> dict:
 
 
 def _blank(key: tuple) -> dict:
-    counts = {"town": key[0], "age_band": key[1], "impairment": key[2], "targeted": 0,
+    counts = {"town": key[0], "age_band": key[1], "impairment": key[2], "language": key[3],
+              "targeted": 0,
               "reached": 0, "confirmed": 0, "unconfirmed": 0}
     counts.update({f"first_{channel}": 0 for channel in RESIDENT_CHANNELS})
     return counts
@@ -128,14 +131,16 @@ def report_csv(data: dict, segment_header: list[str], village_header: list[str],
                names: dict[str, str]) -> str:
     """The report as CSV (with a BOM): the segments and their total, a blank line, the villages.
 
-    ``names`` turns area codes (and age band and impairment keys) into the reader's words.
+    ``names`` turns area codes (and age band and impairment keys, language tags) into the
+    reader's words.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([inert_cell(title) for title in segment_header])
     for counts in [*data["segments"], data["total"]]:
         writer.writerow([inert_cell(names.get(counts[c], counts[c]) if c in ("town", "age_band",
-                                                                               "impairment")
+                                                                               "impairment",
+                                                                               "language")
                                     else counts[c]) for c in SEGMENT_COLUMNS])
     writer.writerow([])
     writer.writerow([inert_cell(title) for title in village_header])

@@ -61,6 +61,14 @@ def impairment(visually: bool, hearing: bool) -> str:
     return "visual" if visually else "hearing" if hearing else "none"
 
 
+def segment_key(town: str, birth_year: int | None, visually: bool, hearing: bool,
+                language: str, year: int) -> tuple[str, str, str, str]:
+    """A resident's segment (town, age band, impairment, written language): the preview's
+    groups and the disclosure report's rows are the same segments."""
+    return (town, age_band(year - birth_year if birth_year else None),
+            impairment(visually, hearing), language)
+
+
 class _Context(NamedTuple):
     """What the preview and its thin residents both look at: the announcement's area codes,
     whether it is a drill, its channels, the year ages are counted in, loudspeakers by village."""
@@ -99,8 +107,8 @@ def preview(conn: Connection, announcement, languages: list[str] | None = None) 
         _count_text(texts, group, written_in, announcement)
         for channel in chosen:
             per_channel[channel] += group.n
-        key = (group.town, age_band(year - group.birth_year if group.birth_year else None),
-               impairment(group.visually_impaired, group.hearing_impaired), group.language)
+        key = segment_key(group.town, group.birth_year, group.visually_impaired,
+                          group.hearing_impaired, group.language, year)
         segment = segments.setdefault(key, {"town": key[0], "age_band": key[1],
                                             "impairment": key[2], "language": key[3],
                                             "residents": 0,

@@ -13,7 +13,8 @@ from flask_babel import gettext as _
 from gateway.delivery import disclosure, lifecycle, preview, providers, reports
 from gateway.store.accounts import APPROVERS
 from gateway.web.console import queries
-from gateway.web.console.wording import N_, office_time_zone, validation_error
+from gateway.web.console.wording import (LANGUAGE_NAMES, N_, language_name, office_time_zone,
+                                         validation_error)
 from gateway.web.console.errors import no_such_announcement
 from gateway.web.console.auth import login_required
 from gateway.store.db import engine
@@ -202,7 +203,7 @@ def disclosure_csv(announcement_id: int):
     names["*"] = _("All")
     text = disclosure.report_csv(
         data,
-        [_("Town"), _("Age"), _("Impairment"), _("Targeted"), _("Reached"),
+        [_("Town"), _("Age"), _("Impairment"), _("Language"), _("Targeted"), _("Reached"),
          _("First by SMS"), _("First by voice call"), _("First by WeChat"),
          _("First in person"), _("Confirmed"),
          _("Reached, not confirmed"), _("Not reached"), _("Seconds until half reached"),
@@ -214,9 +215,10 @@ def disclosure_csv(announcement_id: int):
 
 
 def segment_words() -> dict[str, str]:
-    """Age band and impairment keys of a segment in the reader's words."""
+    """Age band, impairment and language keys of a segment in the reader's words."""
     return {"unknown": _("unknown"), "none": _("none"), "visual": _("visual"),
-            "hearing": _("hearing"), "visual+hearing": _("visual and hearing")}
+            "hearing": _("hearing"), "visual+hearing": _("visual and hearing"),
+            **{tag: language_name(tag) for tag in LANGUAGE_NAMES}}
 
 
 @bp.route("/announcements/<int:announcement_id>/approve", methods=("GET", "POST"))

@@ -269,3 +269,19 @@ def delivery_try(tried: dict) -> str:
     if tried.get("at"):
         words.append(local_time(tried["at"]))
     return " ".join(words) + (f" ({tried['error']})" if tried.get("error") else "")
+
+
+# --- languages ------------------------------------------------------------------------------
+
+#: Language tags (canonical, ``messages.languages``) the console names in words; any other
+#: tag shows as it is.
+LANGUAGE_NAMES = {"zh": N_("Chinese"), "cmn": N_("Mandarin"), "yue": N_("Cantonese"),
+                  "hak": N_("Hakka"), "za": N_("Zhuang"), "en": N_("English")}
+
+
+def language_name(tag: str | None, spoken: bool = False) -> str:
+    """A language tag in the reader's words; ``spoken`` names Chinese as heard (Mandarin)."""
+    if spoken and tag == "zh":
+        tag = "cmn"
+    wording = LANGUAGE_NAMES.get(tag)
+    return _(wording) if wording else (tag or "")

@@ -31,10 +31,12 @@ def test_the_report_page_and_csv_in_chinese_equal_the_status(app, client, segmen
     status = client.get(f"/announcements/{announcement_id}/progress.json").get_json()
     rows_csv = list(csv.reader(io.StringIO(page(client.get(
         f"/announcements/{announcement_id}/disclosure.csv")).lstrip("\ufeff"))))
-    assert rows_csv[0][:5] == ["乡镇", "年龄", "障碍", "目标人数", "已送达"]
+    assert rows_csv[0][:6] == ["乡镇", "年龄", "障碍", "语言", "目标人数", "已送达"]
+    assert {row[3] for row in rows_csv[1:rows_csv.index([])]} == {"中文", "合计"}
     total = next(row for row in rows_csv if row and row[0] == "合计")
-    # town, age, impairment, targeted, reached, first by SMS/call/WeChat/in person, confirmed…
-    assert (int(total[3]), int(total[4]), int(total[9]), int(total[10]), int(total[11])) == (
+    # town, age, impairment, language, targeted, reached, first by SMS/call/WeChat/in person,
+    # confirmed…
+    assert (int(total[4]), int(total[5]), int(total[10]), int(total[11]), int(total[12])) == (
         9, status["reached_residents"], status["confirmed_residents"],
         status["unconfirmed_residents"], status["not_reached_residents"]) == (9, 1, 0, 1, 8)
     villages = rows_csv[rows_csv.index([]) + 1:]

@@ -179,3 +179,21 @@ def test_the_api_gives_the_report_and_admins_the_thin_residents(app, segments_co
     assert refused.status_code == 400 and refused.get_json()["field"] == "age_band"
     unsent = create(app, areas=[TOWN])  # awaiting approval
     assert api("author").get(f"/api/v1/announcements/{unsent}/disclosure").status_code == 409
+
+
+def test_segments_split_by_written_language_alike_in_the_preview_and_the_report(app,
+                                                                                segments_county):
+    with app.extensions["engine"].begin() as conn:
+        roster.insert_residents(conn, [person("Tom", NONE, phone="+8613900000010",
+                                              openid="o_tom", born=1995, language="en")])
+    announcement_id = planned(app, areas=[TOWN], severity="severe")
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        announcement = row_of(conn, announcement_id)
+        report = disclosure.report(conn, announcement)
+        shown = preview.preview(conn, announcement)
+    in_report = {(s["age_band"], s["impairment"], s["language"]): s["targeted"]
+                 for s in report["segments"]}
+    assert in_report[("18-39", "none", "en")] == 1 and in_report[("18-39", "none", "zh")] == 2
+    assert in_report == {(s["age_band"], s["impairment"], s["language"]): s["residents"]
+                         for s in shown["segments"]}
+    assert report["total"]["language"] == "*" and report["total"]["targeted"] == 10
