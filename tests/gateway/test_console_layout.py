@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from tests.conftest import run_jobs
-from tests.gateway.conftest import DISTRICT
+from tests.gateway.conftest import DISTRICT, VILLAGE_A
 from tests.gateway.test_console_browser import (CHROMIUM, CHROMIUM_ARGS, WAIT_MS, live_server,
                                                 log_in)
 
@@ -88,6 +89,29 @@ def sent_notice(app):
     return announcement_id
 
 
+GRID = VILLAGE_A + "001"
+
+
+@pytest.fixture
+def newer_pages(app, county):
+    """What the pages added after the first checks show: a grid worked by ``gridworker`` (with
+    a resident in it), a registration waiting for review, a broadcast destination."""
+    from gateway.store import accounts, destinations, grids, registrations
+    from gateway.store.schema import residents
+    with app.extensions["engine"].begin() as conn:
+        grids.add_grid(conn, GRID, "一组", "test")
+        accounts.create_user(conn, "gridworker", "grid_worker", "gridworker-password")
+        grids.assign(conn, GRID, "gridworker", "test")
+        conn.execute(update(residents).where(residents.c.area_code == VILLAGE_A)
+                     .values(grid=GRID))
+        registrations.submit(conn, registrations.Registration(
+            area_code=VILLAGE_A, name="周扫码", phone="+8613900000031", language="zh",
+            uses_wechat=False, needs=("visually_impaired",),
+            consents=("contact", "visually_impaired")))
+        destinations.add(conn, name="市应急广播", kind=destinations.KINDS[0],
+                         area_code=DISTRICT, url="https://broadcast.example.cn/cap")
+
+
 def choose_language(page, language):
     if language == "en":
         page.click("header button[name=language][value=en]")
@@ -95,15 +119,41 @@ def choose_language(page, language):
 
 
 def console_pages(announcement_id):
-    """Every page of the console an admin opens, and the public page."""
+    """Every page of the console an admin opens, and the public pages (the notice's, and a
+    village's self-registration form and the way in to see one's own record)."""
     return ["/", "/announcements/new", f"/announcements/{announcement_id}",
             f"/announcements/{announcement_id}/approve", f"/announcements/{announcement_id}/unreached",
-            f"/announcements/{announcement_id}/disclosure", "/residents", "/residents/import",
-            "/devices", "/outbox", "/audit", f"/a/{announcement_id}"]
+            f"/announcements/{announcement_id}/disclosure", f"/announcements/{announcement_id}/grids",
+            "/residents", "/residents/import", "/devices", "/grids", "/registrations",
+            f"/registrations/poster/{VILLAGE_A}", "/destinations", "/outbox", "/audit",
+            f"/a/{announcement_id}", f"/join/{VILLAGE_A}", f"/join/{VILLAGE_A}/manage"]
+
+
+def layout_problems(page) -> dict:
+    """Elements wider than the screen, the page scrolling sideways, headers one character per
+    line; empty when the page fits."""
+    layout = page.evaluate(OVERFLOW)
+    stacked = page.evaluate(STACKED_HEADERS)
+    if layout["scroll"] > layout["width"] or layout["wide"] or stacked:
+        return {**layout, "stacked_headers": stacked}
+    return {}
+
+
+def serious_violations(page) -> list:
+    """axe-core's serious and critical findings on the page as it is now (a page opened with
+    ``bypass_csp``: the console's Content-Security-Policy refuses injected scripts)."""
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate("""async () => {
+      const result = await axe.run(document, {resultTypes: ["violations"]});
+      return result.violations.filter((v) => ["serious", "critical"].includes(v.impact))
+        .map((v) => ({id: v.id, help: v.help,
+                      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}));
+    }""")
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
-def test_every_page_fits_a_390_px_phone(app, browser, live_server, sent_notice, language):
+def test_every_page_fits_a_390_px_phone(app, browser, live_server, sent_notice, newer_pages,
+                                        language):
     """Progress, compose and unreached above all: no element wider than the screen, no
     sideways scroll of the page, no table header written one character per line."""
     page = new_page(browser, PHONE)
@@ -114,19 +164,16 @@ def test_every_page_fits_a_390_px_phone(app, browser, live_server, sent_notice, 
         page.goto(live_server + path)
         if path == f"/announcements/{sent_notice}":
             page.wait_for_selector("#progress-rows tr")
-        layout = page.evaluate(OVERFLOW)
-        stacked = page.evaluate(STACKED_HEADERS)
-        if layout["scroll"] > layout["width"] or layout["wide"] or stacked:
-            problems[path] = {**layout, "stacked_headers": stacked}
+        if found := layout_problems(page):
+            problems[path] = found
     assert not problems, json.dumps(problems, ensure_ascii=False, indent=1)
 
 
 @pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed (npm ci, see Makefile)")
 @pytest.mark.parametrize("language", ["zh", "en"])
 @pytest.mark.parametrize("viewport", [None, PHONE], ids=["desktop", "phone"])
-def test_axe_finds_nothing_serious_on_any_page(app, browser, live_server, sent_notice, language,
-                                               viewport):
-    # The console's Content-Security-Policy refuses injected scripts, axe-core's too.
+def test_axe_finds_nothing_serious_on_any_page(app, browser, live_server, sent_notice, newer_pages,
+                                               language, viewport):
     page = new_page(browser, viewport, bypass_csp=True)
     log_in(page, live_server, "admin")
     choose_language(page, language)
@@ -137,15 +184,63 @@ def test_axe_finds_nothing_serious_on_any_page(app, browser, live_server, sent_n
         page.goto(live_server + path)
         if path == f"/announcements/{sent_notice}":
             page.wait_for_selector("#progress-rows tr")  # the page as it is once filled in
-        page.add_script_tag(path=str(AXE))
-        violations = page.evaluate("""async () => {
-          const result = await axe.run(document, {resultTypes: ["violations"]});
-          return result.violations.filter((v) => ["serious", "critical"].includes(v.impact))
-            .map((v) => ({id: v.id, help: v.help,
-                          nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}));
-        }""")
-        if violations:
+        if violations := serious_violations(page):
             found[path] = violations
+    assert not found, json.dumps(found, ensure_ascii=False, indent=1)
+
+
+def grid_and_join_pages(app, page, server, language):
+    """Go to each page only a grid worker or a registering resident reaches, yielding its name
+    there: the grid worker's phone page, then a village's join form sent, its code page, its
+    thank-you page and the page of one's own record (codes from the SMS outbox, as the
+    resident reads them)."""
+    from gateway.delivery import queues
+    from tests.gateway.test_join_browser import sms_code
+    phone = "+8613900000032"
+    page.goto(f"{server}/login")
+    page.fill("input[name=name]", "gridworker")
+    page.fill("input[name=password]", "gridworker-password")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{server}/grid")
+    choose_language(page, language)
+    yield "/grid"
+    page.click("header form[action='/logout'] button")
+    page.goto(f"{server}/join/{VILLAGE_A}")  # in the language chosen: logging out keeps it
+    page.fill("input[name=name]", "周扫码")
+    page.fill("input[name=phone]", phone)
+    page.check("input[name=consent_contact]")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/verify")
+    yield "/join/…/verify"
+    page.fill("input[name=code]", sms_code(app, phone))
+    page.click("main button[type=submit]")
+    page.wait_for_selector("#registered")
+    yield "/join/… registered"
+    with app.app_context():  # as if the minute between two codes to one number had passed
+        queues.connection().delete(f"tongbao:join:gap:{phone}")
+    page.goto(f"{server}/join/{VILLAGE_A}/manage")
+    page.fill("input[name=phone]", phone)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/verify")
+    page.fill("input[name=code]", sms_code(app, phone))
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/mine")
+    yield "/join/…/mine"
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed (npm ci, see Makefile)")
+@pytest.mark.parametrize("language", ["zh", "en"])
+@pytest.mark.parametrize("viewport", [None, PHONE], ids=["desktop", "phone"])
+def test_grid_worker_and_join_pages_fit_and_axe_finds_nothing_serious(
+        app, browser, live_server, sent_notice, newer_pages, language, viewport):
+    """The pages behind another login or a sent form: the same checks as every other page."""
+    page = new_page(browser, viewport, bypass_csp=True)
+    found = {}
+    for name in grid_and_join_pages(app, page, live_server, language):
+        problems = {"layout": layout_problems(page) if viewport else {},
+                    "axe": serious_violations(page)}
+        if any(problems.values()):
+            found[name] = problems
     assert not found, json.dumps(found, ensure_ascii=False, indent=1)
 
 
