@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, select, update
 from audiences.policy import PERSON_FIELDS, Policy, address_of, channels_for, person_key
 from channels.registry import PERSONAL_CHANNELS
 from gateway.delivery import lifecycle, providers, public_channels, queues, reach
-from gateway.store import audit, ledger
+from gateway.store import audit, grids, ledger
 from gateway.store.db import utcnow
 from gateway.store.roster import beneath, usable_phone
 from gateway.store.schema import (announcements, deliveries, delivery_counts, devices,
@@ -32,6 +32,7 @@ from gateway.store.schema import (announcements, deliveries, delivery_counts, de
 CHUNK = 5000
 # A phone marked invalid is no address: no channel is planned to it.
 RESIDENT_COLUMNS = (residents.c.id, residents.c.area_code, residents.c.language,
+                    residents.c.grid,
                     *(usable_phone() if name == "phone" else residents.c[name]
                       for name in PERSON_FIELDS))
 
@@ -117,6 +118,7 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
         batches = Batches(config["BATCH_SIZE"], _planned_so_far(conn, announcement.id))
         written_in = set(lifecycle.languages(conn, announcement))
         speakers = speaker_villages(conn, codes, drill) if "loudspeaker" in allowed else {}
+        worked = grids.worked_grids(conn)
     queued = {channel: 0 for channel in allowed}
     cache: dict[tuple, tuple[str, ...]] = {}
     with engine.connect() as reader:
@@ -129,8 +131,8 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
                 if chosen is None:
                     chosen = cache[key] = channels_for(person, severity=announcement.severity,
                                                        policy=policy, available=allowed, year=year)
-                if len(reach.paths(person, chosen, bool(speakers.get(person.area_code)))) \
-                        < reach.ENOUGH_PATHS:
+                if len(reach.paths(person, chosen, bool(speakers.get(person.area_code)),
+                                   reach.visit_planned(person.grid, worked))) < reach.ENOUGH_PATHS:
                     cursor["thin"] += 1
                 for channel in chosen:
                     rows.append({"channel": channel, "recipient_id": person.id,

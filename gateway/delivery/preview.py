@@ -10,7 +10,8 @@ an SMS and a call to one handset counting once, the village loudspeaker only
 for those who hear it); ``fewer_than_two_channels`` counts them, ``paths``
 gives how many residents have 0, 1, 2 or 3 paths, and ``suggestions`` says
 per village what would add a path (a loudspeaker, the WeChat account, a grid
-worker's visit) for how many.
+worker's visit — naming the grid that has no worker, ``grid``) for how many. A resident whose
+grid has a grid worker has the visit as a path (``reach.visit_planned``).
 
 ``texts`` says per language of the announcement's texts how many residents get it, and how
 many of those read another language it has no text in (``fallback``, by their language in
@@ -30,6 +31,7 @@ from audiences.areas import prefix
 from audiences.policy import Person, channels_for
 from gateway.delivery import lifecycle, providers, public_channels, reach
 from gateway.delivery.planner import planned_channels, speaker_villages, stream_residents
+from gateway.store import grids
 from gateway.store.roster import beneath
 from gateway.store.schema import group_robots, residents
 from messages import audio
@@ -71,12 +73,14 @@ def segment_key(town: str, birth_year: int | None, visually: bool, hearing: bool
 
 class _Context(NamedTuple):
     """What the preview and its thin residents both look at: the announcement's area codes,
-    whether it is a drill, its channels, the year ages are counted in, loudspeakers by village."""
+    whether it is a drill, its channels, the year ages are counted in, loudspeakers by village,
+    the grids with a grid worker."""
     codes: list[str]
     drill: bool
     allowed: set[str]
     year: int
     speakers: dict[str, int]
+    worked: frozenset[str]
 
 
 def _context(conn: Connection, announcement) -> _Context:
@@ -85,21 +89,21 @@ def _context(conn: Connection, announcement) -> _Context:
     allowed = planned_channels(announcement, current_app.config)
     speakers = speaker_villages(conn, codes, drill) if "loudspeaker" in allowed else {}
     return _Context(codes, drill, allowed, (announcement.sent or announcement.created_at).year,
-                    speakers)
+                    speakers, grids.worked_grids(conn))
 
 
 def preview(conn: Connection, announcement, languages: list[str] | None = None) -> dict:
     """The preview of a stored announcement, or of a draft not stored yet with the
     ``languages`` of its texts (its own first)."""
     config = current_app.config
-    codes, drill, allowed, year, speakers = _context(conn, announcement)
+    codes, drill, allowed, year, speakers, worked = _context(conn, announcement)
     per_channel: dict[str, int] = defaultdict(int)
     segments: dict[tuple, dict] = {}
     written_in = languages or lifecycle.languages(conn, announcement)
     texts = {language: {"language": language, "residents": 0, "fallback": 0,
                         "fallback_from": defaultdict(int)} for language in written_in}
     residents_total = 0
-    for group in _groups(conn, codes, drill, also=(residents.c.language,)):
+    for group in _groups(conn, codes, drill, also=(residents.c.language, residents.c.grid)):
         person = group_person(group)
         chosen = channels_for(person, severity=announcement.severity,
                               policy=current_app.extensions["policy"], available=allowed, year=year)
@@ -119,12 +123,14 @@ def preview(conn: Connection, announcement, languages: list[str] | None = None) 
         segment["residents"] += group.n
         for channel in chosen:
             segment["channels"][channel] += group.n
-        independent = reach.paths(person, chosen, bool(speakers.get(group.village)))
+        independent = reach.paths(person, chosen, bool(speakers.get(group.village)),
+                                  reach.visit_planned(group.grid, worked))
         segment["paths"][len(independent)] += group.n
         if len(independent) < reach.ENOUGH_PATHS:
             segment["fewer_than_two_channels"] += group.n
             add = suggestion(person, "loudspeaker" in allowed and not speakers.get(group.village))
-            segment["suggestions"][(add, group.village)] += group.n
+            grid = group.grid if add == "grid_worker" else None
+            segment["suggestions"][(add, group.village, grid)] += group.n
         if not chosen:
             segment["unreachable"] += group.n
     if speakers:
@@ -161,7 +167,7 @@ def voice_fallbacks(conn: Connection, announcement, languages: list[str] | None 
     (spoken language, language heard): their spoken language has no voice (``no_voice``),
     or its voice cannot read the text they get (``no_text``). The call reads the text in
     its own language's voice instead (``media.voice_for``, ``audio.choose_voice``)."""
-    codes, drill, allowed, year, _ = _context(conn, announcement)
+    codes, drill, allowed, year, *_ = _context(conn, announcement)
     if "voice" not in allowed:
         return []
     voices = current_app.config["SPEECH_VOICES"]
@@ -192,7 +198,7 @@ def thin_residents(conn: Connection, announcement, town: str, band: str,
     ``language`` when given) whom the
     announcement would reach by fewer than two independent paths, with their paths and what
     would add one (``suggestion``). Names and phones: for roles allowed personal data."""
-    codes, drill, allowed, year, speakers = _context(conn, announcement)
+    codes, drill, allowed, year, speakers, worked = _context(conn, announcement)
     found: dict[int, tuple] = {}
     for chunk in stream_residents(conn, [town], drill=drill):
         for person in chunk:
@@ -205,7 +211,8 @@ def thin_residents(conn: Connection, announcement, town: str, band: str,
                                   policy=current_app.extensions["policy"], available=allowed,
                                   year=year)
             has_speaker = bool(speakers.get(person.area_code))
-            independent = reach.paths(person, chosen, has_speaker)
+            independent = reach.paths(person, chosen, has_speaker,
+                                      reach.visit_planned(person.grid, worked))
             if len(independent) < reach.ENOUGH_PATHS:
                 found[person.id] = (sorted(independent), suggestion(
                     person, "loudspeaker" in allowed and not has_speaker))
@@ -230,7 +237,7 @@ def segment_language(value: str | None) -> str | None | bool:
 def suggestion(person, speaker_missing: bool) -> str:
     """What would give a thin resident another path: a loudspeaker in their village (when they
     can hear one and it has none), following the WeChat account (a smartphone without it),
-    or else a grid worker's visit."""
+    or else a grid worker's visit (a worker for their grid, or a grid for them)."""
     if speaker_missing and reach.perceivable(person, "loudspeaker"):
         return "loudspeaker"
     if person.has_smartphone and not person.wechat_openid:
@@ -279,9 +286,10 @@ def _summary(config, residents_total: int, per_channel: dict, segments: dict,
     for segment in ordered:
         segment["channels"] = dict(segment["channels"])
         segment["paths"] = {str(n): count for n, count in sorted(segment["paths"].items())}
-        segment["suggestions"] = [{"add": add, "village": village, "residents": count}
-                                  for (add, village), count in sorted(segment["suggestions"].items(),
-                                                                      key=lambda s: (s[0][1], s[0][0]))]
+        segment["suggestions"] = [{"add": add, "village": village, "grid": grid, "residents": count}
+                                  for (add, village, grid), count in sorted(
+                                      segment["suggestions"].items(),
+                                      key=lambda s: (s[0][1], s[0][0], s[0][2] or ""))]
     return {
         "residents": residents_total,
         "deliveries": dict(per_channel),

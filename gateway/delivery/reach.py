@@ -17,7 +17,9 @@ confirmed when (table ``reached``), with running counts of both.
 **Independent paths** (``paths``): the ways a notice can get to a resident that
 do not fail together, counting only what they can perceive. An SMS and a call
 go to the same handset, so they are one path (``phone``); WeChat is a second;
-the village loudspeaker a third, for those who can hear it. A hearing-impaired
+the village loudspeaker a third, for those who can hear it; a grid worker's visit
+(``in_person``) a fourth, counted as planned when the resident's grid has a grid worker
+(``visit_planned``). A hearing-impaired
 resident perceives neither a call nor the loudspeaker. (The roster has no flag
 for residents who cannot read; when it gets one, text channels stop counting
 for them here.) The preview, the plan and the disclosure report count with it;
@@ -29,7 +31,7 @@ import json
 
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
-from channels.registry import PLACE_CHANNELS
+from channels.registry import IN_PERSON, PLACE_CHANNELS
 from gateway.store import ledger
 from gateway.store.ledger.retention import retained
 from gateway.store.roster import beneath
@@ -42,7 +44,8 @@ NOT_REACHED = "not_reached"
 UNCONFIRMED = "unconfirmed"
 SECTIONS = (NOT_REACHED, UNCONFIRMED)
 #: The device or place each channel reaches: channels sharing one are one path.
-PATH_OF = {"sms": "phone", "voice": "phone", "wechat": "wechat", "loudspeaker": "loudspeaker"}
+PATH_OF = {"sms": "phone", "voice": "phone", "wechat": "wechat", "loudspeaker": "loudspeaker",
+           IN_PERSON: "visit"}
 #: Channels a hearing-impaired resident cannot perceive.
 SPOKEN = ("voice", "loudspeaker")
 #: Fewer independent paths than this and a resident is thin.
@@ -54,10 +57,17 @@ def perceivable(person, channel: str) -> bool:
     return not (channel in SPOKEN and person.hearing_impaired)
 
 
-def paths(person, channels, loudspeaker: bool = False) -> frozenset[str]:
-    """The independent paths to a resident over the planned personal ``channels`` and, when
-    their village has a loudspeaker that plays, the loudspeaker."""
-    heard = [*channels, *(("loudspeaker",) if loudspeaker else ())]
+def visit_planned(grid: str | None, worked_grids) -> bool:
+    """Whether a grid worker's visit is planned for a resident of ``grid``: it has a worker
+    (``worked_grids``: ``store.grids.worked_grids``)."""
+    return grid is not None and grid in worked_grids
+
+
+def paths(person, channels, loudspeaker: bool = False, visit: bool = False) -> frozenset[str]:
+    """The independent paths to a resident over the planned personal ``channels``, the
+    loudspeaker when their village has one that plays, and a grid worker's visit when one is
+    planned (``visit_planned``)."""
+    heard = [*channels, *(("loudspeaker",) if loudspeaker else ()), *((IN_PERSON,) if visit else ())]
     return frozenset(PATH_OF[c] for c in heard if c in PATH_OF and perceivable(person, c))
 
 

@@ -118,6 +118,11 @@ def grids_of(conn: Connection, user_id: int) -> list[str]:
                              .order_by(grid_workers.c.grid_code)).scalars())
 
 
+def worked_grids(conn: Connection) -> frozenset[str]:
+    """The codes of the grids that have a grid worker."""
+    return frozenset(conn.execute(select(grid_workers.c.grid_code).distinct()).scalars())
+
+
 def names(conn: Connection, codes: list[str]) -> dict[str, str]:
     """grid code → its name, for these grids."""
     return dict(conn.execute(select(grids.c.code, grids.c.name).where(grids.c.code.in_(codes))).all())

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from gateway.delivery import disclosure, preview, reports
-from gateway.store import roster
+from gateway.store import accounts, grids, roster
 from gateway.store.schema import areas, audit_log, reached, residents
 from tests.gateway.conftest import person
 from tests.gateway.delivery.conftest import (by_address, create, hand_over, plan, planned, reach,
@@ -82,11 +82,11 @@ def test_paths_weak_segments_and_suggestions_in_the_preview_and_the_plan(app, se
     }
     assert [(s["age_band"], s["impairment"]) for s in result["weak_segments"]] == list(segments)
     assert segments[("18-39", "hearing")]["suggestions"] == [
-        {"add": "grid_worker", "village": SPEAKER, "residents": 1},
-        {"add": "grid_worker", "village": NONE, "residents": 1}]
+        {"add": "grid_worker", "village": SPEAKER, "grid": None, "residents": 1},
+        {"add": "grid_worker", "village": NONE, "grid": None, "residents": 1}]
     for key in (("18-39", "none"), ("40-64", "visual"), ("65+", "none")):
         assert segments[key]["suggestions"] == [
-            {"add": "loudspeaker", "village": NONE, "residents": 1}]
+            {"add": "loudspeaker", "village": NONE, "grid": None, "residents": 1}]
     with app.app_context(), app.extensions["engine"].connect() as conn:
         thin = preview.thin_residents(conn, row_of(conn, announcement_id), TOWN, "18-39",
                                       "hearing")
@@ -96,6 +96,34 @@ def test_paths_weak_segments_and_suggestions_in_the_preview_and_the_plan(app, se
     with app.extensions["engine"].connect() as conn:
         sent = conn.execute(select(audit_log.c.detail).where(audit_log.c.action == "send")).one()
     assert json.loads(sent.detail)["thin_residents"] == 5
+
+
+def test_a_grid_with_a_worker_adds_a_visit_path_and_one_without_is_named(app, segments_county):
+    """Issue 25, item 1: 聋甲's grid has a grid worker, so a visit is planned and they have two
+    paths; 聋乙's grid has none, and the preview says to assign one to it."""
+    worked, unworked = NONE + "001", SPEAKER + "001"
+    with app.extensions["engine"].begin() as conn:
+        grids.add_grid(conn, worked, "一组", "test")
+        grids.add_grid(conn, unworked, "一组", "test")
+        accounts.create_user(conn, "visitor", "grid_worker", "visitor-password")
+        grids.assign(conn, worked, "visitor", "test")
+        for name, grid in (("聋甲", worked), ("聋乙", unworked)):
+            conn.execute(update(residents).where(residents.c.name == name).values(grid=grid))
+    announcement_id = released(app, areas=[TOWN])
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        result = preview.preview(conn, row_of(conn, announcement_id))
+        thin = preview.thin_residents(conn, row_of(conn, announcement_id), TOWN, "18-39",
+                                      "hearing")
+    hearing = by_key(result)[("18-39", "hearing")]
+    assert (hearing["residents"], hearing["paths"], hearing["fewer_than_two_channels"]) == \
+        (3, {"1": 1, "2": 2}, 1)
+    assert hearing["suggestions"] == [
+        {"add": "grid_worker", "village": SPEAKER, "grid": unworked, "residents": 1}]
+    assert [(p["name"], p["paths"], p["add"]) for p in thin] == [("聋乙", ["phone"], "grid_worker")]
+    plan(app, announcement_id)
+    with app.extensions["engine"].connect() as conn:
+        sent = conn.execute(select(audit_log.c.detail).where(audit_log.c.action == "send")).one()
+    assert json.loads(sent.detail)["thin_residents"] == 4
 
 
 def test_the_disclosure_report_counts_each_segment_and_equals_the_status(app, segments_county):

@@ -48,3 +48,18 @@ def resident(*, hearing=False, visual=False):
 def test_independent_paths_count_what_a_resident_perceives_once_per_device(
         who, channels, loudspeaker, expected):
     assert reach.paths(who, channels, loudspeaker) == expected
+
+
+@pytest.mark.parametrize("who, channels, loudspeaker, expected", [
+    (resident(hearing=True), ("sms", "voice"), True, {"phone", "visit"}),  # the deaf see a visitor
+    (resident(visual=True, hearing=True), (), False, {"visit"}),
+    (resident(), ("sms", "voice", "wechat"), True, {"phone", "wechat", "loudspeaker", "visit"}),
+])
+def test_a_planned_visit_is_a_path_of_its_own(who, channels, loudspeaker, expected):
+    assert reach.paths(who, channels, loudspeaker, visit=True) == expected
+
+
+@pytest.mark.parametrize("grid, planned", [("450702100201001", True), ("450702100201002", False),
+                                           (None, False)])
+def test_a_visit_is_planned_where_the_residents_grid_has_a_worker(grid, planned):
+    assert reach.visit_planned(grid, frozenset({"450702100201001"})) is planned
