@@ -158,14 +158,8 @@ def _preference(channel: str) -> int:
 def notices_for(conn: Connection, area_code: str) -> list:
     """The live notices whose target areas include ``area_code``, the most severe first and,
     among equal severities, the newest."""
-    now = utcnow()
-    live = [notice for notice in conn.execute(
-        select(announcements).where(announcements.c.state.in_(lifecycle.LIVE_STATES),
-                                    announcements.c.status == "actual",
-                                    announcements.c.sent.is_not(None),
-                                    announcements.c.msg_type != "cancel"))
-        if (not notice.expires or as_utc(notice.expires) > now)
-        and covers(json.loads(notice.areas), area_code)]
+    live = [notice for notice in lifecycle.in_force(conn, ("actual",))
+            if notice.sent and covers(json.loads(notice.areas), area_code)]
     return sorted(live, key=lambda notice: (_severity_rank(notice.severity),
                                             -as_utc(notice.sent).timestamp()))
 
@@ -334,7 +328,8 @@ class _Call:
 
     def idle(self, area: str, heard: list[Spoken]) -> str:
         said = heard + [self.say(prompts.no_notice(self.language, self.area_name(area),
-                                                   last_issued(self.conn, area)))]
+                                                   last_issued(self.conn, area),
+                                                   providers.render_context()))]
         if not self.duty:
             return self.goodbye(said)
         return twiml(said, ask=self.ask(prompts.prompt(self.language, "duty"),

@@ -22,10 +22,10 @@ from gateway.store import audit, ledger
 from gateway.store.ledger.retention import retained
 from gateway.delivery import queues
 from gateway.store.accounts import APPROVERS
-from gateway.store.db import utcnow
+from gateway.store.db import as_utc, utcnow
 from gateway.store.schema import announcement_texts, announcements, areas
-from messages.announcement import (LIMITS, AnnouncementInput, ValidationError, clean_text,
-                                   is_drill, visible)
+from messages.announcement import (LIMITS, STATUSES, AnnouncementInput, ValidationError,
+                                   clean_text, is_drill, visible)
 from messages.withdrawal import correction_headline, withdrawal_notice
 
 # awaiting_approval -> approved -> sending -> done; or rejected / cancelled / superseded.
@@ -83,6 +83,18 @@ def get(conn: Connection, announcement_id: int):
     if row is None:
         raise ActionRefused(f"there is no announcement {announcement_id}", 404)
     return row
+
+
+def in_force(conn: Connection, statuses: Collection[str] = STATUSES) -> list:
+    """Notices released and not expired, not withdrawals, of these ``statuses``, newest first:
+    what the hotline plays, grid workers work on and a destination's feed carries."""
+    now = utcnow()
+    rows = conn.execute(select(announcements)
+                        .where(announcements.c.state.in_(LIVE_STATES),
+                               announcements.c.msg_type != "cancel",
+                               announcements.c.status.in_(statuses))
+                        .order_by(announcements.c.id.desc()))
+    return [row for row in rows if not row.expires or as_utc(row.expires) > now]
 
 
 def translations(conn: Connection, announcement_id: int) -> list:
