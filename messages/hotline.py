@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Sequence
 
 from messages.phrases import wording_language
+from messages.render_types import RenderContext
 from messages.withdrawal import said_time
 
 PROMPTS = {
@@ -108,14 +109,16 @@ def choices(language: str, *, confirm: bool, duty: bool) -> str:
     return _joined(language, parts)
 
 
-def no_notice(language: str, area: str | None, last_issued: datetime | None) -> str:
+def no_notice(language: str, area: str | None, last_issued: datetime | None,
+              context: RenderContext) -> str:
     """Nothing in force for the area, and when the last notice was issued (if ever)."""
     area = area or prompt(language, "your_area")
     if last_issued is None:
         return prompt(language, "none.ever", area=area)
     return _joined(language, [prompt(language, "none", area=area),
                               prompt(language, "none.last",
-                                     time=said_time(prompt_language(language), last_issued))])
+                                     time=said_time(prompt_language(language), last_issued,
+                                                    context))])
 
 
 def _joined(language: str, parts: Sequence[str]) -> str:

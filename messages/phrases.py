@@ -58,7 +58,7 @@ PHRASES = {
         "spoken.instruction": "What to do: ",
         "spoken.see_sms": "The full notice is in a text message.",
         "withdrawal": "Withdrawn: the notice “{headline}” issued at {time}. Please disregard it.",
-        "withdrawal.time": "{moment:%Y-%m-%d %H:%M} (Beijing time)",
+        "withdrawal.time": "{moment:%Y-%m-%d %H:%M} ({offset})",
         "correction.headline": "[Correction] ",
     },
 }

@@ -8,7 +8,9 @@ reverse.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Mapping, Protocol
+from zoneinfo import ZoneInfo
 
 
 class AnnouncementView(Protocol):
@@ -29,6 +31,7 @@ class RenderContext:
     sms_signature: str = "县人民政府"
     sms_signature_latin: str = ""  # opens SMS in Latin-script languages (English) when set
     public_base_url: str = "http://127.0.0.1:5000"
+    time_zone: str = "Asia/Shanghai"  # the office's (OFFICE_TIMEZONE): times in messages are its
     audio_url: str | None = None  # the synthesized speech, when there is one
     audio_sha256: str | None = None  # loudspeakers check the audio they download against it
 
@@ -36,6 +39,11 @@ class RenderContext:
         """Who is speaking, in a rendering's language: English ones name the English name
         when there is one, so an English card or call carries no Chinese name."""
         return self.office_name_en if language == "en" and self.office_name_en else self.office_name
+
+    def local_time(self, moment: datetime) -> datetime:
+        """``moment`` in the office's time zone; a naive one is UTC, the ledger's clock."""
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return aware.astimezone(ZoneInfo(self.time_zone))
 
     def full_text_url(self, announcement_id: int) -> str:
         return f"{self.public_base_url.rstrip('/')}/a/{announcement_id}"

@@ -16,7 +16,7 @@ the body is cut on a character boundary to fit, keeping the heading, instruction
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from messages import severity
 from messages.graphemes import cut
@@ -40,14 +40,13 @@ VALUE_LIMITS = {"thing": 20}
 HEADLINE_KEPT = 10
 MARKDOWN_LIMIT_BYTES = 4096
 ELLIPSIS = "…"
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 
 
 def render(announcement: AnnouncementView, language: str, context: RenderContext) -> Rendered:
     url = context.full_text_url(announcement.id)
     values = {
         "title": _title(announcement, language, TEMPLATE_KEYS["title"]),
-        "time": _template_time(_issued_at(announcement), language),
+        "time": _template_time(_issued_at(announcement), language, context),
         "office": context.office(language),
         "summary": announcement.body,
         "instruction": announcement.instruction,
@@ -63,7 +62,7 @@ def render_group_markdown(announcement: AnnouncementView, language: str,
                           context: RenderContext) -> str:
     """One markdown post for a WeCom group robot, at most 4096 bytes of UTF-8."""
     colon = "：" if language == "zh" else ": "
-    issued = _template_time(_issued_at(announcement), language)
+    issued = _template_time(_issued_at(announcement), language, context)
     head = (f"### {marker(language, announcement.status, announcement.msg_type)}"
             f"{severity.tag(announcement, language)}{_one_line(announcement.headline)}\n"
             f"> {phrase(language, 'label.severity')}{colon}"
@@ -131,10 +130,11 @@ def _issued_at(announcement: AnnouncementView) -> datetime:
     return sent if sent.tzinfo else sent.replace(tzinfo=timezone.utc)
 
 
-def _template_time(moment: datetime, language: str) -> str:
-    """A 24-hour time with its date, as the template's ``time`` value takes it: in Chinese
-    words for Chinese cards, as numbers (``2026-12-02 10:58``) for English ones."""
-    local = moment.astimezone(CHINA_STANDARD_TIME)
+def _template_time(moment: datetime, language: str, context: RenderContext) -> str:
+    """A 24-hour time with its date in the office's time zone, as the template's ``time``
+    value takes it: in Chinese words for Chinese cards, as numbers (``2026-12-02 10:58``)
+    for English ones."""
+    local = context.local_time(moment)
     if language == "en":
         return f"{local:%Y-%m-%d %H:%M}"
     return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"

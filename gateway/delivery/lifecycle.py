@@ -26,6 +26,7 @@ from gateway.store.db import as_utc, utcnow
 from gateway.store.schema import announcement_texts, announcements, areas
 from messages.announcement import (LIMITS, STATUSES, AnnouncementInput, ValidationError,
                                    clean_text, is_drill, visible)
+from messages.render_types import RenderContext
 from messages.withdrawal import correction_headline, withdrawal_notice
 
 # awaiting_approval -> approved -> sending -> done; or rejected / cancelled / superseded.
@@ -259,7 +260,7 @@ def reject(conn: Connection, announcement_id: int, approver, reason: str) -> Non
 
 
 def cancel(conn: Connection, announcement_id: int, user, *, sender: str,
-           correction: str = "") -> Outcome:
+           correction: str = "", time_zone: str = RenderContext.time_zone) -> Outcome:
     """Cancel at once, with no second person: everyone already reached is told it is withdrawn.
 
     What goes out is the fixed wording of ``messages.withdrawal`` in every language of
@@ -290,17 +291,19 @@ def cancel(conn: Connection, announcement_id: int, user, *, sender: str,
                               limit=LIMITS["body"])
     _withdraw(conn, announcement_id, user.name, "cancelled")
     issued = row.sent or row.created_at
+    context = RenderContext(time_zone=time_zone)
     withdrawal_id = conn.execute(insert(announcements).values(
         identifier=f"tongbao-{uuid.uuid4().hex}", sender=sender, state="approved",
         status=row.status, msg_type="cancel", references=_cap_reference(row),
         supersedes_id=row.id, category=row.category, event=row.event, urgency=row.urgency,
         severity=row.severity, certainty=row.certainty, headline=row.headline,
-        body=withdrawal_notice(row.language, row.headline, issued), instruction="",
+        body=withdrawal_notice(row.language, row.headline, issued, context), instruction="",
         language=row.language, areas=row.areas, channels=row.channels, author_id=user.id,
         created_at=utcnow(), sent=utcnow())).inserted_primary_key[0]
     _add_translations(conn, withdrawal_id, [
         {"language": text.language, "headline": text.headline, "event": text.event,
-         "body": withdrawal_notice(text.language, text.headline, issued), "instruction": ""}
+         "body": withdrawal_notice(text.language, text.headline, issued, context),
+         "instruction": ""}
         for text in translations(conn, announcement_id)])
     audit.record(conn, user.name, "send", f"announcement:{withdrawal_id}",
                  {"withdrawal_of": announcement_id})

@@ -145,7 +145,8 @@ def render_context(app: Flask | None = None) -> RenderContext:
     return RenderContext(office_name=config["OFFICE_NAME"], office_name_en=config["OFFICE_NAME_EN"],
                          sms_signature=config["SMS_SIGNATURE"],
                          sms_signature_latin=config["SMS_SIGNATURE_LATIN"],
-                         public_base_url=config["PUBLIC_BASE_URL"])
+                         public_base_url=config["PUBLIC_BASE_URL"],
+                         time_zone=config["OFFICE_TIMEZONE"])
 
 
 def callback_url(channel: str, delivery_id: int) -> str | None:

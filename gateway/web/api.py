@@ -154,7 +154,8 @@ def cancel(announcement_id: int):
         raise ApiError("correction must be text", 422, "correction")
     with engine().begin() as conn:
         outcome = lifecycle.cancel(conn, announcement_id, g.user, correction=correction,
-                                   sender=current_app.config["CAP_SENDER"])
+                                   sender=current_app.config["CAP_SENDER"],
+                                   time_zone=current_app.config["OFFICE_TIMEZONE"])
         state = lifecycle.get(conn, announcement_id).state
     queued = lifecycle.follow_up(outcome)
     correction_id = outcome.to_plan[0] if outcome.to_plan else None

@@ -136,7 +136,8 @@ def _cancel_over_cap(alert: CapAlert):
             if mixed:
                 raise ApiError(mixed, 422, "status")
         outcomes = [lifecycle.cancel(conn, row.id, g.user,
-                                     sender=current_app.config["CAP_SENDER"])
+                                     sender=current_app.config["CAP_SENDER"],
+                                     time_zone=current_app.config["OFFICE_TIMEZONE"])
                     for row in targets]
         states = [lifecycle.get(conn, row.id).state for row in targets]
     queued = [lifecycle.follow_up(outcome) for outcome in outcomes]

@@ -17,6 +17,7 @@ from twilio.request_validator import RequestValidator
 from gateway.config import ConfigError, from_env
 from gateway.store import hotline, roster
 from gateway.store.schema import announcements, areas, deliveries, hotline_calls
+from messages.render_types import RenderContext
 from messages.withdrawal import said_time
 from tests.conftest import run_jobs
 from tests.gateway.console.conftest import login, page
@@ -224,7 +225,7 @@ def test_the_whole_district_and_no_notice_with_the_time_of_the_last(app, api, no
     call.press("3")  # 钦北区
     none = call.press("1")
     assert "钦北区现在没有生效的通知" in none.text
-    assert f"最近一条通知发布于{said_time('zh', last)}" in none.text
+    assert f"最近一条通知发布于{said_time('zh', last, RenderContext())}" in none.text
     assert "转接值班人员，请按0" in none.said[-1]
     assert call.press("0").dial == DUTY
 
@@ -300,7 +301,8 @@ def test_an_english_reader_hears_english_prompts(app, api, county):
 
 
 def test_the_time_said_is_beijing_time():
-    assert said_time("zh", datetime(2026, 12, 1, 22, 5, tzinfo=timezone.utc)) == "2026年12月2日06:05"
+    assert said_time("zh", datetime(2026, 12, 1, 22, 5, tzinfo=timezone.utc),
+                     RenderContext()) == "2026年12月2日06:05"
 
 
 def test_the_duty_number_setting_takes_a_telephone_number_only():

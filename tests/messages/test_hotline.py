@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from messages import hotline
+from messages.render_types import RenderContext
 
 
 def test_a_menu_offers_the_whole_area_on_1_then_each_area_beneath():
@@ -31,12 +32,15 @@ def test_the_keys_after_a_notice_offer_1_only_to_a_roster_caller():
 
 def test_no_notice_says_when_the_last_was_issued_in_beijing_time():
     issued = datetime(2026, 12, 1, 22, 5, tzinfo=timezone.utc)
-    assert hotline.no_notice("zh", "沙埠村", issued) == \
+    beijing = RenderContext()
+    assert hotline.no_notice("zh", "沙埠村", issued, beijing) == \
         "沙埠村现在没有生效的通知。最近一条通知发布于2026年12月2日06:05。"
-    assert hotline.no_notice("en", None, issued) == ("There is no notice in force for your area "
-                                                     "now. The last notice was issued on "
-                                                     "2026-12-02 06:05 (Beijing time).")
-    assert hotline.no_notice("zh", "沙埠村", None) == "沙埠村还没有发布过通知。"
+    assert hotline.no_notice("en", None, issued, beijing) == (
+        "There is no notice in force for your area now. The last notice was issued on "
+        "2026-12-02 06:05 (UTC+8).")
+    assert hotline.no_notice("zh", "沙埠村", None, beijing) == "沙埠村还没有发布过通知。"
+    assert hotline.no_notice("zh", "沙埠村", issued, RenderContext(time_zone="Asia/Urumqi")) \
+        .endswith("最近一条通知发布于2026年12月2日04:05。")  # the office's zone, UTC+6
 
 
 def test_a_caller_of_another_language_gets_the_prompts_of_its_family():

@@ -42,6 +42,15 @@ def test_fields_carry_title_time_office_summary_and_instruction():
     assert rendered.text.endswith("https://tb.example.cn/a/42")
 
 
+def test_the_time_is_the_offices_time_zone():
+    """OFFICE_TIMEZONE reaches the card and the group post through the render context."""
+    urumqi = RenderContext(office_name="青山县人民政府信息办", time_zone="Asia/Urumqi")
+    assert values(render(Announcement(), "zh", urumqi))["time2"] == "2024年7月1日 13:05"
+    assert values(render(Announcement(), "en", RenderContext(time_zone="Europe/London")))[
+        "time2"] == "2024-07-01 08:05"  # British Summer Time
+    assert "2024年7月1日 13:05" in render_group_markdown(Announcement(), "zh", urumqi)
+
+
 def test_naive_sent_time_is_taken_as_utc():
     rendered = render(Announcement(sent=datetime(2024, 12, 31, 16, 30)), "zh", CONTEXT)
 

@@ -142,7 +142,8 @@ def detail(announcement_id: int):
                            rendered=_rendered_channels(row), names=names, area_names=area_names,
                            can_approve=_may_approve(row),
                            withdrawal_text=withdrawal_notice(row.language, row.headline,
-                                                             row.sent or row.created_at),
+                                                             row.sent or row.created_at,
+                                                             providers.render_context()),
                            correction_limit=LIMITS["body"])
 
 
@@ -276,7 +277,8 @@ def cancel(announcement_id: int):
     try:
         with engine().begin() as conn:
             outcome = lifecycle.cancel(conn, announcement_id, g.user, correction=correction,
-                                       sender=current_app.config["CAP_SENDER"])
+                                       sender=current_app.config["CAP_SENDER"],
+                                       time_zone=current_app.config["OFFICE_TIMEZONE"])
     except lifecycle.ActionRefused as refused:
         flash(_refusal(refused), "error")
     except ValidationError as error:
@@ -306,7 +308,8 @@ def _cancel_page(announcement_id: int, correction: str):
                            places=_places(row, area_names), correction=correction,
                            sent=row.state in lifecycle.LIVE_STATES,
                            withdrawal_text=withdrawal_notice(row.language, row.headline,
-                                                             row.sent or row.created_at))
+                                                             row.sent or row.created_at,
+                                                             providers.render_context()))
 
 
 def _places(row, area_names: dict) -> list[str]:

@@ -3,7 +3,7 @@ progress while it is sent, drills told apart from real alerts, and the one-butto
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -247,6 +247,30 @@ def test_one_button_cancels_and_sends_the_fixed_withdrawal_notice(app, client):
     assert "此通知已撤销" in public and f"/a/{correction_id}" in public
     # A withdrawal notice cannot be withdrawn in turn: its page offers no cancel.
     assert 'id="correction-form"' not in page(client.get(f"/announcements/{correction_id}"))
+
+
+def test_the_withdrawal_notice_tells_the_time_in_the_offices_time_zone(app, client):
+    """OFFICE_TIMEZONE reaches the fixed wording: the one shown before cancelling and the one
+    sent (Urumqi, UTC+6, is two hours behind Beijing)."""
+    from zoneinfo import ZoneInfo
+    app.config["OFFICE_TIMEZONE"] = "Asia/Urumqi"
+    announcement_id = released(client)
+    with app.extensions["engine"].connect() as conn:
+        sent = conn.execute(select(announcements.c.sent)
+                            .where(announcements.c.id == announcement_id)).scalar_one()
+    local = (sent if sent.tzinfo else sent.replace(tzinfo=timezone.utc)).astimezone(
+        ZoneInfo("Asia/Urumqi"))
+    said = f"{local.year}年{local.month}月{local.day}日{local:%H:%M}发布"
+    html = page(client.get(f"/announcements/{announcement_id}"))
+    assert said in re.search(r'<blockquote id="withdrawal-text">([^<]+)</blockquote>', html).group(1)
+    token = CSRF_FIELD.search(html).group(1)
+    response = client.post(f"/announcements/{announcement_id}/cancel",
+                           data={"csrf_token": token, "confirmed": "1", "correction": ""})
+    withdrawal_id = int(response.location.rsplit("/", 1)[1])
+    with app.extensions["engine"].connect() as conn:
+        body = conn.execute(select(announcements.c.body)
+                            .where(announcements.c.id == withdrawal_id)).scalar_one()
+    assert said in body
 
 
 def test_cancel_without_confirmed_shows_what_will_happen_and_cancels_nothing(app, client):

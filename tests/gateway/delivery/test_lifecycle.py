@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from gateway.delivery import lifecycle, queues
 from gateway.store.schema import announcements
 from messages.announcement import ValidationError, parse_announcement
+from messages.render_types import RenderContext
 from messages.withdrawal import withdrawal_notice
 from tests.gateway.conftest import announcement
 from tests.gateway.delivery.conftest import (SENDER, create, ledger_rows, planned, released,
@@ -91,6 +92,9 @@ def test_cancel_before_release_withdraws_it_with_no_correction(app, county):
     assert count_announcements(app) == before
 
 
+BEIJING = RenderContext(time_zone="Asia/Shanghai")  # OFFICE_TIMEZONE unset
+
+
 @pytest.mark.parametrize("correction", ["", " 雨量数据有误，应为50毫米。 "])
 def test_cancel_after_release_sends_the_fixed_withdrawal_notice_in_every_language(app, county,
                                                                                  correction):
@@ -111,15 +115,26 @@ def test_cancel_after_release_sends_the_fixed_withdrawal_notice_in_every_languag
     assert withdrawal.references == f"{first.sender},{first.identifier},{first.sent.isoformat()}"
     # Whatever was typed, only the fixed wording goes out: the headline, the time, withdrawn.
     assert (withdrawal.headline, withdrawal.body, withdrawal.instruction) == \
-        (first.headline, withdrawal_notice("zh", first.headline, first.sent), "")
+        (first.headline, withdrawal_notice("zh", first.headline, first.sent, BEIJING), "")
     assert (english.headline, english.body) == \
-        (ENGLISH["headline"], withdrawal_notice("en", ENGLISH["headline"], first.sent))
+        (ENGLISH["headline"], withdrawal_notice("en", ENGLISH["headline"], first.sent, BEIJING))
     assert withdrawal.body.startswith("此前发布的通知已撤销：“暴雨红色预警”")
     assert english.body.startswith("Withdrawn: the notice “Red rainstorm warning”")
     assert "雨量" not in withdrawal.body + english.body
     assert (withdrawal.status, withdrawal.severity, withdrawal.areas, withdrawal.channels) == \
         (first.status, first.severity, first.areas, first.channels)
     assert outcome.update_id is None if not correction else outcome.update_id > withdrawal.id
+
+
+def test_the_withdrawal_notice_says_the_time_in_the_offices_time_zone(app, county):
+    original = planned(app)
+    with app.extensions["engine"].begin() as conn:  # Urumqi: UTC+6, two hours behind Beijing
+        outcome = lifecycle.cancel(conn, original, user(conn, "approver"), sender=SENDER,
+                                   time_zone="Asia/Urumqi")
+        first, withdrawal = row_of(conn, original), row_of(conn, outcome.announcement_id)
+    urumqi = RenderContext(time_zone="Asia/Urumqi")
+    assert withdrawal.body == withdrawal_notice("zh", first.headline, first.sent, urumqi)
+    assert withdrawal.body != withdrawal_notice("zh", first.headline, first.sent, BEIJING)
 
 
 def test_a_correction_given_with_a_cancel_is_an_update_awaiting_a_second_person(app, county):
