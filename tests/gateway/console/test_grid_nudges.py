@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from rq.job import Job
 from sqlalchemy import select, update
 
 from channels import outbox
-from gateway.delivery import fieldwork, providers, reconciler
+from gateway.delivery import fieldwork, providers, queues, reconciler
 from gateway.store import accounts, grids
 from gateway.store.db import utcnow
 from gateway.store.schema import announcements, audit_log, grid_nudges, residents, users
@@ -118,11 +119,27 @@ def test_nudges_off_when_the_setting_is_zero(app, client, field):
         assert reconciler.reconcile()["nudges_queued"] == 0
 
 
-def test_the_reconcilers_pass_queues_one_nudge_job(app, client, field):
+def test_the_reconcilers_pass_queues_one_nudge_job_that_nudges(app, client, field):
     _release(app, client)
     with app.app_context():
         assert reconciler.reconcile()["nudges_queued"] == 1
         assert reconciler.reconcile()["nudges_queued"] == 0  # the first still waits
+        job = Job.fetch(queues.NUDGES_JOB, connection=queues.connection())
+        assert job.origin == "sms" and job.perform() == 1
+    assert [r["address"] for r in _nudges_sent(app)] == [PHONE_A]
+
+
+def test_users_phone_sets_and_clears_a_workers_phone(app, field):
+    runner = app.test_cli_runner()
+    assert "+8613900000004" in runner.invoke(args=["users", "phone", "worker_nophone",
+                                                   "13900000004"]).output
+    refused = runner.invoke(args=["users", "phone", "worker_nophone", "12ab"])
+    assert refused.exit_code != 0 and "not a valid phone number" in refused.output
+    assert runner.invoke(args=["users", "phone", "worker_a"]).exit_code == 0
+    with app.extensions["engine"].connect() as conn:
+        phones = dict(conn.execute(select(users.c.name, users.c.phone)
+                                   .where(users.c.name.in_(["worker_nophone", "worker_a"]))).all())
+    assert phones == {"worker_nophone": "+8613900000004", "worker_a": None}
 
 
 def test_the_admin_sets_a_workers_phone_and_a_bad_one_changes_nothing(app, client, field):
