@@ -153,13 +153,27 @@ AUDIT_ACTIONS = {
     "rekey": N_("new device keys"), "opt_out": N_("opted out"),
     "phone_invalid": N_("phone number invalid"), "export_unreached": N_("exported the unreached list"),
     "view_thin_residents": N_("viewed thinly covered residents"),
+    "view": N_("viewed"), "delete": N_("deleted"), "erase": N_("erased personal data"),
+    "backup": N_("backed up the database"), "restore": N_("restored the database"),
+    "retention": N_("deleted after the retention period"),
+    "grid": N_("saved a grid"), "assign": N_("assigned a grid worker"),
+    "unassign": N_("unassigned a grid worker"), "phone": N_("set the phone for nudges"),
+    "nudge": N_("nudged a grid worker by SMS"), "visit": N_("visited in person"),
+    "register": N_("registered themselves"), "view_registrations": N_("viewed self-registrations"),
+    "self_view": N_("viewed their own record"), "self_change": N_("changed their own record"),
+    "speaker_languages": N_("set the loudspeakers' languages"),
 }
 
 AUDIT_TARGETS = {
     "announcement": N_("announcement %(id)s"), "resident": N_("resident %(id)s"),
     "device": N_("loudspeaker %(id)s"), "robot": N_("group robot %(id)s"),
+    "grid": N_("grid %(id)s"), "user": N_("user %(id)s"), "area": N_("area %(id)s"),
+    "registration": N_("registration %(id)s"), "destination": N_("destination %(id)s"),
 }
-AUDIT_PLACES = {"console": N_("console"), "areas": N_("areas"), "residents": N_("residents")}
+AUDIT_PLACES = {"console": N_("console"), "areas": N_("areas"), "residents": N_("residents"),
+                "registrations": N_("self-registrations"),
+                "grid_worklist": N_("the grid worker's list"),
+                "inbound_messages": N_("SMS replies")}
 
 AUDIT_DETAIL_KEYS = {
     "headline": N_("headline"), "status": N_("kind"), "areas": N_("areas"),

@@ -2,9 +2,11 @@
 the unreached CSV's "tried" column, audit details, and what has no wording passing through."""
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,8 @@ from tests.gateway.console.conftest import login, page
 from tests.gateway.console.test_roster_import import upload
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_roster_errors_are_listed_in_chinese(client):
@@ -59,3 +63,37 @@ def test_an_audit_detail_that_is_not_json_or_known_stays_as_written(app):
         assert wording.audit_action("something_new") == "something_new"
         assert wording.audit_target("announcement:7") == "通知 7"
         assert wording.audit_detail('{"rows": 3, "area": null, "via": "api"}') == "行数: 3；途径: api"
+
+
+def recorded_in_code() -> tuple[set[str], set[str]]:
+    """(actions, kinds of target) of every ``audit.record`` call in gateway/, as written in the
+    source: a target ``f"grid:{code}"`` is of kind ``grid``, a plain ``"registrations"`` is a
+    place; a target computed otherwise (a backup's folder name) has no kind."""
+    actions, targets = set(), set()
+    for path in (ROOT / "gateway").rglob("*.py"):
+        for call in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "record"
+                    and getattr(call.func.value, "id", None) == "audit"):
+                continue
+            action, target = call.args[2], call.args[3] if len(call.args) > 3 else None
+            assert isinstance(action, ast.Constant), f"{path}:{call.lineno}: an action by name"
+            actions.add(action.value)
+            if isinstance(target, ast.Constant):
+                targets.add(target.value)
+            elif isinstance(target, ast.JoinedStr) and isinstance(target.values[0], ast.Constant):
+                targets.add(target.values[0].value.partition(":")[0] + ":")
+    return actions, targets
+
+
+def test_every_audit_action_and_target_in_the_code_has_a_chinese_wording(app):
+    """So a new action cannot reach the audit page in English: each is worded, in Chinese."""
+    actions, targets = recorded_in_code()
+    assert {"approve", "nudge", "self_change", "speaker_languages"} <= actions  # the scan works
+    with app.test_request_context():  # in Chinese, the console's default
+        unworded = {action for action in actions
+                    if not re.search(r"[\u4e00-\u9fff]", wording.audit_action(action))}
+        unworded |= {target for target in targets
+                     if not re.search(r"[\u4e00-\u9fff]", wording.audit_target(
+                         target + "7" if target.endswith(":") else target))}
+    assert not unworded
