@@ -203,6 +203,7 @@ def grid_and_join_pages(app, page, server, language):
     page.click("main button[type=submit]")
     page.wait_for_url(f"{server}/grid")
     choose_language(page, language)
+    page.wait_for_selector(".person button[data-outcome=told]")  # someone left, with the buttons
     yield "/grid"
     page.click("header form[action='/logout'] button")
     page.goto(f"{server}/join/{VILLAGE_A}")  # in the language chosen: logging out keeps it
