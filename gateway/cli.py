@@ -322,7 +322,8 @@ def worker(burst, names):
 @click.command("reconcile")
 @with_appcontext
 def reconcile():
-    """Re-queue deliveries and roster imports stranded by a lost job or a Redis restart."""
+    """Re-queue deliveries and roster imports stranded by a lost job or a Redis restart, and
+    queue the grid workers' nudges when some may be due."""
     _schema_ready()
     outcome = reconciler.reconcile()
     click.echo(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in outcome.items()))

@@ -137,7 +137,7 @@ def test_reconcile_reports_what_it_did(app):
     result = run(app, "reconcile")
     assert result.exit_code == 0
     assert result.output.strip() == ("batches requeued: 0, sends reclaimed: 0, plans requeued: 0, "
-                                     "imports requeued: 0")
+                                     "imports requeued: 0, nudges queued: 0")
 
 
 @pytest.fixture
