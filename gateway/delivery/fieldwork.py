@@ -56,23 +56,13 @@ class TapRefused(ValueError):
     """A tap that can never be recorded (the phone drops it and says why)."""
 
 
-def live_notices(conn: Connection) -> list:
-    """Notices released and not expired, newest first: the ones worth a visit."""
-    now = utcnow()
-    return [row for row in conn.execute(
-        select(announcements).where(announcements.c.state.in_(lifecycle.LIVE_STATES),
-                                    announcements.c.msg_type != "cancel")
-        .order_by(announcements.c.id.desc()))
-        if not row.expires or as_utc(row.expires) > now]
-
-
 def worklist(conn: Connection, user_id: int) -> list[dict]:
     """For each live notice with people left in the user's grids: those people, with what
     they need, their phone, what was tried and the taps already made."""
     mine = grids.grids_of(conn, user_id)
     if not mine:
         return []
-    return [entry for entry in (_notice_work(conn, notice, mine) for notice in live_notices(conn))
+    return [entry for entry in (_notice_work(conn, notice, mine) for notice in lifecycle.in_force(conn))
             if entry["people"]]
 
 
@@ -111,7 +101,7 @@ def due_for_nudges(conn: Connection, now: datetime | None = None) -> list:
     if not minutes:
         return []
     cutoff = (now or utcnow()) - timedelta(minutes=minutes)
-    return [notice for notice in live_notices(conn)
+    return [notice for notice in lifecycle.in_force(conn)
             if notice.severity in NUDGE_SEVERITIES and notice.sent and as_utc(notice.sent) <= cutoff]
 
 
