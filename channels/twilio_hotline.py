@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from channels.twilio_voice import SAY_UTF8_BYTES, _clip_utf8, _say
+from channels.twilio_voice import SAY_UTF8_BYTES, clip_utf8, say
 
 
 @dataclass(frozen=True)
@@ -65,4 +65,4 @@ def _speak(verb: Any, spoken: Spoken) -> None:
     if spoken.audio_url:
         verb.play(spoken.audio_url)
     elif spoken.text:
-        _say(verb, _clip_utf8(spoken.text, SAY_UTF8_BYTES), spoken.language)
+        say(verb, clip_utf8(spoken.text, SAY_UTF8_BYTES), spoken.language)

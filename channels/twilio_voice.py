@@ -144,16 +144,16 @@ def call_twiml(audio_url: str | None, text: str, language: str, action_url: str,
     """The notice (the recording, or Twilio's speech of ``text`` when there is none), then
     the question; within Twilio's limits for <Say> and for TwiML sent with a call, ``text``
     cut at the end if it must be."""
-    text = _clip_utf8(text, SAY_UTF8_BYTES)
+    text = clip_utf8(text, SAY_UTF8_BYTES)
     while True:
         response = VoiceResponse()
         if audio_url:
             response.play(audio_url)
         else:
-            _say(response, text, language)
+            say(response, text, language)
         gather = response.gather(num_digits=1, action=action_url, method="POST",
                                  timeout=gather_seconds, action_on_empty_result=True)
-        _say(gather, call_prompts(language).question, language)
+        say(gather, call_prompts(language).question, language)
         twiml = str(response)
         excess = len(twiml) - CALL_TWIML_CHARACTERS
         if excess <= 0 or audio_url or not text:
@@ -179,18 +179,19 @@ def gather_twiml(digit: str | None, audio_url: str | None, text: str, language: 
     return _hang_up_after(call_prompts(language).goodbye, language)
 
 
-def _clip_utf8(text: str, limit: int) -> str:
+def clip_utf8(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` bytes of UTF-8, at a whole character."""
     return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
-def _say(verb: Any, text: str, language: str) -> None:
+def say(verb: Any, text: str, language: str) -> None:
+    """Add ``<Say>`` of ``text`` to ``verb`` in Twilio's voice for the text's fixed words."""
     say_language, voice = SAY_VOICES[wording_language(language)]
     verb.say(text, language=say_language, voice=voice)
 
 
 def _hang_up_after(text: str, language: str) -> str:
     response = VoiceResponse()
-    _say(response, text, language)
+    say(response, text, language)
     response.hangup()
     return str(response)

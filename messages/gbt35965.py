@@ -31,7 +31,7 @@ import xmlschema
 
 from messages import severity as severities
 from messages.cap import SCHEMA_DIR
-from messages.cap.write import _xml_text
+from messages.cap.write import xml_text
 
 SCHEMA_PATH = SCHEMA_DIR / "gbt35965-1-alert.xsd"
 MEDIA_TYPE = "application/xml"
@@ -194,7 +194,7 @@ def check(document: ET.Element | bytes) -> None:
 def _add(parent: ET.Element, name: str, text: str | None = None) -> ET.Element:
     element = ET.SubElement(parent, name)
     try:
-        element.text = _xml_text(text, name)
+        element.text = xml_text(text, name)
     except ValueError as error:
         raise DocumentError(str(error)) from None
     return element

@@ -120,11 +120,12 @@ def _add_info(root: ET.Element, info: CapInfo) -> None:
 
 def _add(parent: ET.Element, name: str, text: str | None = None) -> ET.Element:
     element = ET.SubElement(parent, f"{{{CAP_NAMESPACE}}}{name}")
-    element.text = _xml_text(text, name)
+    element.text = xml_text(text, name)
     return element
 
 
-def _xml_text(text: str | None, name: str) -> str | None:
+def xml_text(text: str | None, name: str) -> str | None:
+    """``text`` unchanged if XML 1.0 can carry it; else a ValueError naming field ``name``."""
     bad = _NOT_XML_CHARACTER.search(text or "")
     if bad:
         raise ValueError(f"{name}: contains U+{ord(bad.group()):04X}, which XML cannot carry")
@@ -182,8 +183,8 @@ def atom_feed(entries: Iterable[FeedEntry], *, feed_id: str, title: str, updated
 def _add_atom(parent: ET.Element, name: str, text: str | None = None,
               **attributes: str) -> ET.Element:
     element = ET.SubElement(parent, name,
-                            {key: _xml_text(value, name) for key, value in attributes.items()})
-    element.text = _xml_text(text, name)
+                            {key: xml_text(value, name) for key, value in attributes.items()})
+    element.text = xml_text(text, name)
     return element
 
 
