@@ -76,8 +76,9 @@ def redis_database():
 @pytest.fixture
 def redis_url(redis_database):
     connection = redis.Redis.from_url(redis_database)
-    connection.flushdb()
-    connection.set(OWNER_KEY, os.getpid(), ex=6 * 3600)
+    # One transaction: between a bare flush and the owner key another run could claim it.
+    with connection.pipeline(transaction=True) as emptied:
+        emptied.flushdb().set(OWNER_KEY, os.getpid(), ex=6 * 3600).execute()
     yield redis_database
 
 
