@@ -328,7 +328,7 @@ def test_the_compose_form_refuses_invisible_headlines(admin, name, headline):
 def test_the_compose_form_refuses_a_huge_reference(admin):
     response = admin.post("/announcements/new", data=compose_form(admin, msg_type="update",
                                                                    references=HUGE))
-    console_refused(response, 422, message="names no known announcement")
+    console_refused(response, 422, message="不对应任何已知通知")
 
 
 @pytest.mark.parametrize("expires", ["9999-12-31T23:59", "0001-01-01T00:00"])
