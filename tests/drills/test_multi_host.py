@@ -12,7 +12,8 @@ notice is submitted and approved through the web host's JSON API.
 
 An SMS notice goes to ``DRILL_MULTI_HOST_RESIDENTS`` residents (10,000 unless told, in
 ``.ci/run`` too so that it stays under 40 minutes; 50,000 for issue 20's size), at most
-SMS_RATE a second. Once both worker hosts have sent and a quarter is out, worker-b's link goes down (``ip link set eth0 down``) and stays down.
+SMS_RATE a second. Once both worker hosts have sent and a quarter is out, worker-b's link
+goes down (``ip link set eth0 down``) and stays down.
 Then, by the deadline:
 
 - nobody lost, nothing stranded: worker-a's reconciler takes back worker-b's leased rows
