@@ -29,7 +29,8 @@ from sqlalchemy import create_engine, insert, text
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSTGRES_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_SERVER = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
-DEFAULT_REDIS_DB = 11
+# Outside 8-15, the databases test runs claim (tests/conftest.py): a bench flushes its own.
+DEFAULT_REDIS_DB = 6
 HEADLINE = "暴雨红色预警"
 BODY = "预计未来3小时我市有特大暴雨，局地有山洪和地质灾害风险。"
 INSTRUCTION = "请立即转移到安全地带，远离河道和山坡。"

@@ -5,7 +5,7 @@
 #
 # Each script's output goes to OUTPUT_DIR/<name>.txt; summary.txt says when each ran and
 # the load average then. The reach curve is given the plan time bench 1 just measured.
-# Takes about 20 minutes on 2 cores. Run nothing else on the bench's Redis db (11).
+# Takes about 20 minutes on 2 cores. Run nothing else on the bench's Redis db (6).
 set -eu
 cd "$(dirname "$0")/.."
 out=${1:-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}

@@ -1,12 +1,15 @@
 """Each benchmark script at a tiny size, so the scripts cannot rot.
 
 They run as their documented commands (``python -m bench.<name> ...``) against the
-machine's Redis (database 12, flushed by the script) and PostgreSQL. Only the printed
+machine's Redis and PostgreSQL. The scripts flush their Redis database, so they use
+database 7, outside the test runs' 8-15 (``tests/conftest.py``), one script at a time
+across runs side by side (a lock file). Only the printed
 table and its figures are checked (present, positive, counts as the size implies);
 never a timing.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -19,13 +22,16 @@ from gateway.delivery.ratelimit import effective_rate
 pytestmark = pytest.mark.integration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-REDIS_DB = "12"
+REDIS_DB = "7"
+LOCK_PATH = "/tmp/tongbao-bench-smoke-redis-7.lock"
 
 
 def run(module: str, *args: str, timeout: float = 300) -> tuple[str, dict]:
-    completed = subprocess.run([sys.executable, "-m", f"bench.{module}", *args,
-                                "--redis-db", REDIS_DB],
-                               cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    with open(LOCK_PATH, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        completed = subprocess.run([sys.executable, "-m", f"bench.{module}", *args,
+                                    "--redis-db", REDIS_DB],
+                                   cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     assert len(lines) == 1, completed.stdout
