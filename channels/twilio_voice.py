@@ -49,6 +49,11 @@ CALL_TWIML_CHARACTERS = 4000
 SAY_UTF8_BYTES = 3000
 STATUS_EVENTS = ["answered", "completed"]
 UNANSWERED_PLAYS_BEFORE_HANGUP = 2
+RING_SECONDS = 30
+TIME_LIMIT_SECONDS = 900
+#: The longest a call can hold a line with the default settings: it rings, then lasts at most
+#: the time limit.
+LONGEST_CALL_SECONDS = RING_SECONDS + TIME_LIMIT_SECONDS
 
 #: Twilio CallStatus -> (ledger status, permanent, outcome)
 _CALL_STATUSES = {
@@ -62,6 +67,8 @@ _CALL_STATUSES = {
     "failed": ("failed", True, "failed"),
     "canceled": ("failed", True, "canceled"),
 }
+#: The CallStatus values after which the call is over.
+FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 
 
 class TwilioVoiceChannel(Channel):
@@ -76,8 +83,8 @@ class TwilioVoiceChannel(Channel):
         self.rate_per_second = float(self.settings.get("rate_per_second")
                                      or type(self).rate_per_second)
         self.gather_seconds = int(self.settings.get("gather_seconds") or 8)
-        self.ring_seconds = int(self.settings.get("ring_seconds") or 30)
-        self.time_limit = int(self.settings.get("time_limit") or 900)
+        self.ring_seconds = int(self.settings.get("ring_seconds") or RING_SECONDS)
+        self.time_limit = int(self.settings.get("time_limit") or TIME_LIMIT_SECONDS)
 
     def send(self, message: Outgoing) -> Receipt:
         if not message.callback_url:

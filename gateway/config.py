@@ -220,6 +220,7 @@ SETTINGS: dict[str, Callable[[str | None], Any]] = {
     "VOICE_MAX_ATTEMPTS": _whole(3, minimum=1),
     "VOICE_RETRY_DELAY_SECONDS": _number(600),
     "VOICE_GATHER_SECONDS": _whole(8, minimum=1),  # wait for a key after each play of a call
+    "VOICE_CONCURRENT_CALLS": _whole(0, minimum=0),  # calls in progress at once; 0: no limit
     "HOTLINE_DUTY_NUMBER": _phone_number(),  # unset: the hotline offers no key 0
     "SPEECH_RATE": _whole(140, minimum=60),
     "SPEECH_VOICES": _voices(DEFAULT_VOICES),  # spoken language -> espeak-ng voice

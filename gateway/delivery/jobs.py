@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 import redis
 from flask import current_app
@@ -23,7 +24,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelError, Outgoing, Receipt
-from gateway.delivery import escalation, lifecycle, media, metrics, providers, queues, workers
+from gateway.delivery import (call_lines, escalation, lifecycle, media, metrics, providers, queues,
+                              workers)
 from gateway.store import ledger, roster, speakers
 from gateway.store.db import as_utc, engine, utcnow
 from gateway.delivery.planner import plan
@@ -120,7 +122,7 @@ def _send_chunk(announcement, channel: str, rows, rendered: dict, results: Resul
         if key not in rendered:
             rendered[key] = _rendered_in(announcement, channel, *key)
     limiter = providers.limiter(channel)
-    waits = metrics.Waits(limiter.wait_turn)
+    waits = metrics.Waits(_pace(channel, limiter, rows))
     started = time.monotonic()
     try:
         outcomes = providers.sender(channel).send_many(
@@ -133,12 +135,27 @@ def _send_chunk(announcement, channel: str, rows, rendered: dict, results: Resul
     metrics.record_sends(channel, outcomes, waited=waits.seconds,
                          sending=time.monotonic() - started - waits.seconds)
     for count, (row, outcome) in enumerate(zip(rows, outcomes), 1):
+        if channel == "voice" and not isinstance(outcome, Receipt):
+            call_lines.release(row.id)  # the call was not placed
         if isinstance(outcome, Receipt):
             results.done[outcome.status].append((row.id, outcome.provider_id, None))
         elif not _note_error(announcement, channel, row, outcome, results):
             results.hold(rows[count - 1:])
             return False
     return True
+
+
+def _pace(channel: str, limiter, rows) -> Callable[[], float]:
+    """What each send waits for: the rate limiter's turn; a call first a free line
+    (``call_lines``), taken for the row it is about to place (``send_many`` paces each message
+    in order, just before sending it)."""
+    if channel != "voice":
+        return limiter.wait_turn
+    upcoming = iter(rows)
+
+    def line_then_turn() -> float:
+        return call_lines.take(next(upcoming).id) + limiter.wait_turn()
+    return line_then_turn
 
 
 def _spoken_languages(channel: str, rows) -> dict[int, str | tuple[str, ...]]:

@@ -35,7 +35,7 @@ from channels import twilio_sms, twilio_voice, wechat
 from channels.loudspeaker.protocol import SigningKey
 from channels.base import StatusUpdate
 from channels.twilio_common import valid_signature
-from gateway.delivery import hotline, lifecycle, media, outcomes
+from gateway.delivery import call_lines, hotline, lifecycle, media, outcomes
 from gateway.store import audit, ledger, roster
 from gateway.store.db import engine, utcnow
 from gateway.store.schema import announcements, deliveries, inbound_messages, residents
@@ -83,6 +83,8 @@ def voice_status(delivery_id: int):
     update = twilio_voice.parse_callback(request.form)
     if update is not None:
         outcomes.apply(delivery_id, update, from_provider=True)
+        if request.form.get("CallStatus") in twilio_voice.FINAL_STATUSES:
+            call_lines.release(delivery_id)
     return "", 200
 
 
