@@ -11,6 +11,7 @@ of a place to write it down.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -28,8 +29,9 @@ from gateway.delivery import (call_lines, escalation, lifecycle, media, metrics,
                               workers)
 from gateway.store import ledger, roster, speakers
 from gateway.store.db import as_utc, engine, utcnow
-from gateway.delivery.planner import plan
-from gateway.store.schema import announcements, delivery_counts
+from gateway.delivery.planner import plan, planned_channels
+from gateway.store.roster import beneath
+from gateway.store.schema import announcements, delivery_counts, devices, residents
 from messages.render import Rendered
 
 FLUSH_EVERY = 50
@@ -40,6 +42,48 @@ log = logging.getLogger(__name__)
 
 def plan_announcement(announcement_id: int) -> dict[str, int]:
     return plan(engine(), announcement_id, current_app.extensions["policy"])
+
+
+def prepare_speech(announcement_id: int) -> int:
+    """Make, while the announcement awaits approval, every speech file its loudspeakers and calls
+    will play (``media.broadcast_for``, ``media.rendered_for``: once per text language and voice),
+    so that once approved no village waits for espeak-ng. Sending still makes whatever is missing
+    then (a file lost with its disk). Returns how many renderings were asked for."""
+    with engine().connect() as conn:
+        announcement = lifecycle.get(conn, announcement_id)
+        if announcement.state not in ("awaiting_approval", *lifecycle.LIVE_STATES):
+            return 0
+        wanted = _speech_wanted(conn, announcement)
+    for channel, language, spoken in wanted:
+        _rendered_in(announcement, channel, language, spoken)
+    return len(wanted)
+
+
+def _speech_wanted(conn, announcement) -> set[tuple[str, str, str | tuple[str, ...] | None]]:
+    """(channel, text language, spoken language(s)) as the send jobs will ask for them: each
+    loudspeaker's languages in order, each resident's text and spoken language for calls."""
+    channels = planned_channels(announcement, current_app.config)
+    codes = json.loads(announcement.areas)
+    wanted: set[tuple[str, str, str | tuple[str, ...] | None]] = set()
+    if "loudspeaker" in channels:
+        ids = conn.execute(select(devices.c.id)
+                           .where(beneath(devices.c.area_code, codes))).scalars().all()
+        spoken = {}
+        for start in range(0, len(ids), 1000):  # bounded IN lists
+            spoken.update(speakers.device_languages(conn, ids[start:start + 1000]))
+        wanted |= {("loudspeaker", announcement.language, languages)
+                   for languages in set(spoken.values())}
+        if len(spoken) < len(ids):  # devices with no languages set play the announcement's
+            wanted.add(("loudspeaker", announcement.language, None))
+    if "voice" in channels:
+        written_in = set(lifecycle.languages(conn, announcement))
+        for resident in conn.execute(
+                select(residents.c.language, residents.c.spoken_language).distinct()
+                .where(beneath(residents.c.area_code, codes),
+                       residents.c.retired_at.is_(None))):
+            wanted.add(("voice", lifecycle.language_for(resident, written_in, announcement),
+                        resident.spoken_language))
+    return wanted
 
 
 @dataclass

@@ -77,6 +77,23 @@ def follow_up(outcome: Outcome) -> bool:
     return True
 
 
+def queue_speech(announcement_id: int, data: AnnouncementInput) -> bool:
+    """After a submission commits, queue the speech its approval will play, so no village waits
+    for it then. False when there is nothing to say aloud, or Redis is unreachable: sending
+    makes the speech instead, as it always can."""
+    # Loudspeakers first: a whole village waits on them.
+    channel = next((name for name in ("loudspeaker", "voice") if name in data.channels), None)
+    if channel is None or data.status == "draft":
+        return False
+    try:
+        queues.enqueue_speech(announcement_id, channel)
+    except (redis.RedisError, OSError):
+        log.warning("could not queue the speech of announcement %s; sending will make it",
+                    announcement_id, extra={"announcement_id": announcement_id})
+        return False
+    return True
+
+
 def get(conn: Connection, announcement_id: int):
     if not 0 < announcement_id <= MAX_ID:  # beyond the column, no database can hold it
         raise ActionRefused(f"there is no announcement {announcement_id}", 404)

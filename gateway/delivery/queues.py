@@ -106,6 +106,14 @@ def enqueue_plan(announcement_id: int) -> None:
                               job_timeout=3600, meta=job_meta(announcement_id))
 
 
+def enqueue_speech(announcement_id: int, queue_name: str) -> None:
+    """Queue the making of a submitted announcement's speech (``jobs.prepare_speech``) on the
+    queue of a channel that plays it, where its send jobs will wait behind it after approval."""
+    queue(queue_name).enqueue("gateway.delivery.jobs.prepare_speech", announcement_id,
+                              job_id=f"speech-{announcement_id}-{uuid.uuid4().hex[:8]}",
+                              result_ttl=0, job_timeout=3600, meta=job_meta(announcement_id))
+
+
 def enqueue_batches(announcement_id: int, channel: str, batches: Iterable[int]) -> None:
     """Queue one delivery job per batch, with their markers, in one round trip."""
     jobs = [Queue.prepare_data("gateway.delivery.jobs.deliver_batch", (announcement_id, channel, batch),

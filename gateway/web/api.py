@@ -112,6 +112,7 @@ def create_announcement():
     with engine().begin() as conn:
         announcement_id = lifecycle.create(conn, data, g.user, sender=current_app.config["CAP_SENDER"])
         row = lifecycle.get(conn, announcement_id)
+    lifecycle.queue_speech(announcement_id, data)
     return jsonify({"id": row.id, "identifier": row.identifier, "state": row.state}), 201
 
 

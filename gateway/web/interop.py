@@ -97,6 +97,7 @@ def _announce_over_cap(alert: CapAlert):
         row = lifecycle.get(conn, lifecycle.create(conn, data, g.user, sender=alert.sender,
                                                    identifier=alert.identifier))
         languages = lifecycle.languages(conn, row)
+    lifecycle.queue_speech(row.id, data)
     return jsonify({"identifier": alert.identifier, "msg_type": alert.msg_type,
                     "announcement": {"id": row.id, "identifier": row.identifier,
                                      "languages": languages, "state": row.state}}), 201

@@ -88,6 +88,7 @@ def compose():
                                                sender=current_app.config["CAP_SENDER"])
     except ValidationError as error:
         return _compose_page(form, error), 422
+    lifecycle.queue_speech(announcement_id, data)
     session["draft_sent"] = True  # the page after this one forgets the draft kept in the browser
     flash(_("Announcement %(id)d is waiting for a second person to approve it.",
             id=announcement_id), "success")
