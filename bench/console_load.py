@@ -1,35 +1,40 @@
-"""Console and API under load: the status endpoint of an announcement with 1,000,000 deliveries.
+"""Console and API under load: the status of announcements sharing millions of deliveries.
 
-    .venv/bin/python -m bench.console_load --deliveries 1000000 --clients 50 --database sqlite
+    .venv/bin/python -m bench.console_load --deliveries 10000000 --notices 10 --clients 50 --database sqlite
 
-The ledger rows and their running counts are written directly in bulk (no real send): SMS,
-voice and WeChat deliveries to overlapping residents plus one per loudspeaker, in a mix
-of statuses (most delivered, some sent, queued, failed). The app is served by waitress
-(8 threads, as ``flask --app wsgi serve`` runs it) in a subprocess; ``--clients`` threads
-in this process, each with its own ``requests.Session``, each make ``--requests``
-authenticated ``GET /api/v1/announcements/<id>`` calls back to back. Latency is measured
-per request on the client (send → full body read).
+The ledger rows and their running counts are written directly in bulk (no real send), the
+database generating the rows itself: ``--notices`` announcements share ``--deliveries``, each
+with SMS, voice and WeChat deliveries to the same residents plus one per loudspeaker, in a mix
+of statuses (most delivered, some sent, queued, failed), with the running counts, the
+``reached`` rows and the audience as the ledger and the plan keep them. The roster holds the
+residents they name (``--residents``). The app is served by waitress (8 threads, as
+``flask --app wsgi serve`` runs it) in a subprocess; ``--clients`` threads in this process,
+each with its own ``requests.Session``, client k asking about notice k mod ``--notices``,
+each make ``--requests`` authenticated ``GET /api/v1/announcements/<id>`` calls back to back.
+Latency is measured per request on the client (send → full body read).
 
-Floor, same run, same server, same clients: the same URL without a token, which the
+Floor, same run, same server, same clients: the same URLs without a token, which the
 API answers 401 before touching the database: the cost of the server, the framework and
 the clients themselves.
 
 Then the console: one login through the form, and the same clients with its session cookie
-request the announcement page (``/announcements/<id>``) and the progress it polls
-(``/announcements/<id>/progress.json``), ``--page-requests`` each.
+request the announcement page (``/announcements/<id>``), the progress it polls
+(``/announcements/<id>/progress.json``) and the announcement list (``/``),
+``--page-requests`` each.
 
 Back to back, the clients measure the server's throughput; their latency is then queueing
 (Little's law: 50 clients waiting on a server that answers R requests a second wait 50/R
 seconds on average), and the floor shows it too. So the clients also behave as the real
 ones do, **paced**, each from a random phase: 50 API clients asking for the status once
 every ``--interval`` seconds (default 1), ``--paced-requests`` times (and the floor the
-same way); and 50 people watching the announcement in the console: each opens the page
+same way); and 50 people watching the announcements in the console: each opens the page
 once, then its script polls ``progress.json`` every 2 s (``POLL_MS`` in console.js),
 ``--paced-requests`` times. The p99 target applies to these.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import re
@@ -53,7 +58,6 @@ CONSOLE_PAGES = (("console page", "/announcements/{id}"),
                  ("console progress.json", "/announcements/{id}/progress.json"))
 #: The watch page polls its progress this often (``POLL_MS`` in gateway/static/console.js).
 POLL_SECONDS = 2.0
-CHUNK = 5000
 # status -> share of each personal channel's deliveries
 MIX = (("delivered", 0.70), ("sent", 0.15), ("queued", 0.08), ("sending", 0.02), ("failed", 0.05))
 
@@ -64,104 +68,140 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _status_for(i: int, count: int) -> str:
-    position, low = i / count, 0.0
-    for status, share in MIX:
-        low += share
-        if position < low:
-            return status
-    return MIX[-1][0]
+def write_ledger(app, announcement_ids: list[int], total: int,
+                 devices: int) -> tuple[dict[str, dict[str, int]], int]:
+    """``total`` deliveries shared by ``announcement_ids``, and their running counts, in bulk.
 
-
-def write_ledger(app, announcement_id: int, total: int) -> tuple[dict[str, dict[str, int]], int]:
-    """``total`` deliveries and their running counts, in bulk with the driver's executemany.
-
-    The running count of residents reached is kept consistent the way ``gateway.store.ledger``
-    keeps it: one ``reached`` row per resident whom a personal channel delivered to, and the
-    ``delivery_counts`` row (channel "*", status "reached") holding how many there are.
-    Returns the counts and the number of distinct residents reached, counted here in Python
-    independently of the database, for the check against the status answer.
+    The database makes the rows itself (``INSERT … SELECT`` from a recursive counter on
+    SQLite, ``generate_series`` on PostgreSQL, one statement and one commit per channel of
+    a notice), so ten million take minutes, not the hour a Python loop would, and memory
+    stays flat. Each notice has SMS, voice and WeChat deliveries to the same residents
+    (ids from 1) plus one per loudspeaker; each channel's rows are in the statuses of
+    ``MIX`` by position. The running counts are kept the way ``gateway.store.ledger``
+    keeps them: ``delivery_counts`` per channel and status, one ``reached`` row per
+    resident whom a personal channel delivered to (the channel that did first), its
+    running count, and the audience the plan would have recorded.
+    Returns the counts of the first notice and its number of residents reached, both
+    computed here from the positions, for the check against the status answer.
     """
-    from sqlalchemy import func, insert, select, update
+    from sqlalchemy import insert, text, update
 
-    from channels.registry import PERSONAL_CHANNELS
     from gateway.store import ledger
-    from gateway.store.schema import announcements, deliveries, delivery_counts, reached
+    from gateway.store.schema import announcements, delivery_counts
 
-    speakers = min(1000, max(1, total // 1000))
-    personal = total - speakers
-    per_channel = {"sms": personal * 4 // 10, "voice": personal * 3 // 10}
-    per_channel["wechat"] = personal - per_channel["sms"] - per_channel["voice"]
-    per_channel["loudspeaker"] = speakers
     engine = app.extensions["engine"]
-    sqlite = engine.dialect.name == "sqlite"
-    marker = "?" if sqlite else "%s"
-    names = ["announcement_id", "channel", "recipient_id", "address", "language", "batch",
-             "status", "attempts", "provider_id", "updated_at"]
-    statement = (f"INSERT INTO deliveries ({', '.join(names)}) "
-                 f"VALUES ({', '.join([marker] * len(names))})")
     now = datetime.now(timezone.utc)
-    stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
-    counts = {c: {s: 0 for s in ledger.STATUSES} for c in per_channel}
-    reached_ids: set[int] = set()
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for channel, count in per_channel.items():
-            for low in range(0, count, CHUNK):
-                chunk = []
-                for i in range(low, min(count, low + CHUNK)):
-                    status = "delivered" if channel == "loudspeaker" else _status_for(i, count)
-                    counts[channel][status] += 1
-                    if status in ledger.REACHED and channel in PERSONAL_CHANNELS:
-                        reached_ids.add(i + 1)
-                    chunk.append((announcement_id, channel, i + 1,
-                                  f"o{i:027d}" if channel == "wechat" else f"+86139{i:08d}",
-                                  "zh", i // 200, status, 1, f"P{i}", stamp))
-                cursor.executemany(statement, chunk)
-                raw.commit()
-        cursor.close()
-    finally:
-        raw.close()
-    with engine.begin() as conn:
-        conn.execute(insert(delivery_counts), [
-            {"announcement_id": announcement_id, "channel": c, "status": s, "count": n}
-            for c, by_status in counts.items() for s, n in by_status.items()])
-        # Who was reached, from the ledger rows just written, and the running count of them.
-        conn.execute(insert(reached).from_select(
-            ["announcement_id", "recipient_id"],
-            select(deliveries.c.announcement_id, deliveries.c.recipient_id).distinct()
-            .where(deliveries.c.announcement_id == announcement_id,
-                   deliveries.c.channel.in_(PERSONAL_CHANNELS),
-                   deliveries.c.status.in_(ledger.REACHED))))
-        first_time = conn.execute(select(func.count()).select_from(reached)
-                                  .where(reached.c.announcement_id == announcement_id)).scalar_one()
-        channel, status = ledger.REACHED_KEY
-        conn.execute(insert(delivery_counts).values(announcement_id=announcement_id, channel=channel,
-                                                    status=status, count=first_time))
-        conn.execute(update(announcements).where(announcements.c.id == announcement_id)
-                     .values(state="sending"))
-    return counts, len(reached_ids)
+    # As SQLAlchemy stores a time in SQLite: text without the zone.
+    stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" else now
+    counts, reached_count = {}, 0
+    share, extra = divmod(total, len(announcement_ids))
+    for index, announcement_id in enumerate(announcement_ids):
+        mine = share + (1 if index < extra else 0)
+        per_channel = _channel_sizes(mine, devices)
+        bounds = {channel: _status_bounds(count) for channel, count in per_channel.items()}
+        # Residents 1..n are reached by the first channel whose delivered rows reach them.
+        reached_by = [(c, bounds[c]["delivered"][1]) for c in PERSONAL_ORDER]
+        with engine.begin() as conn:
+            for channel, count in per_channel.items():
+                conn.execute(text(_rows_sql(engine.dialect.name, channel, bounds[channel])),
+                             {"announcement_id": announcement_id, "count": count, "stamp": stamp})
+            first_time = max(high for _, high in reached_by)
+            conn.execute(text(_reached_sql(engine.dialect.name, reached_by)),
+                         {"announcement_id": announcement_id, "count": first_time, "stamp": stamp})
+            mine_counts = {c: {s: 0 for s in ledger.STATUSES} for c in per_channel}
+            for channel, by_status in bounds.items():
+                for status, (low, high) in by_status.items():
+                    mine_counts[channel][status] = high - low
+            conn.execute(insert(delivery_counts), [
+                {"announcement_id": announcement_id, "channel": c, "status": s, "count": n}
+                for c, by_status in mine_counts.items() for s, n in by_status.items()])
+            channel, status = ledger.REACHED_KEY
+            conn.execute(insert(delivery_counts).values(announcement_id=announcement_id,
+                                                        channel=channel, status=status,
+                                                        count=first_time))
+            # The plan records its audience: everyone a personal channel was planned for.
+            ledger.set_audience(conn, announcement_id, max(per_channel[c] for c in PERSONAL_ORDER))
+            conn.execute(update(announcements).where(announcements.c.id == announcement_id)
+                         .values(state="sending"))
+        if index == 0:
+            counts, reached_count = mine_counts, first_time
+    return counts, reached_count
 
 
-def hammer(url: str, headers: dict, clients: int, per_client: int, expect: int,
+PERSONAL_ORDER = ("sms", "voice", "wechat")
+
+
+def _channel_sizes(deliveries: int, devices: int) -> dict[str, int]:
+    """How one notice's deliveries split: one per loudspeaker (at most one in a thousand),
+    the rest 4:3:3 over SMS, voice and WeChat."""
+    speakers = min(devices, max(1, deliveries // 1000))
+    personal = deliveries - speakers
+    sizes = {"sms": personal * 4 // 10, "voice": personal * 3 // 10}
+    sizes["wechat"] = personal - sizes["sms"] - sizes["voice"]
+    sizes["loudspeaker"] = speakers
+    return sizes
+
+
+def _status_bounds(count: int) -> dict[str, tuple[int, int]]:
+    """Each status of ``MIX`` as a range of positions [low, high) among ``count`` rows."""
+    bounds, low, share = {}, 0, 0.0
+    for status, part in MIX:
+        share += part
+        high = count if status == MIX[-1][0] else min(count, math.ceil(share * count))
+        bounds[status] = (low, high)
+        low = high
+    return bounds
+
+
+def _counter(dialect: str, limit: str) -> tuple[str, str]:
+    """A WITH clause and a FROM source yielding ``i`` = 0 … ``limit`` - 1."""
+    if dialect == "sqlite":
+        return (f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {limit}) ",
+                "n")
+    return "", f"generate_series(0, {limit} - 1) AS n(i)"
+
+
+def _rows_sql(dialect: str, channel: str, bounds: dict[str, tuple[int, int]]) -> str:
+    with_clause, source = _counter(dialect, ":count")
+    status = "CASE " + " ".join(f"WHEN i < {high} THEN '{status}'"
+                                for status, (_, high) in bounds.items()) + " END"
+    if channel == "loudspeaker":
+        status = "'delivered'"
+    prefix = "o" if channel == "wechat" else "+86139"
+    return (f"{with_clause}INSERT INTO deliveries (announcement_id, channel, recipient_id, address, "
+            "language, batch, status, attempts, provider_id, updated_at, unknown_outcomes) "
+            f"SELECT :announcement_id, '{channel}', i + 1, '{prefix}' || i, 'zh', i / 200, "
+            f"{status}, 1, 'P' || i, :stamp, 0 FROM {source}")
+
+
+def _reached_sql(dialect: str, reached_by: list[tuple[str, int]]) -> str:
+    with_clause, source = _counter(dialect, ":count")
+    channel = "CASE " + " ".join(f"WHEN i < {high} THEN '{c}'" for c, high in reached_by) + " END"
+    return (f"{with_clause}INSERT INTO reached (announcement_id, recipient_id, channel, reached_at) "
+            f"SELECT :announcement_id, i + 1, {channel}, :stamp FROM {source}")
+
+
+def hammer(urls: list[str], headers: dict, clients: int, per_client: int, expect: int,
            cookies: dict | None = None, interval: float = 0.0) -> dict:
-    """``clients`` threads, ``per_client`` requests each to ``url``: back to back, or with
-    ``interval``, one every ``interval`` seconds per client, each from a random phase."""
-    return visit([("url", url)] * per_client, headers, clients, expect, cookies,
-                 interval)["url"]
+    """``clients`` threads, ``per_client`` requests each, client k to ``urls[k % len(urls)]``:
+    back to back, or with ``interval``, one every ``interval`` seconds per client, each from a
+    random phase."""
+    return visit([[("url", url)] * per_client for url in urls], headers, clients, expect,
+                 cookies, interval)["url"]
 
 
-def visit(plan: list[tuple[str, str]], headers: dict, clients: int, expect: int,
+def visit(plans: list[list[tuple[str, str]]], headers: dict, clients: int, expect: int,
           cookies: dict | None = None, interval: float = 0.0) -> dict[str, dict]:
-    """``clients`` threads, each requesting ``plan``'s (name, URL) in order; figures per name."""
-    latencies: dict[str, list[float]] = {name: [] for name, _ in plan}
-    errors: dict[str, list[str]] = {name: [] for name, _ in plan}
+    """``clients`` threads, client k requesting ``plans[k % len(plans)]``'s (name, URL) in
+    order; figures per name."""
+    names = {name: None for plan in plans for name, _ in plan}
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    errors: dict[str, list[str]] = {name: [] for name in names}
     lock = threading.Lock()
     start = threading.Barrier(clients + 1)
     phases = random.Random(7)
 
-    def client(phase: float) -> None:
+    def client(plan: list[tuple[str, str]], phase: float) -> None:
         session = requests.Session()
         session.cookies.update(cookies or {})
         mine = []
@@ -187,8 +227,9 @@ def visit(plan: list[tuple[str, str]], headers: dict, clients: int, expect: int,
                 if error:
                     errors[name].append(error)
 
-    threads = [threading.Thread(target=client, args=(phases.uniform(0, interval),))
-               for _ in range(clients)]
+    threads = [threading.Thread(target=client,
+                                args=(plans[number % len(plans)], phases.uniform(0, interval)))
+               for number in range(clients)]
     for thread in threads:
         thread.start()
     start.wait()
@@ -240,7 +281,13 @@ def console_login(base: str, name: str, password: str) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--deliveries", type=int, default=1_000_000)
+    parser.add_argument("--deliveries", type=int, default=1_000_000,
+                        help="deliveries in the ledger, shared by the notices")
+    parser.add_argument("--notices", type=int, default=1,
+                        help="announcements sharing the deliveries; the clients spread over them")
+    parser.add_argument("--residents", type=int, default=None,
+                        help="residents in the roster (default: one per personal recipient of a "
+                             "notice, so every delivery names a resident)")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=40, help="requests per client")
     parser.add_argument("--page-requests", type=int, default=10,
@@ -262,13 +309,23 @@ def main(argv: list[str] | None = None) -> dict:
             common.scratch_redis(args.redis_db) as redis_url, \
             tempfile.TemporaryDirectory(prefix="tongbao-bench-") as instance:
         app = common.make_app(database_url, redis_url, instance)
-        common.load_county(app, 0, profiles=[])
-        announcement_id = common.create_announcement(
-            app, channels=["sms", "voice", "wechat", "loudspeaker"], severity="extreme")
-        common.approve(app, announcement_id)
         started = time.perf_counter()
-        counts, reached_expected = write_ledger(app, announcement_id, args.deliveries)
+        per_notice = _channel_sizes(args.deliveries // args.notices, 1)
+        residents = (args.residents if args.residents is not None
+                     else max(per_notice[c] for c in PERSONAL_ORDER))
+        county = common.load_county(app, residents)
+        roster_seconds = time.perf_counter() - started
+        announcement_ids = []
+        for _ in range(args.notices):
+            announcement_ids.append(common.create_announcement(
+                app, channels=["sms", "voice", "wechat", "loudspeaker"], severity="extreme"))
+            common.approve(app, announcement_ids[-1])
+        announcement_id = announcement_ids[0]
+        started = time.perf_counter()
+        counts, reached_expected = write_ledger(app, announcement_ids, args.deliveries,
+                                                county["devices"])
         load_seconds = time.perf_counter() - started
+        ledger_rows = _ledger_rows(app)
         with app.extensions["engine"].begin() as conn:
             token = accounts.create_token(conn, "bench-author")
             accounts.create_user(conn, "bench-viewer", "author", CONSOLE_PASSWORD)
@@ -283,7 +340,9 @@ def main(argv: list[str] | None = None) -> dict:
         server = subprocess.Popen([sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}",
                                    f"--threads={args.threads}", "wsgi:app"],
                                   cwd=common.ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}/api/v1/announcements/{announcement_id}"
+        base = f"http://127.0.0.1:{port}"
+        urls = [f"{base}/api/v1/announcements/{number}" for number in announcement_ids]
+        url = urls[0]
         headers = {"Authorization": f"Bearer {token}"}
         try:
             deadline = time.monotonic() + 60
@@ -299,25 +358,29 @@ def main(argv: list[str] | None = None) -> dict:
                     time.sleep(0.2)
             one = serial(url, headers, 20)
             floor_one = serial_floor(url, 20)
-            floor = hammer(url, {}, args.clients, args.requests, 401)
-            load = hammer(url, headers, args.clients, args.requests, 200)
+            floor = hammer(urls, {}, args.clients, args.requests, 401)
+            load = hammer(urls, headers, args.clients, args.requests, 200)
             pages, paced = {}, {}
-            base = f"http://127.0.0.1:{port}"
             cookies = console_login(base, "bench-viewer", CONSOLE_PASSWORD)
-            page_urls = {name: base + path.format(id=announcement_id) for name, path in CONSOLE_PAGES}
+            page_urls = {name: [base + path.format(id=number) for number in announcement_ids]
+                         for name, path in CONSOLE_PAGES}
             if args.page_requests:
-                for name, page_url in page_urls.items():
-                    pages[name] = hammer(page_url, {}, args.clients, args.page_requests, 200,
+                for name, urls_of_page in page_urls.items():
+                    pages[name] = hammer(urls_of_page, {}, args.clients, args.page_requests, 200,
                                          cookies=cookies)
+                pages["announcement list"] = hammer([f"{base}/"], {}, args.clients,
+                                                    args.page_requests, 200, cookies=cookies)
             if args.paced_requests:
-                paced["floor (401)"] = hammer(url, {}, args.clients, args.paced_requests, 401,
+                paced["floor (401)"] = hammer(urls, {}, args.clients, args.paced_requests, 401,
                                               interval=args.interval)
-                paced["status"] = hammer(url, headers, args.clients, args.paced_requests, 200,
+                paced["status"] = hammer(urls, headers, args.clients, args.paced_requests, 200,
                                          interval=args.interval)
                 # A watcher opens the page once, then its script polls the progress.
-                watching = [(name, page_urls[name]) for name, _ in CONSOLE_PAGES]
-                watch = watching[:1] + watching[1:] * args.paced_requests
-                paced.update(visit(watch, {}, args.clients, 200, cookies, args.poll_seconds))
+                watches = []
+                for number in range(len(announcement_ids)):
+                    watching = [(name, page_urls[name][number]) for name, _ in CONSOLE_PAGES]
+                    watches.append(watching[:1] + watching[1:] * args.paced_requests)
+                paced.update(visit(watches, {}, args.clients, 200, cookies, args.poll_seconds))
         finally:
             common.stop_processes([server])
             log.close()
@@ -326,9 +389,12 @@ def main(argv: list[str] | None = None) -> dict:
     ratio = load["p99"] / floor["p99"]
     rows = [
         ("database", versions[0], f"waitress {args.threads} threads in a subprocess"),
-        ("deliveries in the ledger", total,
-         ", ".join(f"{c} {sum(n.values()):,}" for c, n in sorted(status["deliveries"].items()))
-         + f"; written in {load_seconds:.1f} s"),
+        ("deliveries in the ledger", ledger_rows,
+         f"{args.notices} notices; written in {load_seconds:.1f} s (roster of "
+         f"{county['residents']:,} residents, {county['devices']:,} loudspeakers: "
+         f"{roster_seconds:.1f} s)"),
+        ("deliveries of the first notice (status answer)", total,
+         ", ".join(f"{c} {sum(n.values()):,}" for c, n in sorted(status["deliveries"].items()))),
         ("reached_residents in the answer", status["reached_residents"],
          f"expected {reached_expected:,} (distinct residents delivered to, counted while writing)"),
         ("one client: median latency (ms)", one * 1e3, f"floor (401, no token) {floor_one * 1e3:.1f} ms"),
@@ -368,7 +434,10 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{run['error_kinds'] or ''}{verdict}"))
     rows += [(f"in-process: {name} (ms)", parts[name] * 1e3, "median of 5")
              for name in ("queries.failures", "queries.loudspeakers_by_village")]
-    result = {"script": "console_load", "database": args.database, "deliveries": total,
+    result = {"script": "console_load", "database": args.database, "deliveries": ledger_rows,
+              "notices": args.notices, "first_notice_deliveries": total,
+              "counts_match": status["deliveries"] == counts,
+              "residents": county["residents"], "write_seconds": load_seconds,
               "deliveries_requested": args.deliveries, "reached_residents": status["reached_residents"],
               "reached_expected": reached_expected, "clients": args.clients,
               "requests": load["requests"], "errors": load["errors"],
@@ -377,7 +446,8 @@ def main(argv: list[str] | None = None) -> dict:
               "per_second": load["per_second"], "floor": floor, "parts_seconds": parts, "ratio_to_floor": ratio,
               "pages": pages, "paced": paced, "interval": args.interval,
               "machine": common.machine(), "versions": versions}
-    common.print_table(f"Console and API under load: {total:,} deliveries, {args.clients} clients, "
+    common.print_table(f"Console and API under load: {ledger_rows:,} deliveries across {args.notices} "
+                       f"notices, {args.clients} clients, "
                        f"{args.database}", rows, result)
     return result
 
@@ -404,6 +474,16 @@ def time_parts(app, announcement_id: int) -> dict[str, float]:
             "queries.failures": median_of(lambda c: queries.failures(c, announcement_id, 1)),
             "queries.loudspeakers_by_village":
                 median_of(lambda c: queries.loudspeakers_by_village(c, announcement_id))}
+
+
+def _ledger_rows(app) -> int:
+    """Rows in the deliveries table, counted once after writing (not on the clock)."""
+    from sqlalchemy import func, select
+
+    from gateway.store.schema import deliveries
+
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(select(func.count()).select_from(deliveries)).scalar_one()
 
 
 def serial_floor(url: str, count: int) -> float:

@@ -79,16 +79,18 @@ def test_rate_fidelity():
 
 
 def test_console_load():
-    _, result = run("console_load", "--deliveries", "3000", "--clients", "5", "--requests", "4",
-                    "--page-requests", "2", "--paced-requests", "2", "--interval", "0.2",
-                    "--poll-seconds", "0.2")
-    assert result["deliveries"] == 3000
-    # the running count the bench writes with the ledger is what the status answer reads
+    _, result = run("console_load", "--deliveries", "3000", "--notices", "2", "--clients", "5",
+                    "--requests", "4", "--page-requests", "2", "--paced-requests", "2",
+                    "--interval", "0.2", "--poll-seconds", "0.2")
+    assert result["deliveries"] == 3000 and result["notices"] == 2
+    assert result["first_notice_deliveries"] == 1500
+    # the running counts the bench writes with the ledger are what the status answer reads
+    assert result["counts_match"]
     assert result["reached_residents"] == result["reached_expected"] > 0
     assert result["requests"] == 20 and result["errors"] == 0
     assert result["floor"]["requests"] == 20 and result["floor"]["errors"] == 0
     positive(result, "p50", "p99", "max", "per_second", "ratio_to_floor")
-    assert set(result["pages"]) == {"console page", "console progress.json"}
+    assert set(result["pages"]) == {"console page", "console progress.json", "announcement list"}
     for page in result["pages"].values():
         assert page["requests"] == 10 and page["errors"] == 0  # logged in: 200, no redirect
         positive(page, "p50", "p99", "max", "per_second")
