@@ -17,9 +17,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime, timezone
 from typing import Callable
 
-from sqlalchemy import Connection, and_, case, false, func, or_, select
+from sqlalchemy import (BigInteger, Connection, Integer, and_, case, cast, false, func, or_,
+                        select)
 
 from channels.registry import PLACE_CHANNELS
 from gateway.delivery import lifecycle, queues, reach
@@ -33,12 +35,14 @@ UNREACHED_COLUMNS = ("id", "name", "phone", "phone_invalid", "area_code", "secti
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: How many moments the history of counts is sampled at, release to last change.
 HISTORY_POINTS = 40
+#: Messages not yet handed to a provider: the status's ``pending``.
+PENDING = ("planned", "queued", "sending")
 
 
 def status(conn: Connection, announcement) -> dict:
     counts = ledger.counts(conn, announcement.id)
     personal = {c: n for c, n in counts.items() if c not in PLACE_CHANNELS}
-    pending = sum(n[s] for n in counts.values() for s in ("planned", "queued", "sending"))
+    pending = sum(n[s] for n in counts.values() for s in PENDING)
     corrections = [row.id for row in conn.execute(  # not one still awaiting approval
         select(announcements.c.id).where(announcements.c.supersedes_id == announcement.id,
                                          announcements.c.state.in_(lifecycle.RELEASED_STATES))
@@ -80,39 +84,66 @@ def history(conn: Connection, announcement, points: int = HISTORY_POINTS) -> dic
     ``updated_at``: when its last acknowledgement came), each counted up to every one of
     ``points`` moments from the release to now (while messages are pending) or the last
     change. ``seconds`` are since the release; empty before it.
+
+    Each series is read once, grouped by whole second (a row counts from the start of its
+    second), and summed up to each moment here: one pass over the notice's rows, not one
+    per moment. A large notice's history is the one ``counted_in_background`` keeps.
     """
     start = as_utc(announcement.sent)
-    empty = {"start": None, "seconds": [], "reached": [], "confirmed": [], "delivered": {}}
     if start is None:
-        return empty
+        return {"start": None, "seconds": [], "reached": [], "confirmed": [], "delivered": {}}
     ours_reached = reached.c.announcement_id == announcement.id
-    ours_delivered = and_(deliveries.c.announcement_id == announcement.id,
-                          deliveries.c.status.in_(ledger.REACHED))
-    last = [as_utc(conn.execute(select(func.max(column)).where(where)).scalar())
-            for column, where in ((reached.c.reached_at, ours_reached),
-                                  (reached.c.confirmed_at, ours_reached),
-                                  (deliveries.c.updated_at, ours_delivered))]
-    pending = conn.execute(select(func.count()).select_from(deliveries).where(
-        deliveries.c.announcement_id == announcement.id,
-        deliveries.c.status.in_(("planned", "queued", "sending")))).scalar_one()
-    end = max([start, *(moment for moment in last if moment)] + ([utcnow()] if pending else []))
+    reached_at = _per_second(conn, reached.c.reached_at, ours_reached)
+    confirmed_at = _per_second(conn, reached.c.confirmed_at, ours_reached)
+    delivered_at: dict[str, dict[int, int]] = {}
+    for row in conn.execute(select(deliveries.c.channel, _second(conn, deliveries.c.updated_at),
+                                   func.count())
+                            .where(deliveries.c.announcement_id == announcement.id,
+                                   deliveries.c.status.in_(ledger.REACHED),
+                                   deliveries.c.updated_at.is_not(None))
+                            .group_by(deliveries.c.channel,
+                                      _second(conn, deliveries.c.updated_at))):
+        delivered_at.setdefault(row[0], {})[int(row[1])] = row[2]
+    series = [reached_at, confirmed_at, *delivered_at.values()]
+    last = max((second for counts in series for second in counts), default=None)
+    pending = sum(by_status[s] for by_status in ledger.counts(conn, announcement.id).values()
+                  for s in PENDING)
+    end = max([start] + ([datetime.fromtimestamp(last, timezone.utc)] if last is not None else [])
+              + ([utcnow()] if pending else []))
     span = (end - start).total_seconds()
-    moments = [start + (end - start) * (index / (points - 1)) for index in range(points)]
-
-    def up_to(column):
-        return [func.coalesce(func.sum(case((column <= moment, 1), else_=0)), 0)
-                for moment in moments]
-
-    reached_row = conn.execute(select(*up_to(reached.c.reached_at), *up_to(reached.c.confirmed_at))
-                               .where(ours_reached)).one()
-    delivered = {row[0]: [int(n) for n in row[1:]] for row in conn.execute(
-        select(deliveries.c.channel, *up_to(deliveries.c.updated_at))
-        .where(ours_delivered).group_by(deliveries.c.channel))}
+    moments = [start.timestamp() + span * index / (points - 1) for index in range(points)]
     return {"start": start.isoformat(),
             "seconds": [round(span * index / (points - 1), 1) for index in range(points)],
-            "reached": [int(n) for n in reached_row[:points]],
-            "confirmed": [int(n) for n in reached_row[points:]],
-            "delivered": delivered}
+            "reached": _up_to(reached_at, moments),
+            "confirmed": _up_to(confirmed_at, moments),
+            "delivered": {channel: _up_to(counts, moments)
+                          for channel, counts in delivered_at.items()}}
+
+
+def _second(conn: Connection, column):
+    """A timestamp column's whole second since 1970, as SQL."""
+    if conn.dialect.name == "sqlite":
+        return cast(func.strftime("%s", column), Integer)
+    return cast(func.floor(func.extract("epoch", column)), BigInteger)
+
+
+def _per_second(conn: Connection, column, where) -> dict[int, int]:
+    """How many of the rows ``where`` selects have ``column`` in each whole second."""
+    second = _second(conn, column)
+    return {int(at): n for at, n in conn.execute(
+        select(second, func.count()).where(where, column.is_not(None)).group_by(second))}
+
+
+def _up_to(per_second: dict[int, int], moments: list[float]) -> list[int]:
+    """The running total of ``per_second`` at each of the (ascending) ``moments``."""
+    totals, total, seconds = [], 0, sorted(per_second)
+    position = 0
+    for moment in moments:
+        while position < len(seconds) and seconds[position] <= moment:
+            total += per_second[seconds[position]]
+            position += 1
+        totals.append(total)
+    return totals
 
 
 def paused_channels(channels: list[str]) -> dict[str, dict]:
