@@ -29,7 +29,7 @@ from sqlalchemy import Connection, and_, case, func, select
 
 from audiences.areas import prefix
 from audiences.policy import Person, channels_for
-from gateway.delivery import lifecycle, providers, public_channels, reach
+from gateway.delivery import forecast, lifecycle, providers, public_channels, reach
 from gateway.delivery.planner import planned_channels, speaker_villages, stream_residents
 from gateway.store import grids
 from gateway.store.roster import beneath
@@ -103,11 +103,13 @@ def preview(conn: Connection, announcement, languages: list[str] | None = None) 
     texts = {language: {"language": language, "residents": 0, "fallback": 0,
                         "fallback_from": defaultdict(int)} for language in written_in}
     residents_total = 0
+    chosen_by_group = []
     for group in _groups(conn, codes, drill, also=(residents.c.language, residents.c.grid)):
         person = group_person(group)
         chosen = channels_for(person, severity=announcement.severity,
                               policy=current_app.extensions["policy"], available=allowed, year=year)
         residents_total += group.n
+        chosen_by_group.append((chosen, group.n))
         _count_text(texts, group, written_in, announcement)
         for channel in chosen:
             per_channel[channel] += group.n
@@ -146,6 +148,8 @@ def preview(conn: Connection, announcement, languages: list[str] | None = None) 
     sms = render(announcement, "sms", announcement.language, providers.render_context())
     summary = _summary(config, residents_total, per_channel, segments, speakers, sms.data,
                        _escalation(config, announcement))
+    summary["reach_forecast"] = forecast.forecast(config, forecast.personal_sets(chosen_by_group),
+                                                  per_channel, announcement)
     summary["voice_fallbacks"] = voice_fallbacks(conn, announcement, written_in)
     summary["texts"] = [{**text, "fallback_from": dict(sorted(text["fallback_from"].items()))}
                         for text in texts.values()]
