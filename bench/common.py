@@ -271,13 +271,11 @@ def _serve_fake(kind: str, conn) -> None:
         stop = lambda: fake.__exit__(None, None, None)  # noqa: E731
         settings = {**fake.settings, "from_number": FROM_NUMBER}
     else:
-        from tests.fakes.twilio_server import _QuietHandler
         from tests.fakes.wechat_server import FakeWechat
 
         class Recording(FakeWechat):
             def __init__(self):
                 super().__init__()
-                self._server.RequestHandlerClass = _QuietHandler  # no access log per request
                 self.received = deque(maxlen=100)
                 self.times: list[float] = []
 

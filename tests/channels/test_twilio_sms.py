@@ -178,3 +178,25 @@ def test_signature_refuses_a_tampered_parameter_or_another_url(twilio, channel):
                                callback.params, signature)
     assert not valid_signature(twilio.auth_token, CALLBACK.replace("41", "42"), callback.params,
                                signature)
+
+
+def test_sends_share_one_kept_alive_connection_even_past_an_error(twilio, channel):
+    for address in (RESIDENT, "+8613800000001", RESIDENT, RESIDENT):  # the second is refused
+        try:
+            channel.send(outgoing(address))
+        except ChannelError:
+            pass
+
+    assert len(twilio.requests) == 4
+    assert twilio.connections == 1
+
+
+def test_a_send_after_twilio_dropped_the_connection_opens_a_new_one(twilio, channel):
+    channel.send(outgoing())
+    twilio.go_down()
+    with pytest.raises(ChannelError, match="could not connect"):
+        channel.send(outgoing())
+    twilio.come_up()
+
+    assert channel.send(outgoing()).status == "sent"
+    assert twilio.connections == 2

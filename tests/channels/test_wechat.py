@@ -308,3 +308,13 @@ def test_two_worker_processes_starting_together_fetch_the_token_once(fake, redis
     assert [worker.exitcode for worker in workers] == [0, 0]
     assert fake.token_fetches == 1
     assert len(fake.requests_to("/cgi-bin/message/template/send")) == 10
+
+
+def test_the_token_fetch_and_the_sends_share_one_kept_alive_connection(fake, make_channel):
+    channel = make_channel()
+
+    for delivery_id in range(5):
+        channel.send(outgoing("o-follower", delivery_id))
+
+    assert fake.token_fetches == 1 and len(fake.requests_to("/cgi-bin/message/template/send")) == 5
+    assert fake.connections == 1

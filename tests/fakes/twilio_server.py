@@ -20,8 +20,10 @@ Faults, for drills (``tests/drills``): ``set_mode("error")`` answers every
 create with Twilio's 500 (code 20500), ``set_mode("random", fraction=0.3,
 seed=1)`` a seeded share of them, ``set_mode("slow", delay=5)`` answers each
 after ``delay`` seconds, ``set_mode("normal")`` ends the fault; ``go_down()``
-stops listening (connections are refused) and ``come_up()`` listens again on
-the same port. ``received`` counts the messages answered 201 per ``To``.
+stops listening (open connections are dropped, new ones refused) and ``come_up()``
+listens again on the same port. ``received`` counts the messages answered 201 per ``To``.
+Like Twilio it keeps a client's connection open between requests (``connections`` counts
+those accepted).
 ``tests/fakes/twilio_process.py`` runs it in a process of its own.
 """
 from __future__ import annotations
@@ -42,8 +44,10 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes.local_server import KeepAliveServer
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "fake-twilio-auth-token-0123456789"
@@ -111,8 +115,8 @@ class FakeTwilio:
             Rule(f"/{API_VERSION}/Accounts/<account>/Calls.json", endpoint="Calls",
                  methods=["POST"]),
         ])
-        self._server = make_server(host, 0, self._wsgi, threaded=True,
-                                   request_handler=_QuietHandler)
+        self._server = KeepAliveServer(host, 0, self._wsgi)
+        self._connections_before = 0  # accepted by the servers before a ``go_down``
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self.up = True
@@ -136,9 +140,15 @@ class FakeTwilio:
         if self.up:
             self._stop_serving()
 
+    @property
+    def connections(self) -> int:
+        """Client connections accepted so far (a client that keeps its connection open
+        makes one however many requests it sends)."""
+        return self._connections_before + self._server.connections
+
     def _stop_serving(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
+        self._connections_before += self._server.connections
         self._thread.join()
 
     # --- faults --------------------------------------------------------------
@@ -163,8 +173,7 @@ class FakeTwilio:
     def come_up(self) -> None:
         """Listen again, on the same port."""
         if not self.up:
-            self._server = make_server(self.host, self.port, self._wsgi, threaded=True,
-                                       request_handler=_QuietHandler)
+            self._server = KeepAliveServer(self.host, self.port, self._wsgi)
             self._thread = self._serving_thread()
             self._thread.start()
             self.up = True

@@ -4,7 +4,8 @@ It serves ``GET /cgi-bin/token``, ``POST /cgi-bin/message/template/send`` and
 ``POST /cgi-bin/webhook/send`` on 127.0.0.1 (a free port) from a thread. Like WeChat it
 answers errors with HTTP 200 and an ``errcode`` in the body. Tests configure which openids
 and robot keys fail and how, count token fetches, read every request it received, retire
-the current access token, and stall sends to exercise timeouts.
+the current access token, and stall sends to exercise timeouts. Like WeChat it keeps a
+client's connection open between requests (``connections`` counts those accepted).
 
 Like WeChat it honours a template send's ``client_msg_id``: for the same openid and
 ``client_msg_id`` within ten minutes only one message reaches the resident (``shown``), and
@@ -26,8 +27,9 @@ import time
 from xml.sax.saxutils import escape
 from dataclasses import dataclass
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes.local_server import KeepAliveServer
 
 ERRMSGS = {
     -1: "system error",
@@ -81,7 +83,7 @@ class FakeWechat:
         self._msgids = itertools.count(200228332)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self._server = KeepAliveServer("127.0.0.1", 0, self._app)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -95,8 +97,12 @@ class FakeWechat:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
+
+    @property
+    def connections(self) -> int:
+        """Client connections accepted so far: one per client that keeps its connection open."""
+        return self._server.connections
 
     def invalidate_tokens(self) -> None:
         """Retire every token issued so far, as WeChat does when it rotates one."""

@@ -20,7 +20,9 @@ from gateway.delivery import health, queues, workers
 from gateway.store import ledger
 from gateway.store.db import as_utc, utcnow
 from gateway.store.schema import deliveries
+from tests.conftest import run_jobs
 from tests.drills.harness import wait_until
+from tests.gateway.delivery.conftest import planned
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -255,3 +257,25 @@ def test_one_worker_of_two_runs_the_reconciler_and_another_takes_over_when_it_di
             if process.is_alive():
                 process.kill()
             process.join()
+
+
+class TestOneWorkerProcess:
+    @pytest.fixture
+    def app(self, make_app, database_url, twilio):
+        # Batches of two: the notice below is several jobs, as a county's is hundreds.
+        return make_app(database_url, BATCH_SIZE=2, TWILIO_ACCOUNT_SID=twilio.account_sid,
+                        TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_FROM_NUMBER="+15005550006",
+                        TWILIO_API_BASE=twilio.url)
+
+    def test_its_jobs_send_over_one_kept_alive_connection_to_the_provider(self, app, county,
+                                                                          twilio):
+        announcement_id = planned(app, channels=["sms"])
+
+        run_jobs(app)
+
+        with app.extensions["engine"].connect() as conn:
+            sent = ledger.counts(conn, announcement_id)["sms"]["sent"]
+        # More sends than two batches hold: three jobs or more, each its own rq job.
+        assert sent == len(twilio.requests) > 2 * app.config["BATCH_SIZE"]
+        # One connection for every send of every job: not one per send, nor one per job.
+        assert twilio.connections == 1
