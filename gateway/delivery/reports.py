@@ -17,9 +17,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
+from flask import Flask, current_app
 from sqlalchemy import (BigInteger, Connection, Integer, and_, case, cast, false, func, or_,
                         select)
 
@@ -35,6 +38,18 @@ UNREACHED_COLUMNS = ("id", "name", "phone", "phone_invalid", "area_code", "secti
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: How many moments the history of counts is sampled at, release to last change.
 HISTORY_POINTS = 40
+#: Figures that count a notice's rows are counted for each answer up to this many deliveries,
+#: and above it in the background (``counted_in_background``): ~50 ms of counting at most.
+COUNTED_INLINE_UP_TO = 100_000
+#: A figure counted in the background is counted again when older than this …
+REFRESH_SECONDS = 30
+#: … or than this many times what counting it took (so one figure's thread counts at most
+#: 1/50 of the time).
+REFRESH_DUTY = 50
+#: A thread counting longer than this is taken for dead: another may count.
+COUNTING_LOCK_SECONDS = 600
+#: How long Redis keeps a counted figure nobody asks for.
+COUNTED_KEPT_SECONDS = 86_400
 #: Messages not yet handed to a provider: the status's ``pending``.
 PENDING = ("planned", "queued", "sending")
 
@@ -47,7 +62,9 @@ def status(conn: Connection, announcement) -> dict:
         select(announcements.c.id).where(announcements.c.supersedes_id == announcement.id,
                                          announcements.c.state.in_(lifecycle.RELEASED_STATES))
         .order_by(announcements.c.id))]
-    sections = reach.section_counts(conn, announcement, planned=True)
+    sections = counted_in_background(
+        conn, announcement.id, "sections", total_deliveries(counts),
+        lambda counting: reach.section_counts(counting, announcement, planned=True))
     return {
         "id": announcement.id,
         "identifier": announcement.identifier,
@@ -144,6 +161,63 @@ def _up_to(per_second: dict[int, int], moments: list[float]) -> list[int]:
             position += 1
         totals.append(total)
     return totals
+
+
+def total_deliveries(counts: dict[str, dict[str, int]]) -> int:
+    """All of a notice's deliveries, from its running counts (``ledger.counts``)."""
+    return sum(sum(by_status.values()) for by_status in counts.values())
+
+
+def latest_history(conn: Connection, announcement, deliveries: int) -> dict:
+    """``history`` for the progress page, which polls it: see ``counted_in_background``."""
+    return counted_in_background(conn, announcement.id, "history", deliveries,
+                                 lambda counting: history(counting, announcement))
+
+
+def counted_in_background(conn: Connection, announcement_id: int, name: str, deliveries: int,
+                          count: Callable[[Connection], object]):
+    """A figure that counts a notice's rows (``count``), for an answer that is polled.
+
+    Up to ``COUNTED_INLINE_UP_TO`` deliveries it is counted for each answer. Above, the
+    count grows with the notice (a second and more at a million deliveries), too slow for
+    every poll: the answer gives the value last counted, kept in Redis, and when it is older
+    than ``REFRESH_SECONDS`` (or ``REFRESH_DUTY`` times what counting took) one thread of
+    this process counts again (a Redis lock: one at a time per figure), so no answer waits
+    for it. Only the first answer after Redis lost the value counts while the caller waits.
+    """
+    if deliveries <= COUNTED_INLINE_UP_TO:
+        return count(conn)
+    redis = queues.connection()
+    key = f"counted:{announcement_id}:{name}"
+    kept = redis.get(key)
+    if kept is None:
+        return _count_and_keep(key, count, conn)
+    kept = json.loads(kept)
+    stale = time.time() - kept["at"] > max(REFRESH_SECONDS, REFRESH_DUTY * kept["took"])
+    if stale and redis.set(f"{key}:counting", 1, nx=True, ex=COUNTING_LOCK_SECONDS):
+        threading.Thread(target=_recount, args=(current_app._get_current_object(), key, count),
+                         name=f"recount {key}", daemon=True).start()
+    return kept["value"]
+
+
+def _count_and_keep(key: str, count: Callable[[Connection], object], conn: Connection):
+    began = time.time()
+    value = count(conn)
+    queues.connection().set(key, json.dumps({"value": value, "at": time.time(),
+                                             "took": time.time() - began}),
+                            ex=COUNTED_KEPT_SECONDS)
+    return value
+
+
+def _recount(app: Flask, key: str, count: Callable[[Connection], object]) -> None:
+    with app.app_context():
+        try:
+            with app.extensions["engine"].connect() as conn:
+                _count_and_keep(key, count, conn)
+        except Exception:  # a thread's failure is logged; the kept value stays until next time
+            app.logger.exception("recounting %s failed", key)
+        finally:
+            queues.connection().delete(f"{key}:counting")
 
 
 def paused_channels(channels: list[str]) -> dict[str, dict]:

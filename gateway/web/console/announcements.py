@@ -157,7 +157,8 @@ def progress(announcement_id: int):
         failed_total = sum(by_status["failed"] for by_status in body["deliveries"].values())
         failed = queries.failures(conn, announcement_id, failed_total)
         body["loudspeakers"] = queries.loudspeakers_by_village(conn, announcement_id)
-        body["history"] = reports.history(conn, row)
+        body["history"] = reports.latest_history(conn, row,
+                                                 reports.total_deliveries(body["deliveries"]))
     body["finished"] = row.state in FINISHED_STATES and body["pending"] == 0
     # Addresses (phones, openids) only for those who act on failures; authors see the rest.
     show_address = g.user.role in APPROVERS

@@ -1,0 +1,59 @@
+"""gateway/delivery/reports.py: figures that count a large notice's rows are counted off the
+request that asks for them (the status and progress of a notice with millions of deliveries)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gateway.delivery import queues, reports
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def counter():
+    calls = []
+
+    def count(conn) -> int:
+        calls.append(conn)
+        return len(calls)
+
+    count.calls = calls
+    return count
+
+
+def kept(app, name: str):
+    with app.app_context():
+        return queues.connection().get(f"counted:1:{name}")
+
+
+def test_a_small_notice_is_counted_for_every_answer(app, counter):
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        answers = [reports.counted_in_background(conn, 1, "small", reports.COUNTED_INLINE_UP_TO,
+                                                 counter) for _ in range(3)]
+    assert answers == [1, 2, 3] and kept(app, "small") is None
+
+
+def test_a_large_notice_answers_what_was_counted_last_and_recounts_in_the_background(
+        app, counter, monkeypatch):
+    large = reports.COUNTED_INLINE_UP_TO + 1
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        assert reports.counted_in_background(conn, 1, "large", large, counter) == 1  # nothing kept
+        # Fresh: the kept value, nothing counted.
+        assert reports.counted_in_background(conn, 1, "large", large, counter) == 1
+        assert len(counter.calls) == 1
+        monkeypatch.setattr(reports, "REFRESH_SECONDS", 0)
+        monkeypatch.setattr(reports, "REFRESH_DUTY", 0)
+        # Stale: still the kept value at once, and one thread counts again.
+        assert reports.counted_in_background(conn, 1, "large", large, counter) == 1
+    deadline = time.monotonic() + 30
+    while kept(app, "large") is None or b'"value": 2' not in kept(app, "large"):
+        assert time.monotonic() < deadline, "the background count never landed"
+        time.sleep(0.05)
+    assert len(counter.calls) == 2 and counter.calls[1] is not conn  # its own connection
+    with app.app_context():
+        assert not queues.connection().exists("counted:1:large:counting")  # the lock let go
+    monkeypatch.setattr(reports, "REFRESH_SECONDS", 3600)  # fresh again: no further thread
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        assert reports.counted_in_background(conn, 1, "large", large, counter) == 2
