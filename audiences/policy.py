@@ -45,9 +45,10 @@ class Person:
 PERSON_FIELDS = tuple(f.name for f in fields(Person))
 
 
-def person_key(person: Person, year: int) -> tuple:
-    """Residents with the same key get the same channels, so the policy runs once per key."""
-    return (age_of(person, year), person.visually_impaired, person.hearing_impaired,
+def person_key(person: Person) -> tuple:
+    """Residents with the same key get the same channels in any one year (the key has the birth
+    year, cheaper than the age), so the policy runs once per key."""
+    return (person.birth_year, person.visually_impaired, person.hearing_impaired,
             person.has_smartphone, bool(person.phone), bool(person.wechat_openid), person.opt_out,
             person.pending_review)
 

@@ -52,8 +52,10 @@ def machine() -> dict[str, str]:
             "cpu_model": cpu, "python": platform.python_version()}
 
 
-def print_table(title: str, rows: list[tuple[str, object, str]], result: dict) -> None:
-    """A plain table of (figure, value, note), then one JSON line the smoke tests read."""
+def print_table(title: str, rows: list[tuple[str, object, str]], result: dict, *,
+                emit: bool = True) -> None:
+    """A plain table of (figure, value, note), then one JSON line the smoke tests read
+    (``emit``; a script printing several tables prints that line itself, once)."""
     print()
     print(title)
     width = max(len(name) for name, _, _ in rows)
@@ -66,10 +68,14 @@ def print_table(title: str, rows: list[tuple[str, object, str]], result: dict) -
     load = os.getloadavg()
     print(f"(load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on "
           f"{os.cpu_count()} CPUs; other programs share this machine)")
-    result = {**result, "loadavg_end": load}
+    if emit:
+        print_result({**result, "loadavg_end": load})
+    sys.stdout.flush()
+
+
+def print_result(result: dict) -> None:
     print()
     print("RESULT " + json.dumps(result, ensure_ascii=False, default=str))
-    sys.stdout.flush()
 
 
 def _format(value: object) -> str:

@@ -46,17 +46,28 @@ def positive(result: dict, *names: str) -> None:
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_plan_and_queue(database):
-    _, result = run("plan_and_queue", "--residents", "300", "--database", database)
-    assert result["residents"] == 300
-    assert result["deliveries"] == result["planned"] == sum(result["per_channel"].values())
-    assert set(result["per_channel"]) == {"sms", "voice", "wechat", "loudspeaker"}
-    # extreme severity: an SMS for everyone with a phone, at most one of each channel per resident
-    assert 250 <= result["per_channel"]["sms"] <= 300
-    assert result["per_channel"]["voice"] <= 300 and result["per_channel"]["wechat"] <= 300
-    assert result["per_channel"]["loudspeaker"] == 41  # one per village of the demo county
-    assert result["jobs_queued"] == result["jobs_expected"] > 0
-    positive(result, "seconds", "deliveries_per_second", "ru_maxrss_bytes", "sampled_peak_rss_bytes",
-             "floor_db_seconds", "floor_redis_seconds", "floor_seconds", "ratio_to_floor")
+    _, result = run("plan_and_queue", "--residents", "300", "--database", database,
+                    "--roster", "both")
+    for roster, figures in (("monolingual", result), ("multilingual", result["multilingual"])):
+        assert figures["roster"] == roster and figures["residents"] == 300
+        assert figures["deliveries"] == figures["planned"] == sum(figures["per_channel"].values())
+        # the floor inserts the very rows the plan wrote
+        assert figures["floor_rows"] == figures["deliveries"]
+        assert set(figures["per_channel"]) == {"sms", "voice", "wechat", "loudspeaker"}
+        # extreme severity: an SMS for everyone with a phone, at most one of each channel per resident
+        assert 250 <= figures["per_channel"]["sms"] <= 300
+        assert figures["per_channel"]["voice"] <= 300 and figures["per_channel"]["wechat"] <= 300
+        assert figures["per_channel"]["loudspeaker"] == 41  # one per village of the demo county
+        assert figures["jobs_queued"] == figures["jobs_expected"] > 0
+        positive(figures, "seconds", "deliveries_per_second", "ru_maxrss_bytes",
+                 "sampled_peak_rss_bytes", "floor_db_seconds", "floor_redis_seconds",
+                 "floor_seconds", "ratio_to_floor", "floor_db_with_commits_seconds",
+                 "resume_redo_seconds")
+    assert set(result["spoken_languages"]) <= {"zh", "en"}
+    assert {"zh", "yue", "za"} <= set(result["multilingual"]["spoken_languages"])
+    # spoken languages change no channel: the same deliveries either way
+    assert result["multilingual"]["per_channel"] == result["per_channel"]
+    positive(result, "multilingual_ratio_vs_monolingual")
 
 
 def test_delivery_throughput():

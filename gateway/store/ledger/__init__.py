@@ -9,7 +9,8 @@ from gateway.store.ledger.leases import claim, reclaim_abandoned, release, renew
 from gateway.store.ledger.moves import (advance, cancel_pending, fail_pending_to,
                                         forgive_attempt, held_for_update, note, provider_matches,
                                         reschedule, settle, transition)
-from gateway.store.ledger.rows import add, add_correction, add_missing, pending_batches
+from gateway.store.ledger.rows import (ROW_FIELDS, add, add_correction, add_missing,
+                                       pending_batches, write)
 from gateway.store.ledger.statuses import (FINAL, HANDED_OVER, PENDING, REACHED, STATUSES,
                                            may_move)
 from gateway.store.ledger.visits import cancel_visited, record_in_person
@@ -19,9 +20,9 @@ from gateway.store.ledger.totals import (AUDIENCE_KEY, CONFIRMED_KEY, REACHED_KE
                                          set_audience)
 
 __all__ = ["AUDIENCE_KEY", "CONFIRMED_KEY", "FINAL", "HANDED_OVER", "PENDING", "REACHED",
-           "REACHED_KEY", "RESENT_KEY", "STATUSES", "add", "add_correction", "add_missing",
+           "REACHED_KEY", "RESENT_KEY", "ROW_FIELDS", "STATUSES", "add", "add_correction", "add_missing",
            "advance", "audience_count", "bump", "cancel_pending", "claim", "confirmed_count",
            "counts", "ensure_counts", "fail_pending_to", "forgive_attempt", "held_for_update",
            "may_move", "note", "pending_batches", "provider_matches", "reached_count",
            "reclaim_abandoned", "record_in_person", "release", "renew", "reschedule", "resent_count", "set_audience",
-           "settle", "transition"]
+           "settle", "transition", "write"]

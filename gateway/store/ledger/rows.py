@@ -1,6 +1,7 @@
 """New delivery rows: a plan's, an escalation's, a correction's; and the batches still pending."""
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from datetime import datetime
 from typing import Mapping, Sequence
@@ -17,28 +18,56 @@ from gateway.store.schema import deliveries, delivery_counts
 
 def add(conn: Connection, announcement_id: int, rows: Sequence[Mapping], *,
         status: str = "queued") -> None:
-    """Write new deliveries in one statement; each row has channel, recipient_id,
-    address, language and batch.
-
-    The rows go to the driver as plain tuples: SQLAlchemy's per-row parameter
-    handling was a third of the time of planning a million deliveries.
-    """
-    if not rows:
-        return
-    process = deliveries.c.updated_at.type.bind_processor(conn.dialect)
-    stamp = process(utcnow()) if process else utcnow()
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    conn.exec_driver_sql(
-        f"INSERT INTO deliveries ({', '.join(_ADD_COLUMNS)}) "
-        f"VALUES ({', '.join([marker] * len(_ADD_COLUMNS))})",
-        [(announcement_id, row["channel"], row["recipient_id"], row["address"], row["language"],
-          row["batch"], status, 0, stamp) for row in rows])
+    """Write new deliveries and count them; each row has channel, recipient_id,
+    address, language and batch."""
+    write(conn, announcement_id, [tuple(row[name] for name in ROW_FIELDS) for row in rows],
+          status=status)
     for channel, count in Counter(row["channel"] for row in rows).items():
         bump(conn, announcement_id, channel, {status: count})
 
 
-_ADD_COLUMNS = ("announcement_id", "channel", "recipient_id", "address", "language", "batch",
-                "status", "attempts", "updated_at")
+#: The fields of a row for ``write``, in order; the rest is the same for every row.
+ROW_FIELDS = ("channel", "recipient_id", "address", "language", "batch")
+_COLUMNS = ("announcement_id", *ROW_FIELDS, "status", "attempts", "updated_at")
+
+
+def write(conn: Connection, announcement_id: int, rows: Sequence[tuple], *,
+          status: str = "queued") -> None:
+    """Write new deliveries, ``ROW_FIELDS`` tuples, without counting them: the caller
+    bumps the running counts (``bump``) in the same transaction.
+
+    The rows go to the driver as plain tuples (SQLAlchemy's per-row parameter handling
+    was a third of the time of planning a million deliveries): on PostgreSQL by ``COPY``,
+    several times faster than any INSERT; on SQLite by ``executemany`` with the values
+    every row shares written into the statement, so only five are bound per row. The
+    unique key rejects a duplicate either way (a ``COPY`` then fails as a whole).
+    """
+    if not rows:
+        return
+    stamp = utcnow()
+    if conn.dialect.name == "postgresql":
+        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(
+                f"COPY deliveries ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row((announcement_id, *row, status, 0, stamp))
+        return
+    shared = (announcement_id, status, 0, _sqlite_text(stamp))
+    conn.exec_driver_sql(
+        f"INSERT INTO deliveries ({', '.join(_COLUMNS)}) VALUES ({_literal(announcement_id)}, "
+        f"{', '.join('?' * len(ROW_FIELDS))}, {', '.join(_literal(value) for value in shared[1:])})",
+        rows)
+
+
+def _sqlite_text(moment: datetime) -> str:
+    """The text sqlite3 stores for a datetime (its registered adapter), made once, not per row."""
+    return sqlite3.adapters[(datetime, sqlite3.PrepareProtocol)](moment)
+
+
+def _literal(value: int | str) -> str:
+    """An SQL literal of a value the ledger made itself (a number, a status, a time)."""
+    if isinstance(value, int):
+        return str(int(value))
+    return "'" + value.replace("'", "''") + "'"
 
 
 def add_missing(conn: Connection, announcement_id: int, rows: Sequence[Mapping]) -> Counter:
