@@ -130,16 +130,17 @@ class Roster:
     def cells(self) -> Iterator[tuple[int, dict[str, str]]]:
         """``(line, {field: cell})`` for every non-blank row; a field the file lacks is empty."""
         width = len(self.columns)
+        used = [(position, field) for position, (_, field) in enumerate(self.columns) if field is not None]
         for line, fields in self._rows:
-            if not any(field.strip() for field in fields):
+            if not "".join(fields).strip():
                 continue
-            if any(field.strip() for field in fields[width:]):
+            if len(fields) > width and "".join(fields[width:]).strip():
                 self._errors.add(line, None, f"has a value beyond the last of the {width} columns of the header")
                 continue
             row = dict.fromkeys(ROSTER_COLUMNS, "")
-            for (label, field), cell in zip(self.columns, fields):
-                if field is not None:
-                    row[field] = cell
+            for position, field in used:
+                if position < len(fields):
+                    row[field] = fields[position]
             yield line, row
 
     def preview(self, count: int) -> list[tuple[int, dict[str, str], list[RowError]]]:
@@ -160,22 +161,22 @@ class Roster:
         one: two rows for one person would send them everything twice.
         """
         errors = self._errors
-        first_line: dict[tuple[str, str], int] = {}
+        # One dict per field, keyed by the value alone: a million rows' keys are most of the
+        # import's memory.
+        first_line: dict[str, dict[str, int]] = {"phone": {}, "wechat_openid": {}}
         for line, row in self.cells():
             profile = _parse_row(line, row, errors, self._known_area, self._label)
             if profile is None:
                 continue
             repeated = False
-            for field in ("phone", "wechat_openid"):
+            for field, seen in first_line.items():
                 value = getattr(profile, field)
                 if value is None:
                     continue
-                if (field, value) in first_line:
-                    errors.add(line, self._label(field),
-                               f"{value} is already on line {first_line[field, value]}")
+                earlier = seen.setdefault(value, line)
+                if earlier != line:
+                    errors.add(line, self._label(field), f"{value} is already on line {earlier}")
                     repeated = True
-                else:
-                    first_line[field, value] = line
             if not repeated and not errors:
                 yield line, profile
         errors.raise_if_any()
@@ -283,7 +284,7 @@ def _cells(profile: ResidentProfile) -> list[str]:
 def _parse_row(line: int, row: dict[str, str], errors: ErrorCollector,
                known_area: Callable[[str], bool], label: Callable[[str], str]) -> ResidentProfile | None:
     # A leading ' is how spreadsheets keep a number as text; only a name may start with one.
-    cells = {column: _unquote(column, row[column].strip()) for column in ROSTER_COLUMNS}
+    cells = {column: _unquote(column, cell.strip()) if cell else cell for column, cell in row.items()}
     values, problems = parse_cells(cells)
     if "area_code" in values and not known_area(values["area_code"]):
         problems.append(("area_code", f"area {values['area_code']} is not in the area registry"))

@@ -20,6 +20,7 @@ import codecs
 import csv
 import datetime
 import io
+import itertools
 import os
 import zipfile
 from collections.abc import Iterator
@@ -57,6 +58,10 @@ def open_sheet(source: CsvSource, errors: ErrorCollector, *, sheet: str | None =
     """Open a roster file of any supported kind; raises ``CsvErrors`` when it cannot be read at all."""
     if isinstance(source, io.TextIOBase):
         return _csv_sheet(source.read().lstrip("\ufeff"), "text", errors)
+    if isinstance(source, (str, os.PathLike)):
+        label = _utf8_label(source)
+        if label is not None:  # read as it is parsed: a county's roster is not held whole
+            return _csv_lines(_text_lines(source), label, errors)
     data = _read_bytes(source)
     if data.startswith(b"PK\x03\x04"):
         return _xlsx_sheet(data, sheet)
@@ -103,10 +108,41 @@ def _strict(data: bytes, codec: str, label: str | None = None) -> tuple[str, str
             from None
 
 
+def _utf8_label(path: str | os.PathLike) -> str | None:
+    """How ``_decode`` names a file that is UTF-8 (with or without BOM), checked a block at a
+    time; ``None`` for any other file (a workbook, UTF-16, GBK), which is read whole."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as binary:
+        start = binary.read(len(codecs.BOM_UTF8))
+        if start.startswith((b"PK", codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return None
+        label = _LABELS["utf-8-sig"] if start == codecs.BOM_UTF8 else _LABELS["utf-8"]
+        block = b"" if start == codecs.BOM_UTF8 else start
+        try:
+            while block:
+                decoder.decode(block)
+                block = binary.read(1 << 20)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return None
+    return label
+
+
+def _text_lines(path: str | os.PathLike) -> Iterator[str]:
+    with open(path, encoding="utf-8-sig", newline="") as text:
+        yield from text
+
+
 def _csv_sheet(text: str, encoding: str, errors: ErrorCollector) -> Sheet:
-    first_line = text.split("\n", 1)[0]
+    return _csv_lines(io.StringIO(text, newline=""), encoding, errors)
+
+
+def _csv_lines(lines: Iterator[str], encoding: str, errors: ErrorCollector) -> Sheet:
+    lines = iter(lines)
+    first_line = next(lines, "")
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
-    records = numbered_records(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), errors)
+    records = numbered_records(csv.reader(itertools.chain([first_line] if first_line else [], lines),
+                                          delimiter=delimiter), errors)
     header = next((fields for line, fields in records), None)
     if header is None:
         raise CsvErrors(errors.errors or [RowError(1, None, "the file is empty; it needs a header row")])

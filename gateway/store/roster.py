@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, NamedTuple
@@ -100,41 +101,44 @@ class ImportResult:
                 "ignored_columns": self.ignored}
 
 
-#: ``progress(stage, done, total)``: ``checking`` rows read so far (total unknown: 0),
-#: then ``writing`` residents written of the total.
+#: ``progress(stage, done, total)``: ``writing`` residents checked and written so far of about
+#: ``total`` (the file's lines), or ``checking`` with a total of 0 when it cannot be counted (a workbook).
 Progress = Callable[[str, int, int], None]
 
 
 def import_residents(conn: Connection, source: CsvSource, actor: str, *, replace_area: str | None = None,
                      sheet: str | None = None, progress: Progress | None = None) -> ImportResult:
-    """Import a roster file (CSV or workbook); raises ``CsvErrors`` (nothing written) on any bad row.
+    """Import a roster file (CSV or workbook); raises ``CsvErrors`` on any bad row.
 
     Residents matched by phone, or else by WeChat openid, are updated (a
     retired one is back on the roster); the rest are added. With
     ``replace_area`` (a registered code; ``AreaError`` otherwise), residents
     beneath it who were on the roster and are not in the file are retired.
+    Rows are written as they are checked, so memory does not grow with the
+    file: the caller's transaction must roll back on ``CsvErrors`` (nothing is
+    then imported), as ``engine.begin()`` does.
     """
     if replace_area is not None:
         replace_area = registered_area(conn, replace_area)
     registry = known_areas(conn)
     report = progress or (lambda stage, done, total: None)
     reading = Roster(source, known_area=registry.__contains__, sheet=sheet)
-    profiles = []
-    for _, profile in reading.residents():
-        profiles.append(profile)
-        if len(profiles) % CHUNK == 0:
-            report("checking", len(profiles), 0)
+    expected = roster_lines(source) - 1  # without the header
     result = ImportResult(reading.encoding, reading.notes, reading.ignored)
     on_roster = set() if replace_area is None else set(conn.execute(
         select(residents.c.id).where(beneath(residents.c.area_code, [replace_area]),
                                      residents.c.retired_at.is_(None))).scalars())
     matched: set[int] = set()
-    for start in range(0, len(profiles), CHUNK):
-        chunk = profiles[start:start + CHUNK]
-        added, updated = _upsert(conn, chunk, matched)
-        result.added += added
-        result.updated += updated
-        report("writing", start + len(chunk), len(profiles))
+    writer = _ResidentWriter(conn)
+    rows, chunk = 0, []
+    for _, profile in reading.residents():
+        chunk.append(profile)
+        if len(chunk) == CHUNK:
+            rows += _write_chunk(writer, chunk, matched, result)
+            chunk = []
+            report("writing" if expected > 0 else "checking", rows, max(expected, rows, 0))
+    rows += _write_chunk(writer, chunk, matched, result)
+    report("writing", rows, rows)
     gone = sorted(on_roster - matched)
     now = utcnow()
     for start in range(0, len(gone), CHUNK):
@@ -142,13 +146,41 @@ def import_residents(conn: Connection, source: CsvSource, actor: str, *, replace
                      .values(retired_at=now))
     result.retired = len(gone)
     audit.record(conn, actor, "import", "residents",
-                 {"rows": len(profiles), "added": result.added, "updated": result.updated,
+                 {"rows": rows, "added": result.added, "updated": result.updated,
                   "retired": result.retired, "replace_area": replace_area, "encoding": result.encoding})
     return result
 
 
-def _upsert(conn: Connection, profiles: list[ResidentProfile], matched: set[int]) -> tuple[int, int]:
+def roster_lines(source: CsvSource) -> int:
+    """How many lines a roster file or upload holds (its rows, about: a cell may hold a line
+    break); 0 for a workbook or a text stream, which cannot be counted without reading them."""
+    if isinstance(source, (bytes, bytearray)):
+        return 0 if source.startswith(b"PK") else source.count(b"\n") + (not source.endswith(b"\n"))
+    if not isinstance(source, (str, os.PathLike)):
+        return 0
+    lines, last = 0, b"\n"
+    with open(source, "rb") as binary:
+        if binary.read(2) == b"PK":
+            return 0
+        binary.seek(0)
+        while block := binary.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
+def _write_chunk(writer: "_ResidentWriter", chunk: list[ResidentProfile], matched: set[int],
+                 result: ImportResult) -> int:
+    added, updated = _upsert(writer, chunk, matched)
+    result.added += added
+    result.updated += updated
+    return len(chunk)
+
+
+def _upsert(writer: "_ResidentWriter", profiles: list[ResidentProfile],
+            matched: set[int]) -> tuple[int, int]:
     """Update the residents these profiles match (by phone, else openid), add the rest."""
+    conn = writer.conn
     phones = [p.phone for p in profiles if p.phone]
     openids = [p.wechat_openid for p in profiles if p.wechat_openid]
     by_phone: dict[str, int] = {}
@@ -165,12 +197,12 @@ def _upsert(conn: Connection, profiles: list[ResidentProfile], matched: set[int]
     for profile in profiles:
         resident_id = by_phone.get(profile.phone) or by_openid.get(profile.wechat_openid)
         if resident_id is None or resident_id in matched:
-            new.append(resident_row(profile))
+            new.append(profile)
         else:
             matched.add(resident_id)
             changed.append({"resident_id": resident_id, **resident_row(profile)})
     if new:
-        conn.execute(insert(residents), new)
+        writer.insert(new)
     if changed:
         conn.execute(update(residents).where(residents.c.id == bindparam("resident_id"))
                      .values({**{column: bindparam(column) for column in changed[0] if column != "resident_id"},
@@ -180,17 +212,30 @@ def _upsert(conn: Connection, profiles: list[ResidentProfile], matched: set[int]
 
 
 def insert_residents(conn: Connection, profiles: Iterable[ResidentProfile]) -> int:
-    chunk, count = [], 0
+    writer, chunk, count = _ResidentWriter(conn), [], 0
     for profile in profiles:
-        chunk.append(resident_row(profile))
+        chunk.append(profile)
         if len(chunk) == CHUNK:
-            conn.execute(insert(residents), chunk)
-            count += len(chunk)
+            count += writer.insert(chunk)
             chunk = []
-    if chunk:
-        conn.execute(insert(residents), chunk)
-        count += len(chunk)
-    return count
+    return count + writer.insert(chunk)
+
+
+class _ResidentWriter:
+    """Adds residents with the driver's own ``executemany`` of plain tuples: SQLAlchemy's
+    parameter processing per row cost more than SQLite's insert itself at a million rows."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        columns = (*RESIDENT_ROW_COLUMNS, "pending_review")
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        self._statement = (f"INSERT INTO {residents.name} ({', '.join(columns)}) "
+                           f"VALUES ({', '.join([mark] * len(columns))})")
+
+    def insert(self, profiles: list[ResidentProfile]) -> int:
+        if profiles:
+            self.conn.exec_driver_sql(self._statement, [(*_resident_values(p), False) for p in profiles])
+        return len(profiles)
 
 
 def update_resident(conn: Connection, resident_id: int, fields: Mapping[str, str],
@@ -299,17 +344,23 @@ def erase_resident(conn: Connection, resident_id: int) -> None:
         grid=None, review_note=None, pending_review=False, retired_at=utcnow()))
 
 
+#: The columns a roster import or an edit sets, in the order of ``_resident_values``.
+RESIDENT_ROW_COLUMNS = ("name", "phone", "wechat_openid", "area_code", "birth_year", "visually_impaired",
+                        "hearing_impaired", "has_smartphone", "language", "spoken_language", "opt_out",
+                        "test_audience", "grid", "phone_invalid", "review_note")
+
+
 def resident_row(profile: ResidentProfile) -> dict:
-    return {"name": profile.name, "phone": profile.phone, "wechat_openid": profile.wechat_openid,
-            "area_code": profile.area_code, "birth_year": profile.birth_year,
-            "visually_impaired": profile.visually_impaired,
-            "hearing_impaired": profile.hearing_impaired,
-            "has_smartphone": profile.has_smartphone, "language": profile.language,
-            "spoken_language": profile.spoken_language,
-            "opt_out": ";".join(sorted(profile.opt_out)), "test_audience": profile.test_audience,
-            "grid": profile.grid,
+    return dict(zip(RESIDENT_ROW_COLUMNS, _resident_values(profile)))
+
+
+def _resident_values(profile: ResidentProfile) -> tuple:
+    return (profile.name, profile.phone, profile.wechat_openid, profile.area_code, profile.birth_year,
+            profile.visually_impaired, profile.hearing_impaired, profile.has_smartphone,
+            profile.language, profile.spoken_language, ";".join(sorted(profile.opt_out)),
+            profile.test_audience, profile.grid,
             # a roster (re-)import or an edit vouches for the number and the data again
-            "phone_invalid": None, "review_note": None}
+            None, None)
 
 
 def add_robot(conn: Connection, name: str, area_code: str, robot_key: str, *,
