@@ -483,6 +483,11 @@ def main(argv: list[str] | None = None) -> dict:
     dropped = dropped_by_broker(broker_log) if os.path.exists(broker_log) else 0
     gateway_cpu = sum(seconds for name, seconds in meter.used.items() if name.startswith("gateway"))
     target = target_p99(len(device_ids))
+    # The last play needs at least the CPU the send path and the devices used, shared by the
+    # machine's cores (the ack listener's recording may lag behind the plays, so not counted).
+    send_path_cpu = sum(seconds for name, seconds in meter.used.items()
+                        if name in ("gateway workers", "devices (own process group)", "broker (own)"))
+    cpu_floor = send_path_cpu / (os.cpu_count() or 1)
     ratio = device_latency["p99"] / floor["p99"]
     speakers = counts["loudspeaker"]
     missing = totals.get("loudspeaker", 0) - speakers["confirmed"] - speakers["failed"]
@@ -524,6 +529,9 @@ def main(argv: list[str] | None = None) -> dict:
         ("gateway CPU from approval to the end (s)", gateway_cpu,
          "workers + ack listener + planning; the simulated devices and the broker not included"),
         ("CPU used from approval to the end (s)", sum(meter.used.values()), meter.summary()),
+        ("CPU floor of the last play (s)", cpu_floor,
+         f"(workers + devices + broker) {send_path_cpu:.2f} CPU-s / {os.cpu_count()} CPUs, "
+         "even on an idle machine"),
     ]
     result = {"script": "loudspeaker_latency", "database": args.database,
               "devices": len(device_ids), "planned": totals.get("loudspeaker", 0),
@@ -531,6 +539,7 @@ def main(argv: list[str] | None = None) -> dict:
               "played_acks": len(mine), "played_acks_taken": taken, "broker_dropped": dropped,
               "with_audio": with_audio, "rejected": rejected, "speech_seconds": speech_seconds,
               "target_p99": target, "gateway_cpu_seconds": gateway_cpu, "broker": mqtt_url,
+              "cpu_floor_seconds": cpu_floor,
               "simulators_in_own_process_groups": groups_of_their_own,
               "simulators": args.simulators, "rate": args.rate,
               "plan_seconds": planned_at - started,

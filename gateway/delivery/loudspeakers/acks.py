@@ -41,20 +41,36 @@ class BatchToResend(NamedTuple):
 def authentic(conn: Connection, events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
     """The acks whose signature the sending device's ack key verifies; the others are
     logged as refused (a forged ``played`` must not confirm a delivery, nor a forged
-    ``rejected`` fail one)."""
+    ``rejected`` fail one).
+
+    A ``received`` whose command's genuine ``played`` is in the same batch is left out
+    unverified: the ``played`` moves the row further (``record_acks`` keeps the furthest), and
+    when a county's villages answer at once, verifying both halves the listener's pace."""
     keys = {device_id: _public_key(text) for device_id, text
             in roster.ack_public_keys(conn, {device_id for device_id, _ in events}).items()}
+    verified = {index: _verified(keys, device_id, event)
+                for index, (device_id, event) in enumerate(events)
+                if event.get("event") == protocol.PLAYED}
+    played = {(events[index][0], events[index][1].get("command_id"))
+              for index, genuine in verified.items() if genuine}
     genuine = []
-    for device_id, event in events:
-        key = keys.get(device_id)
-        if key is not None and protocol.verify_ack(protocol.events_topic(device_id), event, key):
+    for index, (device_id, event) in enumerate(events):
+        if event.get("event") == protocol.RECEIVED and (device_id, event.get("command_id")) in played:
+            continue
+        if verified[index] if index in verified else _verified(keys, device_id, event):
             genuine.append((device_id, event))
-        else:
-            log.warning("refused a %s ack for %s on %s's topic: %s", event.get("event"),
-                        event.get("command_id"), device_id,
-                        "no ack key registered (speakers rekey)" if key is None
-                        else "its signature does not verify with the device's ack key")
     return genuine
+
+
+def _verified(keys: dict, device_id: str, event: dict[str, Any]) -> bool:
+    key = keys.get(device_id)
+    if key is not None and protocol.verify_ack(protocol.events_topic(device_id), event, key):
+        return True
+    log.warning("refused a %s ack for %s on %s's topic: %s", event.get("event"),
+                event.get("command_id"), device_id,
+                "no ack key registered (speakers rekey)" if key is None
+                else "its signature does not verify with the device's ack key")
+    return False
 
 
 def _public_key(text: str):

@@ -7,8 +7,10 @@ import pytest
 
 from channels.loudspeaker import protocol
 from gateway.delivery import loudspeakers, queues
+from gateway.delivery.loudspeakers.acks import authentic
 from tests.conftest import run_jobs
 from tests.gateway.loudspeakers.conftest import (
+    ACK_KEYS,
     EAST,
     WEST,
     device_says,
@@ -125,3 +127,26 @@ def test_a_retryable_rejection_is_sent_again_and_a_final_one_fails(app, api, spe
     wait_for(lambda: statuses(app, announcement_id)[target] == "failed", "the final rejection")
     assert speaker_deliveries(app, announcement_id)[target].last_error == \
         "rejected by the device: audio_hash_mismatch"
+
+
+def test_a_received_is_left_unverified_only_behind_a_genuine_played(app, speakers, monkeypatch):
+    """A burst of villages answering at once: the listener verifies a ``received`` only when no
+    genuine ``played`` for its command came in the same batch."""
+    target = speakers.register(EAST)
+    topic = protocol.events_topic(target)
+
+    def signed(event, key=None):
+        return target, (key or ACK_KEYS[target]).sign(topic, {"v": 1, "sequence": 1, "at": 1,
+                                                              "event": event, "command_id": "a1-d1"})
+
+    checked = []
+    verify = protocol.verify_ack
+    monkeypatch.setattr(protocol, "verify_ack",
+                        lambda topic_, ack, key: checked.append(ack["event"]) or verify(topic_, ack, key))
+    with app.extensions["engine"].connect() as conn:
+        both = [signed("received"), signed("played")]
+        assert authentic(conn, both) == [both[1]]
+        assert checked == ["played"]
+        forged = [signed("received"), signed("played", protocol.SigningKey.generate())]
+        assert authentic(conn, forged) == [forged[0]]
+        assert checked == ["played", "played", "received"]
