@@ -62,6 +62,11 @@ class _KeepAliveResponder(ServerHandler):
 class _KeepAliveHandler(WSGIRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_SECONDS
+    # An answer goes out in one segment, at once, as a provider's server sends it: written in
+    # pieces to a kept-alive connection, the client's delayed ACK held each later piece back
+    # 40 ms (Nagle's algorithm), which closing the connection used to flush.
+    wbufsize = -1
+    disable_nagle_algorithm = True
 
     def handle(self) -> None:
         BaseHTTPRequestHandler.handle(self)  # one request after another until the client closes
@@ -87,6 +92,7 @@ class _KeepAliveHandler(WSGIRequestHandler):
                                         multithread=True)
         responder.request_handler = self
         responder.run(self.server.get_app())
+        self.wfile.flush()
 
     def log_message(self, *args) -> None:
         """Quiet, like ``_KeepAliveResponder.log_request``."""
