@@ -48,6 +48,8 @@ REFRESH_SECONDS = 30
 REFRESH_DUTY = 50
 #: A thread counting longer than this is taken for dead: another may count.
 COUNTING_LOCK_SECONDS = 600
+#: How often a caller waiting for another's first count looks for its value.
+FIRST_COUNT_WAIT_SECONDS = 0.05
 #: How long Redis keeps a counted figure nobody asks for.
 COUNTED_KEPT_SECONDS = 86_400
 #: Messages not yet handed to a provider: the status's ``pending``.
@@ -183,15 +185,14 @@ def counted_in_background(conn: Connection, announcement_id: int, name: str, del
     every poll: the answer gives the value last counted, kept in Redis, and when it is older
     than ``REFRESH_SECONDS`` (or ``REFRESH_DUTY`` times what counting took) one thread of
     this process counts again (a Redis lock: one at a time per figure), so no answer waits
-    for it. Only the first answer after Redis lost the value counts while the caller waits.
+    for it. Only the first answer after Redis lost the value counts while the caller waits
+    (and whoever asks meanwhile waits for that count).
     """
     if deliveries <= COUNTED_INLINE_UP_TO:
         return count(conn)
     redis = queues.connection()
     key = f"counted:{announcement_id}:{name}"
-    kept = redis.get(key)
-    if kept is None:
-        return _count_and_keep(key, count, conn)
+    kept = redis.get(key) or _first_count(key, count, conn)
     kept = json.loads(kept)
     stale = time.time() - kept["at"] > max(REFRESH_SECONDS, REFRESH_DUTY * kept["took"])
     if stale and redis.set(f"{key}:counting", 1, nx=True, ex=COUNTING_LOCK_SECONDS):
@@ -200,13 +201,27 @@ def counted_in_background(conn: Connection, announcement_id: int, name: str, del
     return kept["value"]
 
 
-def _count_and_keep(key: str, count: Callable[[Connection], object], conn: Connection):
+def _first_count(key: str, count: Callable[[Connection], object], conn: Connection) -> bytes:
+    """Nothing kept yet: one caller counts while it waits; the others asking meanwhile wait
+    for its value rather than counting the same rows at the same time."""
+    redis = queues.connection()
+    lock = f"{key}:counting"
+    while not redis.set(lock, 1, nx=True, ex=COUNTING_LOCK_SECONDS):  # it expires if they died
+        time.sleep(FIRST_COUNT_WAIT_SECONDS)
+        kept = redis.get(key)
+        if kept is not None:
+            return kept
+    try:
+        return _count_and_keep(key, count, conn)
+    finally:
+        redis.delete(lock)
+
+
+def _count_and_keep(key: str, count: Callable[[Connection], object], conn: Connection) -> str:
     began = time.time()
-    value = count(conn)
-    queues.connection().set(key, json.dumps({"value": value, "at": time.time(),
-                                             "took": time.time() - began}),
-                            ex=COUNTED_KEPT_SECONDS)
-    return value
+    kept = json.dumps({"value": count(conn), "at": time.time(), "took": time.time() - began})
+    queues.connection().set(key, kept, ex=COUNTED_KEPT_SECONDS)
+    return kept
 
 
 def _recount(app: Flask, key: str, count: Callable[[Connection], object]) -> None:

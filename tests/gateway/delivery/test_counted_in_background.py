@@ -2,6 +2,7 @@
 request that asks for them (the status and progress of a notice with millions of deliveries)."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -57,3 +58,29 @@ def test_a_large_notice_answers_what_was_counted_last_and_recounts_in_the_backgr
     monkeypatch.setattr(reports, "REFRESH_SECONDS", 3600)  # fresh again: no further thread
     with app.app_context(), app.extensions["engine"].connect() as conn:
         assert reports.counted_in_background(conn, 1, "large", large, counter) == 2
+
+
+def test_callers_asking_before_the_first_count_lands_wait_for_it_instead_of_counting_again(app):
+    started, release, calls, answers = threading.Event(), threading.Event(), [], []
+
+    def slow_count(conn) -> int:
+        calls.append(conn)
+        started.set()
+        release.wait(30)
+        return 7
+
+    def ask() -> None:
+        with app.app_context(), app.extensions["engine"].connect() as conn:
+            answers.append(reports.counted_in_background(
+                conn, 1, "first", reports.COUNTED_INLINE_UP_TO + 1, slow_count))
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert started.wait(30)
+    others = [threading.Thread(target=ask) for _ in range(3)]
+    for other in others:
+        other.start()
+    release.set()
+    for thread in [first, *others]:
+        thread.join(30)
+    assert answers == [7, 7, 7, 7] and len(calls) == 1
