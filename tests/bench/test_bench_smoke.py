@@ -98,6 +98,9 @@ def test_console_load():
     # the running counts the bench writes with the ledger are what the status answer reads
     assert result["counts_match"]
     assert result["reached_residents"] == result["reached_expected"] > 0
+    # each notice's first status and progress, timed while nothing is counted yet
+    assert {name: len(took) for name, took in result["first_answers_seconds"].items()} == {
+        "status": 2, "console progress.json": 2}
     assert result["requests"] == 20 and result["errors"] == 0
     assert result["floor"]["requests"] == 20 and result["floor"]["errors"] == 0
     positive(result, "p50", "p99", "max", "per_second", "ratio_to_floor")
@@ -135,23 +138,33 @@ def test_loudspeaker_latency():
 def test_reach_curve(tmp_path):
     plot = tmp_path / "reach.png"
     stdout, result = run("reach_curve", "--residents", "60", "--full-residents", "3000",
-                         "--plot", str(plot))
+                         "--call-seconds", "5", "--plot", str(plot))
     assert result["actual_residents"] == 60
     assert 0 < result["actual_reached"] <= 60
     assert result["callback_failures"] == 0
     assert set(result["actual_deliveries"]) == {"sms", "voice", "wechat"}
+    # calls hold one of 10 lines for 5 s each: some end within the run, never more than the lines allow
+    calls = result["calls_completed"]
+    assert 0 < calls["measured"] <= min(result["actual_deliveries"]["voice"],
+                                        10 * (int(result["actual_seconds"] / 5) + 1))
+    # the floor is the preview's own forecast of this notice
+    forecast = result["reach_forecast"]
+    assert forecast["concurrent_calls"] == 10 and forecast["speech_seconds_measured"]
+    assert forecast["seconds_to_90_percent"] == pytest.approx(
+        result["predicted_t90_seconds"]["overall"], abs=0.1)
     assert sum(result["full_deliveries"][c] for c in ("sms", "voice", "wechat")) > 3000
     assert result["full_deliveries"]["loudspeaker"] == 41  # one per village of the demo county
     assert "current policy" in result["t90_minutes"]
-    # the table: a row per minute, shares in [0, 1], never falling as time passes
+    # the tables: shares in [0, 1], never falling as time passes
     assert "| minute |" in stdout and len(result["table"]) >= 10
-    for column in ("actual", "estimate_small"):
+    assert "| second | measured | predicted |" in stdout and len(result["run_table"]) == 10
+    for column in ("measured", "predicted"):
         for key in (0, 1):
-            shares = [row[column][key] for row in result["table"]]
+            shares = [row[column][key] for row in result["run_table"]]
             assert all(0 <= s <= 1 for s in shares) and shares == sorted(shares)
     for mix in result["t90_minutes"]:
         shares = [row["mixes"][mix][0] for row in result["table"]]
         assert all(0 <= s <= 1 for s in shares) and shares == sorted(shares)
-    assert result["table"][-1]["actual"][0] >= 0.9  # at the end nearly everyone is reached
+    assert result["run_table"][-1]["measured"][0] >= 0.9  # by the end nearly everyone is reached
     positive(result, "actual_seconds", "ratio_to_floor")
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
