@@ -1,49 +1,45 @@
-"""Reach curve: the share of residents reached over time, overall and for the vulnerable.
+"""Reach curve: the share of residents reached over time, measured from the ledger and against
+the preview's reach forecast (``gateway.delivery.forecast``: one model for both).
 
-    .venv/bin/python -m bench.reach_curve --residents 2000 --full-residents 1000000 \\
-        --plot docs/reach-curve.png
+    .venv/bin/python -m bench.reach_curve --residents 6000 --full-residents 1000000 \\
+        --plan-seconds S --plot docs/reach-curve.png
 
 Rates as a real deployment would configure them: SMS on a short code at 100/s
-(``SMS_RATE``), a pool of 20 call lines at 1/s each (``VOICE_RATE`` 20), WeChat template
-messages at 50/s (``WECHAT_RATE``), loudspeakers at 100/s (``LOUDSPEAKER_RATE``).
-"Reached": by at least one personal channel (SMS or a call ``delivered``/``confirmed``;
-WeChat ``sent``, since the gateway gets no delivery report from WeChat). Vulnerable:
-visually impaired or 65 and over (``gateway.delivery.reach.is_vulnerable``).
+(``SMS_RATE``), calls at Twilio's default 1 a second (``VOICE_RATE``) on 10 concurrent calls
+(``VOICE_CONCURRENT_CALLS``), WeChat template messages at 50/s (``WECHAT_RATE``), loudspeakers
+at 100/s (``LOUDSPEAKER_RATE``). "Reached": by at least one personal channel (SMS or a call
+``delivered``/``confirmed``; WeChat ``sent``, since the gateway gets no delivery report from
+WeChat). Vulnerable: visually impaired or 65 and over (``gateway.delivery.reach.is_vulnerable``).
 
-(a) **Actual run, scaled down.** A synthetic county of ``--residents`` and an ``extreme``
-announcement over SMS, voice and WeChat, with the *real* rates: the county is
-``full / residents`` times smaller, so every queue drains that many times faster and a
-second of the run stands for ``full / residents`` seconds of the full county. One
-``flask worker`` per channel queue (as ``flask serve`` runs them), already registered when
-the clock starts at approval; planning in this process; the gateway's web app under waitress
-for the provider callbacks. The Twilio stand-in (``tests.fakes.twilio_server.FakeTwilio``, own
-process) posts, right after accepting each send, the signed callbacks Twilio would: SMS
-``delivered``; a call the resident's key ``1`` (the gather) and then ``completed`` (for a
-vulnerable resident an ``extreme`` call is only done when confirmed). WeChat goes to
-``tests.fakes.wechat_server.FakeWechat``. The curve is read from the ledger: each resident's
-earliest ``deliveries.updated_at`` among rows that reached them.
+(a) **Actual run against the prediction.** A synthetic county of ``--residents`` and an
+``extreme`` announcement over SMS, voice and WeChat at the real rates. Its speech is made
+before approval (as at submission), then the preview gives the prediction
+(``reach_forecast``: seconds to 90 %, the curve). One ``flask worker`` per channel queue (as
+``flask serve`` runs them), registered when the clock starts at approval; planning in this
+process; the gateway's web app under waitress for the provider callbacks. The Twilio stand-in
+(``tests.fakes.twilio_server.FakeTwilio``, own process) posts the signed callbacks Twilio
+would: an SMS ``delivered`` right after accepting it; a call holds its line for
+``--call-seconds`` (default: the preview's own call length, the speech once and the wait for a
+key), then the resident's key ``1`` (the gather) and ``completed``, which frees the line.
+WeChat goes to ``tests.fakes.wechat_server.FakeWechat``. The curve is read from the ledger:
+each resident's earliest ``deliveries.updated_at`` among rows that reached them. The run ends
+when every delivery is settled or at ``--measure-seconds`` (default: 1.5 × the predicted time
+to 90 %, at least 30 s), whichever is first: calls on 10 lines take hours for a county, so the
+curve is compared over the window measured, and the calls completed by its end against the
+prediction's count for that moment. If 90 % are not reached by then, the run goes on until they
+are (or ``--timeout``).
 
-(b) **Estimator at full size.** A county of ``--full-residents`` in a scratch database; the
-preview (``gateway.delivery.preview.preview``) gives the deliveries per channel, and its own grouping
-(``preview._groups`` + the policy's ``channels_for``, exactly as the preview applies it) splits
-them into the set of channels each resident gets. The model, explicit:
+The floor is the prediction: the preview's time to 90 % for this run (its model is in
+``gateway/delivery/forecast.py``); the ratio is the measured time to 90 % over it (target:
+within 10 %).
 
-* each channel's queue drains at its configured rate from the moment of approval, with no
-  failures, retries or provider delay (a send reaching the provider reaches the resident);
-* each queue is in planned order: the plan walks residents in id order (the synthetic county
-  numbers them village by village) and every channel's batches follow it, so a resident at quantile ``p`` of the roster is at ``p`` of
-  every one of their channels' queues (each channel's recipients spread evenly along the roster);
-* a resident is reached at the earliest time any of their channels reaches them:
-  ``min over c of start_c + p * count_c / rate_c``.
-* loudspeakers (a mix below) reach everyone in their village; their rows are written after the
-  whole roster, so they start when the plan ends (``--plan-seconds``: bench 1's SQLite plan of
-  1M; ``bench/run_all.sh`` passes the figure bench 1 has just measured) and play village by
-  village in the same order.
-
-Mixes estimated at full size: the current policy; plus loudspeakers counted as reaching their
-village; WeChat at ``--wechat-fast-rate``; and the SMS rate the current policy would need for
-90 % in 10 minutes. The floor: the estimator at the run's own size and rates; the ratio is the
-run's time to 90 % over the estimate's.
+(b) **The forecast at full size.** A county of ``--full-residents`` in a scratch database; the
+preview's own grouping (``preview._groups`` + the policy's ``channels_for``, exactly as the
+preview applies it) gives the set of channels each resident gets, and the same model gives
+the curve for several mixes: the current policy; plus loudspeakers counted as reaching their
+village (they start when the plan ends, ``--plan-seconds``: bench 1's SQLite plan of 1M;
+``bench/run_all.sh`` passes the figure bench 1 has just measured); WeChat at
+``--wechat-fast-rate``; and the SMS rate the current policy would need for 90 % in 10 minutes.
 """
 from __future__ import annotations
 
@@ -60,17 +56,18 @@ import tempfile
 import threading
 import time
 from collections import Counter, deque
+from typing import NamedTuple
 
 from bench import common
 from channels.registry import PERSONAL_CHANNELS
+from gateway.delivery import forecast
 
 FULL_RESIDENTS = 1_000_000
 TARGET_MINUTES = 10
 MINUTES = (1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 90, 120, 150, 180, 240, 360, 480, 600, 900)
-GRID = 4001  # quantiles of the roster the estimator evaluates
 
 
-# --- the estimator -----------------------------------------------------------------------------
+# --- the model (gateway.delivery.forecast) over the bench's resident groups --------------------
 
 def channel_sets(app, announcement_id: int) -> tuple[dict, Counter]:
     """The preview, and residents per (set of personal channels, vulnerable, has a loudspeaker)."""
@@ -104,48 +101,50 @@ def channel_sets(app, announcement_id: int) -> tuple[dict, Counter]:
     return summary, sets
 
 
+class Modelled(NamedTuple):
+    """The forecast's curve for one group of residents: their channel sets and the queues."""
+    sets: Counter
+    queues: dict
+
+    def share_at(self, seconds: float) -> float:
+        return forecast.share_at(self.sets, self.queues, seconds)
+
+    def time_to(self, share: float) -> float | None:
+        return forecast.time_to(self.sets, self.queues, share)
+
+
 def estimate(sets: Counter, counts: dict[str, int], rates: dict[str, float], *,
-             loudspeakers: bool = False, plan_seconds: float = 0.0) -> dict[str, list[float]]:
-    """Sorted reach times (s) of each resident group, as weights over the roster's quantiles."""
-    drain = {c: counts.get(c, 0) / rates[c] for c in (*PERSONAL_CHANNELS, "loudspeaker") if rates.get(c)}
-    step = 1.0 / (GRID - 1)
-    quantiles = [i * step for i in range(GRID)]
-    out: dict[str, list[tuple[float, float]]] = {"overall": [], "vulnerable": []}
-    for (personal, vulnerable, speaker), n in sets.items():
-        channels = [(0.0, drain[c]) for c in personal if c in drain]
-        if loudspeakers and speaker and "loudspeaker" in drain:
-            channels.append((plan_seconds, drain["loudspeaker"]))
-        if not channels:
-            continue  # unreachable: never counted as reached
-        weight = n / GRID
-        for p in quantiles:
-            t = min(start + p * span for start, span in channels)
-            out["overall"].append((t, weight))
-            if vulnerable:
-                out["vulnerable"].append((t, weight))
-    totals = {"overall": sum(sets.values()),
-              "vulnerable": sum(n for (_, v, _), n in sets.items() if v)}
-    return {key: _curve(points, totals[key]) for key, points in out.items()}
+             call_seconds: float = 0.0, lines: int = 0, loudspeakers: bool = False,
+             plan_seconds: float = 0.0) -> dict[str, Modelled]:
+    """The forecast's curves, overall and for the vulnerable; with ``loudspeakers`` a village's
+    loudspeaker counts as reaching its residents, starting when the plan ends."""
+    channels = [*PERSONAL_CHANNELS, *(("loudspeaker",) if loudspeakers else ())]
+    queues = forecast.drain_queues({c: counts.get(c, 0) for c in channels}, rates,
+                                   call_seconds=call_seconds, lines=lines,
+                                   starts={"loudspeaker": plan_seconds})
+    overall: Counter = Counter()
+    vulnerable: Counter = Counter()
+    for (personal, is_vulnerable, speaker), n in sets.items():
+        heard = personal | ({"loudspeaker"} if loudspeakers and speaker else set())
+        overall[heard] += n
+        if is_vulnerable:
+            vulnerable[heard] += n
+    return {"overall": Modelled(overall, queues), "vulnerable": Modelled(vulnerable, queues)}
 
 
-def _curve(points: list[tuple[float, float]], total: float) -> tuple[list[float], list[float]]:
-    """(times, cumulative share) for a step curve from weighted reach times."""
+def _curve(points: list[float], total: int) -> tuple[list[float], list[float]]:
+    """A measured step curve: (reach times sorted, share reached by each)."""
     points.sort()
-    times, shares, running = [], [], 0.0
-    for t, w in points:
-        running += w
-        times.append(t)
-        shares.append(min(1.0, running / total) if total else 0.0)
-    return times, shares
+    return points, [min(1.0, (i + 1) / total) if total else 0.0 for i in range(len(points))]
 
 
-def share_at(curve, seconds: float) -> float:
+def measured_share_at(curve, seconds: float) -> float:
     times, shares = curve
     index = bisect.bisect_right(times, seconds)
     return shares[index - 1] if index else 0.0
 
 
-def time_to(curve, share: float) -> float | None:
+def measured_time_to(curve, share: float) -> float | None:
     times, shares = curve
     index = bisect.bisect_left(shares, share - 1e-12)
     return times[index] if index < len(times) else None
@@ -154,11 +153,14 @@ def time_to(curve, share: float) -> float | None:
 # --- the Twilio stand-in that answers with callbacks -----------------------------------------
 
 def _serve_twilio(conn) -> None:
-    """Child process: a FakeTwilio that posts each send's callbacks right after accepting it."""
+    """Child process: a FakeTwilio that posts an SMS's callback right after accepting it, and a
+    call's (the key 1, then ``completed``) the call's length after (``hold_calls``): the call
+    holds its line."""
     sys.path.insert(0, common.ROOT)
     from tests.fakes.twilio_server import FakeTwilio
 
     work: queue.Queue = queue.Queue()
+    call_seconds = [0.0]
     posted: dict[str, float] = {}  # "sms/<delivery id>" -> when the reaching callback returned
     failures: list[str] = []
 
@@ -174,7 +176,9 @@ def _serve_twilio(conn) -> None:
 
         def _call(self, form):
             resource = super()._call(form)
-            work.put(resource["sid"])
+            ends = threading.Timer(call_seconds[0], work.put, args=(resource["sid"],))
+            ends.daemon = True
+            ends.start()
             return resource
 
     fake = Answering()
@@ -193,7 +197,7 @@ def _serve_twilio(conn) -> None:
                 else:
                     response = fake.press(sid, "1")  # the gather: the resident pressed 1
                     posted[key] = time.time()
-                    response = fake.send_status(sid, "completed", duration=40)
+                    response = fake.send_status(sid, "completed", duration=round(call_seconds[0]))
                 if sid.startswith("SM"):
                     posted[key] = time.time()
                 if not response.ok:
@@ -201,13 +205,16 @@ def _serve_twilio(conn) -> None:
             except Exception as error:  # noqa: BLE001 - reported to the parent
                 failures.append(f"{sid}: {error!r}")
 
-    threads = [threading.Thread(target=answer, daemon=True) for _ in range(6)]
+    threads = [threading.Thread(target=answer, daemon=True) for _ in range(16)]
     for thread in threads:
         thread.start()
     conn.send({"url": fake.url, "settings": fake.settings})
     while True:
         message = conn.recv()
-        if message == "posted":
+        if isinstance(message, tuple):  # ("hold", seconds)
+            call_seconds[0] = message[1]
+            conn.send("ok")
+        elif message == "posted":
             conn.send({"pending": work.qsize(), "posted": dict(posted), "failures": failures[:20],
                        "failed": len(failures)})
         else:
@@ -227,6 +234,11 @@ class AnsweringTwilio:
         info = self._conn.recv()
         self.url, self.settings = info["url"], info["settings"]
         return self
+
+    def hold_calls(self, seconds: float) -> None:
+        """Each call from now on lasts ``seconds`` before its callbacks."""
+        self._conn.send(("hold", seconds))
+        self._conn.recv()
 
     def posted(self) -> dict:
         self._conn.send("posted")
@@ -258,10 +270,22 @@ def _wait_for_server(url: str, server: subprocess.Popen, timeout: float = 60) ->
 
 # --- (a) the actual run ------------------------------------------------------------------------
 
-def actual_run(args, rates: dict[str, float]) -> dict:
-    from sqlalchemy import or_, select
+def _reaching():
+    """Ledger rows that reached their resident: a personal delivery delivered or confirmed, or a
+    WeChat message sent (WeChat reports no delivery)."""
+    from sqlalchemy import or_
 
-    from gateway.delivery import jobs
+    from gateway.store.schema import deliveries
+
+    return deliveries.c.channel.in_(PERSONAL_CHANNELS) & or_(
+        deliveries.c.status.in_(("delivered", "confirmed")),
+        (deliveries.c.channel == "wechat") & (deliveries.c.status == "sent"))
+
+
+def actual_run(args, rates: dict[str, float]) -> dict:
+    from sqlalchemy import func, select
+
+    from gateway.delivery import jobs, lifecycle, media
     from gateway.store import ledger
     from gateway.store.db import as_utc
     from gateway.delivery.reach import is_vulnerable
@@ -275,12 +299,21 @@ def actual_run(args, rates: dict[str, float]) -> dict:
         public = f"http://127.0.0.1:{port}"
         provider = common.provider_env(twilio, wechat, SMS_RATE=rates["sms"],
                                        VOICE_RATE=rates["voice"], WECHAT_RATE=rates["wechat"],
+                                       VOICE_CONCURRENT_CALLS=args.concurrent_calls,
                                        PUBLIC_BASE_URL=public)
         config = {k: (float(v) if k.endswith("_RATE") else v) for k, v in provider.items()}
+        config["VOICE_CONCURRENT_CALLS"] = args.concurrent_calls
         app = common.make_app(database_url, redis_url, instance, **config)
         county = common.load_county(app, args.residents)
         announcement_id = common.create_announcement(app, channels=list(PERSONAL_CHANNELS))
+        with app.app_context(), app.extensions["engine"].connect() as conn:
+            announcement = lifecycle.get(conn, announcement_id)
+            media.rendered_for(announcement, "voice", announcement.language)  # as at submission
         summary, sets = channel_sets(app, announcement_id)
+        predicted = summary["reach_forecast"]
+        call_seconds = args.call_seconds or predicted["call_seconds"]
+        twilio.hold_calls(call_seconds)
+        window = args.measure_seconds or max(30.0, 1.5 * (predicted["seconds_to_90_percent"] or 0))
         versions = [common.database_version(database_url), common.redis_version(redis_url)]
 
         env = common.gateway_env(database_url, redis_url, instance, **provider)
@@ -304,23 +337,29 @@ def actual_run(args, rates: dict[str, float]) -> dict:
                 totals = jobs.plan_announcement(announcement_id)
             planned_at = time.time()
             finished, counts = None, {}
-            deadline = time.monotonic() + args.timeout
-            while time.monotonic() < deadline:
+            audience = county["residents"]
+            while time.time() - started < args.timeout:
                 with app.extensions["engine"].connect() as conn:
                     counts = ledger.counts(conn, announcement_id)
+                    past_window = time.time() - started >= window
+                    reached_enough = past_window and conn.execute(
+                        select(func.count(func.distinct(deliveries.c.recipient_id)))
+                        .where(deliveries.c.announcement_id == announcement_id,
+                               _reaching())).scalar_one() >= 0.9 * audience
                 done = sum(n[s] for c, n in counts.items()
                            for s in (("sent",) if c == "wechat" else ()) + ("delivered", "confirmed",
                                                                                "failed", "cancelled"))
                 if done >= sum(totals.values()):
                     finished = time.time()
                     break
+                if reached_enough:
+                    break
                 time.sleep(0.1)
+            ended = finished or time.time()
             callbacks = twilio.posted()
         finally:
             common.stop_processes(workers + [server])
             log.close()
-        if finished is None:
-            raise SystemExit(f"the ledger did not settle: {counts}")
         with app.extensions["engine"].connect() as conn:
             sent_year = (conn.execute(select(announcements.c.sent, announcements.c.created_at)
                                       .where(announcements.c.id == announcement_id)).first())
@@ -330,10 +369,7 @@ def actual_run(args, rates: dict[str, float]) -> dict:
                        deliveries.c.updated_at, residents.c.visually_impaired,
                        residents.c.birth_year)
                 .join(residents, residents.c.id == deliveries.c.recipient_id)
-                .where(deliveries.c.announcement_id == announcement_id,
-                       deliveries.c.channel.in_(PERSONAL_CHANNELS),
-                       or_(deliveries.c.status.in_(("delivered", "confirmed")),
-                           (deliveries.c.channel == "wechat") & (deliveries.c.status == "sent"))))
+                .where(deliveries.c.announcement_id == announcement_id, _reaching()))
             first: dict[int, tuple[float, bool]] = {}
             by_channel: Counter = Counter()
             lag = []
@@ -356,13 +392,15 @@ def actual_run(args, rates: dict[str, float]) -> dict:
             reached_count = ledger.reached_count(conn, announcement_id)
         app.extensions["engine"].dispose()
 
-    overall = _curve([(t, 1.0) for t, _ in first.values()], len(total_residents))
-    vulnerable = _curve([(t, 1.0) for t, v in first.values() if v], vulnerable_total)
+    overall = _curve([t for t, _ in first.values()], len(total_residents))
+    vulnerable = _curve([t for t, v in first.values() if v], vulnerable_total)
     lag.sort()
     return {"county": county, "summary": summary, "sets": sets, "totals": totals,
             "counts": counts, "versions": versions, "curve": {"overall": overall,
                                                               "vulnerable": vulnerable},
-            "seconds": finished - started, "plan_seconds": planned_at - started,
+            "seconds": ended - started, "settled": finished is not None,
+            "predicted": predicted, "call_seconds": call_seconds,
+            "plan_seconds": planned_at - started,
             "reached_by_channel": dict(by_channel), "reached": len(first),
             "ledger_reached_count": reached_count, "callback_failures": callbacks["failed"],
             "callback_failure_sample": callbacks["failures"],
@@ -392,15 +430,17 @@ def full_size(args, rates: dict[str, float]) -> tuple[dict, Counter]:
     return summary, sets
 
 
-def required_sms_rate(sets, counts, rates, target_share=0.9, seconds=TARGET_MINUTES * 60):
+def required_sms_rate(sets, counts, rates, calls, target_share=0.9,
+                      seconds=TARGET_MINUTES * 60):
     """The SMS rate at which the current policy reaches ``target_share`` in ``seconds`` (bisection)."""
     low, high = rates["sms"], 1e6
-    if share_at(estimate(sets, counts, {**rates, "sms": high})["overall"], seconds) < target_share:
+    if estimate(sets, counts, {**rates, "sms": high}, **calls)["overall"].share_at(seconds) \
+            < target_share:
         return None
     for _ in range(40):
         middle = (low * high) ** 0.5
-        curve = estimate(sets, counts, {**rates, "sms": middle})["overall"]
-        low, high = (middle, high) if share_at(curve, seconds) < target_share else (low, middle)
+        curve = estimate(sets, counts, {**rates, "sms": middle}, **calls)["overall"]
+        low, high = (middle, high) if curve.share_at(seconds) < target_share else (low, middle)
     return high
 
 
@@ -414,37 +454,50 @@ def _min(seconds: float | None) -> str:
     return "never" if seconds is None else f"{seconds / 60:.1f}"
 
 
-def plot(path: str, scale: float, actual: dict, small_estimate: dict, mixes: dict,
-         residents: int, full_residents: int) -> None:
+def _s(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.1f}"
+
+
+def plot(path: str, actual: dict, predicted: dict, mixes: dict, residents: int,
+         full_residents: int) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(10, 6), dpi=110)
+    figure, (run_axis, full_axis) = plt.subplots(1, 2, figsize=(14, 6), dpi=110)
+    seconds = [actual["seconds"] * i / 400 for i in range(401)]
+    for key, style in (("overall", "-"), ("vulnerable", ":")):
+        times, shares = actual["curve"][key]
+        run_axis.step([0.0] + times, [0.0] + shares, style, where="post", color="black",
+                      label=f"measured ({key})")
+        run_axis.plot(seconds, [predicted[key].share_at(t) for t in seconds], style,
+                      color="tab:blue", label=f"preview's forecast ({key})")
+    run_axis.axhline(0.9, color="grey", linewidth=0.8)
+    run_axis.set_xlabel(f"seconds after approval ({residents:,} residents)")
+    run_axis.set_ylabel("share of residents reached by ≥ 1 channel")
+    run_axis.set_title("The run against the preview's forecast")
+    run_axis.set_ylim(0, 1.02)
+    run_axis.grid(True, alpha=0.3)
+    run_axis.legend(fontsize=7, loc="lower right")
+
     colours = {"current policy": "tab:blue", "+ loudspeakers reach their village": "tab:green",
                "WeChat faster": "tab:orange"}
+    minutes = [10 ** (-1 + 4 * i / 400) for i in range(401)]
     for name, curves in mixes.items():
         colour = next((c for k, c in colours.items() if name.startswith(k)), "tab:purple")
         for key, style in (("overall", "-"), ("vulnerable", ":")):
-            times, shares = curves[key]
-            axis.step([0.0] + [t / 60 for t in times], [0.0] + shares, style, where="post",
-                      color=colour, label=f"estimate {full_residents:,}: {name} ({key})")
-    for key, style in (("overall", "-"), ("vulnerable", ":")):
-        times, shares = actual["curve"][key]
-        axis.step([0.0] + [t * scale / 60 for t in times], [0.0] + shares, style, where="post",
-                  color="black", linewidth=1.2,
-                  label=f"actual run {residents:,}, time × {scale:g} ({key})")
-    axis.axhline(0.9, color="grey", linewidth=0.8)
-    axis.axvline(TARGET_MINUTES, color="red", linewidth=0.8)
-    axis.text(TARGET_MINUTES * 1.05, 0.02, "10 min", color="red")
-    axis.set_xscale("log")
-    axis.set_xlim(0.1, max(1000.0, TARGET_MINUTES * 2))
-    axis.set_ylim(0, 1.02)
-    axis.set_xlabel(f"minutes after approval (county of {full_residents:,}; log scale)")
-    axis.set_ylabel("share of residents reached by ≥ 1 channel")
-    axis.set_title("Reach curve: extreme notice, SMS 100/s, calls 20/s, WeChat 50/s, loudspeakers 100/s")
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=7, loc="upper left")
+            full_axis.plot(minutes, [curves[key].share_at(m * 60) for m in minutes], style,
+                           color=colour, label=f"{name} ({key})")
+    full_axis.axhline(0.9, color="grey", linewidth=0.8)
+    full_axis.axvline(TARGET_MINUTES, color="red", linewidth=0.8)
+    full_axis.text(TARGET_MINUTES * 1.05, 0.02, "10 min", color="red")
+    full_axis.set_xscale("log")
+    full_axis.set_xlim(0.1, 1000.0)
+    full_axis.set_ylim(0, 1.02)
+    full_axis.set_xlabel(f"minutes after approval (county of {full_residents:,}; log scale)")
+    full_axis.set_title("Forecast at full size")
+    full_axis.grid(True, which="both", alpha=0.3)
+    full_axis.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.savefig(path)
@@ -453,124 +506,167 @@ def plot(path: str, scale: float, actual: dict, small_estimate: dict, mixes: dic
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--residents", type=int, default=2000, help="the actual run's county")
+    parser.add_argument("--residents", type=int, default=6000, help="the actual run's county")
     parser.add_argument("--full-residents", type=int, default=FULL_RESIDENTS,
-                        help="the estimator's county")
+                        help="the full-size forecast's county")
     parser.add_argument("--sms-rate", type=float, default=100.0)
-    parser.add_argument("--voice-rate", type=float, default=20.0)
+    parser.add_argument("--voice-rate", type=float, default=1.0, help="calls placed a second")
+    parser.add_argument("--concurrent-calls", type=int, default=10)
+    parser.add_argument("--call-seconds", type=float,
+                        help="how long each call holds its line (default: the preview's)")
     parser.add_argument("--wechat-rate", type=float, default=50.0)
     parser.add_argument("--loudspeaker-rate", type=float, default=100.0)
     parser.add_argument("--wechat-fast-rate", type=float, default=500.0)
     parser.add_argument("--plan-seconds", type=float, default=74.3,
                         help="full size: approval → plan written (loudspeakers start then)")
+    parser.add_argument("--measure-seconds", type=float,
+                        help="end the run then, once 90 %% are reached (default: 1.5 × the "
+                             "predicted time to 90 %%, ≥ 30 s)")
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="end the run then in any case")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--redis-db", type=int, default=common.DEFAULT_REDIS_DB)
-    parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--plot", help="write the PNG plot here")
     args = parser.parse_args(argv)
 
     rates = {"sms": args.sms_rate, "voice": args.voice_rate, "wechat": args.wechat_rate,
              "loudspeaker": args.loudspeaker_rate}
-    scale = args.full_residents / args.residents
-
     actual = actual_run(args, rates)
-    small = estimate(actual["sets"], actual["summary"]["deliveries"], rates)
+    forecast_of_run = actual["predicted"]
+    calls = {"call_seconds": forecast_of_run["call_seconds"], "lines": args.concurrent_calls}
+    predicted = estimate(actual["sets"], actual["summary"]["deliveries"], rates, **calls)
+    # the bench's model over the run's groups must be the preview's own forecast
+    modelled_t90 = predicted["overall"].time_to(0.9)
+    if (modelled_t90 is None) != (forecast_of_run["seconds_to_90_percent"] is None) or (
+            modelled_t90 is not None
+            and abs(modelled_t90 - forecast_of_run["seconds_to_90_percent"]) > 0.1):
+        raise SystemExit(f"the bench's model ({modelled_t90}) disagrees with the preview's "
+                         f"forecast ({forecast_of_run['seconds_to_90_percent']})")
 
     full_summary, full_sets = full_size(args, rates)
     counts = full_summary["deliveries"]
     mixes = {
-        "current policy": estimate(full_sets, counts, rates),
-        "+ loudspeakers reach their village": estimate(full_sets, counts, rates, loudspeakers=True,
+        "current policy": estimate(full_sets, counts, rates, **calls),
+        "+ loudspeakers reach their village": estimate(full_sets, counts, rates, **calls,
+                                                       loudspeakers=True,
                                                        plan_seconds=args.plan_seconds),
         f"WeChat faster ({args.wechat_fast_rate:g}/s)": estimate(
-            full_sets, counts, {**rates, "wechat": args.wechat_fast_rate}),
+            full_sets, counts, {**rates, "wechat": args.wechat_fast_rate}, **calls),
     }
-    needed = required_sms_rate(full_sets, counts, rates)
+    needed = required_sms_rate(full_sets, counts, rates, calls)
     if needed and needed > rates["sms"] * 1.001:
-        mixes[f"SMS at {needed:,.0f}/s"] = estimate(full_sets, counts, {**rates, "sms": needed})
+        mixes[f"SMS at {needed:,.0f}/s"] = estimate(full_sets, counts, {**rates, "sms": needed},
+                                                   **calls)
 
-    # the table: minute of the full county → share reached
+    # the run: measured against predicted, by the second
+    print()
+    print(f"Reach over the run ({args.residents:,} residents): share reached by ≥ 1 personal "
+          f"channel (overall / vulnerable), measured and as the preview predicted.")
+    print("| second | measured | predicted |")
+    print("|---:|---:|---:|")
+    run_table = []
+    for step in range(1, 11):
+        second = actual["seconds"] * step / 10
+        row = {"second": second,
+               "measured": [measured_share_at(actual["curve"][k], second)
+                            for k in ("overall", "vulnerable")],
+               "predicted": [predicted[k].share_at(second) for k in ("overall", "vulnerable")]}
+        run_table.append(row)
+        print(f"| {second:.1f} | {_pct(row['measured'][0])} / {_pct(row['measured'][1])} | "
+              f"{_pct(row['predicted'][0])} / {_pct(row['predicted'][1])} |")
+
+    # the full-size forecast: minute → share reached
     names = list(mixes)
     print()
-    print(f"Reach curve: share reached by ≥ 1 personal channel (overall / vulnerable). "
-          f"Actual: {args.residents:,} residents, its seconds × {scale:g}; "
-          f"estimates: {args.full_residents:,} residents.")
-    header = ["minute", "actual run", f"estimate {args.residents:,}"] + [f"est.: {n}" for n in names]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---:" for _ in header) + "|")
+    print(f"Forecast at full size ({args.full_residents:,} residents): share reached "
+          f"(overall / vulnerable).")
+    print("| minute | " + " | ".join(names) + " |")
+    print("|---:|" + "|".join("---:" for _ in names) + "|")
     table = []
     for minute in MINUTES:
-        seconds = minute * 60
-        small_seconds = seconds / scale
         row = {"minute": minute,
-               "actual": [share_at(actual["curve"][k], small_seconds) for k in ("overall", "vulnerable")],
-               "estimate_small": [share_at(small[k], small_seconds) for k in ("overall", "vulnerable")],
-               "mixes": {n: [share_at(mixes[n][k], seconds) for k in ("overall", "vulnerable")]
+               "mixes": {n: [mixes[n][k].share_at(minute * 60) for k in ("overall", "vulnerable")]
                          for n in names}}
         table.append(row)
-        cells = [str(minute)] + [f"{_pct(a)} / {_pct(b)}" for a, b in
-                                 [row["actual"], row["estimate_small"],
-                                  *(row["mixes"][n] for n in names)]]
-        print("| " + " | ".join(cells) + " |")
+        print(f"| {minute} | " + " | ".join(f"{_pct(a)} / {_pct(b)}"
+                                           for a, b in row["mixes"].values()) + " |")
 
-    t90 = {n: {k: time_to(mixes[n][k], 0.9) for k in ("overall", "vulnerable")} for n in names}
-    actual_t90 = {k: time_to(actual["curve"][k], 0.9) for k in ("overall", "vulnerable")}
-    small_t90 = {k: time_to(small[k], 0.9) for k in ("overall", "vulnerable")}
-    ratio = (actual_t90["overall"] / small_t90["overall"]
-             if actual_t90["overall"] and small_t90["overall"] else float("nan"))
+    t90 = {n: {k: mixes[n][k].time_to(0.9) for k in ("overall", "vulnerable")} for n in names}
+    measured_t90 = {k: measured_time_to(actual["curve"][k], 0.9) for k in ("overall", "vulnerable")}
+    predicted_t90 = {k: predicted[k].time_to(0.9) for k in ("overall", "vulnerable")}
+    ratio = (measured_t90["overall"] / predicted_t90["overall"]
+             if measured_t90["overall"] and predicted_t90["overall"] else float("nan"))
     meets = [n for n in names if t90[n]["overall"] is not None
              and t90[n]["overall"] <= TARGET_MINUTES * 60]
+    voice_queue = predicted["overall"].queues.get("voice")
+    calls_predicted = (round(voice_queue.progress(actual["seconds"])
+                             * actual["summary"]["deliveries"].get("voice", 0))
+                       if voice_queue else 0)
+    calls_measured = actual["reached_by_channel"].get("voice", 0)
 
     per_channel = ", ".join(f"{c} {actual['totals'].get(c, 0):,}" for c in PERSONAL_CHANNELS)
     full_channels = ", ".join(f"{c} {counts.get(c, 0):,}" for c in (*PERSONAL_CHANNELS, "loudspeaker"))
     unreachable = sum(n for (s, _, _), n in full_sets.items() if not s)
     rows = [
         ("database", actual["versions"][0], actual["versions"][1]),
-        ("rates (/s)", f"SMS {rates['sms']:g}, voice {rates['voice']:g}, WeChat {rates['wechat']:g}, "
-         f"loudspeaker {rates['loudspeaker']:g}", "configured as a deployment would"),
-        ("actual run: residents", actual["county"]["residents"], f"deliveries: {per_channel}"),
-        ("actual run: reached (ledger)", actual["reached"],
+        ("rates", f"SMS {rates['sms']:g}/s, calls {rates['voice']:g}/s on "
+         f"{args.concurrent_calls} lines, WeChat {rates['wechat']:g}/s, "
+         f"loudspeaker {rates['loudspeaker']:g}/s", "configured as a deployment would"),
+        ("a call holds its line (s)", actual["call_seconds"],
+         f"preview: {forecast_of_run['call_seconds']} s (speech "
+         f"{'measured' if forecast_of_run['speech_seconds_measured'] else 'guessed'} + "
+         f"gather wait); → {forecast_of_run['calls_per_second']} calls/s"),
+        ("run: residents", actual["county"]["residents"], f"deliveries: {per_channel}"),
+        ("run: measured for (s)", actual["seconds"],
+         "every delivery settled" if actual["settled"] else
+         f"window ended (calls on {args.concurrent_calls} lines outlast it); "
+         f"plan {actual['plan_seconds']:.2f} s"),
+        ("run: reached in the window (ledger)", actual["reached"],
          f"by channel {actual['reached_by_channel']}; gateway's reached count "
          f"{actual['ledger_reached_count']:,} (SMS/voice only: WeChat stays 'sent')"),
-        ("actual run: approval → settled (s)", actual["seconds"],
-         f"plan {actual['plan_seconds']:.2f} s; time × {scale:g} = full-size equivalent"),
-        ("actual: 90 % overall / vulnerable (s)",
-         f"{actual_t90['overall'] or float('nan'):.2f} / {actual_t90['vulnerable'] or float('nan'):.2f}",
-         f"= {_min(actual_t90['overall'] and actual_t90['overall'] * scale)} / "
-         f"{_min(actual_t90['vulnerable'] and actual_t90['vulnerable'] * scale)} min at full size"),
-        ("floor: estimate at the run's size, 90 % (s)",
-         f"{small_t90['overall'] or float('nan'):.2f} / {small_t90['vulnerable'] or float('nan'):.2f}",
-         "same model, the run's own preview and rates"),
-        ("ratio to floor (actual / estimated time to 90 %)", ratio, ""),
+        ("calls completed in the window: measured / predicted", f"{calls_measured} / "
+         f"{calls_predicted}", "the lines' limit at work"),
+        ("measured: 90 % overall / vulnerable (s)",
+         f"{_s(measured_t90['overall'])} / {_s(measured_t90['vulnerable'])}", "from the ledger"),
+        ("floor: the preview's forecast, 90 % overall / vulnerable (s)",
+         f"{_s(predicted_t90['overall'])} / {_s(predicted_t90['vulnerable'])}",
+         f"reach_forecast of this notice; half {forecast_of_run['points'][0]['seconds']} s, "
+         f"all reachable {forecast_of_run['points'][-1]['seconds']} s"),
+        ("ratio to floor (measured / predicted time to 90 %)", ratio,
+         "target: within 10 % — " + ("met" if abs(ratio - 1) <= 0.1 else "missed")),
         ("ledger updated_at − callback post: median / max (s)",
          f"{actual['lag_median'] or 0:.3f} / {actual['lag_max'] or 0:.3f}",
          f"SMS and calls; callbacks failed: {actual['callback_failures']}"),
         ("full size: residents", full_summary["residents"], f"deliveries: {full_channels}"),
         ("full size: unreachable by any personal channel", unreachable, ""),
-        *[(f"90 % at (min): {n}", f"{_min(t90[n]['overall'])} / {_min(t90[n]['vulnerable'])}",
+        *[(f"full size, 90 % at (min): {n}", f"{_min(t90[n]['overall'])} / {_min(t90[n]['vulnerable'])}",
            "overall / vulnerable; " + ("meets" if n in meets else "misses")
            + f" the {TARGET_MINUTES}-minute target") for n in names],
         ("mixes reaching 90 % within 10 min", ", ".join(meets) or "none", ""),
     ]
     result = {"script": "reach_curve", "database": args.database, "residents": args.residents,
-              "full_residents": args.full_residents, "scale": scale, "rates": rates,
+              "full_residents": args.full_residents, "rates": rates,
+              "concurrent_calls": args.concurrent_calls, "call_seconds": actual["call_seconds"],
               "actual_residents": actual["county"]["residents"], "actual_reached": actual["reached"],
               "actual_deliveries": actual["totals"], "actual_seconds": actual["seconds"],
-              "actual_t90_seconds": actual_t90, "estimate_small_t90_seconds": small_t90,
-              "ratio_to_floor": ratio, "ledger_reached_count": actual["ledger_reached_count"],
+              "settled": actual["settled"], "measured_t90_seconds": measured_t90,
+              "predicted_t90_seconds": predicted_t90, "reach_forecast": forecast_of_run,
+              "ratio_to_floor": ratio, "within_10_percent": abs(ratio - 1) <= 0.1,
+              "calls_completed": {"measured": calls_measured, "predicted": calls_predicted},
+              "ledger_reached_count": actual["ledger_reached_count"],
               "callback_failures": actual["callback_failures"],
               "callback_lag_median": actual["lag_median"], "callback_lag_max": actual["lag_max"],
               "full_deliveries": counts, "full_unreachable": unreachable,
               "t90_minutes": {n: {k: (v / 60 if v is not None else None) for k, v in d.items()}
                               for n, d in t90.items()},
-              "required_sms_rate": needed, "meets_target": meets, "table": table,
-              "machine": common.machine(), "versions": actual["versions"]}
+              "required_sms_rate": needed, "meets_target": meets, "run_table": run_table,
+              "table": table, "machine": common.machine(), "versions": actual["versions"]}
     if args.plot:
-        plot(args.plot, scale, actual, small, mixes, args.residents, args.full_residents)
+        plot(args.plot, actual, predicted, mixes, args.residents, args.full_residents)
         rows.append(("plot", args.plot, "PNG"))
         result["plot"] = args.plot
-    common.print_table(f"Reach curve: actual {args.residents:,} residents, estimate "
-                       f"{args.full_residents:,}, {args.database}", rows, result)
+    common.print_table(f"Reach curve: run of {args.residents:,} residents against the preview's "
+                       f"forecast; forecast at {args.full_residents:,}, {args.database}", rows, result)
     return result
 
 
