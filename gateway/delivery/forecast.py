@@ -8,8 +8,9 @@ The model, from approval:
   handed over;
 * a call holds one of ``VOICE_CONCURRENT_CALLS`` lines for ``call_seconds`` — the speech, played
   once, then the wait for the resident's key (``VOICE_GATHER_SECONDS``) — and reaches its
-  resident when it ends; so calls go at most at lines ÷ call length a second, and the last is
-  over one call length after it starts;
+  resident when it ends; so once the lines are busy calls go in rounds of ``lines`` a call
+  length apart (lines ÷ call length a second), and the last is over one call length after it
+  starts;
 * each queue is in planned order: the plan walks the roster in one order and every channel's
   batches follow it, so a resident ``p`` of the way down the roster is ``p`` of the way down
   each of their channels' queues;
@@ -54,6 +55,15 @@ def call_rate(rate: float, lines: int, call_seconds: float) -> float:
     return min(rate, lines / call_seconds) if lines and call_seconds > 0 else rate
 
 
+def call_span(count: int, rate: float, lines: int, call_seconds: float) -> float:
+    """Seconds from the first call's start to the last's: calls start at the rate until every
+    line is busy, then a round of ``lines`` calls each time the lines free up."""
+    if call_rate(rate, lines, call_seconds) >= rate:
+        return (count - 1) / rate
+    rounds, rest = divmod(count - 1, lines)
+    return rounds * call_seconds + rest / rate
+
+
 def drain_queues(counts: Mapping[str, int], rates: Mapping[str, float], *, call_seconds: float = 0.0,
            lines: int = 0, starts: Mapping[str, float] | None = None) -> dict[str, Queue]:
     """Each channel's queue from its deliveries and rate (a call also from its length and the
@@ -66,7 +76,7 @@ def drain_queues(counts: Mapping[str, int], rates: Mapping[str, float], *, call_
         start = (starts or {}).get(channel, 0.0)
         if channel == "voice":
             out[channel] = Queue(start + call_seconds,
-                                 (count - 1) / call_rate(rates[channel], lines, call_seconds))
+                                 call_span(count, rates[channel], lines, call_seconds))
         else:
             out[channel] = Queue(start, (count - 1) / rates[channel])
     return out

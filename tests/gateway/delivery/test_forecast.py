@@ -43,7 +43,11 @@ def test_calls_are_limited_by_their_lines_and_reach_when_they_end():
     queues = forecast.drain_queues({"voice": 301}, {"voice": 1.0}, call_seconds=30.0, lines=10)
     sets = Counter({VOICE: 301})
     assert forecast.share_at(sets, queues, 29.0) == 0.0  # the first call has not ended
-    assert forecast.time_to(sets, queues, 1.0) == pytest.approx(30.0 + 300 * 3)
+    # rounds of 10 calls 30 s apart: the 301st starts in round 31, at 900 s, and ends at 930 s
+    assert forecast.time_to(sets, queues, 1.0) == pytest.approx(930.0)
+    # 25 calls: two full rounds, then 5 more a second apart as the lines free
+    assert forecast.call_span(25, 1.0, 10, 30.0) == pytest.approx(2 * 30 + 4)
+    assert forecast.call_span(25, 1.0, 0, 30.0) == pytest.approx(24.0)  # no limit: the rate
 
 
 def test_residents_no_channel_reaches_are_never_counted_reached():
