@@ -46,10 +46,11 @@ def write(conn: Connection, announcement_id: int, rows: Sequence[tuple], *,
         return
     stamp = utcnow()
     if conn.dialect.name == "postgresql":
+        stamp_text = stamp.isoformat()  # as text once, not a datetime formatted per row
         with conn.connection.driver_connection.cursor() as cursor, cursor.copy(
                 f"COPY deliveries ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row((announcement_id, *row, status, 0, stamp))
+                copy.write_row((announcement_id, *row, status, 0, stamp_text))
         return
     shared = (announcement_id, status, 0, _sqlite_text(stamp))
     conn.exec_driver_sql(
