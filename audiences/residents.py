@@ -51,7 +51,9 @@ header), and a file with any error yields no residents.
 from __future__ import annotations
 
 import csv
+import itertools
 import os
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO
@@ -158,28 +160,61 @@ class Roster:
         """``(line, profile)`` for each row while every row so far was good; ``CsvErrors`` at the end.
 
         A phone or openid already on an earlier line is an error on the later
-        one: two rows for one person would send them everything twice.
+        one: two rows for one person would send them everything twice. Those
+        are found at the end (the rows repeating one were yielded meanwhile).
         """
         errors = self._errors
-        # One dict per field, keyed by the value alone: a million rows' keys are most of the
-        # import's memory.
-        first_line: dict[str, dict[str, int]] = {"phone": {}, "wechat_openid": {}}
+        seen = {"phone": _Seen(), "wechat_openid": _Seen()}
         for line, row in self.cells():
             profile = _parse_row(line, row, errors, self._known_area, self._label)
             if profile is None:
                 continue
-            repeated = False
-            for field, seen in first_line.items():
+            for field, values in seen.items():
                 value = getattr(profile, field)
-                if value is None:
-                    continue
-                earlier = seen.setdefault(value, line)
-                if earlier != line:
-                    errors.add(line, self._label(field), f"{value} is already on line {earlier}")
-                    repeated = True
-            if not repeated and not errors:
+                if value is not None:
+                    values.add(value, line)
+            if not errors:
                 yield line, profile
+        for field, values in seen.items():
+            for line, value, first in values.repeats():
+                errors.add(line, self._label(field), f"{value} is already on line {first}")
+        errors.errors.sort(key=lambda error: error.line or 0)  # as the rows came, header first
         errors.raise_if_any()
+
+
+class _Seen:
+    """The phones or openids of a roster with their lines, in about 40 bytes each (a million
+    in a dict took 200 MB): each value's 64-bit hash and its line in arrays, the value itself
+    in one byte string, to tell a repeat from a hash collision at the end."""
+
+    def __init__(self) -> None:
+        self._hashes = array("q")
+        self._lines = array("I")
+        self._ends = array("Q")
+        self._values = bytearray()
+
+    def add(self, value: str, line: int) -> None:
+        self._hashes.append(hash(value))
+        self._lines.append(line)
+        self._values += value.encode()
+        self._ends.append(len(self._values))
+
+    def repeats(self) -> Iterator[tuple[int, str, int]]:
+        """``(line, value, first line)`` for each value on an earlier line too, by line."""
+        ordered = sorted(self._hashes)
+        shared = {first for first, second in itertools.pairwise(ordered) if first == second}
+        del ordered
+        first_line: dict[str, int] = {}
+        for index, hashed in enumerate(self._hashes):
+            if hashed in shared:
+                value = self._value(index)
+                first = first_line.setdefault(value, self._lines[index])
+                if first != self._lines[index]:
+                    yield self._lines[index], value, first
+
+    def _value(self, index: int) -> str:
+        start = self._ends[index - 1] if index else 0
+        return self._values[start:self._ends[index]].decode()
 
 
 def _check_header(columns: list[tuple[str, str | None]]) -> Callable[[str], str]:
