@@ -1,8 +1,10 @@
 """Imports into the registry (areas, residents and loudspeaker devices) and resident edits.
 
-Imports are all or nothing. A roster is read and checked whole before the
-first write (so the write transaction, which holds SQLite's one write lock,
-lasts only as long as the bulk statements); a file with errors changes nothing.
+Imports are all or nothing, in one transaction: a roster's rows are written
+as they are checked, 2,000 at a time (a county's million residents are never
+held in memory), and a file with any error rolls everything back. On SQLite
+that transaction holds the one write lock while the file is read too: reading
+is a tenth of a county's import, writing the rest.
 A roster updates the residents it matches by phone (or else openid), adds the
 others and, with ``replace_area``, retires the area's residents it no longer
 lists: their rows stay, so deliveries naming them stay whole.
