@@ -95,9 +95,16 @@ return 0
 
 
 class SharedAccessToken:
-    """An access token fetched by one worker and read by all, through Redis."""
+    """An access token fetched by one worker and read by all, through Redis.
+
+    A process keeps the token it read for ``KEEP_SECONDS`` rather than asking Redis at every
+    send (a round trip per message). That is safe: the token in Redis is replaced
+    ``TOKEN_MARGIN_SECONDS`` before WeChat retires it, and a replaced token stays valid that
+    long, so a copy this young is never one WeChat refuses for its age; one it refuses anyway
+    (rotated by hand) is discarded here too."""
 
     POLL_SECONDS = 0.05
+    KEEP_SECONDS = 60.0
 
     def __init__(self, client: redis.Redis, key: str, fetch: Callable[[], tuple[str, int]],
                  lock_seconds: float):
@@ -105,8 +112,16 @@ class SharedAccessToken:
         self.fetch = fetch
         self.lock_seconds = lock_seconds
         self.delete_if_equal = client.register_script(_DELETE_IF_EQUAL)
+        self._kept: tuple[str, float] | None = None  # (token, time.monotonic() to drop it)
 
     def get(self) -> str:
+        if self._kept and time.monotonic() < self._kept[1]:
+            return self._kept[0]
+        token = self._shared()
+        self._kept = (token, time.monotonic() + self.KEEP_SECONDS)
+        return token
+
+    def _shared(self) -> str:
         # Twice the lock's life: long enough to outlast a fetcher that died holding it.
         deadline = time.monotonic() + 2 * self.lock_seconds
         while True:
@@ -126,6 +141,8 @@ class SharedAccessToken:
             time.sleep(self.POLL_SECONDS)
 
     def discard(self, stale: str) -> None:
+        if self._kept and self._kept[0] == stale:
+            self._kept = None
         self.delete_if_equal(keys=[self.key], args=[stale])
 
     def _fetch_and_store(self) -> str:

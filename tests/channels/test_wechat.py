@@ -4,6 +4,7 @@ Every test here shares the access token through the machine's Redis (127.0.0.1:6
 a key prefix of its own that is deleted afterwards.
 """
 import multiprocessing
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -318,3 +319,21 @@ def test_the_token_fetch_and_the_sends_share_one_kept_alive_connection(fake, mak
 
     assert fake.token_fetches == 1 and len(fake.requests_to("/cgi-bin/message/template/send")) == 5
     assert fake.connections == 1
+
+
+def test_a_process_reads_the_shared_token_once_a_minute_not_at_every_send(fake, make_channel,
+                                                                         monkeypatch):
+    channel = make_channel()
+    reads = []
+    shared_get = channel.redis.get
+    monkeypatch.setattr(channel.redis, "get", lambda key: reads.append(key) or shared_get(key))
+
+    for delivery_id in range(5):
+        channel.send(outgoing("o-follower", delivery_id))
+    first_minute = len(reads)
+    now = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: now() + channel.token.KEEP_SECONDS + 1)
+    channel.send(outgoing("o-follower", 5))
+
+    assert first_minute <= 2  # the miss, and the reread under the fetch lock
+    assert len(reads) == first_minute + 1 and fake.token_fetches == 1
