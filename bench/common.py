@@ -223,11 +223,11 @@ def approve(app, announcement_id: int, approver=None) -> None:
 # --- memory -----------------------------------------------------------------------------
 
 class RssSampler:
-    """Samples this process's resident set size (psutil) every ``interval`` seconds."""
+    """Samples this process's (or process ``pid``'s) resident set size (psutil) every ``interval`` seconds."""
 
-    def __init__(self, interval: float = 0.05):
+    def __init__(self, interval: float = 0.05, *, pid: int | None = None):
         self.interval = interval
-        self.process = psutil.Process()
+        self.process = psutil.Process(pid)
         self.peak = self.process.memory_info().rss
         self.start_rss = self.peak
         self._stop = threading.Event()

@@ -27,10 +27,8 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-import psutil
 from sqlalchemy import insert
 
 from bench import common
@@ -94,7 +92,7 @@ def import_as_job(app, url: str, redis_url: str, instance: str, path: str, scrat
                                     profile_dir=profile_dir)
     try:
         common.wait_for_workers(app, 1)
-        sampler = ProcessRss(worker.pid)
+        sampler = common.RssSampler(pid=worker.pid)
         idle_rss = sampler.peak
         with open(path, "rb") as handle:
             data = handle.read()
@@ -131,31 +129,6 @@ def watch(import_id: str) -> tuple[list[tuple[str, int, int]], dict]:
         if record["status"] == "running" and (not seen or seen[-1] != state):
             seen.append(state)
         time.sleep(POLL_SECONDS)
-
-
-class ProcessRss:
-    """Samples another process's resident set size every 50 ms while in its ``with``."""
-
-    def __init__(self, pid: int):
-        self.process = psutil.Process(pid)
-        self.peak = self.process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "ProcessRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
-            except psutil.Error:
-                return
 
 
 def stop_worker(worker: subprocess.Popen) -> int:
