@@ -47,6 +47,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
+import psutil
 import redis
 import requests
 
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
             floor_one = serial_floor(url, 20)
             floor = hammer(urls, {}, args.clients, args.requests, 401)
             load = hammer(urls, headers, args.clients, args.requests, 200)
-            pages, paced = {}, {}
+            pages, paced, cpu = {}, {}, {}
             page_urls = {name: [base + path.format(id=number) for number in announcement_ids]
                          for name, path in CONSOLE_PAGES}
             if args.page_requests:
@@ -381,16 +382,20 @@ def main(argv: list[str] | None = None) -> dict:
                 pages["announcement list"] = hammer([f"{base}/"], {}, args.clients,
                                                     args.page_requests, 200, cookies=cookies)
             if args.paced_requests:
+                began = server_cpu(server)
                 paced["floor (401)"] = hammer(urls, {}, args.clients, args.paced_requests, 401,
                                               interval=args.interval)
+                cpu["floor (401)"], began = server_cpu(server) - began, server_cpu(server)
                 paced["status"] = hammer(urls, headers, args.clients, args.paced_requests, 200,
                                          interval=args.interval)
+                cpu["status"], began = server_cpu(server) - began, server_cpu(server)
                 # A watcher opens the page once, then its script polls the progress.
                 watches = []
                 for number in range(len(announcement_ids)):
                     watching = [(name, page_urls[name][number]) for name, _ in CONSOLE_PAGES]
                     watches.append(watching[:1] + watching[1:] * args.paced_requests)
                 paced.update(visit(watches, {}, args.clients, 200, cookies, args.poll_seconds))
+                cpu["watchers (page once, then progress.json)"] = server_cpu(server) - began
         finally:
             common.stop_processes([server])
             log.close()
@@ -434,7 +439,8 @@ def main(argv: list[str] | None = None) -> dict:
         ]
     for name, run in paced.items():
         verdict = ("" if name.startswith("floor") else
-                   f"; target p99 ≤ {TARGET_P99 * 1e3:.0f} ms: {common.verdict(run['p99'] <= TARGET_P99)}")
+                   f"; target p99 ≤ {TARGET_P99 * 1e3:.0f} ms: {common.verdict(run['p99'] <= TARGET_P99)}"
+                   f"; ratio to the paced floor's p99 {run['p99'] / paced['floor (401)']['p99']:.1f}×")
         every = args.interval if name in ("floor (401)", "status") else args.poll_seconds
         how = ("opened once per watcher" if name == "console page"
                else f"1 per {every:g} s per client")
@@ -442,6 +448,15 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{run['p50'] * 1e3:,.1f} / {run['p99'] * 1e3:,.1f} / {run['max'] * 1e3:,.1f}",
                      f"{run['requests']:,} requests, errors {run['errors']} "
                      f"{run['error_kinds'] or ''}{verdict}"))
+    requests_of = {"floor (401)": ["floor (401)"], "status": ["status"],
+                   "watchers (page once, then progress.json)": ["console page",
+                                                                "console progress.json"]}
+    cpu_per_request = {name: seconds / sum(paced[part]["requests"] for part in requests_of[name])
+                       for name, seconds in cpu.items()}
+    rows += [(f"paced: server CPU per request: {name} (ms)", seconds * 1e3,
+              "the waitress process's user + system time over the run's requests (background "
+              "counting included); unlike latency, other programs' load hardly moves it")
+             for name, seconds in cpu_per_request.items()]
     rows += [(f"in-process: {name} (ms)", parts[name] * 1e3, "median of 5")
              for name in ("queries.failures", "queries.loudspeakers_by_village")]
     rows += [(f"in-process: {name} (ms)", parts[name] * 1e3,
@@ -461,7 +476,8 @@ def main(argv: list[str] | None = None) -> dict:
               "serial_median_seconds": one, "floor_serial_median_seconds": floor_one,
               "p50": load["p50"], "p90": load["p90"], "p99": load["p99"], "max": load["max"],
               "per_second": load["per_second"], "floor": floor, "parts_seconds": parts, "ratio_to_floor": ratio,
-              "pages": pages, "paced": paced, "first_answers_seconds": first, "interval": args.interval,
+              "pages": pages, "paced": paced, "first_answers_seconds": first,
+              "server_cpu_per_request_seconds": cpu_per_request, "interval": args.interval,
               "machine": common.machine(), "versions": versions}
     common.print_table(f"Console and API under load: {ledger_rows:,} deliveries across {args.notices} "
                        f"notices, {args.clients} clients, "
@@ -505,6 +521,12 @@ def _ledger_rows(app) -> int:
 
     with app.extensions["engine"].connect() as conn:
         return conn.execute(select(func.count()).select_from(deliveries)).scalar_one()
+
+
+def server_cpu(server: subprocess.Popen) -> float:
+    """CPU seconds (user + system) the server process has used so far."""
+    times = psutil.Process(server.pid).cpu_times()
+    return times.user + times.system
 
 
 def first_answers(urls: list[str], headers: dict, cookies: dict) -> list[float]:

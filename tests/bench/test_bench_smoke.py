@@ -105,6 +105,9 @@ def test_console_load():
     # each notice's first status and progress, timed while nothing is counted yet
     assert {name: len(took) for name, took in result["first_answers_seconds"].items()} == {
         "status": 2, "console progress.json": 2}
+    assert set(result["server_cpu_per_request_seconds"]) == {
+        "floor (401)", "status", "watchers (page once, then progress.json)"}
+    positive(result["server_cpu_per_request_seconds"], "status")
     assert result["requests"] == 20 and result["errors"] == 0
     assert result["floor"]["requests"] == 20 and result["floor"]["errors"] == 0
     positive(result, "p50", "p99", "max", "per_second", "ratio_to_floor")
