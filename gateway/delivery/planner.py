@@ -73,6 +73,9 @@ def stream_residents(conn: Connection, codes: list[str], *, drill: bool,
     condition = and_(beneath(residents.c.area_code, codes), residents.c.retired_at.is_(None))
     if drill:
         condition = and_(condition, residents.c.test_audience.is_(True))
+    if conn.dialect.name == "postgresql":
+        yield from _stream_in_one_query(conn, condition, after)
+        return
     while True:
         result = conn.execute(select(*RESIDENT_COLUMNS).where(condition, residents.c.id > after)
                               .order_by(residents.c.id).limit(CHUNK))
@@ -84,6 +87,22 @@ def stream_residents(conn: Connection, codes: list[str], *, drill: bool,
             return
         yield rows
         after = rows[-1].id
+
+
+def _stream_in_one_query(conn: Connection, condition, after: int) -> Iterator[list]:
+    """PostgreSQL: one query read through a server-side cursor. Paged by LIMIT, a roster not
+    yet analysed after its import had the server scan the area index and sort every
+    remaining resident for each chunk: 0.5 s a chunk, 250 s for a million. One query sorts
+    them once, if at all. (SQLite pages: a read open through the whole plan would keep its
+    write-ahead log from being reset.)"""
+    result = conn.execution_options(yield_per=CHUNK).execute(
+        select(*RESIDENT_COLUMNS).where(condition, residents.c.id > after)
+        .order_by(residents.c.id))
+    try:
+        for rows in result.partitions():
+            yield list(map(Resident._make, rows))
+    finally:
+        result.close()
 
 
 def plan(engine: Engine, announcement_id: int, policy: Policy) -> dict[str, int]:
