@@ -183,9 +183,9 @@ def counted_in_background(conn: Connection, announcement_id: int, name: str, del
     Up to ``COUNTED_INLINE_UP_TO`` deliveries it is counted for each answer. Above, the
     count grows with the notice (a second and more at a million deliveries), too slow for
     every poll: the answer gives the value last counted, kept in Redis, and when it is older
-    than ``REFRESH_SECONDS`` (or ``REFRESH_DUTY`` times what counting took) one thread of
-    this process counts again (a Redis lock: one at a time per figure), so no answer waits
-    for it. Only the first answer after Redis lost the value counts while the caller waits
+    than ``REFRESH_SECONDS`` (or ``REFRESH_DUTY`` times what counting took) a thread of
+    this process counts again (a Redis lock: one at a time per figure; one background count
+    at a time per process), so no answer waits for it. Only the first answer after Redis lost the value counts while the caller waits
     (and whoever asks meanwhile waits for that count).
     """
     if deliveries <= COUNTED_INLINE_UP_TO:
@@ -224,10 +224,15 @@ def _count_and_keep(key: str, count: Callable[[Connection], object], conn: Conne
     return kept
 
 
+#: One background count at a time in a process: ten notices' figures falling due together
+#: would otherwise hold ten pooled connections and the database's cores away from the answers.
+_RECOUNTING = threading.Lock()
+
+
 def _recount(app: Flask, key: str, count: Callable[[Connection], object]) -> None:
     with app.app_context():
         try:
-            with app.extensions["engine"].connect() as conn:
+            with _RECOUNTING, app.extensions["engine"].connect() as conn:
                 _count_and_keep(key, count, conn)
         except Exception:  # a thread's failure is logged; the kept value stays until next time
             app.logger.exception("recounting %s failed", key)
