@@ -4,7 +4,7 @@ Imports are all or nothing, in one transaction: a roster's rows are written
 as they are checked, 2,000 at a time (a county's million residents are never
 held in memory), and a file with any error rolls everything back. On SQLite
 that transaction holds the one write lock while the file is read too: reading
-is about a quarter of a county's import (bench/roster_import.py), writing the rest.
+is a quarter to two fifths of a county's import (bench/roster_import.py).
 A roster updates the residents it matches by phone (or else openid), adds the
 others and, with ``replace_area``, retires the area's residents it no longer
 lists: their rows stay, so deliveries naming them stay whole.
