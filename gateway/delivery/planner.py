@@ -95,9 +95,10 @@ def _stream_in_one_query(conn: Connection, condition, after: int) -> Iterator[li
     remaining resident for each chunk: 0.5 s a chunk, 250 s for a million. One query sorts
     them once, if at all. (SQLite pages: a read open through the whole plan would keep its
     write-ahead log from being reset.)"""
-    result = conn.execution_options(yield_per=CHUNK).execute(
-        select(*RESIDENT_COLUMNS).where(condition, residents.c.id > after)
-        .order_by(residents.c.id))
+    # The option on the statement, not the connection: Connection.execution_options changes
+    # the connection itself, and its caller's next INSERT would go through a cursor too.
+    result = conn.execute(select(*RESIDENT_COLUMNS).where(condition, residents.c.id > after)
+                          .order_by(residents.c.id).execution_options(yield_per=CHUNK))
     try:
         for rows in result.partitions():
             yield list(map(Resident._make, rows))
