@@ -312,6 +312,18 @@ class Simulators:
             self.taken.update(answer["taken"])  # command ids whose played ack had its PUBACK
         return played, rejected
 
+    def played_and_acknowledged(self, prefix: str, timeout: float = 10.0):
+        """``played()`` once the broker's PUBACK of every played ack under ``prefix`` has
+        reached its simulator: the broker can forward an ack to the listener, and the ledger
+        hold it, before the simulator has read the PUBACK for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            played, rejected = self.played()
+            mine = {command_id for command_id in played if command_id.startswith(prefix)}
+            if mine <= self.taken or time.monotonic() > deadline:
+                return played, rejected
+            time.sleep(0.05)
+
 
 # --- the gateway side -------------------------------------------------------------------
 
@@ -458,7 +470,7 @@ def main(argv: list[str] | None = None) -> dict:
                         break
                     time.sleep(0.1)
                 meter.stop()
-                played, rejected = simulators.played()
+                played, rejected = simulators.played_and_acknowledged(f"a{announcement_id}-")
                 groups_of_their_own = all(os.getpgid(p.pid) == p.pid for p in simulators.processes)
             finally:
                 listening.stop(end_session=True)  # its id is never used again
