@@ -132,7 +132,12 @@ def test_a_request_logs_its_id_and_the_jobs_it_queues_carry_it(api, app, lines):
         worker = workers.GatewayWorker([queues.queue(queues.PLAN_QUEUE)],
                                        connection=queues.connection(), name="test-logs-worker")
         worker.work(burst=True, with_scheduler=False)
-        batch_jobs = [job for name in queues.CHANNEL_QUEUES for job in queues.queue(name).jobs]
+        queued = [job for name in queues.CHANNEL_QUEUES for job in queues.queue(name).jobs]
+    # The speech was queued by the submit: it carries the submit's id; the batches the approval's.
+    speech_jobs = [job for job in queued if job.id.startswith(f"speech-{announcement_id}-")]
+    batch_jobs = [job for job in queued if job.id.startswith(f"deliver-{announcement_id}-")]
+    assert speech_jobs and {job.meta["request_id"] for job in speech_jobs} == {"partner-0001"}
+    assert len(speech_jobs) + len(batch_jobs) == len(queued)
     started = [line for line in lines() if line["event"].startswith(f"job plan-{announcement_id}")]
     assert started and started[0]["request_id"] == request_id
     assert started[0]["announcement_id"] == announcement_id
