@@ -212,7 +212,8 @@ def _first_count(key: str, count: Callable[[Connection], object], conn: Connecti
         if kept is not None:
             return kept
     try:
-        return _count_and_keep(key, count, conn)
+        # Whoever held the lock before may have kept the value since this caller last looked.
+        return redis.get(key) or _count_and_keep(key, count, conn)
     finally:
         redis.delete(lock)
 
