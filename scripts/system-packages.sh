@@ -15,5 +15,8 @@ echo "installing Debian packages: ${missing[*]}"
 sudo_cmd=""
 [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$sudo_cmd apt-get update -qq
-$sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Another apt run (a second checkout installing at the same moment, unattended upgrades)
+# holds dpkg's lock for a while: wait for it rather than fail the install.
+wait_lock=(-o DPkg::Lock::Timeout=600)
+$sudo_cmd apt-get "${wait_lock[@]}" update -qq
+$sudo_cmd apt-get "${wait_lock[@]}" install -y -qq --no-install-recommends "${missing[@]}"
