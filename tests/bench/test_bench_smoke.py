@@ -145,7 +145,7 @@ def test_loudspeaker_latency():
 def test_reach_curve(tmp_path):
     plot = tmp_path / "reach.png"
     stdout, result = run("reach_curve", "--residents", "60", "--full-residents", "3000",
-                         "--call-seconds", "5", "--plot", str(plot))
+                         "--call-seconds", "5", "--measure-seconds", "12", "--plot", str(plot))
     assert result["actual_residents"] == 60
     assert 0 < result["actual_reached"] <= 60
     assert result["callback_failures"] == 0
