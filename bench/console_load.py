@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
             parts = time_parts(app, announcement_id)
         # What the status kept while timed here: the first answers below start from nothing.
         keeper = redis.Redis.from_url(redis_url)
-        keeper.delete(*keeper.keys("counted:*") or ["none"])
+        keeper.delete(*keeper.keys("tongbao:counted:*") or ["none"])
         keeper.close()
         app.extensions["engine"].dispose()
 

@@ -191,7 +191,7 @@ def counted_in_background(conn: Connection, announcement_id: int, name: str, del
     if deliveries <= COUNTED_INLINE_UP_TO:
         return count(conn)
     redis = queues.connection()
-    key = f"counted:{announcement_id}:{name}"
+    key = f"tongbao:counted:{announcement_id}:{name}"
     kept = redis.get(key) or _first_count(key, count, conn)
     kept = json.loads(kept)
     stale = time.time() - kept["at"] > max(REFRESH_SECONDS, REFRESH_DUTY * kept["took"])

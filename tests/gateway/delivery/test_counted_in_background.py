@@ -26,7 +26,7 @@ def counter():
 
 def kept(app, name: str):
     with app.app_context():
-        return queues.connection().get(f"counted:1:{name}")
+        return queues.connection().get(f"tongbao:counted:1:{name}")
 
 
 def test_a_small_notice_is_counted_for_every_answer(app, counter):
@@ -54,7 +54,7 @@ def test_a_large_notice_answers_what_was_counted_last_and_recounts_in_the_backgr
         time.sleep(0.05)
     assert len(counter.calls) == 2 and counter.calls[1] is not conn  # its own connection
     with app.app_context():
-        assert not queues.connection().exists("counted:1:large:counting")  # the lock let go
+        assert not queues.connection().exists("tongbao:counted:1:large:counting")  # the lock let go
     monkeypatch.setattr(reports, "REFRESH_SECONDS", 3600)  # fresh again: no further thread
     with app.app_context(), app.extensions["engine"].connect() as conn:
         assert reports.counted_in_background(conn, 1, "large", large, counter) == 2
