@@ -29,7 +29,8 @@ ones do, **paced**, each from a random phase: 50 API clients asking for the stat
 every ``--interval`` seconds (default 1), ``--paced-requests`` times (and the floor the
 same way); and 50 people watching the announcements in the console: each opens the page
 once, then its script polls ``progress.json`` every 2 s (``POLL_MS`` in console.js),
-``--paced-requests`` times. The p99 target applies to these.
+``--paced-requests`` times, sending the version of the loudspeaker table it holds as the
+script does (the table comes again only when it changed). The p99 target applies to these.
 """
 from __future__ import annotations
 
@@ -207,21 +208,27 @@ def visit(plans: list[list[tuple[str, str]]], headers: dict, clients: int, expec
         session = requests.Session()
         session.cookies.update(cookies or {})
         mine = []
+        speakers_version = ""  # as console.js: the loudspeaker table held, resent when changed
         start.wait()
         first = time.perf_counter() + phase
         for number, (name, url) in enumerate(plan):
             if interval:
                 time.sleep(max(0.0, first + number * interval - time.perf_counter()))
+            polls = url.endswith("/progress.json")
+            params = {"loudspeakers_version": speakers_version} if polls else None
             began = time.perf_counter()
             error = None
             try:
-                response = session.get(url, headers=headers, timeout=30, allow_redirects=False)
+                response = session.get(url, headers=headers, params=params, timeout=30,
+                                       allow_redirects=False)
                 _ = response.content
                 if response.status_code != expect:
                     error = f"HTTP {response.status_code}"
             except requests.RequestException as failure:
                 error = type(failure).__name__
             mine.append((name, time.perf_counter() - began, error))
+            if polls and not error and "loudspeakers" in (body := response.json()):
+                speakers_version = body["loudspeakers_version"]
         session.close()
         with lock:
             for name, took, error in mine:

@@ -369,10 +369,13 @@ function label(xPos, yPos, text, cls = "tick") {
 }
 
 function setUpWatch(section) {
+  // The loudspeaker table shown; the server leaves it out of an answer while it is unchanged.
+  let speakersVersion = "";
   const poll = async () => {
     let status;
     try {
-      const response = await fetch(section.dataset.url, { headers: { "X-Console-Poll": "1" } });
+      const url = `${section.dataset.url}?loudspeakers_version=${encodeURIComponent(speakersVersion)}`;
+      const response = await fetch(url, { headers: { "X-Console-Poll": "1" } });
       if (!response.ok) throw new Error(String(response.status));
       status = await response.json();
     } catch (error) {
@@ -383,7 +386,10 @@ function setUpWatch(section) {
     document.getElementById("poll-error").hidden = true;
     showProgress(status);
     showFailures(status);
-    showSpeakers(status);
+    if (status.loudspeakers) {
+      showSpeakers(status);
+      speakersVersion = status.loudspeakers_version;
+    }
     focusableScrollers();
     drawChart(document.getElementById("chart"), status.history);
     // "Finished" only when the announcement is over and nothing is pending.

@@ -156,7 +156,11 @@ def progress(announcement_id: int):
         body = reports.status(conn, row)
         failed_total = sum(by_status["failed"] for by_status in body["deliveries"].values())
         failed = queries.failures(conn, announcement_id, failed_total)
-        body["loudspeakers"] = queries.loudspeakers_by_village(conn, announcement_id)
+        # The village table is most of the answer (~73 KB at 400 villages) and of its time:
+        # sent only when it changed since the version the page says it holds.
+        body["loudspeakers_version"] = queries.loudspeakers_version(conn, announcement_id)
+        if request.args.get("loudspeakers_version") != body["loudspeakers_version"]:
+            body["loudspeakers"] = queries.loudspeakers_by_village(conn, announcement_id)
         body["history"] = reports.latest_history(conn, row,
                                                  reports.total_deliveries(body["deliveries"]))
     body["finished"] = row.state in FINISHED_STATES and body["pending"] == 0

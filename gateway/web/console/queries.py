@@ -90,13 +90,32 @@ def failed_rows(announcement_id: int, limit: int):
             .limit(limit))
 
 
+def loudspeakers_version(conn: Connection, announcement_id: int) -> str:
+    """What ``loudspeakers_by_village`` depends on in the ledger, in one pass over the notice's
+    loudspeaker rows without the villages' join and grouping: it changes whenever a row's status
+    does (every move sets ``updated_at``; loudspeaker rows also move back, to be sent again), so
+    the progress page's poll resends the table only when it changed."""
+    row = conn.execute(
+        select(func.count(), *_loudspeaker_tallies(), func.max(deliveries.c.updated_at))
+        .where(deliveries.c.announcement_id == announcement_id,
+               deliveries.c.channel == "loudspeaker")).one()
+    *counts, changed = row
+    stamp = as_utc(changed).isoformat() if changed else ""
+    return "-".join([*(str(int(n or 0)) for n in counts), stamp])
+
+
+def _loudspeaker_tallies() -> tuple:
+    """Loudspeaker rows that received, played (the row is confirmed) and failed."""
+    return (func.sum(case((deliveries.c.status.in_(ledger.REACHED), 1), else_=0)),
+            func.sum(case((deliveries.c.status == "confirmed", 1), else_=0)),
+            func.sum(case((deliveries.c.status == "failed", 1), else_=0)))
+
+
 def loudspeakers_by_village(conn: Connection, announcement_id: int) -> list[dict]:
     """Per village (code and name): its loudspeakers for this announcement, how many received
     it and how many played it (the device said ``played``: the row is confirmed, as
     ``disclosure`` counts it), and when the last of them answered."""
-    received = func.sum(case((deliveries.c.status.in_(ledger.REACHED), 1), else_=0))
-    played = func.sum(case((deliveries.c.status == "confirmed", 1), else_=0))
-    failed = func.sum(case((deliveries.c.status == "failed", 1), else_=0))
+    received, played, failed = _loudspeaker_tallies()
     answered = func.max(case((deliveries.c.status.in_(ledger.REACHED), deliveries.c.updated_at)))
     rows = conn.execute(
         select(devices.c.area_code, areas.c.name, func.count().label("speakers"),

@@ -155,6 +155,33 @@ def test_loudspeakers_show_received_played_and_when(app, client):
     assert all(v["received"] == v["speakers"] for v in villages)
 
 
+def test_the_loudspeaker_table_is_sent_again_only_when_it_changed(app, client):
+    announcement_id = released(client)
+    run_jobs(app)
+    url = f"/announcements/{announcement_id}/progress.json"
+    first = client.get(url).json
+    held = first["loudspeakers_version"]
+    assert first["loudspeakers"]
+    unchanged = client.get(url, query_string={"loudspeakers_version": held}).json
+    assert "loudspeakers" not in unchanged and unchanged["loudspeakers_version"] == held
+    assert unchanged["reached_residents"] == first["reached_residents"]  # the rest as always
+    with app.extensions["engine"].begin() as conn:  # one device says "played"
+        played, other = conn.execute(select(deliveries.c.id).where(
+            deliveries.c.announcement_id == announcement_id,
+            deliveries.c.channel == "loudspeaker").order_by(deliveries.c.id)).scalars().all()
+        assert ledger.transition(conn, played, "confirmed")
+    changed = client.get(url, query_string={"loudspeakers_version": held}).json
+    assert changed["loudspeakers_version"] != held
+    assert sorted(v["played"] for v in changed["loudspeakers"]) == [0, 1]
+    held = changed["loudspeakers_version"]
+    with app.extensions["engine"].begin() as conn:  # no "played" from the other: sent again
+        assert ledger.reschedule(conn, announcement_id, "loudspeaker", [other], "no ack",
+                                 from_status="delivered") == 1
+    again = client.get(url, query_string={"loudspeakers_version": held}).json
+    assert again["loudspeakers_version"] != held
+    assert sorted(v["received"] for v in again["loudspeakers"]) == [0, 1]
+
+
 def test_the_progress_lists_failures_with_their_reason(app, client):
     announcement_id = released(client)
     with app.app_context():
