@@ -3,10 +3,10 @@
 Residents are streamed from the database in chunks (keyset paging on their
 id), so the roster is never held in memory. Id order rather than area order
 makes every chunk's deliveries append to the ledger's unique index instead of
-landing all over it, which was most of the time of planning a million. Each chunk's
-deliveries are written in one statement (``ledger.write``: ``COPY`` on PostgreSQL);
-transactions grow from one chunk to ``COMMIT_RESIDENTS`` residents, and each is
-committed, with the cursor, before its jobs are queued; a crash between the two
+landing all over it, which was most of the time of planning a million. Transactions
+grow from one chunk to ``COMMIT_RESIDENTS`` residents; each transaction's deliveries are
+written in one statement (``ledger.write``: ``COPY`` on PostgreSQL) fed as they are made,
+and committed, with the cursor, before its jobs are queued; a crash between the two
 leaves rows the reconciler will find.
 
 A resident's deliveries are in their own language when the announcement has a
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections import namedtuple
 from dataclasses import dataclass, field
+from itertools import islice
 from types import SimpleNamespace
 from typing import Iterator
 
@@ -159,16 +160,17 @@ def _plan_areas(engine: Engine, announcement, policy: Policy) -> dict[str, int]:
         # Begun explicitly: on PostgreSQL the rows go by COPY on the driver's connection,
         # which SQLAlchemy does not see, so it would not begin (nor commit) by itself.
         writer.begin()
-        residents_in_it, commit_at = 0, CHUNK
-        for chunk in stream_residents(reader, codes, drill=drill, after=cursor["after"]):
-            ledger.write(writer, announcement.id, _rows(chunk, templates, batches, cursor))
-            cursor["after"] = chunk[-1].id
-            residents_in_it += len(chunk)
-            if residents_in_it >= commit_at:
-                _write_and_queue(writer, announcement.id, cursor, batches, counted, queued)
-                writer.begin()
-                residents_in_it = 0
-                commit_at = min(2 * commit_at, COMMIT_RESIDENTS)
+        chunks = stream_residents(reader, codes, drill=drill, after=cursor["after"])
+        size = CHUNK
+        while True:
+            planned = cursor["audience"]
+            ledger.write(writer, announcement.id,
+                         _rows(chunks, size, templates, batches, cursor))
+            if cursor["audience"] - planned < size:  # the roster's end: committed below
+                break
+            _write_and_queue(writer, announcement.id, cursor, batches, counted, queued)
+            writer.begin()
+            size = min(2 * size, COMMIT_RESIDENTS)
         if not cursor["speakers"]:
             cursor["speakers"] = True
             ledger.write(writer, announcement.id,
@@ -213,21 +215,28 @@ class Templates:
                 lifecycle.language_for(person, self.written_in, self.announcement), thin)
 
 
-def _rows(chunk, templates: Templates, batches: Batches, cursor: dict) -> list[tuple]:
-    """The chunk's deliveries as ``ledger.ROW_FIELDS`` tuples, numbered into batches; counts
-    the chunk's residents into the cursor's audience and thin residents."""
-    rows, thin, filled, size = [], 0, batches.filled, batches.size
-    for person in chunk:
-        channels, language, is_thin = templates.of(person)
-        thin += is_thin
-        for channel, field_name in channels:
-            count = filled.get(channel, 0)  # Batches.next, inlined: a call per delivery shows
-            filled[channel] = count + 1
-            rows.append((channel, person.id, getattr(person, field_name), language,
-                         count // size))
-    cursor["audience"] += len(chunk)
-    cursor["thin"] += thin
-    return rows
+def _rows(chunks: Iterator[list], residents: int, templates: Templates, batches: Batches,
+          cursor: dict) -> Iterator[tuple]:
+    """The deliveries of the next ``residents`` residents (whole chunks) as ``ledger.ROW_FIELDS``
+    tuples, numbered into batches; moves the cursor past each chunk and counts its residents
+    into the cursor's audience and thin residents.
+
+    A generator, so one ``COPY`` takes a whole transaction's rows as they are made: the server
+    inserts them (and maintains the ledger's indexes) while the next ones are worked out and
+    read, instead of after each chunk with the planner waiting for it."""
+    filled, size = batches.filled, batches.size
+    for chunk in islice(chunks, residents // CHUNK):
+        thin = 0
+        for person in chunk:
+            channels, language, is_thin = templates.of(person)
+            thin += is_thin
+            for channel, field_name in channels:
+                count = filled.get(channel, 0)  # Batches.next, inlined: a call per delivery shows
+                filled[channel] = count + 1
+                yield channel, person.id, getattr(person, field_name), language, count // size
+        cursor["after"] = chunk[-1].id
+        cursor["audience"] += len(chunk)
+        cursor["thin"] += thin
 
 
 def _planned_so_far(conn: Connection, announcement_id: int) -> dict[str, int]:
