@@ -2,6 +2,8 @@
 request that asks for them (the status and progress of a notice with millions of deliveries)."""
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -84,3 +86,27 @@ def test_callers_asking_before_the_first_count_lands_wait_for_it_instead_of_coun
     for thread in [first, *others]:
         thread.join(30)
     assert answers == [7, 7, 7, 7] and len(calls) == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_a_background_count_runs_at_a_lower_cpu_priority_than_the_answers(app, monkeypatch):
+    niceness = []
+
+    def count(conn) -> int:
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return len(niceness)
+
+    large = reports.COUNTED_INLINE_UP_TO + 1
+    answering = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        reports.counted_in_background(conn, 1, "nice", large, count)  # first: counted here
+        monkeypatch.setattr(reports, "REFRESH_SECONDS", 0)
+        monkeypatch.setattr(reports, "REFRESH_DUTY", 0)
+        reports.counted_in_background(conn, 1, "nice", large, count)  # stale: a thread counts
+    deadline = time.monotonic() + 30
+    while len(niceness) < 2:
+        assert time.monotonic() < deadline, "the background count never landed"
+        time.sleep(0.05)
+    assert niceness[0] == answering
+    assert niceness[1] == min(19, answering + reports.RECOUNT_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == answering
