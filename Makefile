@@ -8,8 +8,12 @@ PYTHON ?= python3
 run: install
 	$(BIN)/flask --app wsgi serve --demo
 
+# Two pytest workers (pytest-xdist), a test file each at a time: most tests wait on servers and
+# processes, so one run kept one of the two cores idle. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
+
 test: install-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 install: system-packages $(VENV)/.installed
 
