@@ -175,3 +175,24 @@ def test_reach_curve(tmp_path):
     assert result["run_table"][-1]["measured"][0] >= 0.9  # by the end nearly everyone is reached
     positive(result, "actual_seconds", "ratio_to_floor")
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_copy_floor_sends_every_row_once_split_where_the_plan_committed(tmp_path):
+    """The PostgreSQL floor's text is made before its clock starts: every dumped row once, in
+    order, escaped as COPY reads it, one transaction per commit the plan made."""
+    import marshal
+
+    from bench.plan_and_queue import _as_copy_text, _parts
+
+    rows = [(9, "sms", recipient, f"+86138{recipient:08d}", "zh", 0, "queued", 0, "t")
+            for recipient in range(1, 8)]
+    rows[3] = (9, "wechat", 4, "tab\there\\", "zh", 0, "queued", 0, "t")
+    path = tmp_path / "rows.marshal"
+    with open(path, "wb") as out:
+        marshal.dump(rows[:4], out)
+        marshal.dump(rows[4:], out)
+    transactions = _as_copy_text(_parts(str(path), [2, 5]))
+    lines = ["".join(pieces).splitlines() for pieces in transactions]
+    assert [len(part) for part in lines] == [2, 3, 2]
+    assert lines[1][1] == "9\twechat\t4\ttab\\there\\\\\tzh\t0\tqueued\t0\tt"
+    assert [int(line.split("\t")[2]) for part in lines for line in part] == list(range(1, 8))
