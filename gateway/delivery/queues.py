@@ -9,6 +9,7 @@ a retry that a running job scheduled under that job's own id was deleted with it
 """
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import timedelta
 from typing import Iterable
@@ -116,10 +117,15 @@ def enqueue_speech(announcement_id: int, queue_name: str) -> None:
 
 def enqueue_batches(announcement_id: int, channel: str, batches: Iterable[int]) -> None:
     """Queue one delivery job per batch, with their markers, in one round trip."""
+    batches = list(batches)
+    # The ids' random parts from one read of the system's randomness, not one each: on the
+    # planner's queueing thread every read gave the interpreter lock away (``planner.Queuer``).
+    randomness = os.urandom(4 * len(batches)).hex()
     jobs = [Queue.prepare_data("gateway.delivery.jobs.deliver_batch", (announcement_id, channel, batch),
-                               job_id=_fresh_id("deliver", announcement_id, channel, batch),
+                               job_id=_fresh_id("deliver", announcement_id, channel, batch,
+                                                randomness[8 * index:8 * index + 8]),
                                result_ttl=0, timeout=3600, meta=job_meta(announcement_id))
-            for batch in batches]
+            for index, batch in enumerate(batches)]
     if jobs:
         target = queue(channel)
         with target.connection.pipeline() as pipe:
@@ -137,8 +143,9 @@ def schedule_retry(announcement_id: int, channel: str, batch: int, delay_seconds
                               meta=job_meta(announcement_id))
 
 
-def _fresh_id(kind: str, announcement_id: int, channel: str, batch: int) -> str:
-    return f"{kind}-{announcement_id}-{channel}-{batch}-{uuid.uuid4().hex[:8]}"
+def _fresh_id(kind: str, announcement_id: int, channel: str, batch: int,
+              random_part: str | None = None) -> str:
+    return f"{kind}-{announcement_id}-{channel}-{batch}-{random_part or uuid.uuid4().hex[:8]}"
 
 
 def batch_has_live_job(announcement_id: int, channel: str, batch: int) -> bool:

@@ -351,18 +351,18 @@ def test_a_plan_interrupted_by_a_crash_resumes_without_duplicates(app, api, monk
     created = api("author").post("/api/v1/announcements", json=announcement()).json
     api("approver").post(f"/api/v1/announcements/{created['id']}/approve")
     monkeypatch.setattr(planner, "CHUNK", 2)
-    real_enqueue, calls = queues.enqueue_batches, []
+    real_commit, calls = planner._write_and_queue, []
 
     def crash_after_two_chunks(*args):
         calls.append(args)
-        if len(calls) > 8:  # four channels' batches per chunk, then the worker dies
+        if len(calls) > 2:  # two chunks committed and queued, then the worker dies
             raise SystemExit("worker killed")
-        real_enqueue(*args)
+        real_commit(*args)
 
-    monkeypatch.setattr(queues, "enqueue_batches", crash_after_two_chunks)
+    monkeypatch.setattr(planner, "_write_and_queue", crash_after_two_chunks)
     with app.app_context(), pytest.raises(SystemExit):
         jobs.plan_announcement(created["id"])
-    monkeypatch.setattr(queues, "enqueue_batches", real_enqueue)
+    monkeypatch.setattr(planner, "_write_and_queue", real_commit)
     with app.app_context():
         queues.queue("plan").empty()  # the plan job went down with the worker
         assert reconciler.reconcile()["plans_requeued"] == 1

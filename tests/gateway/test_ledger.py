@@ -54,6 +54,27 @@ def test_a_claim_is_taken_once_and_counts_follow(app):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("block", [1, 3, 5000])
+def test_written_rows_read_back_exactly_whatever_their_text(app, monkeypatch, block):
+    """PostgreSQL's rows go as COPY text made by the ledger: characters COPY gives a meaning
+    (tab, line break, backslash, the null marker) and the word None must come back as written
+    in blocks that mix them with plain rows."""
+    monkeypatch.setattr(ledger.rows, "COPY_BLOCK", block)
+    addresses = ["+8613800000001", "a\tb", "line\nbreak", "back\\slash\\N", "\\N",
+                 "None", "cr\rhere", "openid-Ωé", "+8613800000002"]
+    written = [("wechat", i, address, "zh-Hant" if i % 2 else "zh", i // 4)
+               for i, address in enumerate(addresses)]
+    with app.extensions["engine"].begin() as conn:
+        ledger.write(conn, 7, iter(written))
+        read = conn.execute(select(deliveries.c.channel, deliveries.c.recipient_id,
+                                   deliveries.c.address, deliveries.c.language,
+                                   deliveries.c.batch, deliveries.c.status, deliveries.c.attempts)
+                            .where(deliveries.c.announcement_id == 7)
+                            .order_by(deliveries.c.recipient_id)).all()
+    assert [tuple(row) for row in read] == [(*row, "queued", 0) for row in written]
+
+
+@pytest.mark.integration
 def test_a_callback_before_the_job_records_sent_is_kept(app):
     engine = app.extensions["engine"]
     with engine.begin() as conn:

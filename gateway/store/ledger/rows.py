@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from datetime import datetime
+from itertools import islice
 from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, and_, func, insert, literal, select
@@ -45,11 +46,7 @@ def write(conn: Connection, announcement_id: int, rows: Iterable[tuple], *,
     """
     stamp = utcnow()
     if conn.dialect.name == "postgresql":
-        stamp_text = stamp.isoformat()  # as text once, not a datetime formatted per row
-        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(
-                f"COPY deliveries ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row((announcement_id, *row, status, 0, stamp_text))
+        _copy(conn, announcement_id, rows, status, stamp)
         return
     shared = (announcement_id, status, 0, _sqlite_text(stamp))
     # The driver's own executemany: it takes an iterator (SQLAlchemy's wants a sequence).
@@ -57,6 +54,39 @@ def write(conn: Connection, announcement_id: int, rows: Iterable[tuple], *,
         f"INSERT INTO deliveries ({', '.join(_COLUMNS)}) VALUES ({_literal(announcement_id)}, "
         f"{', '.join('?' * len(ROW_FIELDS))}, {', '.join(_literal(value) for value in shared[1:])})",
         rows)
+
+
+#: Rows per piece of ``COPY`` text: built with one join, checked at once.
+COPY_BLOCK = 5000
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy(conn: Connection, announcement_id: int, rows: Iterable[tuple], status: str,
+          stamp: datetime) -> None:
+    """``COPY`` in its text format, made here a block at a time: psycopg's ``write_row``
+    adapts each value on its own, 2.4 µs a row, the largest cost of planning a million."""
+    lead, tail = f"{int(announcement_id)}\t", f"\t{_copy_field(status)}\t0\t{stamp.isoformat()}\n"
+    rows = iter(rows)
+    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(
+            f"COPY deliveries ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        while block := list(islice(rows, COPY_BLOCK)):
+            copy.write(_copy_text(block, lead, tail))
+
+
+def _copy_text(block: list[tuple], lead: str, tail: str) -> str:
+    """The block's lines, fast when no value holds a character ``COPY`` must escape (a tab,
+    a line break, a backslash) or is null (written as "None", so a block with that word in it
+    is made the slow way too); such a block is made again field by field."""
+    text = "".join([f"{lead}{channel}\t{recipient}\t{address}\t{language}\t{batch}{tail}"
+                    for channel, recipient, address, language, batch in block])
+    if (text.count("\t") == 8 * len(block) and text.count("\n") == len(block)
+            and "\\" not in text and "\r" not in text and "None" not in text):
+        return text
+    return "".join(lead + "\t".join(map(_copy_field, row)) + tail for row in block)
+
+
+def _copy_field(value) -> str:
+    return "\\N" if value is None else str(value).translate(_COPY_ESCAPES)
 
 
 def _sqlite_text(moment: datetime) -> str:

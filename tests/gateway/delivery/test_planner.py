@@ -6,6 +6,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import redis
 from sqlalchemy import select
 
 from gateway.config import from_env
@@ -134,6 +135,27 @@ def test_an_interrupted_plan_resumes_at_its_cursor_and_numbers_batches_on(app, c
         assert [row.batch for row in rows] == [index // 2 for index in range(len(rows))]
         batches = {row.batch for row in ledger_rows(app, interrupted) if row.channel == channel}
         assert {(interrupted, batch) for batch in batches} <= queued_batches(app, channel)
+
+
+@pytest.mark.integration
+def test_a_plan_that_cannot_queue_stops_with_the_error_and_its_rows_kept(app, county,
+                                                                       monkeypatch):
+    """Jobs are queued on a thread beside the planner: Redis refusing them must still stop
+    the plan (its job fails, to be run again), not leave it reporting success."""
+    app.config["BATCH_SIZE"] = 2
+    monkeypatch.setattr(planner, "CHUNK", 2)
+    announcement_id = released(app)
+
+    def refuse(*args):
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(planner.queues, "enqueue_batches", refuse)
+    with pytest.raises(redis.ConnectionError, match="went away"):
+        plan(app, announcement_id)
+    with app.extensions["engine"].connect() as conn:
+        assert row_of(conn, announcement_id).state == "approved"
+        assert json.loads(row_of(conn, announcement_id).plan_cursor)["after"] > 0
+    assert ledger_rows(app, announcement_id)  # committed rows stay for the reconciler
 
 
 def plan_totals(app, announcement_id) -> dict[str, int]:
