@@ -431,6 +431,22 @@ def pids_named(name: str) -> list[int]:
             if process.info["name"] == name]
 
 
+def server_cpu_seconds(name: str) -> float:
+    """The CPU a server (its processes called ``name``) has used so far, with that of its
+    processes that have ended: PostgreSQL's backends go when their connection does, and
+    their CPU is then in their parent's children's times. Take the difference of two calls."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times", "ppid"]):
+        times = process.info["cpu_times"]
+        if process.info["name"] != name or times is None:
+            continue
+        total += times.user + times.system
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(process.info["ppid"]).name() != name:  # the server's first process
+                total += times.children_user + times.children_system
+    return total
+
+
 def print_profiles(profile_dir: str, lines: int = 25) -> None:
     """The hot spots of every ``.prof`` file that ``start_workers`` left in ``profile_dir``."""
     import pstats

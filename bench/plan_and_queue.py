@@ -351,8 +351,10 @@ def measure(args, roster: str) -> dict:
         print(f"loaded {county['residents']:,} residents ({roster}), {county['devices']:,} "
               f"loudspeakers in {load_seconds:.1f} s; planning …", flush=True)
 
+        server_before = common.server_cpu_seconds("postgres")
         plan = run_plan(database_url, redis_url, instance, announcement_id, args.profile,
                         args.sqlite_cache_mib)
+        plan["server_cpu"] = common.server_cpu_seconds("postgres") - server_before
         totals = plan["totals"]
         delivered = sum(totals.values())
         with engine.connect() as conn:
@@ -367,7 +369,9 @@ def measure(args, roster: str) -> dict:
         redis.Redis.from_url(redis_url).flushdb()  # the queued jobs are not run here
 
         path, dumped = dump_plan_rows(engine, announcement_id, instance)
+        server_before = common.server_cpu_seconds("postgres")
         floor_db = db_floor(engine, path)
+        floor_server_cpu = common.server_cpu_seconds("postgres") - server_before
         floor_commits = db_floor(engine, path, commit_points(engine, county["residents"]))
         floor_jobs = redis_jobs_floor(redis_url, queued_jobs)
         engine.dispose()
@@ -393,6 +397,11 @@ def measure(args, roster: str) -> dict:
         ("deliveries/s", delivered / elapsed, ""),
         ("plan process CPU (s)", plan["cpu"], "user + system of the plan process over the same span "
          "(the database server's own CPU not included)"),
+        *([("PostgreSQL server CPU, plan (s)", plan["server_cpu"],
+            "every postgres process over the plan process's life: its reads, COPYs, commits"),
+           ("PostgreSQL server CPU, floor (s)", floor_server_cpu,
+            "every postgres process over the one-transaction floor below")]
+          if args.database == "postgresql" else []),
         ("peak RSS, ru_maxrss (MiB)", plan["ru_maxrss"] / 2**20,
          "getrusage high-water mark of the plan process (imports included)"),
         ("peak RSS, psutil sampled (MiB)", plan["sampled_peak_rss"] / 2**20,
@@ -425,6 +434,9 @@ def measure(args, roster: str) -> dict:
               "floor_seconds": floor, "ratio_to_floor": elapsed / floor,
               "floor_db_with_commits_seconds": floor_commits, "resume_redo_seconds": redo,
               "ratio_to_tightest_floor": elapsed / tightest,
+              **({"server_cpu_seconds": plan["server_cpu"],
+                  "floor_server_cpu_seconds": floor_server_cpu}
+                 if args.database == "postgresql" else {}),
               "load_seconds": load_seconds, "machine": common.machine(), "versions": versions,
               "loadavg_end": list(os.getloadavg())}
     common.print_table(f"Plan and queue: {county['residents']:,} residents, extreme, "
