@@ -6,8 +6,8 @@ makes every chunk's deliveries append to the ledger's unique index instead of
 landing all over it, which was most of the time of planning a million. Transactions
 grow from one chunk to ``COMMIT_RESIDENTS`` residents; each transaction's deliveries are
 written in one statement (``ledger.write``: ``COPY`` on PostgreSQL) fed as they are made,
-and committed, with the cursor, before its jobs are queued; a crash between the two
-leaves rows the reconciler will find.
+and committed, with the cursor, before its jobs are queued (on a thread of their own,
+``Queuer``); a crash between the two leaves rows the reconciler will find.
 
 A resident's deliveries are in their own language when the announcement has a
 text in it, else in the announcement's language; loudspeakers play the latter.
