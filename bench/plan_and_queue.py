@@ -229,16 +229,12 @@ def _executemany_floor(raw, parts) -> float:
     return elapsed
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
 def _as_copy_text(parts) -> list[list[str]]:
     """The parts as ``COPY`` text, a list of pieces per transaction (made before timing)."""
     transactions, pieces = [], []
     for rows, commit in parts:
         if rows:
-            pieces.append("".join("\t".join(str(value).translate(_COPY_ESCAPES) for value in row)
-                                  + "\n" for row in rows))
+            pieces.append("".join("\t".join(map(ledger.copy_field, row)) + "\n" for row in rows))
         if commit:
             transactions.append(pieces)
             pieces = []

@@ -118,14 +118,10 @@ def enqueue_speech(announcement_id: int, queue_name: str) -> None:
 def enqueue_batches(announcement_id: int, channel: str, batches: Iterable[int]) -> None:
     """Queue one delivery job per batch, with their markers, in one round trip."""
     batches = list(batches)
-    # The ids' random parts from one read of the system's randomness, not one each: on the
-    # planner's queueing thread every read gave the interpreter lock away (``planner.Queuer``).
-    randomness = os.urandom(4 * len(batches)).hex()
+    ids, meta = _fresh_ids("deliver", announcement_id, channel, batches), job_meta(announcement_id)
     jobs = [Queue.prepare_data("gateway.delivery.jobs.deliver_batch", (announcement_id, channel, batch),
-                               job_id=_fresh_id("deliver", announcement_id, channel, batch,
-                                                randomness[8 * index:8 * index + 8]),
-                               result_ttl=0, timeout=3600, meta=job_meta(announcement_id))
-            for index, batch in enumerate(batches)]
+                               job_id=job_id, result_ttl=0, timeout=3600, meta=meta)
+            for batch, job_id in zip(batches, ids)]
     if jobs:
         target = queue(channel)
         with target.connection.pipeline() as pipe:
@@ -136,16 +132,20 @@ def enqueue_batches(announcement_id: int, channel: str, batches: Iterable[int]) 
 
 
 def schedule_retry(announcement_id: int, channel: str, batch: int, delay_seconds: float) -> None:
-    job_id = _fresh_id("retry", announcement_id, channel, batch)
+    job_id, = _fresh_ids("retry", announcement_id, channel, [batch])
     connection().set(batch_marker(announcement_id, channel, batch), job_id, ex=MARKER_SECONDS)
     queue(channel).enqueue_in(timedelta(seconds=delay_seconds), "gateway.delivery.jobs.deliver_batch",
                               announcement_id, channel, batch, job_id=job_id, result_ttl=0,
                               meta=job_meta(announcement_id))
 
 
-def _fresh_id(kind: str, announcement_id: int, channel: str, batch: int,
-              random_part: str | None = None) -> str:
-    return f"{kind}-{announcement_id}-{channel}-{batch}-{random_part or uuid.uuid4().hex[:8]}"
+def _fresh_ids(kind: str, announcement_id: int, channel: str, batches: list[int]) -> list[str]:
+    """A fresh job id per batch. The random parts come from one read of the system's
+    randomness, not one each: on the planner's queueing thread (``planner.Queuer``) every
+    read gave the interpreter lock away."""
+    randomness = os.urandom(4 * len(batches)).hex()
+    return [f"{kind}-{announcement_id}-{channel}-{batch}-{randomness[8 * index:8 * index + 8]}"
+            for index, batch in enumerate(batches)]
 
 
 def batch_has_live_job(announcement_id: int, channel: str, batch: int) -> bool:

@@ -10,7 +10,7 @@ from gateway.store.ledger.moves import (advance, cancel_pending, fail_pending_to
                                         forgive_attempt, held_for_update, note, provider_matches,
                                         reschedule, settle, transition)
 from gateway.store.ledger.rows import (ROW_FIELDS, add, add_correction, add_missing,
-                                       pending_batches, write)
+                                       copy_field, pending_batches, write)
 from gateway.store.ledger.statuses import (FINAL, HANDED_OVER, PENDING, REACHED, STATUSES,
                                            may_move)
 from gateway.store.ledger.visits import cancel_visited, record_in_person

@@ -65,7 +65,7 @@ def _copy(conn: Connection, announcement_id: int, rows: Iterable[tuple], status:
           stamp: datetime) -> None:
     """``COPY`` in its text format, made here a block at a time: psycopg's ``write_row``
     adapts each value on its own, 2.4 µs a row, the largest cost of planning a million."""
-    lead, tail = f"{int(announcement_id)}\t", f"\t{_copy_field(status)}\t0\t{stamp.isoformat()}\n"
+    lead, tail = f"{int(announcement_id)}\t", f"\t{copy_field(status)}\t0\t{stamp.isoformat()}\n"
     rows = iter(rows)
     with conn.connection.driver_connection.cursor() as cursor, cursor.copy(
             f"COPY deliveries ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
@@ -82,10 +82,11 @@ def _copy_text(block: list[tuple], lead: str, tail: str) -> str:
     if (text.count("\t") == 8 * len(block) and text.count("\n") == len(block)
             and "\\" not in text and "\r" not in text and "None" not in text):
         return text
-    return "".join(lead + "\t".join(map(_copy_field, row)) + tail for row in block)
+    return "".join(lead + "\t".join(map(copy_field, row)) + tail for row in block)
 
 
-def _copy_field(value) -> str:
+def copy_field(value) -> str:
+    """A value as ``COPY``'s text format writes it (null as ``\\N``)."""
     return "\\N" if value is None else str(value).translate(_COPY_ESCAPES)
 
 
