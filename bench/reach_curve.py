@@ -22,7 +22,10 @@ would: an SMS ``delivered`` right after accepting it; a call holds its line for
 ``--call-seconds`` (default: the preview's own call length, the speech once and the wait for a
 key), then the resident's key ``1`` (the gather) and ``completed``, which frees the line.
 WeChat goes to ``tests.fakes.wechat_server.FakeWechat``. The curve is read from the ledger:
-each resident's earliest ``deliveries.updated_at`` among rows that reached them. The run ends
+each resident's earliest ``deliveries.updated_at`` among rows that reached them. The stand-in also notes when it had each resident reached (an SMS accepted, a call over) and
+every SMS it accepted: the table gives how long the ledger took to know after the provider did,
+and the longest pause between two SMS sends, so a late curve shows whether the sends or the
+callbacks were late. The run ends
 when every delivery is settled or at ``--measure-seconds`` (default: 1.5 × the predicted time
 to 90 %, at least 30 s), whichever is first: calls on 10 lines take hours for a county, so the
 curve is compared over the window measured, and the calls completed by its end against the
@@ -161,8 +164,15 @@ def _serve_twilio(conn) -> None:
 
     work: queue.Queue = queue.Queue()
     call_seconds = [0.0]
-    posted: dict[str, float] = {}  # "sms/<delivery id>" -> when the reaching callback returned
+    # "sms/<delivery id>" -> when the provider knew the resident was reached (the SMS accepted,
+    # the call over) and its callback was put in line to be posted
+    reached: dict[str, float] = {}
+    sms_accepted: list[float] = []
     failures: list[str] = []
+
+    def hand_over(sid: str, form) -> None:
+        reached["/".join(form["StatusCallback"].rsplit("/", 2)[-2:])] = time.time()
+        work.put(sid)
 
     class Answering(FakeTwilio):
         def __init__(self):
@@ -171,12 +181,13 @@ def _serve_twilio(conn) -> None:
 
         def _message(self, form):
             resource = super()._message(form)
-            work.put(resource["sid"])
+            sms_accepted.append(time.time())
+            hand_over(resource["sid"], form)
             return resource
 
         def _call(self, form):
             resource = super()._call(form)
-            ends = threading.Timer(call_seconds[0], work.put, args=(resource["sid"],))
+            ends = threading.Timer(call_seconds[0], hand_over, args=(resource["sid"], form))
             ends.daemon = True
             ends.start()
             return resource
@@ -190,16 +201,13 @@ def _serve_twilio(conn) -> None:
             if sid is None:
                 return
             try:
-                key = "/".join(fake.messages.get(sid, fake.calls.get(sid))["form"]
-                               ["StatusCallback"].rsplit("/", 2)[-2:])
                 if sid.startswith("SM"):
                     response = fake.send_status(sid, "delivered")
                 else:
                     response = fake.press(sid, "1")  # the gather: the resident pressed 1
-                    posted[key] = time.time()
-                    response = fake.send_status(sid, "completed", duration=round(call_seconds[0]))
-                if sid.startswith("SM"):
-                    posted[key] = time.time()
+                    if response.ok:
+                        response = fake.send_status(sid, "completed",
+                                                    duration=round(call_seconds[0]))
                 if not response.ok:
                     failures.append(f"{sid}: {response.status_code}")
             except Exception as error:  # noqa: BLE001 - reported to the parent
@@ -214,8 +222,9 @@ def _serve_twilio(conn) -> None:
         if isinstance(message, tuple):  # ("hold", seconds)
             call_seconds[0] = message[1]
             conn.send("ok")
-        elif message == "posted":
-            conn.send({"pending": work.qsize(), "posted": dict(posted), "failures": failures[:20],
+        elif message == "provider side":
+            conn.send({"pending": work.qsize(), "reached": dict(reached),
+                       "sms_accepted": sorted(sms_accepted), "failures": failures[:20],
                        "failed": len(failures)})
         else:
             break
@@ -240,8 +249,9 @@ class AnsweringTwilio:
         self._conn.send(("hold", seconds))
         self._conn.recv()
 
-    def posted(self) -> dict:
-        self._conn.send("posted")
+    def provider_side(self) -> dict:
+        """What the stand-in saw: when each resident was reached, when each SMS was accepted."""
+        self._conn.send("provider side")
         return self._conn.recv()
 
     def __exit__(self, *exc_info):
@@ -356,7 +366,7 @@ def actual_run(args, rates: dict[str, float]) -> dict:
                     break
                 time.sleep(0.1)
             ended = finished or time.time()
-            callbacks = twilio.posted()
+            callbacks = twilio.provider_side()
         finally:
             common.stop_processes(workers + [server])
             log.close()
@@ -384,9 +394,9 @@ def actual_run(args, rates: dict[str, float]) -> dict:
                                     .where(deliveries.c.announcement_id == announcement_id,
                                            deliveries.c.channel.in_(("sms", "voice")))):
                 ids[f"{row.channel}/{row.id}"] = as_utc(row.updated_at).timestamp()
-            for key, posted_at in callbacks["posted"].items():
+            for key, reached_at in callbacks["reached"].items():
                 if key in ids:
-                    lag.append(ids[key] - posted_at)
+                    lag.append(ids[key] - reached_at)
             total_residents = conn.execute(select(residents.c.id)).all()
             vulnerable_total = sum(n for (_, v, _), n in sets.items() if v)
             reached_count = ledger.reached_count(conn, announcement_id)
@@ -395,6 +405,9 @@ def actual_run(args, rates: dict[str, float]) -> dict:
     overall = _curve([t for t, _ in first.values()], len(total_residents))
     vulnerable = _curve([t for t, v in first.values() if v], vulnerable_total)
     lag.sort()
+    accepted = callbacks["sms_accepted"]
+    pause, pause_at = max(((later - earlier, earlier - started) for earlier, later
+                           in zip(accepted, accepted[1:])), default=(None, None))
     return {"county": county, "summary": summary, "sets": sets, "totals": totals,
             "counts": counts, "versions": versions, "curve": {"overall": overall,
                                                               "vulnerable": vulnerable},
@@ -404,7 +417,8 @@ def actual_run(args, rates: dict[str, float]) -> dict:
             "reached_by_channel": dict(by_channel), "reached": len(first),
             "ledger_reached_count": reached_count, "callback_failures": callbacks["failed"],
             "callback_failure_sample": callbacks["failures"],
-            "lag_median": lag[len(lag) // 2] if lag else None, "lag_max": lag[-1] if lag else None}
+            "lag_median": lag[len(lag) // 2] if lag else None, "lag_max": lag[-1] if lag else None,
+            "sms_pause": pause, "sms_pause_at": pause_at}
 
 
 # --- (b) the county at full size -----------------------------------------------------------
@@ -634,9 +648,13 @@ def main(argv: list[str] | None = None) -> dict:
          f"all reachable {forecast_of_run['points'][-1]['seconds']} s"),
         ("ratio to floor (measured / predicted time to 90 %)", ratio,
          "target: within 10 % — " + ("met" if abs(ratio - 1) <= 0.1 else "missed")),
-        ("ledger updated_at − callback post: median / max (s)",
+        ("ledger knew − provider knew: median / max (s)",
          f"{actual['lag_median'] or 0:.3f} / {actual['lag_max'] or 0:.3f}",
-         f"SMS and calls; callbacks failed: {actual['callback_failures']}"),
+         "SMS accepted or call over at the stand-in → the ledger's time for it; "
+         f"callbacks failed: {actual['callback_failures']}"),
+        ("longest pause between two SMS sends (s)", f"{actual['sms_pause'] or 0:.3f}",
+         f"at {actual['sms_pause_at'] or 0:.1f} s; at the SMS rate the spacing is "
+         f"{1 / rates['sms']:.3f} s"),
         ("full size: residents", full_summary["residents"], f"deliveries: {full_channels}"),
         ("full size: unreachable by any personal channel", unreachable, ""),
         *[(f"full size, 90 % at (min): {n}", f"{_min(t90[n]['overall'])} / {_min(t90[n]['vulnerable'])}",
@@ -656,6 +674,7 @@ def main(argv: list[str] | None = None) -> dict:
               "ledger_reached_count": actual["ledger_reached_count"],
               "callback_failures": actual["callback_failures"],
               "callback_lag_median": actual["lag_median"], "callback_lag_max": actual["lag_max"],
+              "sms_pause": actual["sms_pause"], "sms_pause_at": actual["sms_pause_at"],
               "full_deliveries": counts, "full_unreachable": unreachable,
               "t90_minutes": {n: {k: (v / 60 if v is not None else None) for k, v in d.items()}
                               for n, d in t90.items()},

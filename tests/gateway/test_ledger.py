@@ -1,7 +1,8 @@
 """The ledger's rules: statuses only move forward, claims are exclusive, counts stay true."""
 from __future__ import annotations
 
-from datetime import timedelta
+import itertools
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -87,6 +88,31 @@ def test_a_callback_before_the_job_records_sent_is_kept(app):
         assert (row.status, row.provider_id) == ("delivered", "SM1")
         assert ledger.counts(conn, 2)["sms"]["delivered"] == 1
         assert ledger.counts(conn, 2)["sms"]["sending"] == 0
+
+
+@pytest.mark.integration
+def test_the_job_recording_sent_late_keeps_the_callbacks_time_and_error(app, monkeypatch):
+    """When the provider's word came first, the row says when it was delivered (or why it failed),
+    not when the job got round to writing its own result down."""
+    engine = app.extensions["engine"]
+    ticks = itertools.count()
+    for module in (ledger.moves, ledger.leases, ledger.totals):  # ten seconds a step
+        monkeypatch.setattr(module, "utcnow",
+                            lambda: datetime(2026, 12, 4, 8) + timedelta(seconds=10 * next(ticks)))
+    with engine.begin() as conn:
+        ledger.ensure_counts(conn, 6, ["sms"])
+        ledger.add(conn, 6, rows(2))
+        delivered, failed = (row.id for row in ledger.claim(conn, 6, "sms", **HOLDER, batch=0))
+        assert ledger.transition(conn, delivered, "delivered", provider_id="SM1")
+        assert ledger.transition(conn, failed, "failed", error="30003 unreachable")
+        told = dict(conn.execute(select(deliveries.c.id, deliveries.c.updated_at)).all())
+        assert ledger.settle(conn, 6, "sms", "sent", [(delivered, "SM1", None),
+                                                      (failed, "SM2", None)]) == 0
+        after = {row.id: row for row in conn.execute(select(deliveries))}
+    assert {i: row.updated_at for i, row in after.items()} == told
+    assert (after[delivered].status, after[delivered].last_error) == ("delivered", None)
+    assert (after[failed].status, after[failed].provider_id, after[failed].last_error) == (
+        "failed", "SM2", "30003 unreachable")
 
 
 @pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping, Sequence
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, case, func, select, update
 
 from channels.registry import PERSONAL_CHANNELS
 from gateway.store.db import utcnow
@@ -19,19 +19,22 @@ def settle(conn: Connection, announcement_id: int, channel: str, new: str,
     """Record the result of sends this job claimed: (delivery id, provider id, error).
 
     Only rows still ``sending`` move; a provider callback that already moved a
-    row further (delivered before we recorded sent) is left as it is.
+    row further (delivered before we recorded sent) is left as it is: its time
+    and error stay the callback's, only a provider id it lacked is filled in.
     """
     if not outcomes:
         return 0
-    now = utcnow()
+    still_sending = deliveries.c.status == "sending"
     conn.execute(update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))
-                 .values(provider_id=bindparam("provider_id"),
-                         last_error=bindparam("error"), updated_at=now),
+                 .values(provider_id=case((still_sending, bindparam("provider_id")),
+                                          else_=func.coalesce(deliveries.c.provider_id,
+                                                              bindparam("provider_id"))),
+                         last_error=case((still_sending, bindparam("error")),
+                                         else_=deliveries.c.last_error)),
                  [{"delivery_id": i, "provider_id": p, "error": clip(e)} for i, p, e in outcomes])
     ids = [i for i, _, _ in outcomes]
-    moved = conn.execute(update(deliveries)
-                         .where(deliveries.c.id.in_(ids), deliveries.c.status == "sending")
-                         .values(status=new)).rowcount
+    moved = conn.execute(update(deliveries).where(deliveries.c.id.in_(ids), still_sending)
+                         .values(status=new, updated_at=utcnow())).rowcount
     bump(conn, announcement_id, channel, {"sending": -moved, new: moved})
     if moved and new in REACHED and channel in PERSONAL_CHANNELS:
         count_reached(conn, announcement_id, ids, new)
