@@ -17,7 +17,10 @@ the clock runs from the queuing until the ledger holds every delivery as sent (p
 Floor, same run, same fakes: two processes, each a bare loop of the same channel classes'
 ``send`` (built with the gateway's own settings, the message rendered once), alternating
 batches of ``BATCH_SIZE`` between SMS and WeChat as the workers' round-robin does, on
-``--floor-deliveries`` sends (a sample: a rate is a rate). The fakes keep connections alive
+``--floor-deliveries`` sends (a sample: a rate is a rate). Half the sample runs just before
+the workers' run and half just after, and the floor is the two together: this machine's
+CPU speed drifts by a third within minutes (a VM's shared cores), and a floor taken only
+before would compare a fast minute with a slow one. The fakes keep connections alive
 as Twilio and WeChat do, so both the loop and the workers send over kept-alive connections.
 
 The gateway's own CPU per delivery, beyond the provider client library: the workers' CPU
@@ -126,7 +129,9 @@ def _floor_child(conn, settings: dict, rendered: dict, sends: int, batch: int, o
                "loop_cpu_seconds": time.process_time() - cpu_started})
 
 
-def floor(app, sends: int, announcement_id: int) -> dict:
+def floor(app, sends: int, announcement_id: int, first_id: int) -> dict:
+    """The bare send loop in two processes, on delivery ids from ``first_id`` (the WeChat
+    stand-in, like WeChat, takes a repeated ``client_msg_id`` for the message it already has)."""
     from gateway.delivery import providers
     from messages.render import render
 
@@ -147,7 +152,7 @@ def floor(app, sends: int, announcement_id: int) -> dict:
         parent, child = context.Pipe()
         process = context.Process(target=_floor_child, args=(
             child, settings, rendered, share, app.config["BATCH_SIZE"],
-            20_000_000 + index * share, go))
+            first_id + index * share, go))
         process.start()
         pipes.append(parent)
         processes.append(process)
@@ -242,11 +247,20 @@ def main(argv: list[str] | None = None) -> dict:
         common.approve(app, announcement_id)
         versions = [common.database_version(database_url), common.redis_version(redis_url)]
 
-        cpu = {f: f.cpu_seconds() for f in (twilio, wechat)}
-        bare = floor(app, floor_sends, announcement_id)
-        floor_fake_cpu = {f.kind: (f.cpu_seconds() - cpu[f]) / bare["seconds"] for f in cpu}
-        twilio.reset()
-        wechat.reset()
+        halves, floor_fake_seconds = [], dict.fromkeys(("twilio", "wechat"), 0.0)
+
+        def floor_half() -> None:  # one half of the sample, before and after the workers' run
+            twilio.reset()
+            wechat.reset()
+            cpu = {f: f.cpu_seconds() for f in (twilio, wechat)}
+            halves.append(floor(app, floor_sends // 2, announcement_id,
+                                first_id=20_000_000 + 10_000_000 * len(halves)))
+            for fake in cpu:
+                floor_fake_seconds[fake.kind] += fake.cpu_seconds() - cpu[fake]
+            twilio.reset()
+            wechat.reset()
+
+        floor_half()
 
         env = common.gateway_env(database_url, redis_url, instance,
                                  **common.provider_env(twilio, wechat, **RATES))
@@ -264,7 +278,14 @@ def main(argv: list[str] | None = None) -> dict:
         seconds = e2e["finished"] - e2e["started"]
         e2e_fake_cpu = {f.kind: (f.cpu_seconds() - cpu[f]) / seconds for f in cpu}
         accepted = {"sms": twilio.times(), "wechat": wechat.times()}
+        floor_half()
         app.extensions["engine"].dispose()
+
+    bare = {key: sum(half[key] for half in halves)
+            for key in ("sends", "failed", "seconds", "cpu_seconds", "loop_cpu_seconds")}
+    floor_fake_cpu = {kind: cpu_seconds / bare["seconds"]
+                      for kind, cpu_seconds in floor_fake_seconds.items()}
+    before, after = (half["sends"] / half["seconds"] for half in halves)
 
     all_times = sorted(accepted["sms"] + accepted["wechat"])
     steady = all_times[-1] - all_times[0] if len(all_times) > 1 else float("nan")
@@ -292,7 +313,8 @@ def main(argv: list[str] | None = None) -> dict:
         ("fake CPU, end to end (share of a core)", "twilio {twilio:.0%}, wechat {wechat:.0%}"
          .format(**e2e_fake_cpu), ""),
         ("floor: bare send loop, 2 processes", bare["sends"], f"failed {bare['failed']}"),
-        ("floor deliveries/s", floor_rate, f"{bare['seconds']:.1f} s"),
+        ("floor deliveries/s", floor_rate, f"{bare['seconds']:.1f} s; half before the workers' "
+         f"run at {before:,.1f}/s, half after at {after:,.1f}/s"),
         ("floor CPU per send (ms)", library_cpu_ms,
          "the client library: the timed loops only, both processes"),
         ("fake CPU, floor (share of a core)", "twilio {twilio:.0%}, wechat {wechat:.0%}"
@@ -311,7 +333,8 @@ def main(argv: list[str] | None = None) -> dict:
               "worker_start_up_cpu_seconds": start_up, "worker_cpu_ms_per_delivery": worker_cpu_ms,
               "floor_cpu_ms_per_send": library_cpu_ms, "own_cpu_ms_per_delivery": own_cpu_ms,
               "floor_sends": bare["sends"], "floor_failed": bare["failed"],
-              "floor_seconds": bare["seconds"], "floor_cpu_seconds": bare["cpu_seconds"], "floor_per_second": floor_rate,
+              "floor_seconds": bare["seconds"], "floor_cpu_seconds": bare["cpu_seconds"],
+              "floor_per_second": floor_rate, "floor_per_second_before_after": [before, after],
               "ratio_to_floor": ratio, "fake_cpu_end_to_end": e2e_fake_cpu,
               "fake_cpu_floor": floor_fake_cpu, "machine": common.machine(), "versions": versions}
     common.print_table(f"Delivery throughput: {args.deliveries:,} deliveries, SMS + WeChat, "

@@ -22,9 +22,11 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from channels.base import ChannelError, StatusUpdate
+from channels.http import provider_session
 
 DEFAULT_TIMEOUT = 10.0
 
+_API_ORIGIN = "https://api.twilio.com"  # where the library sends, unless rebased
 _TWILIO_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com(?=/|$)")
 
 #: What a Twilio error code means for the delivery that got it (``Verdict.outcome``).
@@ -89,6 +91,7 @@ class RebasedHttpClient(TwilioHttpClient):
     def __init__(self, api_base: str | None = None, timeout: float = DEFAULT_TIMEOUT):
         super().__init__(timeout=timeout)
         self.api_base = api_base.rstrip("/") if api_base else None
+        provider_session(self.api_base or _API_ORIGIN, self.session)
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any):
         if self.api_base:

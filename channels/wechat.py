@@ -56,6 +56,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
 from channels.base import Channel, ChannelError, Outgoing, Receipt, StatusUpdate
+from channels.http import provider_session
 
 QUOTA_EXHAUSTED = "45009"
 TOKEN_INVALID = {40001, 40014, 42001}
@@ -164,7 +165,7 @@ class WechatTemplateChannel(Channel):
         self.template_id = self.settings["template_id"]
         self.api_base = (self.settings.get("api_base") or "https://api.weixin.qq.com").rstrip("/")
         self.timeout = float(self.settings.get("timeout") or 10)
-        self.session = requests.Session()
+        self.session = provider_session(self.api_base)
         self.redis = redis.Redis.from_url(self.settings["redis_url"], decode_responses=True)
         key = f"{self.settings.get('redis_prefix', 'tongbao:')}wechat:token:{self.app_id}"
         self.token = SharedAccessToken(self.redis, key, self._fetch_token,

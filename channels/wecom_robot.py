@@ -20,6 +20,7 @@ import redis
 import requests
 
 from channels.base import Channel, ChannelError, Outgoing, Receipt
+from channels.http import provider_session
 
 PERMANENT_ERRORS = {
     93000: "invalid robot webhook key",
@@ -75,7 +76,7 @@ class WecomRobotChannel(Channel):
         super().__init__(settings)
         self.api_base = (self.settings.get("api_base") or "https://qyapi.weixin.qq.com").rstrip("/")
         self.timeout = float(self.settings.get("timeout") or 10)
-        self.session = requests.Session()
+        self.session = provider_session(self.api_base)
         self.redis = redis.Redis.from_url(self.settings["redis_url"])
         self.rate_limit = SharedRateLimit(
             self.redis, f"{self.settings.get('redis_prefix', 'tongbao:')}wecom-robot:window:",

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 import requests
 
 from channels.base import Channel, ChannelError, Outgoing, Receipt
+from channels.http import provider_session
 
 SHARE_PATH = "/2/statuses/share.json"
 RETRY_CODES = {10001, 10002, 10003, 10009, 10010, 10011}
@@ -46,7 +47,7 @@ class WeiboChannel(Channel):
         self.access_token = self.settings["access_token"]
         self.rip = self.settings.get("rip") or "127.0.0.1"
         self.timeout = float(self.settings.get("timeout") or 10)
-        self.session = requests.Session()
+        self.session = provider_session(self.api_base)
 
     def send(self, message: Outgoing) -> Receipt:
         try:
