@@ -46,20 +46,21 @@ def clean_environment(monkeypatch):
     return monkeypatch
 
 
-@pytest.fixture
-def proxy():
+def _serving():
     server = Recorder()
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def proxy():
+    yield from _serving()
 
 
 @pytest.fixture
 def provider():
-    server = Recorder()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from _serving()
 
 
 def test_the_proxy_set_when_the_session_is_made_is_used_and_kept(clean_environment, proxy):
