@@ -22,14 +22,14 @@ would: an SMS ``delivered`` right after accepting it; a call holds its line for
 ``--call-seconds`` (default: the preview's own call length, the speech once and the wait for a
 key), then the resident's key ``1`` (the gather) and ``completed``, which frees the line.
 WeChat goes to ``tests.fakes.wechat_server.FakeWechat``. The curve is read from the ledger:
-each resident's earliest ``deliveries.updated_at`` among rows that reached them. The stand-in also notes when it had each resident reached (an SMS accepted, a call over) and
-every SMS it accepted: the table gives how long the ledger took to know after the provider did,
-and the longest pause between two SMS sends, so a late curve shows whether the sends or the
-callbacks were late. The run ends
-when every delivery is settled or at ``--measure-seconds`` (default: 1.5 × the predicted time
-to 90 %, at least 30 s), whichever is first: calls on 10 lines take hours for a county, so the
-curve is compared over the window measured, and the calls completed by its end against the
-prediction's count for that moment. If 90 % are not reached by then, the run goes on until they
+each resident's earliest ``deliveries.updated_at`` among rows that reached them. The stand-in
+also notes when it had each resident reached (an SMS accepted, a call over) and every SMS it
+accepted: the table gives how long the ledger took to know after the provider did, and the
+longest pause between two SMS sends, so a late curve shows whether the sends or the callbacks
+were late. The run ends when every delivery is settled or at ``--measure-seconds`` (default:
+1.5 × the predicted time to 90 %, at least 30 s), whichever is first: calls on 10 lines take
+hours for a county, so the curve is compared over the window measured, and the calls completed
+by its end against the prediction's count for that moment. If 90 % are not reached by then, the run goes on until they
 are (or ``--timeout``).
 
 The floor is the prediction: the preview's time to 90 % for this run (its model is in
