@@ -11,6 +11,7 @@ webhook. ``down`` makes it answer 503 (a station whose ingest is down) until it 
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -39,12 +40,14 @@ class FakeBroadcaster(LocalServer):
         self.refused: list[tuple[int, str]] = []
         self.down = False
         self.attempts_while_down = 0
+        self.last_refused_at = 0.0  # time.time() of the latest attempt answered 503
         super().__init__()
 
     def answer(self, request: Request) -> Response:
         if self.down:
             with self._lock:
                 self.attempts_while_down += 1
+                self.last_refused_at = time.time()
             return Response("ingest down", status=503)
         body = request.get_data(cache=True)
         if not verify(self.secret, request.headers.get(TIMESTAMP_HEADER, ""), body,

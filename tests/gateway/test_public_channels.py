@@ -9,6 +9,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from gateway.delivery import queues
 from gateway.store import destinations
 from gateway.store.schema import deliveries
 from tests.conftest import run_jobs
@@ -119,7 +120,7 @@ def test_a_drill_goes_only_to_test_destinations_and_never_to_weibo(app, api, sta
     assert {r.channel for r in ledger(app, drill, ("broadcast", "webhook", "weibo"))} == {"broadcast"}
 
 
-@pytest.mark.parametrize("app", [{"RETRY_DELAY_SECONDS": 1}], indirect=True)
+@pytest.mark.parametrize("app", [{"RETRY_DELAY_SECONDS": 2}], indirect=True)
 def test_a_station_that_is_down_is_retried_with_backoff_and_shown_failing(app, api, station):
     register(app, station, "tv", "tv", DISTRICT)
     station.down = True
@@ -132,18 +133,29 @@ def test_a_station_that_is_down_is_retried_with_backoff_and_shown_failing(app, a
     login(console, "approver")
     assert FAILING in console.get("/destinations").get_data(as_text=True)
 
-    time.sleep(1.1)  # the first retry waits RETRY_DELAY_SECONDS
+    time.sleep(2.1)  # the first retry waits RETRY_DELAY_SECONDS
     run_jobs(app)
     assert station.attempts_while_down == 2 and ledger(app, notice)[0].status == "planned"
+    # The next wait doubled to 4 s. Read from the schedule, not by running jobs again at once:
+    # on a loaded machine that run could itself outlast the wait. rq keeps whole seconds, so a
+    # retry due 4 s after the refusal is due more than 3 s after it; one due after 2 s is not.
+    due = _retry_due(app, "broadcast")
+    assert due > station.last_refused_at + 3
     station.down = False
-    run_jobs(app)
-    assert ledger(app, notice)[0].status == "planned"  # the next wait doubled: not due yet
-    time.sleep(2.1)
+    time.sleep(max(0.0, due - time.time()) + 0.1)
     run_jobs(app)
     [row] = ledger(app, notice)
     assert row.status == "delivered" and row.attempts == 3
     assert [r.path for r in station.received] == ["/tv"]
     assert FAILING not in console.get("/destinations").get_data(as_text=True)
+
+
+def _retry_due(app, channel: str) -> float:
+    """When the one retry rq's scheduler holds for ``channel`` is due (Unix time)."""
+    with app.app_context():
+        registry = queues.queue(channel).scheduled_job_registry
+        [job_id] = registry.get_job_ids()
+        return registry.get_scheduled_time(job_id).timestamp()
 
 
 def test_a_wrong_secret_is_refused_by_the_station_and_fails(app, api, station):
