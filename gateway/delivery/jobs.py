@@ -4,8 +4,9 @@
 ``gateway.delivery.workers``) before calling the provider, and hands the channel
 ``FLUSH_EVERY`` sends at a time, recording their results after each chunk, so
 progress shows while a batch runs and a crash loses little. Before each chunk
-it checks it still holds the rows' lease, so a row taken back is never sent by
-two workers at once. Results the provider gave are kept until the database takes
+it checks it still holds the rows (in the transaction writing the chunk before
+down; the worker's heartbeat extends their lease), so a row taken back is never
+sent by two workers at once. Results the provider gave are kept until the database takes
 them, however long it is away: a send that went out is never sent again for want
 of a place to write it down.
 """
@@ -122,7 +123,7 @@ def deliver_batch(announcement_id: int, channel: str, batch: int) -> int:
         rows = ledger.claim(conn, announcement_id, channel, batch=batch, owner=owner, lease=lease)
     workers.hold(row.id for row in rows)
     try:
-        _send_claimed(announcement, channel, batch, rows, owner, lease)
+        _send_claimed(announcement, channel, batch, rows, owner)
     except BaseException:
         # Whatever this job had not written down may or may not have gone out: the
         # reconciler takes it back once the lease runs out, and counts it.
@@ -135,20 +136,19 @@ def deliver_batch(announcement_id: int, channel: str, batch: int) -> int:
     return len(rows)
 
 
-def _send_claimed(announcement, channel: str, batch: int, rows, owner: str,
-                  lease: timedelta) -> None:
+def _send_claimed(announcement, channel: str, batch: int, rows, owner: str) -> None:
     # (language, spoken language; for a loudspeaker its languages in order)
     rendered: dict[tuple[str, str | tuple[str, ...] | None], Rendered] = {}
+    held = {row.id for row in rows}  # just claimed; each write-down checks the next chunk
     for start in range(0, len(rows), FLUSH_EVERY):
-        chunk = rows[start:start + FLUSH_EVERY]
-        still_held = _wait_for_database("renew the lease of", channel, batch, lambda conn: ledger.renew(
-            conn, [row.id for row in chunk], owner, lease))
         results = Results()
-        paused = not _send_chunk(announcement, channel, [r for r in chunk if r.id in still_held],
-                                 rendered, results)
+        paused = not _send_chunk(announcement, channel, [
+            row for row in rows[start:start + FLUSH_EVERY] if row.id in held], rendered, results)
+        following = rows[start + FLUSH_EVERY:]
         if paused:
-            results.hold(rows[start + FLUSH_EVERY:])
-        _write_down(announcement, channel, batch, results)
+            results.hold(following)
+        held = _write_down(announcement, channel, batch, results, owner,
+                           [] if paused else [row.id for row in following[:FLUSH_EVERY]])
         if paused:
             break
 
@@ -272,16 +272,26 @@ def _wait_for_database(doing: str, channel: str, batch: int, write):
             backoff = min(backoff * 2, workers.MAX_BACKOFF_SECONDS)
 
 
-def _write_down(announcement, channel: str, batch: int, results: Results) -> None:
+def _write_down(announcement, channel: str, batch: int, results: Results, owner: str,
+                next_ids: list[int]) -> set[int]:
+    """Write a chunk's results and, in the same transaction, find which rows of the next chunk
+    the job still holds (``ledger.held_by``): only those may be sent. A row is taken from a
+    worker that stopped (frozen past its lease) or blanked by a resident's erasure."""
+    if not len(results) and not next_ids:
+        return set()
+
+    def write(conn) -> tuple[dict[str, int], set[int]]:
+        escalated = _record(conn, announcement, channel, batch, results) if len(results) else {}
+        return escalated, ledger.held_by(conn, next_ids, owner)
+    escalated, held = _wait_for_database("record the results of", channel, batch, write)
     if not len(results):
-        return
-    escalated = _wait_for_database("record the results of", channel, batch,
-                                   lambda conn: _record(conn, announcement, channel, batch, results))
+        return held
     try:
         _queue_follow_ups(announcement, channel, batch, results, escalated)
     except redis.RedisError as error:
         log.warning("cannot queue the follow-ups of %s batch %d (%s); the reconciler will",
                     channel, batch, error)
+    return held
 
 
 def _record(conn, announcement, channel: str, batch: int, results: Results) -> dict[str, int]:

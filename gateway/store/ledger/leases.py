@@ -2,10 +2,11 @@
 what a worker gone for good held is taken back."""
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Callable, Sequence
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from gateway.store.db import utcnow
 from gateway.store.ledger.moves import reschedule
@@ -25,25 +26,45 @@ def claim(conn: Connection, announcement_id: int, channel: str, *, owner: str, l
     while it works (``renew``); ``reclaim_abandoned`` takes back what it stops renewing.
     Deliveries to a resident a grid worker has told in person are cancelled, not claimed.
     """
-    where = [deliveries.c.announcement_id == announcement_id, deliveries.c.channel == channel]
+    where, params = _claim_filter(batch is not None, ids is not None), {
+        "claimed_announcement": announcement_id, "claimed_channel": channel}
     if batch is not None:
-        where.append(deliveries.c.batch == batch)
+        params["claimed_batch"] = batch
     if ids is not None:
-        where.append(deliveries.c.id.in_(list(ids)))
-    cancel_visited(conn, announcement_id, *where)
+        params["claimed_ids"] = list(ids)
+    cancel_visited(conn, announcement_id, where, params)
     claimed = []
     now = utcnow()
     for old in PENDING:
-        rows = conn.execute(
-            update(deliveries).where(*where, deliveries.c.status == old)
-            .values(status="sending", attempts=deliveries.c.attempts + 1, updated_at=now,
-                    lease_owner=owner, lease_until=now + lease)
-            .returning(deliveries.c.id, deliveries.c.recipient_id, deliveries.c.address,
-                       deliveries.c.language, deliveries.c.attempts)).all()
+        rows = conn.execute(_claim_from(old, batch is not None, ids is not None), {
+            **params, "now": now, "lease_owner": owner, "lease_until": now + lease}).all()
         if rows:
             bump(conn, announcement_id, channel, {old: -len(rows), "sending": len(rows)})
             claimed.extend(rows)
     return sorted(claimed, key=lambda row: row.id)
+
+
+# The claim's statements are built once per kind (see ``totals._BUMP``): a job claims with
+# every batch.
+@functools.cache
+def _claim_filter(by_batch: bool, by_ids: bool) -> tuple:
+    where = [deliveries.c.announcement_id == bindparam("claimed_announcement"),
+             deliveries.c.channel == bindparam("claimed_channel")]
+    if by_batch:
+        where.append(deliveries.c.batch == bindparam("claimed_batch"))
+    if by_ids:
+        where.append(deliveries.c.id.in_(bindparam("claimed_ids", expanding=True)))
+    return tuple(where)
+
+
+@functools.cache
+def _claim_from(old: str, by_batch: bool, by_ids: bool):
+    return (update(deliveries).where(*_claim_filter(by_batch, by_ids), deliveries.c.status == old)
+            .values(status="sending", attempts=deliveries.c.attempts + 1,
+                    updated_at=bindparam("now"), lease_owner=bindparam("lease_owner"),
+                    lease_until=bindparam("lease_until"))
+            .returning(deliveries.c.id, deliveries.c.recipient_id, deliveries.c.address,
+                       deliveries.c.language, deliveries.c.attempts))
 
 
 def renew(conn: Connection, ids: Sequence[int], owner: str, lease: timedelta) -> set[int]:
@@ -57,6 +78,21 @@ def renew(conn: Connection, ids: Sequence[int], owner: str, lease: timedelta) ->
                                    deliveries.c.lease_owner == owner)
                             .values(lease_until=utcnow() + lease)
                             .returning(deliveries.c.id)).scalars())
+
+
+# Built once: a job checks its hold before every chunk (see ``totals._BUMP``).
+_HELD_BY = select(deliveries.c.id).where(deliveries.c.id.in_(bindparam("held_ids", expanding=True)),
+                                         deliveries.c.status == "sending",
+                                         deliveries.c.lease_owner == bindparam("owner"))
+
+
+def held_by(conn: Connection, ids: Sequence[int], owner: str) -> set[int]:
+    """The rows among ``ids`` the owner still holds (still ``sending`` and still its own), the
+    only ones it may send. A read: the heartbeat extends the leases (``renew``), so a job
+    checking before each chunk need not rewrite every row's lease and its index entry."""
+    if not ids:
+        return set()
+    return set(conn.execute(_HELD_BY, {"held_ids": list(ids), "owner": owner}).scalars())
 
 
 def release(conn: Connection, ids: Sequence[int], owner: str) -> int:

@@ -14,6 +14,19 @@ from gateway.store.ledger.totals import bump, count_reached
 from gateway.store.schema import deliveries, delivery_counts
 
 
+_STILL_SENDING = deliveries.c.status == "sending"
+# Built once, as the jobs run them with every chunk of results (see ``totals._BUMP``).
+_NOTE_OUTCOME = (update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))
+                 .values(provider_id=case((_STILL_SENDING, bindparam("given_provider_id")),
+                                          else_=func.coalesce(deliveries.c.provider_id,
+                                                              bindparam("given_provider_id"))),
+                         last_error=case((_STILL_SENDING, bindparam("error")),
+                                         else_=deliveries.c.last_error)))
+_SETTLE = (update(deliveries)
+           .where(deliveries.c.id.in_(bindparam("settled_ids", expanding=True)), _STILL_SENDING)
+           .values(status=bindparam("new_status"), updated_at=bindparam("now")))
+
+
 def settle(conn: Connection, announcement_id: int, channel: str, new: str,
            outcomes: Sequence[tuple[int, str | None, str | None]]) -> int:
     """Record the result of sends this job claimed: (delivery id, provider id, error).
@@ -24,17 +37,11 @@ def settle(conn: Connection, announcement_id: int, channel: str, new: str,
     """
     if not outcomes:
         return 0
-    still_sending = deliveries.c.status == "sending"
-    conn.execute(update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))
-                 .values(provider_id=case((still_sending, bindparam("provider_id")),
-                                          else_=func.coalesce(deliveries.c.provider_id,
-                                                              bindparam("provider_id"))),
-                         last_error=case((still_sending, bindparam("error")),
-                                         else_=deliveries.c.last_error)),
-                 [{"delivery_id": i, "provider_id": p, "error": clip(e)} for i, p, e in outcomes])
+    conn.execute(_NOTE_OUTCOME, [{"delivery_id": i, "given_provider_id": p, "error": clip(e)}
+                                 for i, p, e in outcomes])
     ids = [i for i, _, _ in outcomes]
-    moved = conn.execute(update(deliveries).where(deliveries.c.id.in_(ids), still_sending)
-                         .values(status=new, updated_at=utcnow())).rowcount
+    moved = conn.execute(_SETTLE, {"settled_ids": ids, "new_status": new,
+                                   "now": utcnow()}).rowcount
     bump(conn, announcement_id, channel, {"sending": -moved, new: moved})
     if moved and new in REACHED and channel in PERSONAL_CHANNELS:
         count_reached(conn, announcement_id, ids, new)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, delete, insert, literal, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.store.db import utcnow
@@ -32,14 +32,22 @@ def ensure_counts(conn: Connection, announcement_id: int, channels: Iterable[str
         conn.execute(insert(delivery_counts), rows)
 
 
+# Built once: the jobs bump counts with every chunk of results, and building the statement
+# cost more CPU than running it.
+_BUMP = (update(delivery_counts)
+         .where(delivery_counts.c.announcement_id == bindparam("counted_announcement"),
+                delivery_counts.c.channel == bindparam("counted_channel"),
+                delivery_counts.c.status == bindparam("counted_status"))
+         .values(count=delivery_counts.c.count + bindparam("delta")))
+
+
 def bump(conn: Connection, announcement_id: int, channel: str, deltas: Mapping[str, int]) -> None:
     """Add to the running counts; statuses in a fixed order so concurrent writers never deadlock."""
-    for status in sorted(s for s, n in deltas.items() if n):
-        conn.execute(update(delivery_counts)
-                     .where(delivery_counts.c.announcement_id == announcement_id,
-                            delivery_counts.c.channel == channel,
-                            delivery_counts.c.status == status)
-                     .values(count=delivery_counts.c.count + deltas[status]))
+    changes = [{"counted_announcement": announcement_id, "counted_channel": channel,
+                "counted_status": status, "delta": deltas[status]}
+               for status in sorted(s for s, n in deltas.items() if n)]
+    if changes:
+        conn.execute(_BUMP, changes)
 
 
 def count_reached(conn: Connection, announcement_id: int, ids: Sequence[int], status: str) -> None:

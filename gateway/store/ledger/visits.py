@@ -9,7 +9,9 @@ try after the visit (a call not answered) is cancelled when a job comes to claim
 """
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, exists, select, update
+from typing import Mapping, Sequence
+
+from sqlalchemy import Connection, and_, bindparam, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from channels.registry import IN_PERSON
@@ -42,24 +44,30 @@ def record_in_person(conn: Connection, announcement_id: int, recipient_id: int, 
     return True
 
 
-def cancel_visited(conn: Connection, announcement_id: int, *conditions) -> int:
-    """Cancel pending deliveries matching ``conditions`` whose resident was told in person.
+_VISITED = select(delivery_counts.c.count).where(
+    delivery_counts.c.announcement_id == bindparam("visited_announcement"),
+    delivery_counts.c.channel == IN_PERSON, delivery_counts.c.status == "confirmed")
+
+
+def cancel_visited(conn: Connection, announcement_id: int, conditions: Sequence,
+                   params: Mapping[str, object]) -> int:
+    """Cancel pending deliveries matching ``conditions`` (their bound ``params``) whose
+    resident was told in person.
 
     One read of a running count when nobody was (the common case), so claiming stays cheap.
     """
-    visited = conn.execute(select(delivery_counts.c.count).where(
-        delivery_counts.c.announcement_id == announcement_id,
-        delivery_counts.c.channel == IN_PERSON, delivery_counts.c.status == "confirmed")).scalar()
+    visited = conn.execute(_VISITED, {"visited_announcement": announcement_id}).scalar()
     if not visited:
         return 0
     visit = deliveries.alias("visit")
     told = exists().where(visit.c.announcement_id == announcement_id,
                           visit.c.channel == IN_PERSON,
                           visit.c.recipient_id == deliveries.c.recipient_id)
-    return _cancel(conn, announcement_id, [*conditions, told], "told in person")
+    return _cancel(conn, announcement_id, [*conditions, told], "told in person", params)
 
 
-def _cancel(conn: Connection, announcement_id: int, conditions: list, reason: str) -> int:
+def _cancel(conn: Connection, announcement_id: int, conditions: list, reason: str,
+            params: Mapping[str, object] | None = None) -> int:
     total = 0
     for old in PENDING:
         rows = conn.execute(update(deliveries)
@@ -67,7 +75,7 @@ def _cancel(conn: Connection, announcement_id: int, conditions: list, reason: st
                                    deliveries.c.channel != IN_PERSON,
                                    deliveries.c.status == old, and_(*conditions))
                             .values(status="cancelled", last_error=reason, updated_at=utcnow())
-                            .returning(deliveries.c.channel)).all()
+                            .returning(deliveries.c.channel), params or {}).all()
         for channel in {row.channel for row in rows}:
             moved = sum(1 for row in rows if row.channel == channel)
             bump(conn, announcement_id, channel, {old: -moved, "cancelled": moved})

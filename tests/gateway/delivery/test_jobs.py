@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from channels.base import ChannelError
 from gateway.delivery import escalation, jobs, queues
 from gateway.store.db import utcnow
-from gateway.store.schema import announcements, residents
+from gateway.store.ledger import erasure
+from gateway.store.schema import announcements, deliveries, residents
 from tests.gateway.conftest import RESIDENTS, VILLAGE_A
 from tests.gateway.delivery.conftest import (Scripted, by_address, ledger_rows, planned,
                                              queued_batches, row_of, scheduled_batches,
@@ -177,6 +178,35 @@ def test_a_pause_mid_batch_keeps_what_was_sent_and_holds_the_rest_untried(app, c
         seconds, reason = queues.channel_pause("sms")
     assert reason == "[45009] daily quota used" and 595 < seconds <= 600
     assert 595 < retry_in(app) <= 600
+
+
+class TakenAwayWhileSending(Scripted):
+    """On its first send, the reconciler takes one row of the batch back from the job (its
+    worker looked dead) and a resident of another row erases their record."""
+
+    def __init__(self, app, taken_back: str, erased: str):
+        super().__init__()
+        self.app, self.taken_back, self.erased = app, taken_back, erased
+
+    def send(self, message):
+        if not self.sent:
+            with self.app.extensions["engine"].begin() as conn:
+                conn.execute(update(deliveries).where(deliveries.c.address == self.taken_back)
+                             .values(status="planned", lease_owner=None))
+                erased = conn.execute(select(deliveries.c.recipient_id)
+                                      .where(deliveries.c.address == self.erased)).scalar_one()
+                erasure.anonymise_recipient(conn, erased)
+        return super().send(message)
+
+
+def test_rows_taken_from_the_job_mid_batch_are_not_sent(app, county, monkeypatch):
+    monkeypatch.setattr(jobs, "FLUSH_EVERY", 2)
+    announcement_id = planned(app, channels=["sms"], areas=[VILLAGE_A])
+    first, second, taken_back, fourth, erased = VILLAGE_A_SMS
+    provider = use_provider(app, "sms", TakenAwayWhileSending(app, taken_back, erased))
+    assert deliver(app, announcement_id) == 5
+    assert provider.addresses() == [first, second, fourth]
+    assert sms(app, announcement_id, taken_back).status == "planned"  # the reconciler's now
 
 
 @pytest.mark.parametrize("gone", ["cancelled", "superseded"])
