@@ -1,11 +1,12 @@
 """The shared send-rate limit: slots 1/rate apart for all workers, no second over the rate."""
 from __future__ import annotations
 
+import time
 
 import pytest
 import redis
 
-from gateway.delivery.ratelimit import RateLimiter
+from gateway.delivery.ratelimit import BLOCK_MOST, BLOCK_SECONDS, RateLimiter
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +95,21 @@ def test_a_fast_sender_reserves_a_block_of_slots_that_others_wait_behind(redis_u
     assert first._slots[1] - first._slots[0] == pytest.approx(0.001)
     # ... and the other worker's first slot comes after all of them.
     assert second._reserve(keys=[second.key], args=[second.interval_us, 1]) > 0
+
+
+def test_a_fast_sender_uses_its_block_to_the_end_and_drops_it_after_a_pause(redis_url):
+    limiter = RateLimiter(redis.Redis.from_url(redis_url), "outbox", per_second=1_000_000)
+    assert limiter.block == BLOCK_MOST  # spanning 100 µs of schedule
+    reservations = []
+    reserve = limiter._reserve
+    limiter._reserve = lambda **arguments: reservations.append(1) or reserve(**arguments)
+    for _ in range(20):  # a slow provider: the slots' moments pass while the caller sends
+        limiter.wait_turn()
+        time.sleep(BLOCK_SECONDS / 10)
+    assert len(reservations) == 1 and len(limiter._slots) == BLOCK_MOST - 20
+    time.sleep(BLOCK_SECONDS * 1.5)  # a pause between batches: the leftovers are dropped
+    limiter.wait_turn()
+    assert len(reservations) == 2 and len(limiter._slots) == BLOCK_MOST - 1
 
 
 def test_a_strict_sender_reserves_one_slot_at_a_time(redis_url):
