@@ -78,10 +78,13 @@ def test_plan_and_queue(database):
 
 
 def test_delivery_throughput():
-    _, result = run("delivery_throughput", "--deliveries", "300", "--floor-deliveries", "100")
-    assert result["deliveries"] == result["sent"] == 300
+    _, result = run("delivery_throughput", "--deliveries", "900", "--floor-deliveries", "100",
+                    "--rounds", "3")
+    assert result["deliveries"] == result["sent"] == 900
     assert result["failed"] == 0
-    assert result["accepted_by_fakes"] == {"sms": 150, "wechat": 150}
+    assert result["accepted_by_fakes"] == {"sms": 450, "wechat": 450}  # 3 batches each
+    assert result["rounds"] == 3 and len(result["ratio_per_round"]) == 3
+    assert len(result["floor_per_second_slices"]) == 4  # before, between and after the rounds
     assert result["floor_sends"] == 100 and result["floor_failed"] == 0
     positive(result, "seconds", "deliveries_per_second", "floor_per_second", "ratio_to_floor",
              "worker_cpu_seconds", "worker_start_up_cpu_seconds", "floor_cpu_ms_per_send")
