@@ -22,8 +22,9 @@ def claim(conn: Connection, announcement_id: int, channel: str, *, owner: str, l
     what is claimed is sent.
 
     A second run of the same job finds nothing left to claim, so a retried job
-    never sends twice what the ledger holds as sent. The owner renews the lease
-    while it works (``renew``); ``reclaim_abandoned`` takes back what it stops renewing.
+    never sends twice what the ledger holds as sent. The owner's heartbeat renews the
+    lease while it works (``renew``) and the job checks its hold before each chunk
+    (``held_by``); ``reclaim_abandoned`` takes back what it stops renewing.
     Deliveries to a resident a grid worker has told in person are cancelled, not claimed.
     """
     where, params = _claim_filter(batch is not None, ids is not None), {
