@@ -5,10 +5,11 @@
 The fakes (``tests.fakes.twilio_server.FakeTwilio`` and ``tests.fakes.wechat_server.FakeWechat``,
 the same request/response shapes as the providers) each run in a process of their own and
 record when they accept each send. Half the deliveries are SMS, half WeChat, written to the
-ledger in bulk (``gateway.store.ledger.add``) in batches of ``BATCH_SIZE`` and queued as the plan job
-queues them (``gateway.delivery.queues.enqueue_batches``), a round's share at a time, just before
-it is queued (the reconciler queues batches it finds without a job); rates are set far above what the fakes can take
-(SMS_RATE = WECHAT_RATE = 1e9), so nothing but the work itself limits them.
+ledger in bulk (``gateway.store.ledger.add``) in batches of ``BATCH_SIZE`` and queued as the plan
+job queues them (``gateway.delivery.queues.enqueue_batches``), a round's share at a time, each
+written just before it is queued (the reconciler queues batches it finds without a job); rates
+are set far above what the fakes can take (SMS_RATE = WECHAT_RATE = 1e9), so nothing but the
+work itself limits them.
 
 End to end: two ``flask --app wsgi worker --queues sms,wechat`` subprocesses, started and
 registered with rq before anything is queued, as a gateway's workers wait for a notice. The
@@ -227,9 +228,9 @@ def end_to_end(app, env: dict, announcement_id: int, per_channel: dict[str, int]
                shares: list[tuple[dict[str, range], int]], between, log_dir: str, timeout: float,
                profile_dir: str | None = None) -> dict:
     """Two waiting workers send the shares one round at a time, each round written to the
-    ledger, then timed from its queuing until the ledger holds it all as sent; ``between()`` runs before each round and
-    after the last (a slice of the floor) and returns the CPU its own processes used, which
-    is taken off the workers' (both are this process's children)."""
+    ledger, then timed from its queuing until the ledger holds it all as sent. ``between()``
+    runs before each round and after the last (a slice of the floor) and returns the CPU its
+    own processes used, which is taken off the workers' (both are this process's children)."""
     from gateway.store import ledger
 
     engine = app.extensions["engine"]
@@ -251,7 +252,8 @@ def end_to_end(app, env: dict, announcement_id: int, per_channel: dict[str, int]
                 time.sleep(0.05)
                 with engine.connect() as conn:
                     counts = ledger.counts(conn, announcement_id)
-                settled = sum(n[s] for n in counts.values() for s in ("sent", "delivered", "failed"))
+                settled = sum(n[s] for n in counts.values()
+                              for s in ("sent", "delivered", "failed"))
             if settled < target:
                 break
             rounds.append({"started": started, "finished": time.time(), "deliveries": deliveries})
@@ -341,7 +343,8 @@ def main(argv: list[str] | None = None) -> dict:
         app.extensions["engine"].dispose()
 
     seconds = sum(r["finished"] - r["started"] for r in e2e["rounds"])
-    e2e_fake_cpu = {kind: cpu_seconds / seconds for kind, cpu_seconds in fake_cpu["workers"].items()}
+    e2e_fake_cpu = {kind: cpu_seconds / seconds
+                    for kind, cpu_seconds in fake_cpu["workers"].items()}
     bare = {key: sum(part[key] for part in slices)
             for key in ("sends", "failed", "seconds", "cpu_seconds", "loop_cpu_seconds")}
     floor_fake_cpu = {kind: cpu_seconds / bare["seconds"]
@@ -381,7 +384,8 @@ def main(argv: list[str] | None = None) -> dict:
          .format(**e2e_fake_cpu), ""),
         ("floor: bare send loop, 2 processes", bare["sends"], f"failed {bare['failed']}"),
         ("floor deliveries/s", floor_rate, f"{bare['seconds']:.1f} s in {len(slices)} slices, "
-         f"before, between and after the rounds: {min(slice_rates):,.0f}–{max(slice_rates):,.0f}/s"),
+         f"before, between and after the rounds: "
+         f"{min(slice_rates):,.0f}–{max(slice_rates):,.0f}/s"),
         ("floor CPU per send (ms)", library_cpu_ms,
          "the client library: the timed loops only, both processes"),
         ("fake CPU, floor (share of a core)", "twilio {twilio:.0%}, wechat {wechat:.0%}"

@@ -22,7 +22,8 @@ from gateway.store.ledger.totals import (AUDIENCE_KEY, CONFIRMED_KEY, REACHED_KE
 __all__ = ["AUDIENCE_KEY", "CONFIRMED_KEY", "FINAL", "HANDED_OVER", "PENDING", "REACHED",
            "REACHED_KEY", "RESENT_KEY", "ROW_FIELDS", "STATUSES", "add", "add_correction", "add_missing",
            "advance", "audience_count", "bump", "cancel_pending", "claim", "confirmed_count",
-           "counts", "ensure_counts", "fail_pending_to", "forgive_attempt", "held_by", "held_for_update",
+           "counts", "ensure_counts", "fail_pending_to", "forgive_attempt", "held_by",
+           "held_for_update",
            "may_move", "note", "pending_batches", "provider_matches", "reached_count",
            "reclaim_abandoned", "record_in_person", "release", "renew", "reschedule", "resent_count", "set_audience",
            "settle", "transition", "write"]
