@@ -151,7 +151,7 @@ def test_many_deliveries_advance_together_forward_only_and_counts_follow(app):
 
 
 @pytest.mark.integration
-def test_a_lease_is_renewed_only_by_its_holder_and_only_while_sending(app):
+def test_a_lease_is_renewed_and_held_only_by_its_holder_and_only_while_sending(app):
     engine = app.extensions["engine"]
     with engine.begin() as conn:
         ledger.ensure_counts(conn, 5, ["sms"])
@@ -161,6 +161,8 @@ def test_a_lease_is_renewed_only_by_its_holder_and_only_while_sending(app):
         assert ledger.renew(conn, [first, second, third], "worker-1", timedelta(minutes=5)) == {
             first, second}
         assert ledger.renew(conn, [first], "worker-2", timedelta(minutes=5)) == set()
+        assert ledger.held_by(conn, [first, second, third], "worker-1") == {first, second}
+        assert ledger.held_by(conn, [first], "worker-2") == set()
         assert ledger.release(conn, [second], "worker-2") == 0
         assert ledger.release(conn, [second], "worker-1") == 1
         assert ledger.renew(conn, [second], "worker-1", timedelta(minutes=5)) == set()

@@ -68,29 +68,26 @@ def _claim_from(old: str, by_batch: bool, by_ids: bool):
                        deliveries.c.language, deliveries.c.attempts))
 
 
+# A row its owner still holds: still ``sending``, still its own (the ``owner`` parameter).
+_HELD = (deliveries.c.id.in_(bindparam("held_ids", expanding=True)),
+         deliveries.c.status == "sending", deliveries.c.lease_owner == bindparam("owner"))
+# Built once: a job checks its hold before every chunk (see ``totals._BUMP``).
+_HELD_BY = select(deliveries.c.id).where(*_HELD)
+
+
 def renew(conn: Connection, ids: Sequence[int], owner: str, lease: timedelta) -> set[int]:
-    """Extend the owner's lease on these rows; returns those it still holds (still
-    ``sending`` and still its own), the only ones it may send."""
+    """Extend the owner's lease on these rows; returns those it still holds."""
     if not ids:
         return set()
-    return set(conn.execute(update(deliveries)
-                            .where(deliveries.c.id.in_(list(ids)),
-                                   deliveries.c.status == "sending",
-                                   deliveries.c.lease_owner == owner)
-                            .values(lease_until=utcnow() + lease)
-                            .returning(deliveries.c.id)).scalars())
-
-
-# Built once: a job checks its hold before every chunk (see ``totals._BUMP``).
-_HELD_BY = select(deliveries.c.id).where(deliveries.c.id.in_(bindparam("held_ids", expanding=True)),
-                                         deliveries.c.status == "sending",
-                                         deliveries.c.lease_owner == bindparam("owner"))
+    return set(conn.execute(update(deliveries).where(*_HELD)
+                            .values(lease_until=utcnow() + lease).returning(deliveries.c.id),
+                            {"held_ids": list(ids), "owner": owner}).scalars())
 
 
 def held_by(conn: Connection, ids: Sequence[int], owner: str) -> set[int]:
-    """The rows among ``ids`` the owner still holds (still ``sending`` and still its own), the
-    only ones it may send. A read: the heartbeat extends the leases (``renew``), so a job
-    checking before each chunk need not rewrite every row's lease and its index entry."""
+    """The rows among ``ids`` the owner still holds, the only ones it may send. A read: the
+    heartbeat extends the leases (``renew``), so a job checking before each chunk need not
+    rewrite every row's lease and its index entry."""
     if not ids:
         return set()
     return set(conn.execute(_HELD_BY, {"held_ids": list(ids), "owner": owner}).scalars())
@@ -101,10 +98,8 @@ def release(conn: Connection, ids: Sequence[int], owner: str) -> int:
     mid-send): the reconciler takes them back as soon as the lease runs out."""
     if not ids:
         return 0
-    return conn.execute(update(deliveries)
-                        .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == "sending",
-                               deliveries.c.lease_owner == owner)
-                        .values(lease_owner=None)).rowcount
+    return conn.execute(update(deliveries).where(*_HELD).values(lease_owner=None),
+                        {"held_ids": list(ids), "owner": owner}).rowcount
 
 
 def reclaim_abandoned(conn: Connection, owner_alive: Callable[[str], bool]) -> dict:
