@@ -69,7 +69,11 @@ def test_plan_and_queue(database):
         if not figures["ru_maxrss_inherited"]:
             assert figures["peak_rss_bytes"] >= figures["ru_maxrss_bytes"]
     if database == "postgresql":  # the server's CPU, ended backends included
-        positive(result, "server_cpu_seconds", "floor_server_cpu_seconds")
+        positive(result, "server_cpu_seconds")
+        # the floor's few hundred rows by COPY can take less than one clock tick (10 ms)
+        # of the server's CPU, so zero is a true reading at this size
+        assert isinstance(result["floor_server_cpu_seconds"], float)
+        assert result["floor_server_cpu_seconds"] >= 0
     assert set(result["spoken_languages"]) <= {"zh", "en"}
     assert {"zh", "yue", "za"} <= set(result["multilingual"]["spoken_languages"])
     # spoken languages change no channel: the same deliveries either way
