@@ -104,6 +104,26 @@ ROSTER_PROBLEMS = [(re.compile(pattern), message) for pattern, message in (
      N_("area %(value)s is not in the area registry.")),
     (r"^grid (?P<value>\S+) is not in the grid registry$",
      N_("grid %(value)s is not in the grid registry.")),
+    (r"^grid (?P<value>\S+) is in village (?P<village>\S+), not in (?P<area>\S+)$",
+     N_("grid %(value)s is in village %(village)s, not in %(area)s.")),
+    # audiences.areas.AreaError: "area code '…' " and the reason
+    (r"^area code (?P<value>.*) is empty$", N_("the area code is empty.")),
+    (r"^area code (?P<value>.*) (is not a string of digits|must contain digits only)$",
+     N_("area code %(value)s must contain digits only.")),
+    (r"^area code (?P<value>.*) must have 6 digits",
+     N_("area code %(value)s must have 6 digits (province, prefecture, county), "
+        "9 (town) or 12 (village).")),
+    (r"^area code (?P<value>.*) has no province",
+     N_("area code %(value)s has no province: it starts with 00.")),
+    (r"^area code (?P<value>.*) ends in 000, which names no town or village$",
+     N_("area code %(value)s ends in 000, which names no town or village.")),
+    (r"^area code (?P<value>.*) is not a grid code: a village's 12 digits and a "
+     r"(?P<digits>\d+)-digit suffix$",
+     N_("%(value)s is not a grid code: a village's 12 digits and a %(digits)s-digit suffix.")),
+    (r"^area code (?P<value>.*) ends in 000, which names no grid$",
+     N_("grid code %(value)s ends in 000, which names no grid.")),
+    (r"^(?P<value>.+) is not a channel \((?P<channels>[^)]*)\)$",
+     N_("%(value)s is not a channel (%(channels)s).")),
     (r"^a resident needs a phone or a wechat_openid; both are empty$",
      N_("a resident needs a phone number or a WeChat openid; both are empty.")),
     (r"^missing column: a roster needs phone or wechat_openid$",
@@ -186,10 +206,23 @@ AUDIT_DETAIL_KEYS = {
     "address": N_("address"), "seconds": N_("seconds"), "new": N_("new"), "added": N_("added"),
     "updated": N_("updated"), "retired": N_("retired"), "replace_area": N_("replaced area"),
     "encoding": N_("encoding"), "name": N_("name"), "test": N_("test device"),
+    "announcement": N_("announcement"), "resident": N_("resident"), "residents": N_("residents"),
+    "registrations": N_("self-registrations"), "pending": N_("waiting for review"),
+    "consents": N_("consents"), "needs": N_("needs"), "language": N_("language"),
+    "languages": N_("languages"), "opt_out": N_("opted out of"),
+    "merged": N_("merged with a resident on the roster"), "kind": N_("kind"),
+    "grids": N_("grids"), "people": N_("people"), "worker": N_("grid worker"),
+    "left": N_("people left to reach"), "outcome": N_("outcome"), "note": N_("note"),
+    "tap": N_("tap id"), "tapped_at": N_("tapped at"), "set": N_("number set"),
+    "days": N_("retention days"), "reached": N_("reached"), "replies": N_("SMS replies"),
+    "hotline_calls": N_("hotline calls"), "grid_visits": N_("grid visits"),
+    "folder": N_("folder"), "schema_from": N_("the backup's schema version"),
 }
 #: Values worded for the reader, by the detail's key.
 AUDIT_DETAIL_VALUES = {"status": {"actual": N_("real alert"), "exercise": N_("exercise"),
-                                  "test": N_("test")}}
+                                  "test": N_("test")},
+                       "outcome": {"told": N_("Told in person"), "not_home": N_("Not at home"),
+                                   "moved": N_("Moved / wrong data"), "refused": N_("Refused")}}
 AUDIT_DETAIL_TEXTS = {
     "withdrawn before sending": N_("withdrawn before sending"),
     "sms (by SMS reply)": N_("SMS (by SMS reply)"),
