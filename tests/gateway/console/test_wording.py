@@ -76,20 +76,25 @@ def recorded_in_code() -> tuple[set[str], set[str]]:
     source: a target ``f"grid:{code}"`` is of kind ``grid``, a plain ``"registrations"`` is a
     place; a target computed otherwise (a backup's folder name) has no kind."""
     actions, targets = set(), set()
+    for where, call in audit_calls():
+        action, target = call.args[2], call.args[3] if len(call.args) > 3 else None
+        assert isinstance(action, ast.Constant), f"{where}: an action by name"
+        actions.add(action.value)
+        if isinstance(target, ast.Constant):
+            targets.add(target.value)
+        elif isinstance(target, ast.JoinedStr) and isinstance(target.values[0], ast.Constant):
+            targets.add(target.values[0].value.partition(":")[0] + ":")
+    return actions, targets
+
+
+def audit_calls():
+    """(where, call) of every ``audit.record(...)`` in gateway/."""
     for path in (ROOT / "gateway").rglob("*.py"):
         for call in ast.walk(ast.parse(path.read_text(), str(path))):
-            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                     and call.func.attr == "record"
                     and getattr(call.func.value, "id", None) == "audit"):
-                continue
-            action, target = call.args[2], call.args[3] if len(call.args) > 3 else None
-            assert isinstance(action, ast.Constant), f"{path}:{call.lineno}: an action by name"
-            actions.add(action.value)
-            if isinstance(target, ast.Constant):
-                targets.add(target.value)
-            elif isinstance(target, ast.JoinedStr) and isinstance(target.values[0], ast.Constant):
-                targets.add(target.values[0].value.partition(":")[0] + ":")
-    return actions, targets
+                yield f"{path.relative_to(ROOT)}:{call.lineno}", call
 
 
 def test_every_audit_action_and_target_in_the_code_has_a_chinese_wording(app):
@@ -109,17 +114,12 @@ def detail_keys_in_code() -> dict[str, str]:
     """The keys of every detail written as a dict in an ``audit.record`` call of gateway/ (the
     fifth argument or ``detail=``), by where each is first written."""
     keys = {}
-    for path in (ROOT / "gateway").rglob("*.py"):
-        for call in ast.walk(ast.parse(path.read_text(), str(path))):
-            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                    and call.func.attr == "record"
-                    and getattr(call.func.value, "id", None) == "audit"):
-                continue
-            detail = call.args[4] if len(call.args) > 4 else next(
-                (keyword.value for keyword in call.keywords if keyword.arg == "detail"), None)
-            for key in detail.keys if isinstance(detail, ast.Dict) else ():
-                if isinstance(key, ast.Constant):
-                    keys.setdefault(key.value, f"{path.relative_to(ROOT)}:{call.lineno}")
+    for where, call in audit_calls():
+        detail = call.args[4] if len(call.args) > 4 else next(
+            (keyword.value for keyword in call.keywords if keyword.arg == "detail"), None)
+        for key in detail.keys if isinstance(detail, ast.Dict) else ():
+            if isinstance(key, ast.Constant):
+                keys.setdefault(key.value, where)
     return keys
 
 
