@@ -57,12 +57,13 @@ class TapRefused(ValueError):
 
 
 def worklist(conn: Connection, user_id: int) -> list[dict]:
-    """For each live notice with people left in the user's grids: those people, with what
-    they need, their phone, what was tried and the taps already made."""
+    """For each live notice (a withdrawal too) with people left in the user's grids: those
+    people, with what they need, their phone, what was tried and the taps already made."""
     mine = grids.grids_of(conn, user_id)
     if not mine:
         return []
-    return [entry for entry in (_notice_work(conn, notice, mine) for notice in lifecycle.in_force(conn))
+    return [entry for entry in (_notice_work(conn, notice, mine)
+                                for notice in lifecycle.in_force(conn, withdrawals=True))
             if entry["people"]]
 
 
@@ -86,7 +87,7 @@ def _notice_work(conn: Connection, announcement, grid_codes: list[str]) -> dict:
     tried = reports.tried_channels(conn, announcement.id, ids)
     taps = grids.visits(conn, announcement.id, ids)
     return {"id": announcement.id, "headline": announcement.headline,
-            "severity": announcement.severity,
+            "severity": announcement.severity, "withdrawal": announcement.msg_type == "cancel",
             "people": [{"id": p.id, "name": p.name, "phone": p.phone,
                         "phone_invalid": p.phone_invalid is not None, "grid": p.grid,
                         "section": p.section, "needs": needs(p, year),
@@ -101,7 +102,7 @@ def due_for_nudges(conn: Connection, now: datetime | None = None) -> list:
     if not minutes:
         return []
     cutoff = (now or utcnow()) - timedelta(minutes=minutes)
-    return [notice for notice in lifecycle.in_force(conn)
+    return [notice for notice in lifecycle.in_force(conn, withdrawals=True)
             if notice.severity in NUDGE_SEVERITIES and notice.sent and as_utc(notice.sent) <= cutoff]
 
 
@@ -139,7 +140,7 @@ def _nudge(notice, worker, left: int) -> int:
         if not grids.mark_nudged(conn, notice.id, worker.grid_code, worker.user_id):
             return 0
     rendered = nudge_sms(notice.headline, worker.grid_code, left, notice.language,
-                         providers.render_context())
+                         providers.render_context(), withdrawal=notice.msg_type == "cancel")
     try:
         providers.send_sms_now(worker.phone, rendered)
     except Exception:

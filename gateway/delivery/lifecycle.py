@@ -103,16 +103,27 @@ def get(conn: Connection, announcement_id: int):
     return row
 
 
-def in_force(conn: Connection, statuses: Collection[str] = STATUSES) -> list:
-    """Notices released and not expired, not withdrawals, of these ``statuses``, newest first:
-    what the hotline plays, grid workers work on and a destination's feed carries."""
-    now = utcnow()
+def in_force(conn: Connection, statuses: Collection[str] = STATUSES, *,
+             withdrawals: bool = False) -> list:
+    """Notices released and not expired, of these ``statuses``, newest first: what the hotline
+    plays and a destination's feed carries. With ``withdrawals``, also the withdrawal notices
+    of notices that would still be in force: what grid workers work on, as those they told
+    a withdrawn notice at the door need telling it is withdrawn (``reach.audience_clause``)."""
     rows = conn.execute(select(announcements)
                         .where(announcements.c.state.in_(LIVE_STATES),
-                               announcements.c.msg_type != "cancel",
-                               announcements.c.status.in_(statuses))
-                        .order_by(announcements.c.id.desc()))
-    return [row for row in rows if not row.expires or as_utc(row.expires) > now]
+                               announcements.c.status.in_(statuses),
+                               *(() if withdrawals else (announcements.c.msg_type != "cancel",)))
+                        .order_by(announcements.c.id.desc())).all()
+    withdrawn = [row.supersedes_id for row in rows if row.msg_type == "cancel"]
+    expiry_of_withdrawn = dict(conn.execute(
+        select(announcements.c.id, announcements.c.expires)
+        .where(announcements.c.id.in_(withdrawn))).all()) if withdrawn else {}
+    now = utcnow()
+
+    def expires(row):
+        return expiry_of_withdrawn.get(row.supersedes_id) if row.msg_type == "cancel" else row.expires
+
+    return [row for row in rows if expires(row) is None or as_utc(expires(row)) > now]
 
 
 def translations(conn: Connection, announcement_id: int) -> list:

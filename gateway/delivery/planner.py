@@ -27,13 +27,11 @@ from flask import current_app
 from sqlalchemy import Connection, Engine, and_, case, func, select, update
 
 from audiences.policy import ADDRESS_FIELD, PERSON_FIELDS, Policy, channels_for, person_key
-from channels.registry import PERSONAL_CHANNELS
 from gateway.delivery import lifecycle, providers, public_channels, queues, reach
 from gateway.store import audit, grids, ledger
 from gateway.store.db import utcnow
 from gateway.store.roster import beneath, usable_phone
-from gateway.store.schema import (announcements, deliveries, delivery_counts, devices,
-                                  group_robots, residents)
+from gateway.store.schema import announcements, delivery_counts, devices, group_robots, residents
 
 CHUNK = 5000
 # The most residents one transaction plans. A transaction starts at one chunk, so the first
@@ -133,7 +131,7 @@ def plan(engine: Engine, announcement_id: int, policy: Policy) -> dict[str, int]
         cursor = json.loads(conn.execute(select(announcements.c.plan_cursor).where(
             announcements.c.id == announcement_id)).scalar() or "{}")
         ledger.set_audience(conn, announcement_id, cursor["audience"] if "audience" in cursor
-                            else _correction_audience(conn, announcement_id))
+                            else _correction_audience(conn, announcement))
         audit.record(conn, "system", "send", f"announcement:{announcement_id}",
                      {"deliveries": totals, "thin_residents": cursor.get("thin", 0)})
     return totals
@@ -344,11 +342,10 @@ def _place_rows(conn: Connection, announcement, allowed: set[str], drill: bool,
             for channel, row in places]
 
 
-def _correction_audience(conn: Connection, correction_id: int) -> int:
-    """A correction is for the residents it has personal deliveries for."""
-    return conn.execute(select(func.count(func.distinct(deliveries.c.recipient_id)))
-                        .where(deliveries.c.announcement_id == correction_id,
-                               deliveries.c.channel.in_(PERSONAL_CHANNELS))).scalar_one()
+def _correction_audience(conn: Connection, correction) -> int:
+    """A correction is for the residents the original reached (``reach.correction_recipients``)."""
+    return conn.execute(select(func.count()).select_from(
+        reach.correction_recipients(correction).subquery())).scalar_one()
 
 
 def _plan_correction(engine: Engine, correction) -> dict[str, int]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Connection, and_, exists, func, or_, select
+from sqlalchemy import Connection, and_, exists, func, or_, select, union
 
 from channels.registry import IN_PERSON, PLACE_CHANNELS
 from gateway.store import ledger
@@ -95,20 +95,31 @@ def vulnerable_clause(year: int):
 def audience_clause(announcement):
     """The residents an announcement is for, as SQL over ``residents``.
 
-    A correction (cancel) is for those the original reached, which are exactly
-    the residents it has personal deliveries for. Otherwise it is the residents
-    of its areas still on the roster (a resident retired by a roster import is
-    no longer planned nor looked for).
+    A correction (cancel) is for those the original reached (``correction_recipients``).
+    Otherwise it is the residents of its areas still on the roster (a resident retired by
+    a roster import is no longer planned nor looked for).
     """
     if announcement.msg_type == "cancel":
-        return exists().where(deliveries.c.announcement_id == announcement.id,
-                              deliveries.c.recipient_id == residents.c.id,
-                              deliveries.c.channel.notin_(PLACE_CHANNELS))
+        return residents.c.id.in_(correction_recipients(announcement))
     audience = and_(beneath(residents.c.area_code, json.loads(announcement.areas)),
                     residents.c.retired_at.is_(None))
     if announcement.status in ("test", "exercise"):
         audience = and_(audience, residents.c.test_audience.is_(True))
     return audience
+
+
+def correction_recipients(correction):
+    """The residents a correction (cancel) is for, as a SELECT of their ids: those it has
+    personal deliveries for (``ledger.add_correction`` copies the original's handed-over ones;
+    a grid worker's visit adds one) and those a grid worker told the original in person, whom
+    no job can send it to: they are left for a visit."""
+    personal = select(deliveries.c.recipient_id).where(
+        deliveries.c.announcement_id == correction.id, deliveries.c.channel.notin_(PLACE_CHANNELS))
+    if correction.supersedes_id is None:
+        return personal
+    return union(personal, select(deliveries.c.recipient_id).where(
+        deliveries.c.announcement_id == correction.supersedes_id,
+        deliveries.c.channel == IN_PERSON))
 
 
 def _reached_row(announcement_id: int, *conditions):

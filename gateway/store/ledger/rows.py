@@ -127,8 +127,8 @@ def add_correction(conn: Connection, correction_id: int, original_id: int) -> li
     """Queue the correction to everyone the original was handed over to, over the same
     channels, addresses, languages and batches; returns (channel, batch, count) groups.
 
-    Not in person: no job sends those, so a resident only a grid worker told is not in the
-    correction's audience (docs/grid-workers.md)."""
+    Not in person: no job sends those; a resident a grid worker told is left for a visit
+    (``reach.correction_recipients``, docs/grid-workers.md)."""
     channels = [row.channel for row in conn.execute(
         select(delivery_counts.c.channel).distinct()
         .where(delivery_counts.c.announcement_id == original_id,

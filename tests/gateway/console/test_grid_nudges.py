@@ -158,3 +158,24 @@ def test_the_admin_sets_a_workers_phone_and_a_bad_one_changes_nothing(app, clien
         audited = conn.execute(select(audit_log.c.actor).where(audit_log.c.action == "phone",
                                                                audit_log.c.actor == "admin")).all()
     assert phone == "+8613900000003" and len(audited) == 1
+
+
+def test_a_withdrawal_nudges_for_those_told_the_notice_at_the_door(app, client, field):
+    from gateway.delivery import lifecycle, planner
+    announcement_id = _release(app, client)
+    with app.app_context(), app.extensions["engine"].begin() as conn:
+        fieldwork.apply_tap(conn, accounts.find_user(conn, "worker_a"), {
+            "id": "tap-at-the-door", "announcement": announcement_id,
+            "resident": conn.execute(select(residents.c.id).where(residents.c.name == "张伟"))
+            .scalar_one(), "outcome": "told", "tapped_at": "2026-12-02T06:00:00Z"})
+        withdrawal = lifecycle.cancel(conn, announcement_id, accounts.find_user(conn, "author"),
+                                      sender="tongbao@test.example.gov.cn").announcement_id
+    with app.app_context():
+        planner.plan(app.extensions["engine"], withdrawal, app.extensions["policy"])
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(update(announcements).where(announcements.c.id == withdrawal)
+                     .values(sent=utcnow() - timedelta(minutes=20)))
+    with app.app_context():
+        assert fieldwork.send_nudges() == 1  # the withdrawn notice nudges nobody any more
+    (sent,) = _nudges_sent(app)
+    assert "已撤销" in sent["text"] and "还有 1 人不知道" in sent["text"], sent["text"]

@@ -108,6 +108,33 @@ def test_taps_are_recorded_once_per_id_and_refused_ones_say_why(app, client, fie
     assert "张伟" not in page(client.get("/grid"))
 
 
+def test_those_told_a_withdrawn_notice_at_the_door_are_on_the_page_under_its_withdrawal(
+        app, client, field):
+    from gateway.delivery import lifecycle, planner
+    announcement_id = released(client)
+    logout(client)
+    login(client, WORKER)
+    told = {"id": "tap-door-1", "announcement": announcement_id, "resident": field["张伟"],
+            "outcome": "told"}
+    client.post("/grid/taps", json={"taps": [told]},
+                headers={"X-CSRFToken": csrf_token(client, "/grid")})
+    with app.app_context(), app.extensions["engine"].begin() as conn:
+        withdrawal = lifecycle.cancel(conn, announcement_id, accounts.find_user(conn, "author"),
+                                      sender="tongbao@test.example.gov.cn").announcement_id
+    with app.app_context():
+        planner.plan(app.extensions["engine"], withdrawal, app.extensions["policy"])
+    html = page(client.get("/grid"))
+    assert f'data-announcement="{withdrawal}"' in html
+    assert f'data-announcement="{announcement_id}"' not in html
+    assert "已撤销 ·" in html and "此通知已撤销。请告知以下居民该通知不再有效" in html
+    assert "张伟" in html and "李娜" not in html  # only the one told at the door
+    result = client.post("/grid/taps", json={"taps": [{**told, "id": "tap-door-2",
+                                                        "announcement": withdrawal}]},
+                         headers={"X-CSRFToken": csrf_token(client, "/grid")}).get_json()
+    assert result["results"] == [{"id": "tap-door-2", "status": "recorded"}]
+    assert "张伟" not in page(client.get("/grid"))
+
+
 @pytest.mark.parametrize("body", [None, {"taps": []}, {"taps": "x"}, [1], {"taps": [{}] * 201}])
 def test_a_malformed_batch_of_taps_is_a_400_not_a_500(client, field, body):
     login(client, WORKER)

@@ -8,14 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from gateway.delivery import disclosure, escalation, fieldwork, reach, reports
+from gateway.delivery import disclosure, escalation, fieldwork, lifecycle, reach, reports
 from gateway.store import grids, ledger, roster
 from gateway.store.accounts import create_user, find_user
 from gateway.store.db import utcnow
 from gateway.store.schema import announcements, audit_log, grid_visits, residents
 from tests.gateway.conftest import VILLAGE_A, VILLAGE_B
-from tests.gateway.delivery.conftest import (by_address, hand_over, planned, reach as delivered,
-                                             row_of)
+from tests.gateway.delivery.conftest import (SENDER, by_address, hand_over, ledger_rows, plan,
+                                             planned, reach as delivered, row_of, user)
 
 pytestmark = pytest.mark.integration
 
@@ -203,19 +203,52 @@ def test_a_call_put_back_for_a_retry_after_the_visit_is_cancelled_not_claimed(ap
         assert ledger.counts(conn, announcement_id)["voice"]["cancelled"] == 1
 
 
-def test_a_correction_is_not_queued_for_a_visit_no_job_could_send(app, field):
-    from gateway.delivery import lifecycle
-    from tests.gateway.delivery.conftest import SENDER, ledger_rows, plan, user
+def withdraw(app, announcement_id: int) -> int:
+    """Its author withdraws the notice: the id of the withdrawal notice, not yet planned."""
+    with app.app_context(), app.extensions["engine"].begin() as conn:
+        return lifecycle.cancel(conn, announcement_id, user(conn, "author"),
+                                sender=SENDER).announcement_id
+
+
+def test_those_told_in_person_are_left_for_a_visit_by_the_withdrawal(app, field):
+    """No job can send a withdrawal to a resident told the notice at the door (none is queued):
+    they are in its audience, on their grid worker's list under it, and reached when told."""
     announcement_id = planned(app, areas=[VILLAGE_A], channels=["sms"])
     sms = by_address(app, announcement_id)[("sms", "+8613800000012")]
     hand_over(app, announcement_id, [sms.id])  # 李娜's SMS went out; 张伟 was told at the door
     tap(app, announcement_id, field["张伟"])
-    with app.app_context(), app.extensions["engine"].begin() as conn:
-        correction = lifecycle.cancel(conn, announcement_id, user(conn, "author"),
-                                      sender=SENDER).announcement_id
-    assert plan(app, correction) == {"sms": 1}
-    assert [(row.channel, row.recipient_id) for row in ledger_rows(app, correction)] == \
+    withdrawal = withdraw(app, announcement_id)
+    assert plan(app, withdrawal) == {"sms": 1}
+    assert [(row.channel, row.recipient_id) for row in ledger_rows(app, withdrawal)] == \
         [("sms", field["李娜"])]
+    counts = status(app, withdrawal)
+    assert (counts["reached_residents"], counts["not_reached_residents"]) == (0, 2)
+    (entry,) = work(app)  # the withdrawn notice is off the list, its withdrawal on it
+    assert (entry["id"], entry["withdrawal"]) == (withdrawal, True)
+    assert {p["name"] for p in entry["people"]} == {"张伟", "李娜"}
+    correction_sms = by_address(app, withdrawal)[("sms", "+8613800000012")]
+    hand_over(app, withdrawal, [correction_sms.id])
+    delivered(app, [correction_sms.id])
+    assert [p["name"] for p in work(app)[0]["people"]] == ["张伟"]
+    assert tap(app, withdrawal, field["张伟"], tap_id="tap-withdrawal") is True
+    counts = status(app, withdrawal)
+    assert (counts["reached_residents"], counts["not_reached_residents"]) == (2, 0)
+    assert work(app) == []
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        people, _ = reports.unreached(conn, row_of(conn, withdrawal))
+    assert people == []
+
+
+def test_a_withdrawal_leaves_the_list_when_the_notice_it_withdrew_would_have_expired(app, field):
+    announcement_id = planned(app, areas=[VILLAGE_A], channels=["sms"])
+    tap(app, announcement_id, field["张伟"])
+    withdrawal = withdraw(app, announcement_id)
+    plan(app, withdrawal)
+    assert [entry["id"] for entry in work(app)] == [withdrawal]
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(update(announcements).where(announcements.c.id == announcement_id)
+                     .values(expires=utcnow() - timedelta(minutes=1)))
+    assert work(app) == []
 
 
 def test_the_grid_report_counts_machine_and_in_person_reach_per_village_and_grid(app, field):
