@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 import requests
 
 from channels.base import Channel, ChannelError, Outgoing, Receipt
+from channels.http import OriginProxies, many_origins_session
 
 TIMESTAMP_HEADER = "X-Tongbao-Timestamp"
 SIGNATURE_HEADER = "X-Tongbao-Signature"
@@ -74,7 +75,8 @@ class SignedPostChannel(Channel):
         super().__init__(settings)
         self.destination: DestinationLookup = self.settings["destination"]
         self.timeout = float(self.settings.get("timeout") or 10)
-        self.session = requests.Session()
+        self.session = many_origins_session()
+        self.proxies_for = OriginProxies()
 
     def body(self, message: Outgoing) -> tuple[bytes, str]:
         """The request body and its content type."""
@@ -92,7 +94,8 @@ class SignedPostChannel(Channel):
                    DELIVERY_HEADER: str(message.delivery_id)}
         try:
             response = self.session.post(destination.url, data=body, headers=headers,
-                                         timeout=self.timeout, allow_redirects=False)
+                                         timeout=self.timeout, allow_redirects=False,
+                                         proxies=self.proxies_for(destination.url))
         except requests.RequestException as error:
             raise ChannelError(f"destination unreachable: {type(error).__name__}",
                                code="http") from None

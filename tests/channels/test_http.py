@@ -1,14 +1,17 @@
 """A provider's HTTP session reads the proxy and CA settings of the environment once, when the
-channel is built, not on every send (``channels.http``)."""
+channel is built (a destination's proxy, the first time its origin is seen), not on every
+send (``channels.http``)."""
 import http.server
 import threading
 
 import pytest
 
 from channels.base import Outgoing
+from channels.broadcast import BroadcastChannel, Destination
 from channels.http import provider_session
 from channels.twilio_sms import TwilioSmsChannel
 from messages.render import Rendered
+from tests.channels.test_broadcast import RENDERED, outgoing
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +33,10 @@ class Recorder(http.server.ThreadingHTTPServer):
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()
 
             def log_message(self, *args):
                 pass
@@ -103,3 +110,22 @@ def test_a_twilio_send_does_not_read_a_proxy_set_after_the_channel_was_built(
 
     assert receipt.provider_id.startswith("SM")
     assert len(twilio.requests) == 1
+
+
+def test_a_destination_is_posted_to_through_its_origins_proxy_read_once(clean_environment, proxy,
+                                                                        provider):
+    clean_environment.setenv("HTTP_PROXY", proxy.url)
+    clean_environment.setenv("NO_PROXY", "127.0.0.1")
+    known = {"1": Destination("http://station.example/ingest", "s" * 32),
+             "2": Destination(provider.url + "/ingest", "s" * 32)}
+    channel = BroadcastChannel({"destination": known.get, "timeout": 2})
+    try:
+        assert channel.send(outgoing(RENDERED, "1")).status == "delivered"
+        assert channel.send(outgoing(RENDERED, "2")).status == "delivered"  # in NO_PROXY
+        clean_environment.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+        assert channel.send(outgoing(RENDERED, "1")).status == "delivered"
+    finally:
+        channel.close()
+
+    assert proxy.targets == ["http://station.example/ingest"] * 2
+    assert provider.targets == ["/ingest"]
