@@ -86,12 +86,16 @@ def _notice_work(conn: Connection, announcement, grid_codes: list[str]) -> dict:
     ids = [person.id for person in people]
     tried = reports.tried_channels(conn, announcement.id, ids)
     taps = grids.visits(conn, announcement.id, ids)
+    withdrawal = announcement.msg_type == "cancel"
+    # the taps at their door for the withdrawn notice: who told them what is now withdrawn
+    withdrawn_taps = grids.visits(conn, announcement.supersedes_id, ids) if withdrawal else {}
     return {"id": announcement.id, "headline": announcement.headline,
-            "severity": announcement.severity, "withdrawal": announcement.msg_type == "cancel",
+            "severity": announcement.severity, "withdrawal": withdrawal,
             "people": [{"id": p.id, "name": p.name, "phone": p.phone,
                         "phone_invalid": p.phone_invalid is not None, "grid": p.grid,
                         "section": p.section, "needs": needs(p, year),
-                        "tried": tried.get(p.id, []), "visits": taps.get(p.id, [])}
+                        "tried": tried.get(p.id, []), "visits": taps.get(p.id, []),
+                        "withdrawn_visits": withdrawn_taps.get(p.id, [])}
                        for p in people]}
 
 

@@ -128,6 +128,7 @@ def test_those_told_a_withdrawn_notice_at_the_door_are_on_the_page_under_its_wit
     assert f'data-announcement="{announcement_id}"' not in html
     assert "已撤销 ·" in html and "此通知已撤销。请告知以下居民该通知不再有效" in html
     assert "张伟" in html and "李娜" not in html  # only the one told at the door
+    assert f"被撤销的通知: 当面告知 · {WORKER}" in html
     result = client.post("/grid/taps", json={"taps": [{**told, "id": "tap-door-2",
                                                         "announcement": withdrawal}]},
                          headers={"X-CSRFToken": csrf_token(client, "/grid")}).get_json()

@@ -225,7 +225,8 @@ def test_those_told_in_person_are_left_for_a_visit_by_the_withdrawal(app, field)
     assert (counts["reached_residents"], counts["not_reached_residents"]) == (0, 2)
     (entry,) = work(app)  # the withdrawn notice is off the list, its withdrawal on it
     assert (entry["id"], entry["withdrawal"]) == (withdrawal, True)
-    assert {p["name"] for p in entry["people"]} == {"张伟", "李娜"}
+    assert {p["name"]: [(v["outcome"], v["worker"]) for v in p["withdrawn_visits"]]
+            for p in entry["people"]} == {"张伟": [("told", "网格员王")], "李娜": []}
     correction_sms = by_address(app, withdrawal)[("sms", "+8613800000012")]
     hand_over(app, withdrawal, [correction_sms.id])
     delivered(app, [correction_sms.id])
