@@ -373,7 +373,7 @@ def retention_pass():
     done = retention.run()
     click.echo(f"finished more than {days} days ago: {done['announcements']} notices, "
                f"{done['deliveries']} deliveries and {done['replies']} SMS replies "
-               "anonymised or deleted")
+               f"anonymised or deleted; {done['outbox']} outbox records older than that deleted")
 
 
 @click.command("serve")

@@ -2,7 +2,8 @@
 after a notice finished, its delivery details are deleted through the ledger
 (``gateway.store.ledger.retention``), with the SMS replies about it, its grid workers' taps
 (``grids.forget_visits``) and who called the hotline for it (``hotline.forget_callers``; the
-calls stay counted). The figures the status and the disclosure report count from personal
+calls stay counted). The outbox's records older than ``RETENTION_DAYS`` go as well
+(``channels.outbox.forget_before``). The figures the status and the disclosure report count from personal
 rows are kept first, so every number reported stays the same. Each notice is one transaction
 and one audit entry.
 
@@ -18,7 +19,8 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import Connection, delete, select
 
-from gateway.delivery import disclosure, queues, reach
+from channels import outbox
+from gateway.delivery import disclosure, providers, queues, reach
 from gateway.store import audit, grids, hotline
 from gateway.store.db import engine, utcnow
 from gateway.store.ledger.retention import anonymise, retained
@@ -47,12 +49,12 @@ def queue_pass_when_due() -> bool:
 def run(now: datetime | None = None) -> dict[str, int]:
     """Anonymise every notice finished more than ``RETENTION_DAYS`` ago; returns what it did."""
     days = current_app.config["RETENTION_DAYS"]
+    done = {"announcements": 0, "deliveries": 0, "replies": 0, "outbox": 0}
     if not days:
-        return {"announcements": 0, "deliveries": 0, "replies": 0}
+        return done
     cutoff = (now or utcnow()) - timedelta(days=days)
     with engine().connect() as conn:
         due = _due(conn, cutoff)
-    done = {"announcements": 0, "deliveries": 0, "replies": 0}
     for announcement_id in due:
         with engine().begin() as conn:
             result = anonymise_one(conn, announcement_id, days)
@@ -67,10 +69,21 @@ def run(now: datetime | None = None) -> dict[str, int]:
             audit.record(conn, ACTOR, "retention", "inbound_messages",
                          {"days": days, "replies": unmatched})
     done["replies"] += unmatched
+    done["outbox"] = _forget_outbox(cutoff, days)
     if any(done.values()):
         log.info("retention: delivery details of %d finished notices deleted (%d deliveries, "
-                 "%d replies)", done["announcements"], done["deliveries"], done["replies"])
+                 "%d replies), %d outbox records", done["announcements"], done["deliveries"],
+                 done["replies"], done["outbox"])
     return done
+
+
+def _forget_outbox(cutoff: datetime, days: int) -> int:
+    """The outbox's records (phones, texts, codes) made before ``cutoff`` go too."""
+    forgotten = outbox.forget_before(providers.outbox_path(current_app), cutoff)
+    if forgotten:
+        with engine().begin() as conn:
+            audit.record(conn, ACTOR, "retention", "outbox", {"days": days, "records": forgotten})
+    return forgotten
 
 
 def _due(conn: Connection, cutoff: datetime) -> list[int]:

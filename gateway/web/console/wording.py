@@ -193,7 +193,7 @@ AUDIT_TARGETS = {
 AUDIT_PLACES = {"console": N_("console"), "areas": N_("areas"), "residents": N_("residents"),
                 "registrations": N_("self-registrations"),
                 "grid_worklist": N_("the grid worker's list"),
-                "inbound_messages": N_("SMS replies")}
+                "inbound_messages": N_("SMS replies"), "outbox": N_("the outbox")}
 
 AUDIT_DETAIL_KEYS = {
     "headline": N_("headline"), "status": N_("kind"), "areas": N_("areas"),
@@ -217,6 +217,7 @@ AUDIT_DETAIL_KEYS = {
     "days": N_("retention days"), "reached": N_("reached"), "replies": N_("SMS replies"),
     "hotline_calls": N_("hotline calls"), "grid_visits": N_("grid visits"),
     "folder": N_("folder"), "schema_from": N_("the backup's schema version"),
+    "records": N_("records"),
 }
 #: Values worded for the reader, by the detail's key.
 AUDIT_DETAIL_VALUES = {"status": {"actual": N_("real alert"), "exercise": N_("exercise"),

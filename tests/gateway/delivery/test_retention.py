@@ -4,12 +4,14 @@ replies — and every number the status API, the progress history and the disclo
 gave stays the same."""
 from __future__ import annotations
 
+import json
+import os
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import insert, select, update
 
-from gateway.delivery import reports, retention
+from gateway.delivery import providers, reports, retention
 from gateway.store.db import utcnow
 from gateway.store import hotline, ledger
 from gateway.store.schema import (announcements, audit_log, deliveries, grid_visits,
@@ -105,8 +107,8 @@ def test_details_go_after_the_retention_days_and_every_figure_stays(app, segment
 
     app.config["RETENTION_DAYS"] = 30
     with app.app_context():
-        assert retention.run() == {"announcements": 1, "deliveries": 15, "replies": 1}
-        assert retention.run() == {"announcements": 0, "deliveries": 0, "replies": 0}
+        assert retention.run() == {"announcements": 1, "deliveries": 15, "replies": 1, "outbox": 0}
+        assert retention.run() == {"announcements": 0, "deliveries": 0, "replies": 0, "outbox": 0}
 
     assert figures(app, api, old) == before
     with app.extensions["engine"].begin() as conn:
@@ -174,5 +176,33 @@ def test_the_command_runs_a_pass_and_says_what_it_deleted(app, segments_county):
     said = app.test_cli_runner().invoke(args=["retention"])
     assert said.exit_code == 0, said.output
     assert said.output.strip().endswith("finished more than 7 days ago: 1 notices, 15 deliveries "
-                                        "and 1 SMS replies anonymised or deleted")
+                                        "and 1 SMS replies anonymised or deleted; 0 outbox "
+                                        "records older than that deleted")
     assert not any(personal_traces(app, old).values())
+
+
+def outbox_line(days_ago: float, address: str) -> str:
+    made = (utcnow() - timedelta(days=days_ago)).isoformat(timespec="milliseconds")
+    return json.dumps({"time": made, "channel": "sms", "delivery_id": 1, "announcement_id": 1,
+                       "address": address, "language": "zh", "text": "【县政府】验证码 123456"},
+                      ensure_ascii=False) + "\n"
+
+
+def test_outbox_records_older_than_the_retention_days_go_and_it_is_audited(app):
+    """With no provider the outbox holds residents' phones, texts and codes: kept no longer."""
+    path = providers.outbox_path(app)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(outbox_line(40, "+8613900000040") + "not a record\n"
+                     + outbox_line(29, "+8613900000029"))
+    app.config["RETENTION_DAYS"] = 30
+    with app.app_context():
+        assert retention.run()["outbox"] == 1
+        assert retention.run()["outbox"] == 0
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    assert lines[0] == "not a record" and "+8613900000029" in lines[1] and len(lines) == 2
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    with app.extensions["engine"].connect() as conn:
+        (entry,) = conn.execute(select(audit_log).where(audit_log.c.target == "outbox")).all()
+    assert (entry.actor, entry.action, json.loads(entry.detail)) == (
+        "retention", "retention", {"days": 30, "records": 1})
