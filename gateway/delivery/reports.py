@@ -24,6 +24,7 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
+import redis
 from flask import Flask, current_app
 from sqlalchemy import (BigInteger, Connection, Integer, and_, case, cast, false, func, or_,
                         select)
@@ -69,6 +70,7 @@ def status(conn: Connection, announcement) -> dict:
     sections = counted_in_background(
         conn, announcement.id, "sections", total_deliveries(counts),
         lambda counting: reach.section_counts(counting, announcement, planned=True))
+    paused = paused_channels(json.loads(announcement.channels))
     return {
         "id": announcement.id,
         "identifier": announcement.identifier,
@@ -93,7 +95,9 @@ def status(conn: Connection, announcement) -> dict:
         # Calls to the notice hotline that heard it (gateway/delivery/hotline.py).
         "hotline_listeners": hotline.listeners(conn, announcement.id),
         "superseded_by": corrections,
-        "paused_channels": paused_channels(json.loads(announcement.channels)),
+        "paused_channels": paused or {},
+        # Redis, the jobs' queue, not answering: nothing goes out until it is back.
+        "queue_reachable": paused is not None,
         "supersedes": announcement.supersedes_id,
     }
 
@@ -187,44 +191,81 @@ def counted_in_background(conn: Connection, announcement_id: int, name: str, del
     every poll: the answer gives the value last counted, kept in Redis, and when it is older
     than ``REFRESH_SECONDS`` (or ``REFRESH_DUTY`` times what counting took) a thread of
     this process counts again (a Redis lock: one at a time per figure; one background count
-    at a time per process), so no answer waits for it. Only the first answer after Redis lost the value counts while the caller waits
-    (and whoever asks meanwhile waits for that count).
+    at a time per process), so no answer waits for it. Only the first answer after Redis
+    lost the value counts while the caller waits (and whoever asks meanwhile waits for that
+    count). While Redis does not answer, the process keeps the figures itself
+    (``_kept_in_process``): the answers go on.
     """
     if deliveries <= COUNTED_INLINE_UP_TO:
         return count(conn)
-    redis = queues.connection()
     key = f"tongbao:counted:{announcement_id}:{name}"
-    kept = redis.get(key) or _first_count(key, count, conn)
-    kept = json.loads(kept)
-    stale = time.time() - kept["at"] > max(REFRESH_SECONDS, REFRESH_DUTY * kept["took"])
-    if stale and redis.set(f"{key}:counting", 1, nx=True, ex=COUNTING_LOCK_SECONDS):
+    try:
+        kept = _kept_in_redis(key, count, conn)
+    except redis.RedisError:
+        return _kept_in_process(key, count, conn)
+    _kept_here().pop(key, None)
+    return kept
+
+
+def _kept_in_redis(key: str, count: Callable[[Connection], object], conn: Connection):
+    kept = json.loads(queues.connection().get(key) or _first_count(key, count, conn))
+    if _stale(kept) and queues.connection().set(f"{key}:counting", 1, nx=True,
+                                                 ex=COUNTING_LOCK_SECONDS):
         threading.Thread(target=_recount, args=(current_app._get_current_object(), key, count),
                          name=f"recount {key}", daemon=True).start()
     return kept["value"]
 
 
+#: While Redis does not answer (restarting), one count at a time in this process.
+_COUNTING_HERE = threading.Lock()
+
+
+def _kept_in_process(key: str, count: Callable[[Connection], object], conn: Connection):
+    """The figure as Redis would keep it, kept by this process: counted here at most once
+    per refresh, while the caller waits."""
+    with _COUNTING_HERE:
+        kept = _kept_here().get(key)
+        if kept is None or _stale(kept):
+            kept = _kept_here()[key] = json.loads(_measured(count, conn))
+        return kept["value"]
+
+
+def _kept_here() -> dict[str, dict]:
+    return current_app.extensions.setdefault("figures_kept_while_redis_is_away", {})
+
+
+def _stale(kept: dict) -> bool:
+    return time.time() - kept["at"] > max(REFRESH_SECONDS, REFRESH_DUTY * kept["took"])
+
+
 def _first_count(key: str, count: Callable[[Connection], object], conn: Connection) -> bytes:
     """Nothing kept yet: one caller counts while it waits; the others asking meanwhile wait
     for its value rather than counting the same rows at the same time."""
-    redis = queues.connection()
+    store = queues.connection()
     lock = f"{key}:counting"
-    while not redis.set(lock, 1, nx=True, ex=COUNTING_LOCK_SECONDS):  # it expires if they died
+    while not store.set(lock, 1, nx=True, ex=COUNTING_LOCK_SECONDS):  # it expires if they died
         time.sleep(FIRST_COUNT_WAIT_SECONDS)
-        kept = redis.get(key)
+        kept = store.get(key)
         if kept is not None:
             return kept
     try:
         # Whoever held the lock before may have kept the value since this caller last looked.
-        return redis.get(key) or _count_and_keep(key, count, conn)
+        return store.get(key) or _count_and_keep(key, count, conn)
     finally:
-        redis.delete(lock)
+        store.delete(lock)
 
 
 def _count_and_keep(key: str, count: Callable[[Connection], object], conn: Connection) -> str:
-    began = time.time()
-    kept = json.dumps({"value": count(conn), "at": time.time(), "took": time.time() - began})
+    kept = _measured(count, conn)
     queues.connection().set(key, kept, ex=COUNTED_KEPT_SECONDS)
     return kept
+
+
+def _measured(count: Callable[[Connection], object], conn: Connection) -> str:
+    """The value counted, when, and how long counting it took (JSON)."""
+    began = time.time()
+    value = count(conn)
+    return json.dumps({"value": value, "at": time.time(), "took": time.time() - began})
 
 
 #: One background count at a time in a process: ten notices' figures falling due together
@@ -256,10 +297,15 @@ def _yield_cpu_to_answers() -> None:
                        os.getpriority(os.PRIO_PROCESS, thread) + RECOUNT_NICENESS)
 
 
-def paused_channels(channels: list[str]) -> dict[str, dict]:
-    """Channels whose provider account is blocked for now, with why and for how long."""
+def paused_channels(channels: list[str]) -> dict[str, dict] | None:
+    """Channels whose provider account is blocked for now, with why and for how long;
+    ``None`` when Redis, where the pauses are kept, does not answer."""
+    try:
+        pauses = queues.channel_pauses(channels)
+    except redis.RedisError:
+        return None
     return {channel: {"seconds_left": seconds, "reason": reason}
-            for channel, (seconds, reason) in queues.channel_pauses(channels).items()}
+            for channel, (seconds, reason) in pauses.items()}
 
 
 class DetailsDeleted(lifecycle.ActionRefused):

@@ -268,6 +268,7 @@ function showProgress(status) {
     rows.append(row);
   }
   showPaused(rows, status.paused_channels || {});
+  document.getElementById("queue-down").hidden = status.queue_reachable !== false;
   document.getElementById("reached").textContent = status.reached_residents;
   document.getElementById("confirmed").textContent = status.confirmed_residents;
   document.getElementById("not-reached").textContent = status.not_reached_residents;

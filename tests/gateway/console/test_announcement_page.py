@@ -6,6 +6,7 @@ import re
 from datetime import timedelta, timezone
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from gateway.delivery import jobs
@@ -111,6 +112,27 @@ def test_approving_sends_and_the_progress_reaches_its_final_counts(app, client):
     failed = {(f["channel"], f["address"]) for f in progress["failures"]}
     assert progress["failures_total"] == len(failed) == \
         sum(by_status["failed"] for by_status in progress["deliveries"].values())
+
+
+def test_while_redis_does_not_answer_the_progress_shows_the_ledgers_figures_and_says_so(
+        app, client, api):
+    """The office looks at the progress exactly when something is wrong: a Redis restart must
+    not turn the page, progress.json or the status API into errors."""
+    announcement_id = released(client)
+    run_jobs(app)
+    before = api("author").get(f"/api/v1/announcements/{announcement_id}").json
+    assert before["queue_reachable"] is True
+    assert '<p id="queue-down" class="paused" hidden>' in page(
+        client.get(f"/announcements/{announcement_id}"))
+    app.extensions["redis"] = redis.Redis.from_url("redis://127.0.0.1:1/0")  # refused
+    status = api("author").get(f"/api/v1/announcements/{announcement_id}")
+    assert status.status_code == 200
+    assert {**status.json, "queue_reachable": True} == before
+    progress = client.get(f"/announcements/{announcement_id}/progress.json")
+    assert progress.status_code == 200 and progress.json["queue_reachable"] is False
+    assert progress.json["reached_residents"] == before["reached_residents"]
+    html = page(client.get(f"/announcements/{announcement_id}"))
+    assert '<p id="queue-down" class="paused">任务队列（Redis）没有响应：恢复之前不会发出任何消息。' in html
 
 
 def test_progress_history_comes_from_the_ledger_so_a_late_page_draws_the_real_curve(app, client):

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from gateway.delivery import queues, reports
 
@@ -110,3 +111,22 @@ def test_a_background_count_runs_at_a_lower_cpu_priority_than_the_answers(app, m
     assert niceness[0] == answering
     assert niceness[1] == min(19, answering + reports.RECOUNT_NICENESS)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == answering
+
+
+def test_while_redis_does_not_answer_the_process_keeps_the_figure_and_answers_go_on(
+        app, counter, monkeypatch):
+    large = reports.COUNTED_INLINE_UP_TO + 1
+    with app.app_context(), app.extensions["engine"].connect() as conn:
+        working = queues.connection()
+        app.extensions["redis"] = redis.Redis.from_url("redis://127.0.0.1:1/0")  # refused
+        assert reports.counted_in_background(conn, 1, "away", large, counter) == 1
+        assert reports.counted_in_background(conn, 1, "away", large, counter) == 1  # kept here
+        monkeypatch.setattr(reports, "REFRESH_SECONDS", 0)
+        monkeypatch.setattr(reports, "REFRESH_DUTY", 0)
+        # stale: counted again here, the caller waiting (no thread, no Redis lock to take)
+        assert reports.counted_in_background(conn, 1, "away", large, counter) == 2
+        monkeypatch.setattr(reports, "REFRESH_SECONDS", 3600)
+        app.extensions["redis"] = working  # back, empty of this figure: Redis keeps it again
+        assert reports.counted_in_background(conn, 1, "away", large, counter) == 3
+        assert reports.counted_in_background(conn, 1, "away", large, counter) == 3
+    assert len(counter.calls) == 3 and kept(app, "away") is not None
