@@ -788,13 +788,23 @@ class Drill:
         self.published_at = time.monotonic()
         return self.announcement_id
 
+    def status(self) -> tuple[int, str]:
+        """The notice's status as the author reads it (``GET /api/v1/announcements/<id>``)."""
+        return self._call("get", f"/api/v1/announcements/{self.announcement_id}", "author")
+
     def _post(self, path: str, user: str, body: dict | None = None) -> tuple[int, str]:
-        """POST to the API as ``user``: through the web process when one runs, else in this one."""
+        return self._call("post", path, user, body)
+
+    def _call(self, method: str, path: str, user: str,
+              body: dict | None = None) -> tuple[int, str]:
+        """Call the API as ``user``: through the web process when one runs, else in this one."""
         headers = {"Authorization": f"Bearer {self.tokens[user]}"}
         if self.web_url is not None:
-            answer = requests.post(self.web_url + path, headers=headers, json=body, timeout=60)
+            answer = requests.request(method, self.web_url + path, headers=headers, json=body,
+                                      timeout=60)
             return answer.status_code, answer.text
-        answer = self.app.test_client().post(path, headers=headers, json=body)
+        answer = self.app.test_client().open(path, method=method.upper(), headers=headers,
+                                             json=body)
         return answer.status_code, answer.get_data(as_text=True)
 
     def since_published(self) -> float:

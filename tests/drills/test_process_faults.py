@@ -14,6 +14,7 @@ allowed.
 """
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -52,9 +53,13 @@ def test_redis_killed_and_restarted_empty(drill):
     run.twilio.wait_total(250, 60)
     run.redis.kill()
     time.sleep(5)
+    answered, body = run.status()  # the office still sees the progress, and why it stalls
+    assert answered == 200 and json.loads(body)["queue_reachable"] is False, body
     run.redis.start()
     recovered(run, settings, recovery=RECOVERY,
               in_flight_bound=settings.workers * settings.batch_size)
+    answered, body = run.status()
+    assert answered == 200 and json.loads(body)["queue_reachable"] is True, body
 
 
 def test_postgresql_refusing_connections(drill):
