@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, text, update
 
 from audiences import areas as area_codes
 from audiences.areas import CsvSource, read_area_csv
@@ -29,6 +29,8 @@ from gateway.store.db import utcnow
 from gateway.store.schema import areas, devices, grids, group_robots, residents
 
 CHUNK = 2000
+#: An import adding this many residents refreshes PostgreSQL's statistics of the table.
+ANALYZE_AFTER_ADDING = 10_000
 
 
 class DeviceError(ValueError):
@@ -150,6 +152,10 @@ def import_residents(conn: Connection, source: CsvSource, actor: str, *, replace
         conn.execute(update(residents).where(residents.c.id.in_(gone[start:start + CHUNK]))
                      .values(retired_at=now))
     result.retired = len(gone)
+    if conn.dialect.name == "postgresql" and result.added >= ANALYZE_AFTER_ADDING:
+        # A table just filled has no statistics until autovacuum's next pass (a minute or
+        # more): the first notice planned after a county's import would sort on guesses.
+        conn.execute(text("ANALYZE residents"))
     audit.record(conn, actor, "import", "residents",
                  {"rows": rows, "added": result.added, "updated": result.updated,
                   "retired": result.retired, "replace_area": replace_area, "encoding": result.encoding})

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
 from audiences.areas import CsvErrors
 from gateway.store import roster
@@ -126,3 +126,28 @@ def test_migration_0010_gives_residents_their_written_language_as_spoken(tmp_pat
                             .order_by(residents.c.name)).all()
     assert [tuple(row) for row in rows] == [("Ann", "en"), ("李", "zh")]
     engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_import_adding_many_residents_leaves_postgresqls_statistics_current(
+        app, county, monkeypatch):
+    monkeypatch.setattr(roster, "ANALYZE_AFTER_ADDING", 3)
+    engine = app.extensions["engine"]
+
+    def imported(count: int, first: int) -> None:
+        lines = "".join(f"居民{n},+86139000{n:05d},{VILLAGE_B}\n" for n in range(first, first + count))
+        with engine.begin() as conn:
+            assert roster.import_residents(conn, f"name,phone,area_code\n{lines}".encode(),
+                                           "admin").added == count
+
+    def statistics() -> tuple[float, int]:
+        with engine.connect() as conn:
+            return (conn.execute(text("SELECT reltuples FROM pg_class "
+                                      "WHERE relname = 'residents'")).scalar_one(),
+                    conn.execute(select(func.count()).select_from(residents)).scalar_one())
+
+    imported(2, first=1)  # fewer than the threshold: the table is left to autovacuum
+    assert statistics()[0] == -1  # never analysed
+    imported(5, first=10)
+    tuples, on_roster = statistics()
+    assert tuples == on_roster
