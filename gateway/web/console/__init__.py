@@ -70,7 +70,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["count_in_words"] = count_in_words
     app.jinja_env.filters["local_time"] = wording.local_time
     for name in ("field_label", "validation_message", "roster_problem", "audit_action",
-                 "audit_target", "audit_detail", "language_name"):
+                 "audit_target", "audit_detail", "language_name", "visit_outcome_labels"):
         app.jinja_env.globals[name] = getattr(wording, name)
     app.jinja_env.globals["AUDIT_ACTIONS"] = wording.AUDIT_ACTIONS
     app.jinja_env.globals["current_language"] = current_language

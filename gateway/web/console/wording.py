@@ -219,15 +219,21 @@ AUDIT_DETAIL_KEYS = {
     "folder": N_("folder"), "schema_from": N_("the backup's schema version"),
     "records": N_("records"),
 }
+#: A grid worker's visit outcomes (``store.grids.OUTCOMES``), as the buttons and the audit say them.
+VISIT_OUTCOMES = {"told": N_("Told in person"), "not_home": N_("Not at home"),
+                  "moved": N_("Moved / wrong data"), "refused": N_("Refused")}
 #: Values worded for the reader, by the detail's key.
 AUDIT_DETAIL_VALUES = {"status": {"actual": N_("real alert"), "exercise": N_("exercise"),
                                   "test": N_("test")},
-                       "outcome": {"told": N_("Told in person"), "not_home": N_("Not at home"),
-                                   "moved": N_("Moved / wrong data"), "refused": N_("Refused")}}
+                       "outcome": VISIT_OUTCOMES}
 AUDIT_DETAIL_TEXTS = {
     "withdrawn before sending": N_("withdrawn before sending"),
     "sms (by SMS reply)": N_("SMS (by SMS reply)"),
 }
+
+
+def visit_outcome_labels() -> dict[str, str]:
+    return {outcome: _(label) for outcome, label in VISIT_OUTCOMES.items()}
 
 
 def audit_action(action: str) -> str:

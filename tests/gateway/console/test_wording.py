@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store import grids
 from gateway.web.console import wording
 from tests.gateway.conftest import VILLAGE_A
 from tests.gateway.console.conftest import login, page
@@ -69,6 +70,7 @@ def test_an_audit_detail_that_is_not_json_or_known_stays_as_written(app):
         assert wording.audit_detail('{"rows": 3, "area": null, "via": "api"}') == "行数: 3；途径: api"
         assert (wording.audit_detail('{"outcome": "not_home", "note": "赶集"}')
                 == "结果: 不在家；备注: 赶集")
+    assert tuple(wording.VISIT_OUTCOMES) == grids.OUTCOMES  # the buttons' words are the audit's
 
 
 def recorded_in_code() -> tuple[set[str], set[str]]:
